@@ -1,0 +1,148 @@
+"""The pyDatalog engine, one private state per request.
+
+pyDatalog keeps its database per thread and `Logic(parent)` is not a snapshot (facts leak
+into the parent): so every evaluation builds a fresh logic in its own thread, compiles the
+rules from the AST, asserts that patient's facts, asks, and throws the state away. A
+query that raises leaves debris in pyDatalog's state; the session is then marked broken
+and the next one starts clean. Nothing here sees rule or patient text as code.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from pyDatalog import pyEngine, pyParser
+from pyDatalog.Logic import Logic
+
+from kb.language.compile import compile_rules, constant, ordered_body, query_literal
+from kb.language.syntax import Const, Literal, Program, Var
+
+__all__ = ["Engine", "EngineError", "Fact", "Session"]
+
+# Clinical values are Decimal and never float; this only guards against a float slipping in
+# (pyDatalog would round it to 8 significant digits). Process-global, set once.
+pyEngine.Float_Precision = None
+
+FactValue = Decimal | str | int
+Fact = tuple[str, tuple[FactValue, ...]]
+_local = threading.local()
+
+
+class EngineError(RuntimeError):
+    """pyDatalog failed on a query; the rule set, not the user's data, needs fixing."""
+
+
+class Session:
+    """One request's view of the engine: ask questions about the facts it was opened with."""
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    def ask(self, predicate: str, args: Sequence[FactValue | None]) -> list[tuple[FactValue, ...]]:
+        """Solutions of `predicate(args)`, where None stands for an unknown argument."""
+        terms = [pyParser.Term(f"V{i}") if a is None else constant(a) for i, a in enumerate(args)]
+        literal = pyParser.Literal.make(predicate, terms)
+        result = self._run(literal)
+        if result is True:
+            return [tuple(a for a in args if a is not None)]
+        # pyDatalog answers with every argument of the literal, constants included
+        return sorted({tuple(row) for row in result or []}, key=_sort_key)
+
+    def solve(self, body: Sequence[Literal], bindings: Mapping[str, FactValue]) -> list[dict[str, FactValue]]:
+        """All ways to satisfy a rule body given some variables' values (for traces)."""
+        grounded = [_substitute(lit, bindings) for lit in body]
+        free = sorted({v.name for lit in grounded for v in _vars(lit) if not v.anonymous})
+        if not grounded:
+            return [dict(bindings)]
+        query = None
+        for lit in ordered_body(grounded):
+            q = query_literal(lit)
+            query = q if query is None else query & q
+        helper = pyParser.Literal.make("_kb_solve", [pyParser.Term(n) for n in free])
+        pyParser.Thread_storage.variables = set()
+        helper <= query  # noqa: B015 - a temporary clause, so that the answer has named columns
+        try:
+            result = self._run(helper)
+        finally:
+            - (helper <= query)  # noqa: B015
+        if result is True or (free == [] and result):
+            return [dict(bindings)]
+        out = []
+        for row in sorted(set(result or []), key=_sort_key):
+            found = dict(bindings)
+            found.update(zip(free, row, strict=True))
+            out.append(found)
+        return out
+
+    def _run(self, literal: Any) -> Any:
+        if self.broken:
+            raise EngineError("this engine session failed earlier; open a new one")
+        try:
+            return literal.lua.ask()
+        except Exception as exc:  # pyDatalog raises bare Exceptions and DatalogErrors alike
+            self.broken = True
+            raise EngineError(f"pyDatalog failed: {exc}") from exc
+
+
+def _sort_key(row: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(f"{type(v).__name__}:{v:>20}" if isinstance(v, Decimal | int) else str(v) for v in row)
+
+
+def _vars(lit: Literal) -> Iterator[Var]:
+    from kb.language.checks import variables_of
+    from kb.language.syntax import Atom, Negation
+
+    if isinstance(lit, Atom):
+        for a in lit.args:
+            yield from variables_of(a)
+    elif isinstance(lit, Negation):
+        for a in lit.atom.args:
+            yield from variables_of(a)
+    else:
+        yield from variables_of(lit.left)
+        yield from variables_of(lit.right)
+
+
+def _substitute(lit: Literal, bindings: Mapping[str, FactValue]) -> Literal:
+    from kb.language.syntax import Atom, BinOp, Comparison, Negation, Term
+
+    def term(t: Term) -> Term:
+        if isinstance(t, Var) and not t.anonymous and t.name in bindings:
+            value = bindings[t.name]
+            return Const(Decimal(value) if isinstance(value, int) else value, t.pos)
+        if isinstance(t, BinOp):
+            return BinOp(t.op, term(t.left), term(t.right), t.pos)
+        return t
+
+    if isinstance(lit, Atom):
+        return Atom(lit.predicate, tuple(term(a) for a in lit.args), lit.pos)
+    if isinstance(lit, Negation):
+        return Negation(Atom(lit.atom.predicate, tuple(term(a) for a in lit.atom.args), lit.atom.pos), lit.pos)
+    assert isinstance(lit, Comparison)
+    return Comparison(lit.op, term(lit.left), term(lit.right), lit.pos)
+
+
+class Engine:
+    """Holds the checked rule program; opens isolated sessions over patient facts."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+
+    @contextmanager
+    def session(self, facts: Iterable[Fact]) -> Iterator[Session]:
+        if getattr(_local, "busy", False):
+            raise EngineError("an engine session is already open in this thread")
+        _local.busy = True
+        try:
+            Logic()  # a fresh, empty logic for this thread: nothing from an earlier request
+            compile_rules(self.program.rules)
+            for name, args in facts:
+                pyEngine.assert_(pyEngine.Clause(pyEngine.Literal(name, [pyEngine.Term_of(a) for a in args]), []))
+            yield Session()
+        finally:
+            Logic()  # drop this request's facts at once
+            _local.busy = False
