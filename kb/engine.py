@@ -10,15 +10,16 @@ and the next one starts clean. Nothing here sees rule or patient text as code.
 from __future__ import annotations
 
 import threading
+from itertools import count
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from pyDatalog import pyEngine, pyParser
+from pyDatalog import pyEngine
 from pyDatalog.Logic import Logic
 
-from kb.language.compile import compile_rules, constant, ordered_body, query_literal
+from kb.language.compile import compile_rules, constant, engine_literal, ordered_body, variable
 from kb.language.syntax import Const, Literal, Program, Var
 
 __all__ = ["Engine", "EngineError", "Fact", "Session"]
@@ -30,6 +31,7 @@ pyEngine.Float_Precision = None
 FactValue = Decimal | str | int
 Fact = tuple[str, tuple[FactValue, ...]]
 _local = threading.local()
+_queries = count(1)
 
 
 class EngineError(RuntimeError):
@@ -44,9 +46,8 @@ class Session:
 
     def ask(self, predicate: str, args: Sequence[FactValue | None]) -> list[tuple[FactValue, ...]]:
         """Solutions of `predicate(args)`, where None stands for an unknown argument."""
-        terms = [pyParser.Term(f"V{i}") if a is None else constant(a) for i, a in enumerate(args)]
-        literal = pyParser.Literal.make(predicate, terms)
-        result = self._run(literal)
+        terms = [variable(f"V{i}") if a is None else constant(a) for i, a in enumerate(args)]
+        result = self._run(pyEngine.Literal(predicate, terms))
         if result is True:
             return [tuple(a for a in args if a is not None)]
         # pyDatalog answers with every argument of the literal, constants included
@@ -55,21 +56,20 @@ class Session:
     def solve(self, body: Sequence[Literal], bindings: Mapping[str, FactValue]) -> list[dict[str, FactValue]]:
         """All ways to satisfy a rule body given some variables' values (for traces)."""
         grounded = [_substitute(lit, bindings) for lit in body]
-        free = sorted({v.name for lit in grounded for v in _vars(lit) if not v.anonymous})
         if not grounded:
             return [dict(bindings)]
-        query = None
-        for lit in ordered_body(grounded):
-            q = query_literal(lit)
-            query = q if query is None else query & q
-        helper = pyParser.Literal.make("_kb_solve", [pyParser.Term(n) for n in free])
-        pyParser.Thread_storage.variables = set()
-        helper <= query  # noqa: B015 - a temporary clause, so that the answer has named columns
+        free = sorted({v.name for lit in grounded for v in _vars(lit) if not v.anonymous})
+        counter = [0]
+        literals = [engine_literal(lit, counter) for lit in ordered_body(grounded)]
+        # a temporary clause, so that the answer has one column per free variable
+        head = pyEngine.Literal(f"_pyD_query_kb{next(_queries)}", [variable(n) for n in free])
+        clause = pyEngine.Clause(head, literals)
+        pyEngine.assert_(clause)
         try:
-            result = self._run(helper)
+            result = self._run(head)
         finally:
-            - (helper <= query)  # noqa: B015
-        if result is True or (free == [] and result):
+            pyEngine.retract(clause)
+        if result is True or (not free and result):
             return [dict(bindings)]
         out = []
         for row in sorted(set(result or []), key=_sort_key):
@@ -82,7 +82,7 @@ class Session:
         if self.broken:
             raise EngineError("this engine session failed earlier; open a new one")
         try:
-            return literal.lua.ask()
+            return literal.ask()
         except Exception as exc:  # pyDatalog raises bare Exceptions and DatalogErrors alike
             self.broken = True
             raise EngineError(f"pyDatalog failed: {exc}") from exc

@@ -1,45 +1,45 @@
-"""Compile the rule AST into pyDatalog clauses of the current thread's logic.
+"""Compile the rule AST into clauses of the current thread's pyDatalog logic.
 
-The clauses are built from pyDatalog's own term objects; no text is handed to `load()`
-(which would `exec` it). The body is reordered so that pyDatalog sees every binding before
-the comparison or negation that needs it (its evaluation is left to right).
+Clauses are built directly from pyDatalog's engine objects (`pyEngine.Literal`, `Var`,
+`Operation`, `Clause`); no text is handed to `load()`, which would `exec` it, and the slow
+operator-overloading layer of pyDatalog is skipped. The body is reordered so that the
+engine sees every binding before the comparison or negation that needs it (it evaluates
+left to right).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from itertools import count
 from typing import Any
 
-from pyDatalog import pyParser
+from pyDatalog import pyEngine
 
 from kb.language.checks import variables_of
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Rule, Term, Var
 
-__all__ = ["compile_rules", "constant", "ordered_body", "query_literal", "to_expression"]
+__all__ = ["compile_rules", "constant", "engine_literal", "ordered_body", "variable"]
 
 _OPERATORS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 def constant(value: Decimal | str | int) -> Any:
-    """A pyDatalog constant; forced, so that an upper-case string is never read as a variable."""
-    return pyParser.Term(value, forced_type="constant")
+    return pyEngine.Term_of(value)
 
 
-def to_expression(term: Term, names: dict[int, str] | None = None) -> Any:
+def variable(name: str) -> Any:
+    return pyEngine.Var(name)
+
+
+def _term(term: Term, anonymous: list[int]) -> Any:
     if isinstance(term, Const):
         return constant(term.value)
     if isinstance(term, Var):
-        name = term.name
         if term.anonymous:
-            name = (names or {}).get(id(term), f"_Anon{next(_anonymous)}")
-        return pyParser.Term(name)
-    left, right = to_expression(term.left, names), to_expression(term.right, names)
-    return pyParser.Operation(left, term.op, right)
-
-
-_anonymous = count(1)
+            anonymous[0] += 1
+            return variable(f"_Anon{anonymous[0]}")
+        return variable(term.name)
+    return pyEngine.Operation(_term(term.left, anonymous), term.op, _term(term.right, anonymous))
 
 
 def ordered_body(body: Sequence[Literal], bound: Iterable[str] = ()) -> list[Literal]:
@@ -68,29 +68,23 @@ def ordered_body(body: Sequence[Literal], bound: Iterable[str] = ()) -> list[Lit
     return ordered
 
 
-def query_literal(lit: Literal) -> Any:
-    """One body literal as a pyDatalog Query or comparison."""
+def engine_literal(lit: Literal | Atom, anonymous: list[int] | None = None) -> Any:
+    """One literal as a pyDatalog engine literal (negation is the `~` predicate)."""
+    counter = anonymous if anonymous is not None else [0]
     if isinstance(lit, Atom):
-        return pyParser.Literal.make(lit.predicate, [to_expression(a) for a in lit.args])
+        return pyEngine.Literal(lit.predicate, [_term(a, counter) for a in lit.args])
     if isinstance(lit, Negation):
-        return pyParser.Literal.make("~" + lit.atom.predicate, [to_expression(a) for a in lit.atom.args])
-    return pyParser.Literal.make_for_comparison(
-        to_expression(lit.left), _OPERATORS[lit.op], to_expression(lit.right)
-    )
+        return pyEngine.Literal("~" + lit.atom.predicate, [_term(a, counter) for a in lit.atom.args])
+    return pyEngine.Literal(_OPERATORS[lit.op], [_term(lit.left, counter), _term(lit.right, counter)])
 
 
 def compile_rules(rules: Iterable[Rule]) -> int:
     """Add every rule to the current thread's pyDatalog logic; returns how many."""
     n = 0
     for rule in rules:
-        head = pyParser.Literal.make(rule.head.predicate, [to_expression(a) for a in rule.head.args])
-        if rule.is_fact:
-            +head  # noqa: B018 - pyDatalog asserts a fact with unary plus
-        else:
-            body = [query_literal(lit) for lit in ordered_body(rule.body)]
-            conjunction = body[0]
-            for lit in body[1:]:
-                conjunction = conjunction & lit
-            head <= conjunction  # noqa: B015 - pyDatalog adds a clause with <=
+        counter = [0]
+        head = engine_literal(rule.head, counter)
+        body = [engine_literal(lit, counter) for lit in ordered_body(rule.body)]
+        pyEngine.assert_(pyEngine.Clause(head, body))
         n += 1
     return n

@@ -1,0 +1,261 @@
+"""Three-valued evaluation of every criterion for one patient, and the verdict.
+
+Each criterion's status is a pyDatalog answer: the truth values its deciding predicate
+derives (yes / no / na; none at all means unknown). For an unknown criterion, the rules
+behind it are walked (skipping sub-conditions the engine already decided) to name the data
+to collect and why it is missing. Criteria combine by Kleene's logic into cohort verdicts,
+and the patient's verdict is the best over their cohorts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.criteria import Criterion
+from kb.engine import EngineError, Session
+from kb.factbase import FactBase, Gap, ReferenceDates, build_facts
+from kb.knowledge import KnowledgeBase, load_knowledge
+from kb.language.syntax import Atom, Const, Negation
+from kb.patients import Patient
+from kb.trace import Explainer, Node, message_from
+
+__all__ = [
+    "Assessment",
+    "CohortVerdict",
+    "CriterionResult",
+    "assess",
+    "kleene_and",
+]
+
+STATUSES = ("pass", "fail", "unknown", "not_applicable", "manual")
+VERDICT_ORDER = {"eligible": 2, "needs_data": 1, "ineligible": 0}
+SCOPE_NOTE = ("general criteria only: the disease-specific blocks of the six cohorts are not encoded yet, "
+              "so an 'eligible' verdict covers the general criteria")
+MANUAL_MESSAGE = "text missing from the record: verify by hand"
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    criterion: Criterion
+    status: str
+    reason: str | None  # for unknown: missing | stale | not_attested | history_not_reviewed | unknown_term
+    message: str
+    missing: tuple[Gap, ...] = ()
+    trace: Node | None = None
+
+    @property
+    def id(self) -> str:
+        return self.criterion.id
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.criterion.kind, "cohort": self.criterion.cohort,
+                "status": self.status, "reason": self.reason, "message": self.message,
+                "missing": [g.item for g in self.missing]}
+
+
+@dataclass(frozen=True)
+class CohortVerdict:
+    cohort: str
+    verdict: str
+    blocking: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cohort": self.cohort, "verdict": self.verdict, "blocking": list(self.blocking),
+                "unknown": list(self.unknown)}
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The answer to "is this patient eligible?", with everything needed to show why."""
+
+    patient_id: str
+    verdict: str
+    cohorts: tuple[CohortVerdict, ...]
+    criteria: tuple[CriterionResult, ...]
+    reference: ReferenceDates
+    assumptions: dict[str, int | str]
+    stamp: dict[str, str]
+    scope: str = SCOPE_NOTE
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def eligible_via(self) -> list[str]:
+        return [c.cohort for c in self.cohorts if c.verdict == "eligible"]
+
+    @property
+    def blocking(self) -> list[CriterionResult]:
+        return [r for r in self.criteria if r.status == "fail"]
+
+    @property
+    def unknown(self) -> list[CriterionResult]:
+        return [r for r in self.criteria if r.status == "unknown"]
+
+    @property
+    def manual_checks(self) -> list[CriterionResult]:
+        return [r for r in self.criteria if r.status == "manual"]
+
+    @property
+    def to_collect(self) -> list[Gap]:
+        """Every data item an unknown criterion waits for, once each."""
+        seen: dict[str, Gap] = {}
+        for result in self.unknown:
+            for gap in result.missing:
+                seen.setdefault(gap.item, gap)
+        return list(seen.values())
+
+    def result(self, criterion_id: str) -> CriterionResult:
+        for r in self.criteria:
+            if r.id.upper() == criterion_id.upper():
+                return r
+        raise KeyError(criterion_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient_id,
+            "verdict": self.verdict,
+            "cohorts": [c.as_dict() for c in self.cohorts],
+            "eligible_via": self.eligible_via,
+            "scope": self.scope,
+            "reference_dates": self.reference.as_dict(),
+            "reference_date_notes": list(self.reference.notes),
+            "assumptions": self.assumptions,
+            "stamp": self.stamp,
+            "manual_checks": [f"{r.id}: {MANUAL_MESSAGE}" for r in self.manual_checks],
+            "to_collect": [{"item": g.item, "reason": g.reason, "detail": g.detail} for g in self.to_collect],
+            "criteria": [r.as_dict() for r in self.criteria],
+        }
+
+
+def kleene_and(values: list[bool | None]) -> bool | None:
+    if any(v is False for v in values):
+        return False
+    if any(v is None for v in values):
+        return None
+    return True
+
+
+def _truth(status: str) -> bool | None:
+    return {"fail": False, "unknown": None}.get(status, True)
+
+
+def _verdict(value: bool | None) -> str:
+    return {True: "eligible", False: "ineligible", None: "needs_data"}[value]
+
+
+def assess(patient: Patient, kb: KnowledgeBase | None = None, assumptions: AssumptionSet | None = None,
+           as_of: date | None = None, explain: str = "decisive", today: date | None = None) -> Assessment:
+    """Evaluate every criterion for `patient`.
+
+    `explain`: "decisive" builds proof trees for the blocking and unknown criteria (what an
+    answer shows), "all" for every criterion, "none" for none (messages still come from
+    short proofs).
+    """
+    kb = kb or load_knowledge()
+    assumptions = assumptions or resolve_assumptions()
+    base = build_facts(patient, kb, assumptions, as_of, today)
+    results: list[CriterionResult] = []
+    with kb.engine.session(base.facts) as session:
+        explainer = Explainer(session, kb, base)
+        for crit in kb.criteria:
+            results.append(_evaluate(crit, session, explainer, base, kb, explain))
+        cohorts = sorted({row[1] for row in session.ask("in_cohort", [patient.id, None])}, key=str)
+    verdicts = []
+    for cohort in cohorts:
+        relevant = [r for r in results if r.criterion.cohort in ("general", cohort)]
+        verdicts.append(CohortVerdict(
+            str(cohort), _verdict(kleene_and([_truth(r.status) for r in relevant])),
+            tuple(r.id for r in relevant if r.status == "fail"),
+            tuple(r.id for r in relevant if r.status == "unknown")))
+    if verdicts:
+        verdict = max((v.verdict for v in verdicts), key=VERDICT_ORDER.__getitem__)
+    else:  # no cohort: the COHORT criterion fails or is unknown, and decides with the rest
+        verdict = _verdict(kleene_and([_truth(r.status) for r in results if r.criterion.cohort == "general"]))
+    return Assessment(patient.id, verdict, tuple(verdicts), tuple(results), base.reference,
+                      assumptions.in_force(), _stamp(kb, assumptions, base))
+
+
+def _evaluate(crit: Criterion, session: Session, explainer: Explainer, base: FactBase, kb: KnowledgeBase,
+              explain: str) -> CriterionResult:
+    if crit.predicate is None:
+        return CriterionResult(crit, "manual", None, MANUAL_MESSAGE)
+    truths = {row[1] for row in session.ask(crit.predicate, [base.patient_id, None])}
+    if len(truths) > 1:
+        raise EngineError(f"{crit.id}: the rules derive {sorted(truths)} for {crit.predicate}; "
+                          "a criterion's rules must be mutually exclusive")
+    if not truths:
+        gaps = _gaps(crit.predicate, session, base, kb)
+        node = Node("criterion", f"{crit.id} unknown: {crit.text}",
+                    {"protocol": crit.record_text or crit.text, "provenance": crit.provenance},
+                    [Node("gap", f"{g.item}: {g.reason} ({g.detail})") for g in gaps])
+        if not gaps:
+            node.children.append(Node("note", "no rule decided it and no data gap was found"))
+        message = "unknown: " + ("; ".join(g.detail for g in gaps) if gaps else "no rule decides it")
+        reason = gaps[0].reason if gaps else "missing"
+        return CriterionResult(crit, "unknown", reason, message, tuple(gaps), node if explain != "none" else None)
+    truth = truths.pop()
+    if truth == "na":
+        status = "not_applicable"
+    elif crit.kind == "inclusion":
+        status = "pass" if truth == "yes" else "fail"
+    else:
+        status = "fail" if truth == "yes" else "pass"
+    proof = explainer.prove(crit.predicate, (base.patient_id, truth))
+    message = message_from(proof) if proof else ""
+    if status == "not_applicable":
+        message = f"not applicable: {message}"
+    node = None
+    if explain == "all" or (explain == "decisive" and status == "fail"):
+        node = Node("criterion", f"{crit.id} {status}: {crit.text}",
+                    {"protocol": crit.record_text or crit.text, "provenance": crit.provenance,
+                     "predicate": f"{crit.predicate}(P, {truth})"}, [proof] if proof else [])
+    return CriterionResult(crit, status, None, message, (), node)
+
+
+def _gaps(predicate: str, session: Session, base: FactBase, kb: KnowledgeBase) -> list[Gap]:
+    """The data whose absence leaves `predicate` undecided, from the rules behind it."""
+    found: dict[str, Gap] = {}
+    seen: set[str] = set()
+    decls = kb.program.declarations
+
+    def walk(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for rule in kb.program.rules_for(name):
+            for lit in rule.body:
+                atom = lit if isinstance(lit, Atom) else lit.atom if isinstance(lit, Negation) else None
+                if atom is None:
+                    continue
+                decl = decls[atom.predicate]
+                if decl.role != "rule":
+                    key_arg = atom.args[1] if len(atom.args) > 1 else None
+                    key = str(key_arg.value) if isinstance(key_arg, Const) else None
+                    for gap in base.gaps_for(atom.predicate, key):
+                        found.setdefault(gap.item, gap)
+                elif [t for _, t in decl.params] == ["patient", "truth"] and \
+                        session.ask(atom.predicate, [base.patient_id, None]):
+                    continue  # that sub-condition is decided: its data are not what is missing
+                else:
+                    walk(atom.predicate)
+
+    walk(predicate)
+    return list(found.values())
+
+
+def _stamp(kb: KnowledgeBase, assumptions: AssumptionSet, base: FactBase) -> dict[str, str]:
+    def digest(value: object) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    return {
+        "rules": kb.rules_hash,
+        "assumptions": digest(assumptions.in_force()),
+        "facts": digest(sorted(repr(f) for f in base.facts)),
+        "as_of": base.reference.enrolment.isoformat(),
+    }
+

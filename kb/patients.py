@@ -1,0 +1,400 @@
+"""Load a patient data set (the CSV file set of DESIGN.md) into typed, normalised records.
+
+A malformed row is rejected with file, row and column and the reason; the rest of that
+patient, and every other patient, still loads, and `Dataset.problems` lists every rejection.
+Values are read as text and kept exact (Decimal), units are normalised to each item's
+canonical unit, and no patient data is ever written to a log.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from kb.errors import KbError, Problem, UnknownPatientError
+from kb.units import UnitError, convert, exact
+from kb.vocabulary import Vocabulary, load_vocabulary
+
+__all__ = [
+    "DEMO_DATASET",
+    "Attestation",
+    "Dataset",
+    "Event",
+    "Observation",
+    "Patient",
+    "Source",
+    "load_dataset",
+]
+
+DEMO_DATASET = Path(__file__).parent / "facts" / "demo"
+
+PATIENT_COLUMNS = ("patient_id", "sex", "birth_date", "weight_kg", "height_cm",
+                   "screening_date", "enrolment_date", "apheresis_date")
+OBSERVATION_COLUMNS = ("patient_id", "item", "value", "unit", "date", "uln", "lln", "loinc", "source")
+EVENT_COLUMNS = ("patient_id", "kind", "name", "code", "start_date", "end_date", "dose", "dose_unit",
+                 "frequency", "note")
+ATTESTATION_COLUMNS = ("patient_id", "item", "value", "date", "by")
+#: Columns without which no row of the file can be read.
+ESSENTIAL = {
+    "patients.csv": ("patient_id",),
+    "observations.csv": ("patient_id", "value", "date"),
+    "events.csv": ("patient_id", "kind", "start_date"),
+    "attestations.csv": ("patient_id", "item", "value"),
+}
+#: Event kinds whose names must be found in the agent vocabulary to be understood.
+AGENT_KINDS = frozenset({"medication", "vaccination", "transfusion", "cell_therapy"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a fact came from: shown in every trace that uses it."""
+
+    file: str
+    row: int
+
+    def __str__(self) -> str:
+        return f"{self.file} row {self.row}"
+
+
+@dataclass(frozen=True)
+class Observation:
+    item: str
+    value: Decimal | str  # Decimal in the item's canonical unit, or a qualitative value
+    date: date
+    uln: Decimal | None
+    lln: Decimal | None
+    original: str  # value and unit as written in the file
+    source: Source
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    name: str  # as written
+    agent: str | None  # the vocabulary agent it names, if recognised
+    code: str
+    start: date
+    end: date | None  # None: ongoing (or a single day for point events)
+    source: Source
+
+    @property
+    def recognised(self) -> bool:
+        return self.kind not in AGENT_KINDS or self.agent is not None
+
+
+@dataclass(frozen=True)
+class Attestation:
+    item: str
+    value: str
+    date: date | None
+    by: str
+    source: Source
+
+
+@dataclass
+class Patient:
+    id: str
+    sex: str | None = None
+    birth_date: date | None = None
+    weight_kg: Decimal | None = None
+    height_cm: Decimal | None = None
+    screening_date: date | None = None
+    enrolment_date: date | None = None
+    apheresis_date: date | None = None
+    source: Source | None = None
+    observations: list[Observation] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    attestations: list[Attestation] = field(default_factory=list)
+
+
+@dataclass
+class Dataset:
+    name: str
+    path: str
+    patients: dict[str, Patient]
+    problems: list[Problem]
+    stories: dict[str, str] = field(default_factory=dict)
+
+    def patient(self, patient_id: str) -> Patient:
+        """The patient with this id, or an error that suggests the nearest ids."""
+        found = self.patients.get(patient_id.strip())
+        if found is not None:
+            return found
+        raise UnknownPatientError(f"no patient {patient_id}{_suggestion(patient_id, list(self.patients))}")
+
+
+def _suggestion(wanted: str, ids: list[str]) -> str:
+    digits = re.sub(r"\D", "", wanted)
+    if digits:
+        same = [i for i in ids if re.sub(r"\D", "", i).lstrip("0") == digits.lstrip("0")]
+        if len(same) == 1:
+            return f"; did you mean {same[0]}?"
+    close = difflib.get_close_matches(wanted.strip().upper(), ids, n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
+
+
+class _Reader:
+    """Reads one CSV file, collecting problems instead of raising."""
+
+    def __init__(self, folder: Path, name: str, columns: tuple[str, ...], problems: list[Problem]):
+        self.name, self.path, self.columns, self.problems = name, folder / name, columns, problems
+        self.missing: set[str] = set()
+
+    def problem(self, row: int | None, column: str | None, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.name, row, column, message, hint))
+
+    def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        if not self.path.exists():
+            return
+        try:
+            with self.path.open(encoding="utf-8-sig", newline="") as fh:
+                reader = csv.DictReader(fh)
+                header = [h.strip() for h in (reader.fieldnames or [])]
+                reader.fieldnames = header
+                self.missing = {c for c in self.columns if c not in header}
+                for column in sorted(self.missing, key=self.columns.index):
+                    essential = column in ESSENTIAL.get(self.name, ())
+                    self.problem(1, column, f"missing column '{column}'",
+                                 "no row can be read without it" if essential else "read as empty")
+                if any(c in self.missing for c in ESSENTIAL.get(self.name, ())):
+                    return
+                for number, raw in enumerate(reader, start=2):
+                    row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+                    if not any(row.values()):
+                        continue
+                    yield number, {c: row.get(c, "") for c in (*self.columns, *row)}
+        except UnicodeDecodeError:
+            self.problem(None, None, "the file is not UTF-8 text", "save it as CSV UTF-8")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a date (use YYYY-MM-DD)") from None
+
+
+def _number(text: str) -> Decimal:
+    try:
+        value = Decimal(text.replace(",", "."))
+    except InvalidOperation:
+        raise ValueError(f"'{text}' is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"'{text}' is not a number")
+    return value
+
+
+def load_dataset(folder: Path | str = DEMO_DATASET, vocabulary: Vocabulary | None = None,
+                 today: date | None = None) -> Dataset:
+    """Load the file set in `folder`. Raises only if there is no patients.csv at all."""
+    folder = Path(folder)
+    vocab = vocabulary or load_vocabulary()
+    if not (folder / "patients.csv").exists():
+        raise KbError(f"{folder}: no patients.csv here (a data set is a folder with patients.csv, "
+                      "observations.csv, events.csv and attestations.csv)")
+    problems: list[Problem] = []
+    patients = _load_patients(_Reader(folder, "patients.csv", PATIENT_COLUMNS, problems), vocab,
+                              today or date.today())
+    _load_observations(_Reader(folder, "observations.csv", OBSERVATION_COLUMNS, problems), patients, vocab)
+    _load_events(_Reader(folder, "events.csv", EVENT_COLUMNS, problems), patients, vocab)
+    _load_attestations(_Reader(folder, "attestations.csv", ATTESTATION_COLUMNS, problems), patients, vocab)
+    stories = {}
+    if (folder / "stories.csv").exists():
+        with (folder / "stories.csv").open(encoding="utf-8", newline="") as fh:
+            stories = {r["patient_id"]: r["story"] for r in csv.DictReader(fh) if r.get("patient_id")}
+    return Dataset(folder.name, str(folder), patients, problems, stories)
+
+
+def _field(reader: _Reader, number: int, row: dict[str, str], column: str,
+           parse: Callable[[str], object]) -> object:
+    """Parse one optional field; a bad value is reported and read as empty."""
+    text = row.get(column, "")
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        reader.problem(number, column, str(exc), "the field is read as empty")
+        return None
+
+
+def _load_patients(reader: _Reader, vocab: Vocabulary, today: date) -> dict[str, Patient]:
+    patients: dict[str, Patient] = {}
+    for number, row in reader.rows():
+        pid = row["patient_id"]
+        if not pid:
+            reader.problem(number, "patient_id", "empty patient_id", "the row is rejected")
+            continue
+        if pid in patients:
+            first = patients[pid].source
+            reader.problem(number, "patient_id", f"duplicate patient row for {pid}",
+                           f"the first, {first}, is kept" if first else "")
+            continue
+        patient = Patient(pid, source=Source(reader.name, number))
+
+        def sex(text: str) -> str:
+            code = vocab.sex_codes.get(text.casefold())
+            if code is None:
+                raise ValueError(f"'{text}' is not a sex code (use female or male)")
+            return code
+
+        def birth(text: str) -> date:
+            born = _date(text)
+            age = (today - born).days / 365.25
+            if born > today or age > 120:
+                raise ValueError(f"impossible birth date {text} (age {int(age)})")
+            return born
+
+        def bounded(low: int, high: int, what: str) -> Callable[[str], Decimal]:
+            def parse(text: str) -> Decimal:
+                value = _number(text)
+                if not low <= value <= high:
+                    raise ValueError(f"impossible {what} {text} (expected {low}-{high})")
+                return exact(value)
+            return parse
+
+        patient.sex = _field(reader, number, row, "sex", sex)  # type: ignore[assignment]
+        patient.birth_date = _field(reader, number, row, "birth_date", birth)  # type: ignore[assignment]
+        patient.weight_kg = _field(reader, number, row, "weight_kg", bounded(1, 400, "weight"))  # type: ignore[assignment]
+        patient.height_cm = _field(reader, number, row, "height_cm", bounded(30, 260, "height"))  # type: ignore[assignment]
+        for column in ("screening_date", "enrolment_date", "apheresis_date"):
+            setattr(patient, column, _field(reader, number, row, column, _date))
+        patients[pid] = patient
+    return patients
+
+
+def _owner(reader: _Reader, number: int, row: dict[str, str], patients: dict[str, Patient]) -> Patient | None:
+    pid = row["patient_id"]
+    patient = patients.get(pid)
+    if patient is None:
+        hint = _suggestion(pid, list(patients)).lstrip("; ") or "add the patient to patients.csv"
+        reader.problem(number, "patient_id", f"no patient '{pid}' in patients.csv", hint)
+    return patient
+
+
+def _load_observations(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
+    for number, row in reader.rows():
+        patient = _owner(reader, number, row, patients)
+        if patient is None:
+            continue
+        name = row["item"] or vocab.loinc_to_item.get(row["loinc"], "")
+        if not name:
+            column = "loinc" if row["loinc"] else "item"
+            what = f"LOINC code {row['loinc']} is not mapped to an item" if row["loinc"] else "empty item"
+            reader.problem(number, column, what, "give the item name")
+            continue
+        item = vocab.items.get(name)
+        if item is None:
+            close = difflib.get_close_matches(name, list(vocab.items), n=1)
+            reader.problem(number, "item", f"unknown item '{name}'",
+                           f"did you mean '{close[0]}'?" if close else "see kb/facts/vocabulary/items.csv")
+            continue
+        try:
+            when = _date(row["date"]) if row["date"] else None
+        except ValueError as exc:
+            reader.problem(number, "date", str(exc), "the row is rejected")
+            continue
+        if when is None:
+            reader.problem(number, "date", "empty date", "a result without a date cannot be placed in a window")
+            continue
+        raw = row["value"]
+        original = f"{raw} {row['unit']}".strip()
+        if item.quantitative:
+            try:
+                value: Decimal | str = convert(_number(raw), row["unit"], item, vocab)
+            except ValueError as exc:
+                column = "unit" if isinstance(exc, UnitError) else "value"
+                reader.problem(number, column, f"{item.name}: {exc}", "the row is rejected")
+                continue
+            assert isinstance(value, Decimal)
+            if (item.minimum is not None and value < item.minimum) or \
+                    (item.maximum is not None and value > item.maximum):
+                reader.problem(number, "value", f"impossible value {original} for {item.name}",
+                               f"expected {item.minimum}-{item.maximum} {item.display_unit}".rstrip())
+                continue
+        else:
+            value = raw.casefold().replace(" ", "_")
+            if value not in item.allowed_values:
+                reader.problem(number, "value", f"'{raw}' is not an allowed value for {item.name}",
+                               f"use one of {', '.join(item.allowed_values)}")
+                continue
+        limits: list[Decimal | None] = []
+        for column in ("uln", "lln"):
+            text = row.get(column, "")
+            try:
+                limits.append(convert(_number(text), row["unit"], item, vocab) if text else None)
+            except ValueError as exc:
+                reader.problem(number, column, f"{item.name} {column}: {exc}", "read as empty")
+                limits.append(None)
+        patient.observations.append(
+            Observation(item.name, value, when, limits[0], limits[1], original, Source(reader.name, number))
+        )
+
+
+def _load_events(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
+    for number, row in reader.rows():
+        patient = _owner(reader, number, row, patients)
+        if patient is None:
+            continue
+        kind = row["kind"]
+        if kind not in vocab.event_kinds:
+            close = difflib.get_close_matches(kind, list(vocab.event_kinds), n=1)
+            reader.problem(number, "kind", f"unknown event kind '{kind}'",
+                           f"did you mean '{close[0]}'?" if close else ", ".join(vocab.event_kinds))
+            continue
+        if not row["name"] and not row["code"]:
+            reader.problem(number, "name", "neither name nor code given", "the row is rejected")
+            continue
+        dates: dict[str, date | None] = {}
+        for column in ("start_date", "end_date"):
+            try:
+                dates[column] = _date(row[column]) if row[column] else None
+            except ValueError as exc:
+                reader.problem(number, column, str(exc), "the row is rejected")
+                break
+        if len(dates) < 2:
+            continue
+        start, end = dates["start_date"], dates["end_date"]
+        if start is None:
+            reader.problem(number, "start_date", "empty start_date", "the row is rejected")
+            continue
+        if end is not None and end < start:
+            reader.problem(number, "end_date", f"end_date {end} is before start_date {start}", "the row is rejected")
+            continue
+        agent = vocab.agent(row["name"]) if kind in AGENT_KINDS and row["name"] else None
+        patient.events.append(Event(kind, row["name"], agent.name if agent else None, row["code"], start, end,
+                                    Source(reader.name, number)))
+
+
+def _load_attestations(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
+    for number, row in reader.rows():
+        patient = _owner(reader, number, row, patients)
+        if patient is None:
+            continue
+        spec = vocab.attestation_items.get(row["item"])
+        if spec is None:
+            close = difflib.get_close_matches(row["item"], list(vocab.attestation_items), n=1)
+            reader.problem(number, "item", f"unknown attestation item '{row['item']}'",
+                           f"did you mean '{close[0]}'?" if close else "see attestation_items.csv")
+            continue
+        value = row["value"].casefold()
+        if value not in spec.values:
+            reader.problem(number, "value", f"'{row['value']}' is not an allowed value for {spec.name}",
+                           f"use one of {', '.join(spec.values)}")
+            continue
+        try:
+            when = _date(row["date"]) if row["date"] else None
+        except ValueError as exc:
+            reader.problem(number, "date", str(exc), "the row is rejected")
+            continue
+        if when is None and spec.name.startswith("reviewed:"):
+            reader.problem(number, "date", "a reviewed-history declaration needs its date",
+                           "a review covers records up to its date")
+            continue
+        patient.attestations.append(Attestation(spec.name, value, when, row.get("by", ""), Source(reader.name, number)))

@@ -1,0 +1,335 @@
+"""Proof trees: why a criterion has its status, down to the facts and their sources.
+
+The tree is rebuilt from the rule AST with the engine as the oracle: for the deciding atom,
+the first rule whose body pyDatalog can satisfy is shown with its variable bindings; its
+positive literals are proved in turn, facts are leaves with their file and row (or their
+derivation), comparisons show actual against required, and each `not` lists the records it
+examined and why each fell outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import count
+from typing import Any
+
+from kb.engine import FactValue, Session
+from kb.factbase import FactBase, from_day
+from kb.knowledge import KnowledgeBase
+from kb.language.checks import variables_of
+from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Rule, Term, Var
+
+__all__ = ["Explainer", "Node"]
+
+_SYMBOLS = {">=": "≥", "<=": "≤", "!=": "≠", "=": "=", "<": "<", ">": ">"}
+#: Reference facts that add nothing to a one-line message.
+_QUIET = frozenset({"ref_day", "agent_class", "patient", "assumption"})
+_MAX_DEPTH = 12
+
+
+@dataclass
+class Node:
+    """One step of a proof tree."""
+
+    kind: str  # criterion | rule | fact | derived | comparison | assignment | absence | record | gap | note
+    label: str
+    detail: dict[str, str] = field(default_factory=dict)
+    children: list[Node] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "label": self.label}
+        if self.detail:
+            out["detail"] = dict(self.detail)
+        if self.children:
+            out["children"] = [c.as_dict() for c in self.children]
+        return out
+
+    def walk(self) -> list[Node]:
+        return [self, *(n for c in self.children for n in c.walk())]
+
+
+class Explainer:
+    def __init__(self, session: Session, kb: KnowledgeBase, base: FactBase) -> None:
+        self.session, self.kb, self.base = session, kb, base
+        self.decls = kb.program.declarations
+
+    # ---- proofs -------------------------------------------------------------------------
+    def prove(self, predicate: str, args: tuple[FactValue, ...], depth: int = 0) -> Node | None:
+        """A proof of the ground atom `predicate(args)`, or None if it does not hold."""
+        decl = self.decls.get(predicate)
+        if decl is not None and decl.role != "rule":
+            return self._fact_node(predicate, args)
+        if depth > _MAX_DEPTH:
+            return Node("note", f"{predicate}{self._show_args(args)} (proof depth limit reached)")
+        for rule in self.kb.program.rules_for(predicate):
+            named = _name_anonymous(rule)
+            bindings = _unify(named.head, args)
+            if bindings is None:
+                continue
+            solutions = self.session.solve(named.body, bindings)
+            if solutions:
+                return self._rule_node(named, rule, solutions[0], depth)
+        return None
+
+    def _rule_node(self, named: Rule, original: Rule, env: dict[str, FactValue], depth: int) -> Node:
+        types = self._var_types(named)
+        shown = {k: self._show(v, types.get(k)) for k, v in env.items() if not k.startswith("_")}
+        node = Node("rule", original.text, {"rule": original.text, "at": str(original.pos),
+                                             "bindings": ", ".join(f"{k} = {v}" for k, v in sorted(shown.items()))})
+        for lit in named.body:
+            if isinstance(lit, Atom):
+                ground = tuple(_value(a, env) for a in lit.args)
+                child = self.prove(lit.predicate, ground, depth + 1)
+                node.children.append(child or Node("note", f"{lit.predicate}{self._show_args(ground)}"))
+            elif isinstance(lit, Negation):
+                node.children.append(self.absence(lit.atom, env, depth + 1))
+            else:
+                node.children.append(self._comparison_node(lit, env, types))
+        return node
+
+    def _fact_node(self, predicate: str, args: tuple[FactValue, ...]) -> Node:
+        provenance = self.base.provenance.get((predicate, args))
+        if provenance is None:
+            return Node("fact", f"{predicate}{self._show_args(args)}", {"relation": predicate})
+        detail = {"relation": predicate}
+        if provenance.source:
+            detail["source"] = str(provenance.source)
+        if provenance.origin:
+            detail["source"] = provenance.origin
+        node = Node("derived" if provenance.derivation else "fact", provenance.description, detail)
+        if provenance.derivation:
+            d = provenance.derivation
+            node.detail["formula"] = d.formula
+            node.children = [Node("fact", f"{k} = {v}") for k, v in d.inputs]
+        return node
+
+    def _comparison_node(self, lit: Comparison, env: dict[str, FactValue], types: dict[str, str]) -> Node:
+        left, right = _evaluate(lit.left, env), _evaluate(lit.right, env)
+        kind = "assignment" if lit.op == "=" and isinstance(lit.left, Var) and not isinstance(lit.right, Const) \
+            and isinstance(lit.right, BinOp) else "comparison"
+        typ = _term_type(lit.left, types) or _term_type(lit.right, types)
+        shown_left, shown_right = self._show(left, typ), self._show(right, typ)
+        expr = f"{_format(lit.left)} {_SYMBOLS[lit.op]} {_format(lit.right)}"
+        label = f"{shown_left} {_SYMBOLS[lit.op]} {shown_right}"
+        constant = "yes" if isinstance(lit.right, Const) else "no"
+        return Node(kind, label, {"expression": expr, "actual": shown_left,
+                                  "required": f"{_SYMBOLS[lit.op]} {shown_right}", "constant": constant})
+
+    # ---- negation -----------------------------------------------------------------------
+    def absence(self, atom: Atom, env: dict[str, FactValue], depth: int) -> Node:
+        """Why `not atom` holds: the records examined and the literal each one failed."""
+        ground = tuple(_evaluate(a, env) for a in atom.args)  # None: any value
+        node = Node("absence", f"no {_humanise(atom.predicate)}", {"checked": f"{atom.predicate}{self._show_args(ground)}"})
+        decl = self.decls.get(atom.predicate)
+        if decl is not None and decl.role != "rule":
+            node.detail["why"] = "no such fact"
+            return node
+        if depth > _MAX_DEPTH:
+            return node
+        for rule in self.kb.program.rules_for(atom.predicate):
+            named = _name_anonymous(rule)
+            bindings = _unify(named.head, ground)
+            if bindings is None:
+                continue
+            node.children.extend(self._examine(named, bindings, depth))
+        if not node.children:
+            node.detail["why"] = "no record to examine"
+        return node
+
+    def _examine(self, rule: Rule, bindings: dict[str, FactValue], depth: int) -> list[Node]:
+        """Each candidate of the rule's first positive literal, and where it fell short."""
+        body = list(rule.body)
+        first = next((i for i, lit in enumerate(body) if isinstance(lit, Atom)), None)
+        if first is None:
+            return []
+        types = self._var_types(rule)
+        records = []
+        for candidate in self.session.solve(body[: first + 1], bindings)[:20]:
+            atom = body[first]
+            assert isinstance(atom, Atom)
+            ground = tuple(_value(a, candidate) for a in atom.args)
+            described = self._describe(atom.predicate, ground)
+            failed = self._first_failure(body, candidate, first + 1)
+            if failed is None:
+                why = "matches (criterion not undecided by it)"
+            elif isinstance(failed, Atom):
+                sub = tuple(_value(a, candidate) if _ground(a, candidate) else None for a in failed.args)
+                why = f"{_humanise(failed.predicate)}{self._show_args(sub)} does not hold"
+            elif isinstance(failed, Negation):
+                why = f"{_humanise(failed.atom.predicate)} holds"
+            else:
+                left, right = _evaluate(failed.left, candidate), _evaluate(failed.right, candidate)
+                typ = _term_type(failed.left, types) or _term_type(failed.right, types)
+                why = (f"{self._show(left, typ)} is not {_SYMBOLS[failed.op]} {self._show(right, typ)}"
+                       if left is not None and right is not None else f"{_format(failed.left)} unbound")
+            records.append(Node("record", f"{described}: {why}"))
+        if not records and depth <= _MAX_DEPTH:
+            atom = body[first]
+            assert isinstance(atom, Atom)
+            decl = self.decls.get(atom.predicate)
+            if decl is not None and decl.role == "rule":
+                return [self.absence(atom, bindings, depth + 1)]
+        return records
+
+    def _first_failure(self, body: list[Literal], env: dict[str, FactValue], start: int) -> Literal | None:
+        for i in range(start, len(body) + 1):
+            if not self.session.solve(body[:i], env):
+                return body[i - 1]
+        return None
+
+    # ---- display ------------------------------------------------------------------------
+    def _describe(self, predicate: str, args: tuple[FactValue, ...]) -> str:
+        provenance = self.base.provenance.get((predicate, args))
+        return provenance.description if provenance else f"{predicate}{self._show_args(args)}"
+
+    def _var_types(self, rule: Rule) -> dict[str, str]:
+        types: dict[str, str] = {}
+        atoms = [rule.head, *(lit if isinstance(lit, Atom) else lit.atom for lit in rule.body
+                              if isinstance(lit, Atom | Negation))]
+        for atom in atoms:
+            decl = self.decls.get(atom.predicate)
+            if decl is None:
+                continue
+            for arg, (_, typ) in zip(atom.args, decl.params, strict=False):
+                if isinstance(arg, Var):
+                    types.setdefault(arg.name, typ)
+        for lit in rule.body:
+            if isinstance(lit, Comparison) and lit.op == "=" and isinstance(lit.left, Var):
+                inner = _term_type(lit.right, types)
+                if inner:
+                    types.setdefault(lit.left.name, inner)
+        return types
+
+    def _show(self, value: FactValue | None, typ: str | None) -> str:
+        if value is None:
+            return "?"
+        if typ == "day" and isinstance(value, int | Decimal):
+            return from_day(int(value)).isoformat()
+        if isinstance(value, Decimal):
+            return _decimal(value)
+        return str(value)
+
+    def _show_args(self, args: tuple[FactValue | None, ...]) -> str:
+        return "(" + ", ".join("_" if a is None else self._show(a, None) for a in args) + ")"
+
+
+def _decimal(value: Decimal) -> str:
+    if value == value.to_integral_value():
+        return str(value.quantize(Decimal(1)))
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return text
+
+
+def _humanise(predicate: str) -> str:
+    words = predicate.split("_")
+    if words and words[0] == "any":
+        words = words[1:]
+    return " ".join(words)
+
+
+_fresh = count(1)
+
+
+def _name_anonymous(rule: Rule) -> Rule:
+    """The rule with each `_` renamed, so that solutions bind every argument of a literal."""
+    counter = count(1)
+
+    def term(t: Term) -> Term:
+        if isinstance(t, Var) and t.anonymous:
+            return Var(f"_A{next(counter)}", t.pos)
+        if isinstance(t, BinOp):
+            return BinOp(t.op, term(t.left), term(t.right), t.pos)
+        return t
+
+    def lit(item: Literal) -> Literal:
+        if isinstance(item, Atom):
+            return Atom(item.predicate, tuple(term(a) for a in item.args), item.pos)
+        if isinstance(item, Negation):
+            return item
+        return Comparison(item.op, term(item.left), term(item.right), item.pos)
+
+    head = Atom(rule.head.predicate, tuple(term(a) for a in rule.head.args), rule.head.pos)
+    return Rule(head, tuple(lit(b) for b in rule.body), rule.pos, rule.text)
+
+
+def _unify(head: Atom, args: tuple[FactValue | None, ...]) -> dict[str, FactValue] | None:
+    env: dict[str, FactValue] = {}
+    for term, value in zip(head.args, args, strict=True):
+        if value is None:
+            continue
+        if isinstance(term, Const):
+            if term.value != value:
+                return None
+        elif isinstance(term, Var):
+            if term.name in env and env[term.name] != value:
+                return None
+            env[term.name] = value
+    return env
+
+
+def _ground(term: Term, env: dict[str, FactValue]) -> bool:
+    return all(v.name in env for v in variables_of(term))
+
+
+def _value(term: Term, env: dict[str, FactValue]) -> FactValue:
+    value = _evaluate(term, env)
+    assert value is not None, f"unbound {term}"
+    return value
+
+
+def _evaluate(term: Term, env: dict[str, FactValue]) -> FactValue | None:
+    if isinstance(term, Const):
+        return term.value
+    if isinstance(term, Var):
+        return env.get(term.name)
+    left, right = _evaluate(term.left, env), _evaluate(term.right, env)
+    if not isinstance(left, int | Decimal) or not isinstance(right, int | Decimal):
+        return None
+    a, b = Decimal(left), Decimal(right)
+    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else None}.get(term.op)
+
+
+def _term_type(term: Term, types: dict[str, str]) -> str | None:
+    for var in variables_of(term):
+        if var.name in types:
+            return types[var.name]
+    return None
+
+
+def _format(term: Term) -> str:
+    if isinstance(term, Var):
+        return term.name
+    if isinstance(term, Const):
+        return _decimal(term.value) if isinstance(term.value, Decimal) else str(term.value)
+    return f"{_format(term.left)} {'−' if term.op == '-' else term.op} {_format(term.right)}"
+
+
+def message_from(node: Node) -> str:
+    """A one-line summary of a proof: the facts used, with the bound each was held to."""
+    phrases: list[str] = []
+    _collect(node, phrases)
+    return "; ".join(dict.fromkeys(p for p in phrases if p))
+
+
+def _collect(node: Node, phrases: list[str]) -> None:
+    if node.kind == "rule":
+        last_fact: int | None = None
+        for child in node.children:
+            if child.kind in ("fact", "derived"):
+                if child.detail.get("relation") in _QUIET:
+                    continue
+                phrases.append(child.label)
+                last_fact = len(phrases) - 1
+            elif child.kind == "comparison":
+                expression = child.detail.get("expression", "")
+                if last_fact is not None and child.detail.get("constant") == "yes":
+                    phrases[last_fact] += f" {child.detail['required']} required"
+                else:
+                    phrases.append(f"{expression} ({child.label})")
+            elif child.kind == "absence":
+                phrases.append(child.label)
+            elif child.kind == "rule":
+                _collect(child, phrases)
+    elif node.kind in ("fact", "derived"):
+        phrases.append(node.label)

@@ -1,0 +1,181 @@
+"""Reference vocabularies shipped as data in `kb/facts/vocabulary/`.
+
+Items (with canonical unit, kind and allowed values), event kinds and the history category
+each belongs to, attestation items (including `reviewed:<category>`), sex codes, agents
+(drugs, vaccines, cell products, blood products) with their classes and names in use at the
+trial site, and the diagnosis codes that define the cohorts.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = [
+    "Agent",
+    "AttestationItem",
+    "DiagnosisCode",
+    "Item",
+    "Vocabulary",
+    "load_vocabulary",
+]
+
+VOCABULARY_DIR = Path(__file__).parent / "facts" / "vocabulary"
+
+
+@dataclass(frozen=True)
+class Item:
+    """An observation item: a lab, vital sign, score or imaging measure."""
+
+    name: str
+    label: str
+    kind: str  # quantitative | qualitative
+    unit: str  # canonical UCUM unit ("" for qualitative)
+    display_unit: str
+    allowed_values: tuple[str, ...]
+    minimum: Decimal | None
+    maximum: Decimal | None
+    loinc: tuple[str, ...]
+    molar_factor: Decimal | None  # µmol/L per mg/dL, for mass <-> molar conversion
+
+    @property
+    def quantitative(self) -> bool:
+        return self.kind == "quantitative"
+
+
+@dataclass(frozen=True)
+class AttestationItem:
+    name: str
+    values: tuple[str, ...]
+    label: str
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    classes: tuple[str, ...]
+    synonyms: tuple[str, ...]
+    half_life_hours: Decimal | None
+
+
+@dataclass(frozen=True)
+class DiagnosisCode:
+    system: str
+    code: str
+    cohort: str  # "" when the code is explicitly not a cohort (e.g. drug-induced lupus)
+    label: str
+
+
+def _read(name: str) -> list[dict[str, str]]:
+    with (VOCABULARY_DIR / name).open(encoding="utf-8", newline="") as fh:
+        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split("|") if part.strip())
+
+
+def normalise_code(code: str) -> str:
+    return code.strip().upper().replace(".", "")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    items: dict[str, Item]
+    loinc_to_item: dict[str, str]
+    event_kinds: dict[str, str]  # kind -> history category
+    attestation_items: dict[str, AttestationItem]
+    sex_codes: dict[str, str]
+    agents: dict[str, Agent]
+    agent_names: dict[str, str]  # casefolded name or synonym -> agent
+    diagnosis_codes: tuple[DiagnosisCode, ...]
+    unit_aliases: dict[str, str]
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.event_kinds.values())))
+
+    @property
+    def agent_classes(self) -> frozenset[str]:
+        return frozenset(c for a in self.agents.values() for c in a.classes)
+
+    def agent(self, name: str) -> Agent | None:
+        """The agent a name refers to, matched case-insensitively on name, brand or Chinese name."""
+        key = self.agent_names.get(" ".join(name.split()).casefold())
+        return self.agents[key] if key else None
+
+    def cohort_of(self, system: str, code: str) -> str | None:
+        """Cohort of a diagnosis code: the longest matching code of that system decides.
+
+        Matching is on codes per code system, never on names, so M34.1 (CREST) is not
+        systemic sclerosis although M34 is.
+        """
+        wanted = normalise_code(code)
+        best: DiagnosisCode | None = None
+        for entry in self.diagnosis_codes:
+            if entry.system != system:
+                continue
+            prefix = normalise_code(entry.code)
+            if wanted.startswith(prefix) and (best is None or len(prefix) > len(normalise_code(best.code))):
+                best = entry
+        return best.cohort or None if best else None
+
+    def known_constants(self) -> dict[str, frozenset[str]]:
+        """Constants the rule checker accepts for each vocabulary-typed argument."""
+        return {
+            "item": frozenset(self.items),
+            "event_kind": frozenset(self.event_kinds),
+            "category": frozenset(self.categories),
+            "attestation": frozenset(self.attestation_items),
+            "agent_class": self.agent_classes,
+        }
+
+
+def _decimal(text: str) -> Decimal | None:
+    return Decimal(text) if text else None
+
+
+@lru_cache(maxsize=1)
+def load_vocabulary() -> Vocabulary:
+    items = {}
+    loinc: dict[str, str] = {}
+    for row in _read("items.csv"):
+        item = Item(
+            name=row["item"], label=row["label"], kind=row["kind"], unit=row["unit"],
+            display_unit=row["display_unit"], allowed_values=_split(row["allowed_values"]),
+            minimum=_decimal(row["min"]), maximum=_decimal(row["max"]), loinc=_split(row["loinc"]),
+            molar_factor=_decimal(row["molar_factor"]),
+        )
+        items[item.name] = item
+        for code in item.loinc:
+            loinc[code] = item.name
+    event_kinds = {row["kind"]: row["category"] for row in _read("event_kinds.csv")}
+    attestations = {
+        row["item"]: AttestationItem(row["item"], _split(row["values"]), row["label"])
+        for row in _read("attestation_items.csv")
+    }
+    for category in sorted(set(event_kinds.values())):
+        name = f"reviewed:{category}"
+        attestations[name] = AttestationItem(name, ("yes",), f"History of {category} reviewed and complete")
+    agents: dict[str, Agent] = {}
+    names: dict[str, str] = {}
+    for row in _read("agents.csv"):
+        agent = Agent(row["name"], _split(row["classes"]), _split(row["synonyms"]), _decimal(row["half_life_hours"]))
+        agents[agent.name] = agent
+        for alias in (agent.name, agent.name.replace("_", " "), *agent.synonyms):
+            key = " ".join(alias.split()).casefold()
+            if names.get(key, agent.name) != agent.name:
+                raise ValueError(f"agents.csv: the name {alias!r} is given to {names[key]} and {agent.name}")
+            names[key] = agent.name
+    codes = tuple(
+        DiagnosisCode(row["system"], row["code"], row["cohort"], row["label"]) for row in _read("diagnosis_codes.csv")
+    )
+    return Vocabulary(
+        items=items, loinc_to_item=loinc, event_kinds=event_kinds, attestation_items=attestations,
+        sex_codes={row["code"].casefold(): row["sex"] for row in _read("sex_codes.csv")},
+        agents=agents, agent_names=names, diagnosis_codes=codes,
+        unit_aliases={row["alias"]: row["ucum"] for row in _read("unit_aliases.csv")},
+    )
