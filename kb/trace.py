@@ -61,7 +61,7 @@ class Explainer:
         if decl is not None and decl.role != "rule":
             return self._fact_node(predicate, args)
         if depth > _MAX_DEPTH:
-            return Node("note", f"{predicate}{self._show_args(args)} (proof depth limit reached)")
+            return Node("note", f"{predicate}{self._show_args(args, predicate)} (proof depth limit reached)")
         for rule in self.kb.program.rules_for(predicate):
             named = _name_anonymous(rule)
             bindings = _unify(named.head, args)
@@ -81,7 +81,7 @@ class Explainer:
             if isinstance(lit, Atom):
                 ground = tuple(_value(a, env) for a in lit.args)
                 child = self.prove(lit.predicate, ground, depth + 1)
-                node.children.append(child or Node("note", f"{lit.predicate}{self._show_args(ground)}"))
+                node.children.append(child or Node("note", f"{lit.predicate}{self._show_args(ground, lit.predicate)}"))
             elif isinstance(lit, Negation):
                 node.children.append(self.absence(lit.atom, env, depth + 1))
             else:
@@ -91,7 +91,7 @@ class Explainer:
     def _fact_node(self, predicate: str, args: tuple[FactValue, ...]) -> Node:
         provenance = self.base.provenance.get((predicate, args))
         if provenance is None:
-            return Node("fact", f"{predicate}{self._show_args(args)}", {"relation": predicate})
+            return Node("fact", f"{predicate}{self._show_args(args, predicate)}", {"relation": predicate})
         detail = {"relation": predicate}
         if provenance.source:
             detail["source"] = str(provenance.source)
@@ -120,7 +120,8 @@ class Explainer:
     def absence(self, atom: Atom, env: dict[str, FactValue], depth: int) -> Node:
         """Why `not atom` holds: the records examined and the literal each one failed."""
         ground = tuple(_evaluate(a, env) for a in atom.args)  # None: any value
-        node = Node("absence", f"no {_humanise(atom.predicate)}", {"checked": f"{atom.predicate}{self._show_args(ground)}"})
+        node = Node("absence", f"no {_humanise(atom.predicate)}",
+                    {"checked": f"{atom.predicate}{self._show_args(ground, atom.predicate)}"})
         decl = self.decls.get(atom.predicate)
         if decl is not None and decl.role != "rule":
             node.detail["why"] = "no such fact"
@@ -138,50 +139,73 @@ class Explainer:
         return node
 
     def _examine(self, rule: Rule, bindings: dict[str, FactValue], depth: int) -> list[Node]:
-        """Each candidate of the rule's first positive literal, and where it fell short."""
+        """Each record the rule could have used, and the literal where it fell short.
+
+        The records are those of the rule's first patient-data atom (an event, a result):
+        reference dates and vocabulary facts are joined in but are not what was examined.
+        """
         body = list(rule.body)
-        first = next((i for i, lit in enumerate(body) if isinstance(lit, Atom)), None)
-        if first is None:
+        atoms = [i for i, lit in enumerate(body) if isinstance(lit, Atom)]
+        if not atoms:
             return []
+        inputs = [i for i in atoms if self._is_record(body[i])]
+        first = inputs[0] if inputs else atoms[0]
+        prefix = [body[i] for i in atoms if i <= first]
+        rest = [lit for i, lit in enumerate(body) if i not in atoms or i > first]
         types = self._var_types(rule)
-        records = []
-        for candidate in self.session.solve(body[: first + 1], bindings)[:20]:
+        records: dict[str, Node] = {}
+        for candidate in self.session.solve(prefix, bindings)[:40]:
             atom = body[first]
             assert isinstance(atom, Atom)
             ground = tuple(_value(a, candidate) for a in atom.args)
             described = self._describe(atom.predicate, ground)
-            failed = self._first_failure(body, candidate, first + 1)
-            if failed is None:
-                why = "matches (criterion not undecided by it)"
-            elif isinstance(failed, Atom):
-                sub = tuple(_value(a, candidate) if _ground(a, candidate) else None for a in failed.args)
-                why = f"{_humanise(failed.predicate)}{self._show_args(sub)} does not hold"
-            elif isinstance(failed, Negation):
-                why = f"{_humanise(failed.atom.predicate)} holds"
-            else:
-                left, right = _evaluate(failed.left, candidate), _evaluate(failed.right, candidate)
-                typ = _term_type(failed.left, types) or _term_type(failed.right, types)
-                why = (f"{self._show(left, typ)} is not {_SYMBOLS[failed.op]} {self._show(right, typ)}"
-                       if left is not None and right is not None else f"{_format(failed.left)} unbound")
-            records.append(Node("record", f"{described}: {why}"))
-        if not records and depth <= _MAX_DEPTH:
-            atom = body[first]
-            assert isinstance(atom, Atom)
-            decl = self.decls.get(atom.predicate)
-            if decl is not None and decl.role == "rule":
-                return [self.absence(atom, bindings, depth + 1)]
-        return records
+            if described in records:
+                continue
+            failed = self._first_failure(prefix, rest, candidate)
+            records[described] = Node("record", f"{described}: {self._why(failed, candidate, types)}")
+        if records or depth > _MAX_DEPTH:
+            return list(records.values())
+        atom = body[first]
+        assert isinstance(atom, Atom)
+        decl = self.decls.get(atom.predicate)
+        if decl is not None and decl.role == "rule":
+            return self.absence(atom, bindings, depth + 1).children
+        return []
 
-    def _first_failure(self, body: list[Literal], env: dict[str, FactValue], start: int) -> Literal | None:
-        for i in range(start, len(body) + 1):
-            if not self.session.solve(body[:i], env):
-                return body[i - 1]
+    def _is_record(self, lit: Literal) -> bool:
+        decl = self.decls.get(lit.predicate) if isinstance(lit, Atom) else None
+        return decl is not None and decl.role == "input" and lit.predicate not in _QUIET  # type: ignore[union-attr]
+
+    def _why(self, failed: Literal | None, env: dict[str, FactValue], types: dict[str, str]) -> str:
+        if failed is None:
+            return "matches"
+        if isinstance(failed, Atom):
+            args = tuple(_value(a, env) if _ground(a, env) else None for a in failed.args)
+            if failed.predicate == "event" and args[1] is not None:
+                return f"no {args[1]} recorded"
+            if failed.predicate == "agent_class" and args[0] is not None and args[1] is not None:
+                return f"{args[0]} is not a {str(args[1]).replace('_', ' ')}"
+            return f"{_humanise(failed.predicate)}{self._show_args(args, failed.predicate)} does not hold"
+        if isinstance(failed, Negation):
+            return f"{_humanise(failed.atom.predicate)} holds"
+        left, right = _evaluate(failed.left, env), _evaluate(failed.right, env)
+        typ = _term_type(failed.left, types) or _term_type(failed.right, types)
+        if left is None or right is None:
+            return f"{_format(failed.left)} is not known"
+        return (f"{self._show(left, typ)} is not {_SYMBOLS[failed.op]} {self._show(right, typ)} "
+                f"({_format(failed.left)} {_SYMBOLS[failed.op]} {_format(failed.right)})")
+
+    def _first_failure(self, prefix: list[Literal], rest: list[Literal],
+                       env: dict[str, FactValue]) -> Literal | None:
+        for i in range(1, len(rest) + 1):
+            if not self.session.solve([*prefix, *rest[:i]], env):
+                return rest[i - 1]
         return None
 
     # ---- display ------------------------------------------------------------------------
     def _describe(self, predicate: str, args: tuple[FactValue, ...]) -> str:
         provenance = self.base.provenance.get((predicate, args))
-        return provenance.description if provenance else f"{predicate}{self._show_args(args)}"
+        return provenance.description if provenance else f"{predicate}{self._show_args(args, predicate)}"
 
     def _var_types(self, rule: Rule) -> dict[str, str]:
         types: dict[str, str] = {}
@@ -210,8 +234,10 @@ class Explainer:
             return _decimal(value)
         return str(value)
 
-    def _show_args(self, args: tuple[FactValue | None, ...]) -> str:
-        return "(" + ", ".join("_" if a is None else self._show(a, None) for a in args) + ")"
+    def _show_args(self, args: tuple[FactValue | None, ...], predicate: str | None = None) -> str:
+        decl = self.decls.get(predicate) if predicate else None
+        types = [t for _, t in decl.params] if decl and decl.arity == len(args) else [None] * len(args)
+        return "(" + ", ".join("_" if a is None else self._show(a, t) for a, t in zip(args, types, strict=True)) + ")"
 
 
 def _decimal(value: Decimal) -> str:
@@ -315,21 +341,30 @@ def message_from(node: Node) -> str:
 def _collect(node: Node, phrases: list[str]) -> None:
     if node.kind == "rule":
         last_fact: int | None = None
+        bounds: list[str] = []
+
+        def close() -> None:
+            if last_fact is not None and bounds:
+                phrases[last_fact] += " " + " and ".join(bounds) + " required"
+            bounds.clear()
+
         for child in node.children:
             if child.kind in ("fact", "derived"):
                 if child.detail.get("relation") in _QUIET:
                     continue
+                close()
                 phrases.append(child.label)
                 last_fact = len(phrases) - 1
             elif child.kind == "comparison":
-                expression = child.detail.get("expression", "")
                 if last_fact is not None and child.detail.get("constant") == "yes":
-                    phrases[last_fact] += f" {child.detail['required']} required"
+                    bounds.append(child.detail["required"])
                 else:
-                    phrases.append(f"{expression} ({child.label})")
+                    phrases.append(f"{child.detail.get('expression', '')} ({child.label})")
             elif child.kind == "absence":
-                phrases.append(child.label)
+                records = [c.label for c in child.children if c.kind == "record"][:3]
+                phrases.append(child.label + (f" ({'; '.join(records)})" if records else ""))
             elif child.kind == "rule":
                 _collect(child, phrases)
+        close()
     elif node.kind in ("fact", "derived"):
         phrases.append(node.label)

@@ -1,0 +1,115 @@
+"""Render answers and proof trees as text, Markdown and Graphviz DOT (JSON is `as_dict`)."""
+
+from __future__ import annotations
+
+from kb.evaluation import Assessment, CriterionResult
+from kb.trace import Node
+
+__all__ = ["assessment_text", "criterion_text", "trace_dot", "trace_text"]
+
+_MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "not_applicable": "–", "manual": "✎"}
+
+
+def trace_text(node: Node, indent: str = "") -> str:
+    lines = [f"{indent}{_line(node)}"]
+    for child in node.children:
+        lines.append(trace_text(child, indent + "  "))
+    return "\n".join(lines)
+
+
+def _line(node: Node) -> str:
+    extra = []
+    for key in ("source", "formula", "bindings", "at", "expression"):
+        if node.detail.get(key) and node.kind != "comparison":
+            extra.append(f"{key}: {node.detail[key]}")
+    if node.kind == "comparison":
+        extra.append(node.detail.get("expression", ""))
+    if node.kind == "criterion" and node.detail.get("protocol"):
+        extra.append(f"protocol: {node.detail['protocol']}")
+    label = {"rule": "by rule", "absence": "", "record": "examined:", "gap": "missing:"}.get(node.kind, "")
+    head = f"{label} {node.label}".strip()
+    return head + (f"  [{'; '.join(e for e in extra if e)}]" if extra else "")
+
+
+def _dot_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _wrap(text: str, width: int = 60) -> str:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return "\n".join(lines)
+
+
+_SHAPES = {"criterion": ("box", "#dbe9f6"), "rule": ("box", "#f2f2f2"), "fact": ("note", "#fff7d6"),
+           "derived": ("note", "#fde9c8"), "comparison": ("ellipse", "#e2f0d9"), "assignment": ("ellipse", "#eeeeee"),
+           "absence": ("box", "#f9dede"), "record": ("note", "#ffffff"), "gap": ("box", "#fbe4d5"),
+           "note": ("plaintext", "#ffffff")}
+
+
+def trace_dot(node: Node, name: str = "proof") -> str:
+    lines = [f'digraph "{_dot_escape(name)}" {{', "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10, style=filled];']
+    counter = [0]
+
+    def visit(n: Node) -> str:
+        counter[0] += 1
+        ident = f"n{counter[0]}"
+        shape, colour = _SHAPES.get(n.kind, ("box", "#ffffff"))
+        text = n.label
+        if n.kind == "rule":
+            text = n.detail.get("rule", n.label)
+        if n.detail.get("source"):
+            text += f"\n[{n.detail['source']}]"
+        lines.append(f'  {ident} [shape={shape}, fillcolor="{colour}", label="{_dot_escape(_wrap(text))}"];')
+        for child in n.children:
+            lines.append(f"  {ident} -> {visit(child)};")
+        return ident
+
+    visit(node)
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def criterion_text(result: CriterionResult) -> str:
+    mark = _MARK.get(result.status, " ")
+    reason = f" ({result.reason})" if result.reason else ""
+    return f"{mark} {result.id:<8} {result.status}{reason}: {result.message}"
+
+
+def assessment_text(assessment: Assessment, show_all: bool = True) -> str:
+    a = assessment
+    lines = [f"{a.patient_id}: {a.verdict.upper()}"]
+    if a.eligible_via:
+        lines[0] += f" (via {', '.join(a.eligible_via)})"
+    lines.append(f"  scope: {a.scope}")
+    for cohort in a.cohorts:
+        lines.append(f"  cohort {cohort.cohort}: {cohort.verdict}"
+                     + (f"; blocking {', '.join(cohort.blocking)}" if cohort.blocking else "")
+                     + (f"; unknown {', '.join(cohort.unknown)}" if cohort.unknown else ""))
+    if not a.cohorts:
+        lines.append("  no cohort: no qualifying diagnosis found")
+    dates = a.reference.as_dict()
+    lines.append("  as of: " + ", ".join(f"{k} {v}" for k, v in dates.items()))
+    for note in a.reference.notes:
+        lines.append(f"    ({note})")
+    lines.append("")
+    results = a.criteria if show_all else [r for r in a.criteria if r.status in ("fail", "unknown")]
+    lines.extend("  " + criterion_text(r) for r in results)
+    if a.to_collect:
+        lines.append("")
+        lines.append("  data to collect:")
+        lines.extend(f"    - {g.item} ({g.reason}): {g.detail}" for g in a.to_collect)
+    if a.manual_checks:
+        lines.append("")
+        lines.append("  verify by hand: " + ", ".join(r.id for r in a.manual_checks))
+    changed = {k: v for k, v in a.assumptions.items()}
+    lines.append("")
+    lines.append("  assumptions: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
+    lines.append("  stamp: " + ", ".join(f"{k} {v}" for k, v in a.stamp.items()))
+    return "\n".join(lines)
