@@ -115,7 +115,14 @@ def _substitute(lit: Literal, bindings: Mapping[str, FactValue]) -> Literal:
             value = bindings[t.name]
             return Const(Decimal(value) if isinstance(value, int) else value, t.pos)
         if isinstance(t, BinOp):
-            return BinOp(t.op, term(t.left), term(t.right), t.pos)
+            left, right = term(t.left), term(t.right)
+            if isinstance(left, Const) and isinstance(right, Const) and \
+                    isinstance(left.value, Decimal) and isinstance(right.value, Decimal) and t.op in "+-*":
+                # pyDatalog leaves arithmetic on constants unevaluated in a comparison: fold it here
+                folded = {"+": left.value + right.value, "-": left.value - right.value,
+                          "*": left.value * right.value}[t.op]
+                return Const(folded, t.pos)
+            return BinOp(t.op, left, right, t.pos)
         return t
 
     if isinstance(lit, Atom):
