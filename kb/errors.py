@@ -20,6 +20,7 @@ class Problem:
     column: int | str | None
     message: str
     hint: str = ""
+    patient_id: str | None = None  # the patient the rejected row belongs to, when known
 
     def __str__(self) -> str:
         where = self.path

@@ -145,9 +145,10 @@ class _Reader:
     def __init__(self, folder: Path, name: str, columns: tuple[str, ...], problems: list[Problem]):
         self.name, self.path, self.columns, self.problems = name, folder / name, columns, problems
         self.missing: set[str] = set()
+        self.current_patient: str | None = None
 
     def problem(self, row: int | None, column: str | None, message: str, hint: str = "") -> None:
-        self.problems.append(Problem(self.name, row, column, message, hint))
+        self.problems.append(Problem(self.name, row, column, message, hint, self.current_patient))
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
         if not self.path.exists():
@@ -168,6 +169,7 @@ class _Reader:
                     row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
                     if not any(row.values()):
                         continue
+                    self.current_patient = row.get("patient_id") or None
                     yield number, {c: row.get(c, "") for c in (*self.columns, *row)}
         except UnicodeDecodeError:
             self.problem(None, None, "the file is not UTF-8 text", "save it as CSV UTF-8")

@@ -42,6 +42,9 @@ _EXPECTED_NAMES = {
     "IF": "':-'",
     "COMPOP": "a comparison",
     "NOT": "'not'",
+    "SIGN": "'-'",
+    "ADDOP": "'+' or '-'",
+    "MULOP": "'*' or '/'",
 }
 
 
@@ -76,6 +79,10 @@ def _syntax_problem(exc: UnexpectedInput, text: str, path: str) -> Problem:
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "end of file"
         return Problem(path, line, col, f"unexpected character {char!r}",
                        "names are lower-case, variables start upper-case, comments start with %")
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
+        lines = text.splitlines() or [""]
+        return Problem(path, len(lines), len(lines[-1]) + 1, "the file ends in the middle of a rule",
+                       "end every rule with '.'")
     if isinstance(exc, UnexpectedToken):
         wanted = sorted({_EXPECTED_NAMES.get(t, t) for t in exc.expected})
         got = exc.token.value if exc.token.type != "$END" else "end of file"

@@ -1,0 +1,277 @@
+"""`kb`: the command-line front end. A thin wrapper: every answer comes from the library.
+
+Exit codes: 0 answered, 1 the answer is a failure the user asked about (lint errors),
+2 bad usage or input. A user's mistake is one clear line on stderr, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.errors import KbError, Problem
+from kb.evaluation import Assessment, assess
+from kb.factbase import build_facts
+from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
+from kb.patients import DEMO_DATASET, Dataset, load_dataset
+from kb.render import assessment_text, trace_dot, trace_text
+from kb.trace import Node
+
+__all__ = ["main"]
+
+EXAMPLES = {
+    "patients": "example:\n  kb patients\n  kb --facts clinic_export/ patients --json",
+    "check": "example:\n  kb check P001\n  kb --as-of 2026-12-01 --assume lab_lookback_days=14 check P007 --json",
+    "why": "example:\n  kb why P011            (the blocking and unknown criteria)\n"
+           "  kb why P001 GE4.2      (one criterion, even when it passes)\n  kb why P011 GI6 --format dot | dot -Tpng > gi6.png",
+    "criteria": "example:\n  kb criteria\n  kb criteria GE4.2",
+    "lint": "example:\n  kb lint                 (the shipped rules)\n  kb lint my_rules/new_block.dl",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"kb: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (use YYYY-MM-DD)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--facts", type=Path, default=None, help="patient data set folder (default: the demo patients)")
+    common.add_argument("--input-format", default="auto", choices=["auto", "csv", "wide", "xlsx", "fhir", "omop"],
+                        help="format of --facts (only the csv file set is read so far)")
+    common.add_argument("--as-of", type=_date, default=None, metavar="DATE",
+                        help="evaluate as if enrolling on DATE (sets the enrolment date)")
+    common.add_argument("--assume", action="append", default=[], metavar="ID=VALUE",
+                        help="switch a named assumption (repeatable); see kb criteria --assumptions")
+    common.add_argument("--format", choices=["text", "json", "md", "dot"], default=None, help="output format")
+    common.add_argument("--json", action="store_true", help="same as --format json")
+    parser = _Parser(prog="kb", parents=[common],
+                     description="Explainable eligibility for trial NCT06420154 (anti-CD19 CAR-T, autoimmune disease).",
+                     epilog="Exit codes: 0 answered, 1 lint errors found, 2 bad usage or input.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
+                              epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    command("patients", "List the patients: id, sex, age at enrolment, cohorts and data set.")
+    check = command("check", "Evaluate every criterion for one patient: the verdict, per cohort, with messages.")
+    check.add_argument("patient")
+    why = command("why", "Proof trees of the blocking and unknown criteria of a patient, or of one criterion.")
+    why.add_argument("patient")
+    why.add_argument("criterion", nargs="?")
+    criteria = command("criteria", "The criteria catalogue, or one criterion's texts, rules and provenance.")
+    criteria.add_argument("criterion", nargs="?")
+    criteria.add_argument("--assumptions", action="store_true", help="list the named assumptions instead")
+    lint_cmd = command("lint", "Static checks of rule files; exit 1 with located messages if any fail.")
+    lint_cmd.add_argument("path", nargs="?", type=Path, default=RULES_DIR)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json:
+        args.format = "json"
+    try:
+        return int(_dispatch(args))
+    except KbError as exc:
+        print(f"kb: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "lint":
+        return _lint(args)
+    kb = load_knowledge()
+    if args.command == "criteria":
+        return _criteria(args, kb)
+    assumptions = resolve_assumptions(args.assume)
+    dataset = _dataset(args)
+    if args.command == "patients":
+        return _patients(args, kb, dataset, assumptions)
+    patient = dataset.patient(args.patient)
+    explain = "all" if args.command == "why" and args.criterion else "decisive"
+    assessment = assess(patient, kb, assumptions, args.as_of, explain=explain)
+    problems = [p for p in dataset.problems if p.patient_id == patient.id]
+    if args.command == "check":
+        return _check(args, assessment, problems)
+    return _why(args, assessment, kb)
+
+
+def _dataset(args: argparse.Namespace) -> Dataset:
+    if args.input_format not in ("auto", "csv"):
+        raise KbError(f"--input-format {args.input_format} is not supported yet; use the csv file set")
+    dataset = load_dataset(args.facts or DEMO_DATASET)
+    return dataset
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _json(value: Any) -> None:
+    _emit(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def _report_problems(problems: list[Problem], dataset_name: str) -> None:
+    if problems:
+        print(f"kb: {len(problems)} row(s) of {dataset_name} were rejected:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+
+
+def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
+    rows = []
+    for patient in dataset.patients.values():
+        base = build_facts(patient, kb, assumptions, args.as_of)
+        cohorts = sorted({str(f[1][1]) for f in base.facts if f[0] == "cohort_diagnosis"})
+        ages = [f[1][1] for f in base.facts if f[0] == "age_years"]
+        rows.append({"patient": patient.id, "sex": patient.sex, "age": int(ages[0]) if ages else None,
+                     "cohorts": cohorts, "dataset": dataset.name, "story": dataset.stories.get(patient.id, "")})
+    _report_problems(dataset.problems, dataset.name)
+    if args.format == "json":
+        _json({"patients": rows, "rejected_rows": [str(p) for p in dataset.problems]})
+        return 0
+    _emit(f"{'patient':<9}{'sex':<8}{'age':<5}{'cohorts':<12}{'data set':<10}story")
+    for r in rows:
+        age = "" if r["age"] is None else str(r["age"])
+        _emit(f"{r['patient']:<9}{r['sex'] or '?':<8}{age:<5}{','.join(r['cohorts']) or '-':<12}"
+              f"{r['dataset']:<10}{r['story']}")
+    return 0
+
+
+def _check(args: argparse.Namespace, assessment: Assessment, problems: list[Problem]) -> int:
+    _report_problems(problems, "this patient's files")
+    if args.format == "json":
+        out = assessment.as_dict()
+        out["rejected_rows"] = [str(p) for p in problems]
+        _json(out)
+    elif args.format == "md":
+        _emit("```\n" + assessment_text(assessment) + "\n```")
+    else:
+        _emit(assessment_text(assessment))
+    return 0
+
+
+def _why(args: argparse.Namespace, assessment: Assessment, kb: KnowledgeBase) -> int:
+    if args.criterion:
+        criterion = kb.criterion(args.criterion)
+        if criterion is None:
+            raise KbError(f"no criterion {args.criterion}; see `kb criteria`")
+        results = [assessment.result(criterion.id)]
+    else:
+        results = [*assessment.blocking, *assessment.unknown]
+    trees: list[tuple[str, Node]] = []
+    for result in results:
+        tree = result.trace or Node("criterion", f"{result.id} {result.status}: {result.message}")
+        trees.append((result.id, tree))
+    if args.format == "json":
+        _json({"patient": assessment.patient_id, "verdict": assessment.verdict,
+               "trees": [{"criterion": cid, "tree": tree.as_dict()} for cid, tree in trees]})
+    elif args.format == "dot":
+        _emit("\n".join(trace_dot(tree, f"{assessment.patient_id} {cid}") for cid, tree in trees))
+    else:
+        if not trees:
+            _emit(f"{assessment.patient_id}: {assessment.verdict}; no criterion blocks or is unknown.")
+        for _cid, tree in trees:
+            _emit(trace_text(tree) + "\n")
+    return 0
+
+
+def _criteria(args: argparse.Namespace, kb: KnowledgeBase) -> int:
+    if args.assumptions:
+        items = [{"id": a.id, "default": a.default, "allowed": list(a.allowed) or f"{a.minimum}-{a.maximum} days",
+                  "resolves": a.resolves, "reason": a.reason, "used_by": list(a.used_by)}
+                 for a in kb.assumptions.values()]
+        if args.format == "json":
+            _json(items)
+        else:
+            for a in items:
+                _emit(f"{a['id']} = {a['default']}  (allowed: {a['allowed']})\n  resolves: {a['resolves']}\n"
+                      f"  reason: {a['reason']}\n")
+        return 0
+    if args.criterion is None:
+        if args.format == "json":
+            _json([_criterion_dict(c.id, kb) for c in kb.criteria])
+        else:
+            for c in kb.criteria:
+                _emit(f"{c.id:<8} {c.kind:<10} {c.cohort:<8} {c.provenance:<16} {c.text}")
+        return 0
+    crit = kb.criterion(args.criterion)
+    if crit is None:
+        ids = [c.id for c in kb.criteria]
+        raise KbError(f"no criterion {args.criterion}; known: {', '.join(ids)}")
+    info = _criterion_dict(crit.id, kb)
+    if args.format == "json":
+        _json(info)
+        return 0
+    _emit(f"{crit.id} ({crit.kind}, cohort {crit.cohort}, provenance {crit.provenance})")
+    _emit(f"record text: {crit.record_text or '(lost from the record)'}")
+    _emit(f"reading:     {crit.text}")
+    if info["assumptions"]:
+        _emit(f"assumptions: {', '.join(info['assumptions'])}")
+    if crit.predicate:
+        _emit(f"deciding predicate: {crit.predicate}(P, yes|no|na)\nrules:")
+        for rule in info["rules"]:
+            _emit(f"  {rule}")
+    else:
+        _emit("status: manual (verify by hand)")
+    return 0
+
+
+def _criterion_dict(criterion_id: str, kb: KnowledgeBase) -> dict[str, Any]:
+    crit = kb.criterion(criterion_id)
+    assert crit is not None
+    rules: list[str] = []
+    if crit.predicate:
+        seen: set[str] = set()
+        stack = [crit.predicate]
+        while stack:
+            name = stack.pop(0)
+            if name in seen:
+                continue
+            seen.add(name)
+            for rule in kb.program.rules_for(name):
+                rules.append(f"{rule.text}   % {rule.pos}")
+                for lit in rule.body:
+                    atom = getattr(lit, "atom", lit)
+                    pred = getattr(atom, "predicate", None)
+                    if pred and kb.program.declarations[pred].role == "rule":
+                        stack.append(pred)
+    return {"id": crit.id, "kind": crit.kind, "cohort": crit.cohort, "provenance": crit.provenance,
+            "record_text": crit.record_text, "text": crit.text, "predicate": crit.predicate, "rules": rules,
+            "assumptions": [a.id for a in kb.assumptions.values() if crit.id in a.used_by]}
+
+
+def _lint(args: argparse.Namespace) -> int:
+    problems = lint(args.path)
+    if args.format == "json":
+        _json({"problems": [{"path": p.path, "line": p.row, "col": p.column, "message": p.message, "hint": p.hint}
+                            for p in problems]})
+    else:
+        for problem in problems:
+            _emit(str(problem))
+        _emit(f"{len(problems)} problem(s) in {args.path}" if problems else f"{args.path}: no problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Shared fixtures: the knowledge base, the demo vignettes, and small data sets built on disk."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kb.evaluation import Assessment, assess
+from kb.knowledge import KnowledgeBase, load_knowledge
+from kb.patients import DEMO_DATASET, PATIENT_COLUMNS, Dataset, load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    return load_knowledge()
+
+
+@pytest.fixture(scope="session")
+def demo() -> Dataset:
+    return load_dataset(DEMO_DATASET)
+
+
+@pytest.fixture(scope="session")
+def demo_assessments(kb: KnowledgeBase, demo: Dataset) -> dict[str, Assessment]:
+    return {pid: assess(patient, kb) for pid, patient in demo.patients.items()}
+
+
+@pytest.fixture(scope="session")
+def stories() -> dict[str, dict[str, str]]:
+    with (DEMO_DATASET / "stories.csv").open(encoding="utf-8") as fh:
+        return {row["patient_id"]: row for row in csv.DictReader(fh)}
+
+
+Rows = list[dict[str, str]]
+FILES = ("patients", "observations", "events", "attestations")
+
+
+def demo_files(patient_id: str = "P001") -> dict[str, Rows]:
+    """Copies of one demo patient's rows in each file, to change and write back."""
+    out: dict[str, Rows] = {}
+    for file in FILES:
+        with (DEMO_DATASET / f"{file}.csv").open(encoding="utf-8") as fh:
+            out[file] = [dict(r) for r in csv.DictReader(fh) if r["patient_id"] == patient_id]
+    return out
+
+
+def set_value(rows: Rows, item: str, value: str, **extra: str) -> Rows:
+    """The observation rows with `item` set to `value` (added if absent)."""
+    for row in rows:
+        if row["item"] == item:
+            row.update(value=value, **extra)
+            return rows
+    template = {k: "" for k in rows[0]} if rows else {}
+    rows.append({**template, "patient_id": rows[0]["patient_id"] if rows else "P001", "item": item,
+                 "value": value, "date": "2026-11-17", **extra})
+    return rows
+
+
+@pytest.fixture
+def write_dataset(tmp_path: Path) -> Callable[..., Path]:
+    """Write a data set folder: each file given as rows (dicts) or as raw text."""
+    counter = [0]
+
+    def write(**files: Rows | str) -> Path:
+        counter[0] += 1
+        folder = tmp_path / f"set{counter[0]}"
+        folder.mkdir()
+        for file in FILES:
+            target = folder / f"{file}.csv"
+            content = files.get(file, [])
+            if isinstance(content, str):
+                target.write_text(content, encoding="utf-8")
+                continue
+            with (DEMO_DATASET / f"{file}.csv").open(encoding="utf-8") as fh:
+                columns = list(csv.DictReader(fh).fieldnames or PATIENT_COLUMNS)
+            with target.open("w", encoding="utf-8", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(content)
+        return folder
+
+    return write

@@ -1,0 +1,140 @@
+"""Loading patient files: every malformed row is rejected with file, row and column, and
+nothing else is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from conftest import demo_files, set_value
+from kb.errors import KbError, UnknownPatientError
+from kb.patients import load_dataset
+
+
+def two_patients() -> dict[str, list[dict[str, str]]]:
+    files = demo_files("P001")
+    other = demo_files("P004")
+    return {k: files[k] + other[k] for k in files}
+
+
+def test_the_demo_data_set_loads_cleanly(demo: object) -> None:
+    dataset = load_dataset()
+    assert dataset.problems == []
+    assert len(dataset.patients) >= 12
+    p001 = dataset.patient("P001")
+    assert p001.sex == "female" and p001.weight_kg == Decimal(60)
+    platelets = [o for o in p001.observations if o.item == "platelets"]
+    assert platelets[0].value == Decimal(50) and platelets[0].source.file == "observations.csv"
+    assert all(dataset.stories.get(pid) for pid in dataset.patients)
+
+
+def test_values_are_normalised_and_kept_exact(write_dataset: Callable[..., Path]) -> None:
+    files = demo_files("P001")
+    set_value(files["observations"], "hemoglobin", "9.5", unit="g/dL")
+    set_value(files["observations"], "creatinine", "0.905", unit="mg/dL", uln="0.95")
+    patient = load_dataset(write_dataset(**files)).patient("P001")
+    values = {o.item: o for o in patient.observations}
+    assert values["hemoglobin"].value == Decimal(95) and values["hemoglobin"].original == "9.5 g/dL"
+    assert values["creatinine"].value == Decimal("80.002") and values["creatinine"].uln == Decimal("83.98")
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "row", "column", "message"),
+    [
+        ("observations", lambda rows: set_value(rows, "platelets", "lots"), None, "value", "'lots' is not a number"),
+        ("observations", lambda rows: set_value(rows, "hbsag", "weakly"), None, "value",
+         "'weakly' is not an allowed value for hbsag"),
+        ("observations", lambda rows: set_value(rows, "platelets", "50", unit="furlongs"), None, "unit",
+         "platelets: 'furlongs' is not a unit we can read"),
+        ("observations", lambda rows: set_value(rows, "platelets", "50", date="20/11/2026"), None, "date",
+         "'20/11/2026' is not a date"),
+        ("observations", lambda rows: set_value(rows, "platelets", "-5"), None, "value",
+         "impossible value -5 10*9/L for platelets"),
+        ("observations", lambda rows: set_value(rows, "platelet_count", "50"), None, "item",
+         "unknown item 'platelet_count'"),
+        ("patients", lambda rows: rows.__setitem__(0, {**rows[0], "birth_date": "1726-01-01"}), 2, "birth_date",
+         "impossible birth date 1726-01-01 (age 300)"),
+        ("events", lambda rows: rows.__setitem__(0, {**rows[0], "start_date": "yesterday"}), None, "start_date",
+         "'yesterday' is not a date"),
+        ("attestations", lambda rows: rows.__setitem__(0, {**rows[0], "item": "concent"}), None, "item",
+         "unknown attestation item 'concent'"),
+    ],
+)
+def test_each_malformed_row_is_located_and_the_rest_still_loads(
+    write_dataset: Callable[..., Path], file: str, change: Callable[[list[dict[str, str]]], object],
+    row: int | None, column: str, message: str,
+) -> None:
+    files = two_patients()
+    p001_rows = [r for r in files[file] if r["patient_id"] == "P001"]
+    change(p001_rows)
+    files[file] = p001_rows + [r for r in files[file] if r["patient_id"] == "P004"]
+    dataset = load_dataset(write_dataset(**files), today=__import__("datetime").date(2026, 11, 25))
+    assert len(dataset.problems) == 1, dataset.problems
+    problem = dataset.problems[0]
+    assert problem.path == f"{file}.csv" and problem.column == column and problem.patient_id == "P001"
+    assert message in problem.message
+    if row is not None:
+        assert problem.row == row
+    assert set(dataset.patients) == {"P001", "P004"}  # both patients still loaded
+    p004 = dataset.patient("P004")
+    assert len(p004.observations) == len([r for r in files["observations"] if r["patient_id"] == "P004"])
+    p001 = dataset.patient("P001")
+    kept = {"observations": p001.observations, "events": p001.events, "attestations": p001.attestations,
+            "patients": [p001]}[file]
+    assert len(kept) == len(p001_rows) - (0 if file == "patients" else 1)  # only the bad row is gone
+
+
+def test_the_row_number_is_the_line_in_the_file(write_dataset: Callable[..., Path]) -> None:
+    files = two_patients()
+    set_value(files["observations"], "anc", "n/a")
+    line = 2 + [r["item"] for r in files["observations"]].index("anc")
+    problem = load_dataset(write_dataset(**files)).problems[0]
+    assert problem.row == line
+    assert str(problem).startswith(f"observations.csv:{line} column value: anc: 'n/a' is not a number")
+
+
+def test_duplicate_patient_row_keeps_the_first(write_dataset: Callable[..., Path]) -> None:
+    files = two_patients()
+    files["patients"].append({**files["patients"][0], "weight_kg": "99"})
+    dataset = load_dataset(write_dataset(**files))
+    (problem,) = dataset.problems
+    assert (problem.path, problem.row, problem.column) == ("patients.csv", 4, "patient_id")
+    assert "duplicate patient row for P001" in problem.message and "patients.csv row 2" in problem.hint
+    assert dataset.patient("P001").weight_kg == Decimal(60)
+
+
+def test_missing_column_is_reported_and_the_other_files_load(write_dataset: Callable[..., Path]) -> None:
+    files = two_patients()
+    header = "patient_id,item,value,date,uln,lln,loinc,source\n"  # no unit column
+    body = "".join(f"{r['patient_id']},{r['item']},{r['value']},{r['date']},{r['uln']},,,\n"
+                   for r in files["observations"])
+    files["observations"] = header + body  # type: ignore[assignment]
+    dataset = load_dataset(write_dataset(**files))
+    missing = [p for p in dataset.problems if p.column == "unit" and p.row == 1]
+    assert missing and missing[0].message == "missing column 'unit'"
+    p001 = dataset.patient("P001")
+    assert {o.item for o in p001.observations} >= {"hbsag", "ecg", "ecog"}  # rows that need no unit still load
+    assert any(p.patient_id == "P001" and "a unit is required for spo2" in p.message for p in dataset.problems)
+    assert len(p001.attestations) > 0 and len(dataset.patient("P004").events) > 0
+
+
+def test_rows_of_unknown_patients_are_rejected(write_dataset: Callable[..., Path]) -> None:
+    files = demo_files("P001")
+    files["observations"].append({**files["observations"][0], "patient_id": "P0001"})
+    problem = load_dataset(write_dataset(**files)).problems[0]
+    assert problem.message == "no patient 'P0001' in patients.csv" and "P001" in problem.hint
+
+
+@pytest.mark.parametrize(("asked", "suggestion"), [("P3", "P003"), ("p-003", "P003"), ("patient 12", "P012")])
+def test_unknown_patient_id_suggests_the_nearest(demo: object, asked: str, suggestion: str) -> None:
+    with pytest.raises(UnknownPatientError) as caught:
+        load_dataset().patient(asked)
+    assert str(caught.value) == f"no patient {asked}; did you mean {suggestion}?"
+
+
+def test_a_folder_without_patients_csv_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(KbError, match="no patients.csv here"):
+        load_dataset(tmp_path)

@@ -1,0 +1,39 @@
+"""Units: normalised to each item's canonical UCUM unit, exactly."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from kb.units import UnitError, convert
+from kb.vocabulary import load_vocabulary
+
+VOCAB = load_vocabulary()
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "item", "expected"),
+    [
+        ("9.5", "g/dL", "hemoglobin", "95"),
+        ("80", "10*3/uL", "platelets", "80"),
+        ("80000", "/uL", "platelets", "80"),
+        ("50", "×10^9/L", "platelets", "50"),
+        ("1.2", "mg/dL", "creatinine", "106.08"),  # × 88.4
+        ("1", "mg/dL", "bilirubin_total", "17.1"),
+        ("30", "IU/L", "ast", "30"),
+        ("2000", "copies/mL", "hbv_dna", "2000"),
+        ("2", "", "ecog", "2"),
+        ("93", "%", "spo2", "93"),
+    ],
+)
+def test_conversion_to_the_canonical_unit(value: str, unit: str, item: str, expected: str) -> None:
+    result = convert(Decimal(value), unit, VOCAB.items[item], VOCAB)
+    assert result == Decimal(expected)
+    assert str(result) == expected  # shown as written, not 8E+1
+
+
+@pytest.mark.parametrize(("unit", "item"), [("furlong", "anc"), ("mmol/L", "hemoglobin"), ("", "platelets")])
+def test_units_that_cannot_be_read_or_converted(unit: str, item: str) -> None:
+    with pytest.raises(UnitError):
+        convert(Decimal(1), unit, VOCAB.items[item], VOCAB)
