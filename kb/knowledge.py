@@ -66,15 +66,15 @@ def _display(file: Path) -> str:
 def lint(path: Path | str = RULES_DIR) -> list[Problem]:
     """Every static problem in the rule files at `path` (a folder or one `.dl` file).
 
-    A single file is checked together with the shipped declarations, so that it can be
-    linted before it is added to kb/rules/.
+    A single file is checked together with the shipped rule files (less any of the same
+    name), so that a new or edited block can be linted before it goes into kb/rules/.
     """
     path = Path(path)
     if not path.exists():
         raise KbError(f"{path}: no such file or folder")
     files = _rule_files(path)
-    if path.is_file() and path.resolve().parent != RULES_DIR.resolve():
-        files = [RULES_DIR / "declarations.dl", path]
+    if path.is_file():
+        files = [f for f in _rule_files(RULES_DIR) if f.name != path.name] + [path]
     program, problems = _parse_all(files)
     vocabulary = load_vocabulary()
     known = {**vocabulary.known_constants(), "anchor": ANCHORS}
