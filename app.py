@@ -18,8 +18,11 @@ from kb.patients import DEMO_DATASET, Dataset, load_dataset
 from kb.render import trace_dot, trace_text
 
 ICONS = {"pass": "✅", "fail": "❌", "unknown": "❓", "not_applicable": "➖", "manual": "✍️"}
-VERDICTS = {"eligible": ("Eligible", st.success), "ineligible": ("Ineligible", st.error),
-            "needs_data": ("Needs data", st.warning)}
+VERDICTS = {
+    "eligible": ("Eligible", st.success),
+    "ineligible": ("Ineligible", st.error),
+    "needs_data": ("Needs data", st.warning),
+}
 
 
 @st.cache_resource
@@ -35,21 +38,32 @@ def demo_dataset() -> Dataset:
 def sidebar(kb: KnowledgeBase, dataset: Dataset) -> tuple[str, date | None, list[str]]:
     st.sidebar.header("Patient")
     ids = list(dataset.patients)
-    patient_id = st.sidebar.selectbox("Demo patient", ids, key="patient",
-                                      format_func=lambda pid: f"{pid} — {dataset.stories.get(pid, '')[:60]}")
+    patient_id = st.sidebar.selectbox(
+        "Demo patient", ids, key="patient", format_func=lambda pid: f"{pid} — {dataset.stories.get(pid, '')[:60]}"
+    )
     use_date = st.sidebar.checkbox("Evaluate as of another enrolment date", key="use_as_of")
     as_of = st.sidebar.date_input("Enrolment date", value=date(2026, 11, 24), key="as_of") if use_date else None
     st.sidebar.header("Assumptions")
     overrides = []
     for assumption in kb.assumptions.values():
         if assumption.kind == "choice":
-            value = st.sidebar.selectbox(assumption.id, assumption.allowed,
-                                         index=assumption.allowed.index(str(assumption.default)),
-                                         help=f"{assumption.resolves}\n\n{assumption.reason}", key=f"a_{assumption.id}")
+            value = st.sidebar.selectbox(
+                assumption.id,
+                assumption.allowed,
+                index=assumption.allowed.index(str(assumption.default)),
+                help=f"{assumption.resolves}\n\n{assumption.reason}",
+                key=f"a_{assumption.id}",
+            )
         else:
-            value = st.sidebar.number_input(assumption.id, min_value=assumption.minimum, max_value=assumption.maximum,
-                                            value=int(assumption.default), step=1, key=f"a_{assumption.id}",
-                                            help=f"{assumption.resolves}\n\n{assumption.reason}")
+            value = st.sidebar.number_input(
+                assumption.id,
+                min_value=assumption.minimum,
+                max_value=assumption.maximum,
+                value=int(assumption.default),
+                step=1,
+                key=f"a_{assumption.id}",
+                help=f"{assumption.resolves}\n\n{assumption.reason}",
+            )
         if str(value) != str(assumption.default):
             overrides.append(f"{assumption.id}={value}")
     return str(patient_id), as_of if isinstance(as_of, date) else None, overrides
@@ -67,20 +81,35 @@ def show_verdict(assessment: Assessment, story: str) -> None:
     if assessment.to_collect:
         st.markdown("**Data to collect:** " + "; ".join(f"`{g.item}` ({g.reason})" for g in assessment.to_collect))
     if assessment.manual_checks:
-        st.markdown("**Verify by hand:** " + ", ".join(r.id for r in assessment.manual_checks)
-                    + " (text lost from the registry record)")
+        st.markdown(
+            "**Verify by hand:** "
+            + ", ".join(r.id for r in assessment.manual_checks)
+            + " (text lost from the registry record)"
+        )
 
 
 def show_criteria(assessment: Assessment) -> None:
-    table = pd.DataFrame([{"": ICONS[r.status], "criterion": r.id, "kind": r.criterion.kind, "status": r.status,
-                           "message": r.message, "missing": ", ".join(g.item for g in r.missing)}
-                          for r in assessment.criteria])
+    table = pd.DataFrame(
+        [
+            {
+                "": ICONS[r.status],
+                "criterion": r.id,
+                "kind": r.criterion.kind,
+                "status": r.status,
+                "message": r.message,
+                "missing": ", ".join(g.item for g in r.missing),
+            }
+            for r in assessment.criteria
+        ]
+    )
     st.dataframe(table, hide_index=True, width="stretch")
     st.subheader("Evidence")
     order = {"fail": 0, "unknown": 1, "manual": 2, "not_applicable": 3, "pass": 4}
     for result in sorted(assessment.criteria, key=lambda r: order[r.status]):
-        with st.expander(f"{ICONS[result.status]} {result.id} — {result.status}: {result.message[:120]}",
-                         expanded=result.status == "fail"):
+        with st.expander(
+            f"{ICONS[result.status]} {result.id} — {result.status}: {result.message[:120]}",
+            expanded=result.status == "fail",
+        ):
             crit = result.criterion
             st.markdown(f"**Protocol** ({crit.provenance}): {crit.record_text or '*lost from the registry record*'}")
             st.markdown(f"**Reading:** {crit.text}")

@@ -41,8 +41,9 @@ class Assumption:
                 value = int(text)
             except ValueError:
                 raise KbError(f"assumption {self.id} is a whole number of days, not '{text}'") from None
-            if (self.minimum is not None and value < self.minimum) or \
-                    (self.maximum is not None and value > self.maximum):
+            if (self.minimum is not None and value < self.minimum) or (
+                self.maximum is not None and value > self.maximum
+            ):
                 raise KbError(f"assumption {self.id} must be between {self.minimum} and {self.maximum} days")
             return value
         if text not in self.allowed:
@@ -79,9 +80,15 @@ def load_assumptions() -> dict[str, Assumption]:
     registry = {}
     for entry in data["assumption"]:
         registry[entry["id"]] = Assumption(
-            id=entry["id"], kind=entry["kind"], default=entry["default"],
-            allowed=tuple(entry.get("allowed", ())), minimum=entry.get("min"), maximum=entry.get("max"),
-            resolves=entry["resolves"], reason=entry["reason"], used_by=tuple(entry.get("used_by", ())),
+            id=entry["id"],
+            kind=entry["kind"],
+            default=entry["default"],
+            allowed=tuple(entry.get("allowed", ())),
+            minimum=entry.get("min"),
+            maximum=entry.get("max"),
+            resolves=entry["resolves"],
+            reason=entry["reason"],
+            used_by=tuple(entry.get("used_by", ())),
         )
     return registry
 

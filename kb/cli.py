@@ -29,7 +29,8 @@ EXAMPLES = {
     "patients": "example:\n  kb patients\n  kb --facts clinic_export/ patients --json",
     "check": "example:\n  kb check P001\n  kb --as-of 2026-12-01 --assume lab_lookback_days=14 check P007 --json",
     "why": "example:\n  kb why P011            (the blocking and unknown criteria)\n"
-           "  kb why P001 GE4.2      (one criterion, even when it passes)\n  kb why P011 GI6 --format dot | dot -Tpng > gi6.png",
+    "  kb why P001 GE4.2      (one criterion, even when it passes)\n"
+    "  kb why P011 GI6 --format dot | dot -Tpng > gi6.png",
     "criteria": "example:\n  kb criteria\n  kb criteria GE4.2",
     "lint": "example:\n  kb lint                 (the shipped rules)\n  kb lint my_rules/new_block.dl",
 }
@@ -49,25 +50,65 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date (use YYYY-MM-DD)") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _global_options(for_subcommand: bool) -> argparse.ArgumentParser:
+    """The global options, accepted before or after the command.
+
+    A subcommand's copy leaves a value unset unless given, so that it cannot overwrite
+    one given before the command (argparse would otherwise reset it to the default).
+    """
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if for_subcommand else value
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--facts", type=Path, default=None, help="patient data set folder (default: the demo patients)")
-    common.add_argument("--input-format", default="auto", choices=["auto", "csv", "wide", "xlsx", "fhir", "omop"],
-                        help="format of --facts (only the csv file set is read so far)")
-    common.add_argument("--as-of", type=_date, default=None, metavar="DATE",
-                        help="evaluate as if enrolling on DATE (sets the enrolment date)")
-    common.add_argument("--assume", action="append", default=[], metavar="ID=VALUE",
-                        help="switch a named assumption (repeatable); see kb criteria --assumptions")
-    common.add_argument("--format", choices=["text", "json", "md", "dot"], default=None, help="output format")
-    common.add_argument("--json", action="store_true", help="same as --format json")
-    parser = _Parser(prog="kb", parents=[common],
-                     description="Explainable eligibility for trial NCT06420154 (anti-CD19 CAR-T, autoimmune disease).",
-                     epilog="Exit codes: 0 answered, 1 lint errors found, 2 bad usage or input.")
+    common.add_argument(
+        "--facts", type=Path, default=default(None), help="patient data set folder (default: the demo patients)"
+    )
+    common.add_argument(
+        "--input-format",
+        default=default("auto"),
+        choices=["auto", "csv", "wide", "xlsx", "fhir", "omop"],
+        help="format of --facts (only the csv file set is read so far)",
+    )
+    common.add_argument(
+        "--as-of",
+        type=_date,
+        default=default(None),
+        metavar="DATE",
+        help="evaluate as if enrolling on DATE (sets the enrolment date)",
+    )
+    common.add_argument(
+        "--assume",
+        action="append",
+        default=default([]),
+        metavar="ID=VALUE",
+        help="switch a named assumption (repeatable); see kb criteria --assumptions",
+    )
+    common.add_argument("--format", choices=["text", "json", "md", "dot"], default=default(None), help="output format")
+    common.add_argument("--json", action="store_true", default=default(False), help="same as --format json")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options(for_subcommand=False)
+    sub_common = _global_options(for_subcommand=True)
+    parser = _Parser(
+        prog="kb",
+        parents=[common],
+        description="Explainable eligibility for trial NCT06420154 (anti-CD19 CAR-T, autoimmune disease).",
+        epilog="Exit codes: 0 answered, 1 lint errors found, 2 bad usage or input.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
-                              epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name,
+            parents=[sub_common],  # type: ignore[list-item]
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     command("patients", "List the patients: id, sex, age at enrolment, cohorts and data set.")
     check = command("check", "Evaluate every criterion for one patient: the verdict, per cohort, with messages.")
@@ -144,8 +185,16 @@ def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, ass
         base = build_facts(patient, kb, assumptions, args.as_of)
         cohorts = sorted({str(f[1][1]) for f in base.facts if f[0] == "cohort_diagnosis"})
         ages = [f[1][1] for f in base.facts if f[0] == "age_years"]
-        rows.append({"patient": patient.id, "sex": patient.sex, "age": int(ages[0]) if ages else None,
-                     "cohorts": cohorts, "dataset": dataset.name, "story": dataset.stories.get(patient.id, "")})
+        rows.append(
+            {
+                "patient": patient.id,
+                "sex": patient.sex,
+                "age": int(ages[0]) if ages else None,
+                "cohorts": cohorts,
+                "dataset": dataset.name,
+                "story": dataset.stories.get(patient.id, ""),
+            }
+        )
     _report_problems(dataset.problems, dataset.name)
     if args.format == "json":
         _json({"patients": rows, "rejected_rows": [str(p) for p in dataset.problems]})
@@ -153,8 +202,11 @@ def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, ass
     _emit(f"{'patient':<9}{'sex':<8}{'age':<5}{'cohorts':<12}{'data set':<10}story")
     for r in rows:
         age = "" if r["age"] is None else str(r["age"])
-        _emit(f"{r['patient']:<9}{r['sex'] or '?':<8}{age:<5}{','.join(r['cohorts']) or '-':<12}"
-              f"{r['dataset']:<10}{r['story']}")
+        listed = ",".join(r["cohorts"]) if isinstance(r["cohorts"], list) else ""
+        _emit(
+            f"{r['patient']:<9}{r['sex'] or '?':<8}{age:<5}{listed or '-':<12}"
+            f"{r['dataset']:<10}{r['story']}"
+        )
     return 0
 
 
@@ -184,8 +236,13 @@ def _why(args: argparse.Namespace, assessment: Assessment, kb: KnowledgeBase) ->
         tree = result.trace or Node("criterion", f"{result.id} {result.status}: {result.message}")
         trees.append((result.id, tree))
     if args.format == "json":
-        _json({"patient": assessment.patient_id, "verdict": assessment.verdict,
-               "trees": [{"criterion": cid, "tree": tree.as_dict()} for cid, tree in trees]})
+        _json(
+            {
+                "patient": assessment.patient_id,
+                "verdict": assessment.verdict,
+                "trees": [{"criterion": cid, "tree": tree.as_dict()} for cid, tree in trees],
+            }
+        )
     elif args.format == "dot":
         _emit("\n".join(trace_dot(tree, f"{assessment.patient_id} {cid}") for cid, tree in trees))
     else:
@@ -198,15 +255,25 @@ def _why(args: argparse.Namespace, assessment: Assessment, kb: KnowledgeBase) ->
 
 def _criteria(args: argparse.Namespace, kb: KnowledgeBase) -> int:
     if args.assumptions:
-        items = [{"id": a.id, "default": a.default, "allowed": list(a.allowed) or f"{a.minimum}-{a.maximum} days",
-                  "resolves": a.resolves, "reason": a.reason, "used_by": list(a.used_by)}
-                 for a in kb.assumptions.values()]
+        items = [
+            {
+                "id": a.id,
+                "default": a.default,
+                "allowed": list(a.allowed) or f"{a.minimum}-{a.maximum} days",
+                "resolves": a.resolves,
+                "reason": a.reason,
+                "used_by": list(a.used_by),
+            }
+            for a in kb.assumptions.values()
+        ]
         if args.format == "json":
             _json(items)
         else:
             for a in items:
-                _emit(f"{a['id']} = {a['default']}  (allowed: {a['allowed']})\n  resolves: {a['resolves']}\n"
-                      f"  reason: {a['reason']}\n")
+                _emit(
+                    f"{a['id']} = {a['default']}  (allowed: {a['allowed']})\n  resolves: {a['resolves']}\n"
+                    f"  reason: {a['reason']}\n"
+                )
         return 0
     if args.criterion is None:
         if args.format == "json":
@@ -256,16 +323,30 @@ def _criterion_dict(criterion_id: str, kb: KnowledgeBase) -> dict[str, Any]:
                     pred = getattr(atom, "predicate", None)
                     if pred and kb.program.declarations[pred].role == "rule":
                         stack.append(pred)
-    return {"id": crit.id, "kind": crit.kind, "cohort": crit.cohort, "provenance": crit.provenance,
-            "record_text": crit.record_text, "text": crit.text, "predicate": crit.predicate, "rules": rules,
-            "assumptions": [a.id for a in kb.assumptions.values() if crit.id in a.used_by]}
+    return {
+        "id": crit.id,
+        "kind": crit.kind,
+        "cohort": crit.cohort,
+        "provenance": crit.provenance,
+        "record_text": crit.record_text,
+        "text": crit.text,
+        "predicate": crit.predicate,
+        "rules": rules,
+        "assumptions": [a.id for a in kb.assumptions.values() if crit.id in a.used_by],
+    }
 
 
 def _lint(args: argparse.Namespace) -> int:
     problems = lint(args.path)
     if args.format == "json":
-        _json({"problems": [{"path": p.path, "line": p.row, "col": p.column, "message": p.message, "hint": p.hint}
-                            for p in problems]})
+        _json(
+            {
+                "problems": [
+                    {"path": p.path, "line": p.row, "col": p.column, "message": p.message, "hint": p.hint}
+                    for p in problems
+                ]
+            }
+        )
     else:
         for problem in problems:
             _emit(str(problem))

@@ -53,11 +53,22 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> tuple[list[Criterion], list[P
         if missing:
             problems.append(Problem(path.name, line, None, f"criterion entry lacks {', '.join(missing)}"))
             continue
-        crit = Criterion(entry["id"], entry["kind"], entry["cohort"], entry["provenance"],
-                         entry.get("predicate"), entry.get("record_text", ""), entry["text"], line)
+        crit = Criterion(
+            entry["id"],
+            entry["kind"],
+            entry["cohort"],
+            entry["provenance"],
+            entry.get("predicate"),
+            entry.get("record_text", ""),
+            entry["text"],
+            line,
+        )
         if crit.id in seen:
-            problems.append(Problem(path.name, line, "id", f"duplicate criterion id {crit.id}",
-                                    f"first defined at line {seen[crit.id]}"))
+            problems.append(
+                Problem(
+                    path.name, line, "id", f"duplicate criterion id {crit.id}", f"first defined at line {seen[crit.id]}"
+                )
+            )
             continue
         seen[crit.id] = line
         if crit.kind not in KINDS:
@@ -78,9 +89,16 @@ def check_catalogue(criteria: list[Criterion], program: Program, path: str = CAT
             continue
         decl = program.declarations.get(crit.predicate)
         if decl is None or not program.rules_for(crit.predicate):
-            problems.append(Problem(path, crit.line, "predicate",
-                                    f"{crit.id}: deciding predicate '{crit.predicate}' has no rules"))
+            problems.append(
+                Problem(path, crit.line, "predicate", f"{crit.id}: deciding predicate '{crit.predicate}' has no rules")
+            )
         elif [t for _, t in decl.params] != ["patient", "truth"]:
-            problems.append(Problem(path, crit.line, "predicate",
-                                    f"{crit.id}: '{crit.predicate}' must be declared (P: patient, T: truth)"))
+            problems.append(
+                Problem(
+                    path,
+                    crit.line,
+                    "predicate",
+                    f"{crit.id}: '{crit.predicate}' must be declared (P: patient, T: truth)",
+                )
+            )
     return problems

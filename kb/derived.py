@@ -41,18 +41,27 @@ class Derivation:
 def age_in_years(birth: date, on: date) -> Derivation:
     """Completed years on `on`: a birthday counts from the day itself (29 February: 1 March)."""
     years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-    return Derivation("age", "completed years from birth date to enrolment",
-                      (("birth_date", birth.isoformat()), ("enrolment", on.isoformat())), Decimal(years))
+    return Derivation(
+        "age",
+        "completed years from birth date to enrolment",
+        (("birth_date", birth.isoformat()), ("enrolment", on.isoformat())),
+        Decimal(years),
+    )
 
 
 def times_uln(item: str, value: Decimal, uln: Decimal, unit: str) -> Derivation:
     """value / ULN of the same result, kept exact (Decimal division to 28 digits)."""
-    return Derivation(f"{item} ×ULN", f"{item} / ULN",
-                      ((item, f"{value} {unit}".strip()), ("ULN", f"{uln} {unit}".strip())), value / uln)
+    return Derivation(
+        f"{item} ×ULN",
+        f"{item} / ULN",
+        ((item, f"{value} {unit}".strip()), ("ULN", f"{uln} {unit}".strip())),
+        value / uln,
+    )
 
 
-def cockcroft_gault(age: Decimal, weight_kg: Decimal, creatinine_umol_l: Decimal, female: bool,
-                    umol_per_mg_dl: Decimal) -> Derivation:
+def cockcroft_gault(
+    age: Decimal, weight_kg: Decimal, creatinine_umol_l: Decimal, female: bool, umol_per_mg_dl: Decimal
+) -> Derivation:
     """Cockcroft–Gault with actual weight, creatinine in mg/dL, × 0.85 for women.
 
     A 50-year-old 60 kg woman with creatinine 80 µmol/L: (140 − 50) × 60 / (72 × 80/88.4)
@@ -64,8 +73,14 @@ def cockcroft_gault(age: Decimal, weight_kg: Decimal, creatinine_umol_l: Decimal
         value *= Decimal("0.85")
     rounded = value.quantize(CRCL_RESOLUTION, rounding=ROUND_HALF_UP)
     formula = "(140 − age) × weight / (72 × creatinine mg/dL)" + (" × 0.85" if female else "")
-    return Derivation("creatinine clearance (Cockcroft–Gault)", formula, (
-        ("age", f"{age} years"), ("weight", f"{weight_kg} kg"),
-        ("creatinine", f"{creatinine_umol_l} µmol/L = {creatinine_umol_l}/{umol_per_mg_dl} mg/dL"),
-        ("sex", "female" if female else "male"),
-    ), rounded)
+    return Derivation(
+        "creatinine clearance (Cockcroft–Gault)",
+        formula,
+        (
+            ("age", f"{age} years"),
+            ("weight", f"{weight_kg} kg"),
+            ("creatinine", f"{creatinine_umol_l} µmol/L = {creatinine_umol_l}/{umol_per_mg_dl} mg/dL"),
+            ("sex", "female" if female else "male"),
+        ),
+        rounded,
+    )

@@ -10,10 +10,10 @@ and the next one starts clean. Nothing here sees rule or patient text as code.
 from __future__ import annotations
 
 import threading
-from itertools import count
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
+from itertools import count
 from typing import Any
 
 from pyDatalog import pyEngine
@@ -116,11 +116,17 @@ def _substitute(lit: Literal, bindings: Mapping[str, FactValue]) -> Literal:
             return Const(Decimal(value) if isinstance(value, int) else value, t.pos)
         if isinstance(t, BinOp):
             left, right = term(t.left), term(t.right)
-            if isinstance(left, Const) and isinstance(right, Const) and \
-                    isinstance(left.value, Decimal) and isinstance(right.value, Decimal) and t.op in "+-*":
+            if (
+                isinstance(left, Const)
+                and isinstance(right, Const)
+                and isinstance(left.value, Decimal)
+                and isinstance(right.value, Decimal)
+                and t.op in "+-*"
+            ):
                 # pyDatalog leaves arithmetic on constants unevaluated in a comparison: fold it here
-                folded = {"+": left.value + right.value, "-": left.value - right.value,
-                          "*": left.value * right.value}[t.op]
+                folded = {"+": left.value + right.value, "-": left.value - right.value, "*": left.value * right.value}[
+                    t.op
+                ]
                 return Const(folded, t.pos)
             return BinOp(t.op, left, right, t.pos)
         return t

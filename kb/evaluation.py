@@ -34,8 +34,10 @@ __all__ = [
 
 STATUSES = ("pass", "fail", "unknown", "not_applicable", "manual")
 VERDICT_ORDER = {"eligible": 2, "needs_data": 1, "ineligible": 0}
-SCOPE_NOTE = ("general criteria only: the disease-specific blocks of the six cohorts are not encoded yet, "
-              "so an 'eligible' verdict covers the general criteria")
+SCOPE_NOTE = (
+    "general criteria only: the disease-specific blocks of the six cohorts are not encoded yet, "
+    "so an 'eligible' verdict covers the general criteria"
+)
 MANUAL_MESSAGE = "text missing from the record: verify by hand"
 
 
@@ -53,9 +55,15 @@ class CriterionResult:
         return self.criterion.id
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.criterion.kind, "cohort": self.criterion.cohort,
-                "status": self.status, "reason": self.reason, "message": self.message,
-                "missing": [g.item for g in self.missing]}
+        return {
+            "id": self.id,
+            "kind": self.criterion.kind,
+            "cohort": self.criterion.cohort,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+            "missing": [g.item for g in self.missing],
+        }
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,12 @@ class CohortVerdict:
     unknown: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"cohort": self.cohort, "verdict": self.verdict, "blocking": list(self.blocking),
-                "unknown": list(self.unknown)}
+        return {
+            "cohort": self.cohort,
+            "verdict": self.verdict,
+            "blocking": list(self.blocking),
+            "unknown": list(self.unknown),
+        }
 
 
 @dataclass(frozen=True)
@@ -148,8 +160,14 @@ def _verdict(value: bool | None) -> str:
     return {True: "eligible", False: "ineligible", None: "needs_data"}[value]
 
 
-def assess(patient: Patient, kb: KnowledgeBase | None = None, assumptions: AssumptionSet | None = None,
-           as_of: date | None = None, explain: str = "decisive", today: date | None = None) -> Assessment:
+def assess(
+    patient: Patient,
+    kb: KnowledgeBase | None = None,
+    assumptions: AssumptionSet | None = None,
+    as_of: date | None = None,
+    explain: str = "decisive",
+    today: date | None = None,
+) -> Assessment:
     """Evaluate every criterion for `patient`.
 
     `explain`: "decisive" builds proof trees for the blocking and unknown criteria (what an
@@ -168,36 +186,55 @@ def assess(patient: Patient, kb: KnowledgeBase | None = None, assumptions: Assum
     verdicts = []
     for cohort in cohorts:
         relevant = [r for r in results if r.criterion.cohort in ("general", cohort)]
-        verdicts.append(CohortVerdict(
-            str(cohort), _verdict(kleene_and([_truth(r.status) for r in relevant])),
-            tuple(r.id for r in relevant if r.status == "fail"),
-            tuple(r.id for r in relevant if r.status == "unknown")))
+        verdicts.append(
+            CohortVerdict(
+                str(cohort),
+                _verdict(kleene_and([_truth(r.status) for r in relevant])),
+                tuple(r.id for r in relevant if r.status == "fail"),
+                tuple(r.id for r in relevant if r.status == "unknown"),
+            )
+        )
     if verdicts:
         verdict = max((v.verdict for v in verdicts), key=VERDICT_ORDER.__getitem__)
     else:  # no cohort: the COHORT criterion fails or is unknown, and decides with the rest
         verdict = _verdict(kleene_and([_truth(r.status) for r in results if r.criterion.cohort == "general"]))
-    return Assessment(patient.id, verdict, tuple(verdicts), tuple(results), base.reference,
-                      assumptions.in_force(), _stamp(kb, assumptions, base))
+    return Assessment(
+        patient.id,
+        verdict,
+        tuple(verdicts),
+        tuple(results),
+        base.reference,
+        assumptions.in_force(),
+        _stamp(kb, assumptions, base),
+    )
 
 
-def _evaluate(crit: Criterion, session: Session, explainer: Explainer, base: FactBase, kb: KnowledgeBase,
-              explain: str) -> CriterionResult:
+def _evaluate(
+    crit: Criterion, session: Session, explainer: Explainer, base: FactBase, kb: KnowledgeBase, explain: str
+) -> CriterionResult:
     if crit.predicate is None:
         return CriterionResult(crit, "manual", None, MANUAL_MESSAGE)
     truths = {row[1] for row in session.ask(crit.predicate, [base.patient_id, None])}
     if len(truths) > 1:
-        raise EngineError(f"{crit.id}: the rules derive {sorted(truths)} for {crit.predicate}; "
-                          "a criterion's rules must be mutually exclusive")
+        raise EngineError(
+            f"{crit.id}: the rules derive {sorted(truths)} for {crit.predicate}; "
+            "a criterion's rules must be mutually exclusive"
+        )
     if not truths:
         gaps = _gaps(crit.predicate, session, base, kb)
-        node = Node("criterion", f"{crit.id} unknown: {crit.text}",
-                    {"protocol": crit.record_text or crit.text, "provenance": crit.provenance},
-                    [Node("gap", f"{g.item}: {g.reason} ({g.detail})") for g in gaps])
+        unknown_node = Node(
+            "criterion",
+            f"{crit.id} unknown: {crit.text}",
+            {"protocol": crit.record_text or crit.text, "provenance": crit.provenance},
+            [Node("gap", f"{g.item}: {g.reason} ({g.detail})") for g in gaps],
+        )
         if not gaps:
-            node.children.append(Node("note", "no rule decided it and no data gap was found"))
+            unknown_node.children.append(Node("note", "no rule decided it and no data gap was found"))
         message = "unknown: " + ("; ".join(g.detail for g in gaps) if gaps else "no rule decides it")
         reason = gaps[0].reason if gaps else "missing"
-        return CriterionResult(crit, "unknown", reason, message, tuple(gaps), node if explain != "none" else None)
+        return CriterionResult(
+            crit, "unknown", reason, message, tuple(gaps), unknown_node if explain != "none" else None
+        )
     truth = truths.pop()
     if truth == "na":
         status = "not_applicable"
@@ -209,11 +246,18 @@ def _evaluate(crit: Criterion, session: Session, explainer: Explainer, base: Fac
     message = message_from(proof) if proof else ""
     if status == "not_applicable":
         message = f"not applicable: {message}"
-    node = None
+    node: Node | None = None
     if explain == "all" or (explain == "decisive" and status == "fail"):
-        node = Node("criterion", f"{crit.id} {status}: {crit.text}",
-                    {"protocol": crit.record_text or crit.text, "provenance": crit.provenance,
-                     "predicate": f"{crit.predicate}(P, {truth})"}, [proof] if proof else [])
+        node = Node(
+            "criterion",
+            f"{crit.id} {status}: {crit.text}",
+            {
+                "protocol": crit.record_text or crit.text,
+                "provenance": crit.provenance,
+                "predicate": f"{crit.predicate}(P, {truth})",
+            },
+            [proof] if proof else [],
+        )
     return CriterionResult(crit, status, None, message, (), node)
 
 
@@ -238,8 +282,9 @@ def _gaps(predicate: str, session: Session, base: FactBase, kb: KnowledgeBase) -
                     key = str(key_arg.value) if isinstance(key_arg, Const) else None
                     for gap in base.gaps_for(atom.predicate, key):
                         found.setdefault(gap.item, gap)
-                elif [t for _, t in decl.params] == ["patient", "truth"] and \
-                        session.ask(atom.predicate, [base.patient_id, None]):
+                elif [t for _, t in decl.params] == ["patient", "truth"] and session.ask(
+                    atom.predicate, [base.patient_id, None]
+                ):
                     continue  # that sub-condition is decided: its data are not what is missing
                 else:
                     walk(atom.predicate)
@@ -258,4 +303,3 @@ def _stamp(kb: KnowledgeBase, assumptions: AssumptionSet, base: FactBase) -> dic
         "facts": digest(sorted(repr(f) for f in base.facts)),
         "as_of": base.reference.enrolment.isoformat(),
     }
-

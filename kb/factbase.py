@@ -24,12 +24,29 @@ __all__ = ["FactBase", "Gap", "Provenance", "ReferenceDates", "build_facts", "da
 
 #: Which gaps explain the absence of a fact of each input or computed relation.
 RELATION_GAPS = {
-    "obs_num": "item", "obs_cat": "item", "xuln": "xuln", "crcl": "crcl", "age_years": "age",
-    "sex": "sex", "attested": "attested", "reviewed": "reviewed", "unrecognised": "term",
+    "obs_num": "item",
+    "obs_cat": "item",
+    "xuln": "xuln",
+    "crcl": "crcl",
+    "age_years": "age",
+    "sex": "sex",
+    "attested": "attested",
+    "reviewed": "reviewed",
+    "unrecognised": "term",
 }
 #: Kinds of event that happen on one day unless an end date is given.
-POINT_EVENTS = frozenset({"vaccination", "transfusion", "cell_therapy", "diagnosis", "procedure",
-                          "cardiac_event", "thrombosis", "malignancy"})
+POINT_EVENTS = frozenset(
+    {
+        "vaccination",
+        "transfusion",
+        "cell_therapy",
+        "diagnosis",
+        "procedure",
+        "cardiac_event",
+        "thrombosis",
+        "malignancy",
+    }
+)
 
 
 def day_number(when: date) -> int:
@@ -48,8 +65,11 @@ class ReferenceDates:
     notes: tuple[str, ...]  # how each date was obtained when it was not in the file
 
     def as_dict(self) -> dict[str, str]:
-        return {"screening": self.screening.isoformat(), "enrolment": self.enrolment.isoformat(),
-                "apheresis": self.apheresis.isoformat()}
+        return {
+            "screening": self.screening.isoformat(),
+            "enrolment": self.enrolment.isoformat(),
+            "apheresis": self.apheresis.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -94,8 +114,9 @@ class FactBase:
         return list(self.gaps.get((group, key), []))
 
 
-def reference_dates(patient: Patient, assumptions: AssumptionSet, as_of: date | None,
-                    today: date | None = None) -> ReferenceDates:
+def reference_dates(
+    patient: Patient, assumptions: AssumptionSet, as_of: date | None, today: date | None = None
+) -> ReferenceDates:
     notes = []
     enrolment = as_of or patient.enrolment_date
     if as_of is not None:
@@ -118,8 +139,13 @@ def reference_dates(patient: Patient, assumptions: AssumptionSet, as_of: date | 
     return ReferenceDates(screening, enrolment, apheresis, tuple(notes))
 
 
-def build_facts(patient: Patient, kb: KnowledgeBase, assumptions: AssumptionSet,
-                as_of: date | None = None, today: date | None = None) -> FactBase:
+def build_facts(
+    patient: Patient,
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None = None,
+    today: date | None = None,
+) -> FactBase:
     refs = reference_dates(patient, assumptions, as_of, today)
     base = FactBase(patient.id, refs)
     pid = patient.id
@@ -156,8 +182,7 @@ def _describe(obs: Observation, vocab: Vocabulary) -> str:
     return f"{obs.item} {obs.value}{unit} on {obs.date.isoformat()}"
 
 
-def _select_observations(patient: Patient, base: FactBase, vocab: Vocabulary,
-                         lookback: int) -> dict[str, Observation]:
+def _select_observations(patient: Patient, base: FactBase, vocab: Vocabulary, lookback: int) -> dict[str, Observation]:
     """The latest result of each item dated in [enrolment − lookback, enrolment]."""
     enrolment = base.reference.enrolment
     earliest = enrolment - timedelta(days=lookback)
@@ -174,15 +199,26 @@ def _select_observations(patient: Patient, base: FactBase, vocab: Vocabulary,
             continue
         latest = max(results, key=lambda o: (o.date, o.source.row))
         if latest.date < earliest:
-            base.gap("item", name, Gap(name, "stale", f"latest {name} result {latest.date.isoformat()} is older than "
-                                       f"{lookback} days before enrolment {enrolment.isoformat()}"))
+            base.gap(
+                "item",
+                name,
+                Gap(
+                    name,
+                    "stale",
+                    f"latest {name} result {latest.date.isoformat()} is older than "
+                    f"{lookback} days before enrolment {enrolment.isoformat()}",
+                ),
+            )
             continue
         selected[name] = latest
         others = len(results) - 1
         note = f" (latest of {others + 1} results up to enrolment)" if others else ""
         relation = "obs_num" if vocab.items[name].quantitative else "obs_cat"
-        base.add(relation, (patient.id, name, latest.value, day_number(latest.date)),
-                 Provenance(_describe(latest, vocab) + note, latest.source))
+        base.add(
+            relation,
+            (patient.id, name, latest.value, day_number(latest.date)),
+            Provenance(_describe(latest, vocab) + note, latest.source),
+        )
     return selected
 
 
@@ -198,16 +234,28 @@ def _ratios(base: FactBase, selected: dict[str, Observation], vocab: Vocabulary)
         else:
             assert isinstance(obs.value, Decimal)
             derivation = times_uln(name, obs.value, obs.uln, item.display_unit)
-            base.add("xuln", (base.patient_id, name, derivation.value),
-                     Provenance(f"{name} {derivation.value:.2f} ×ULN on {obs.date.isoformat()}", obs.source, derivation))
+            base.add(
+                "xuln",
+                (base.patient_id, name, derivation.value),
+                Provenance(f"{name} {derivation.value:.2f} ×ULN on {obs.date.isoformat()}", obs.source, derivation),
+            )
 
 
-def _clearance(base: FactBase, patient: Patient, selected: dict[str, Observation], vocab: Vocabulary,
-               assumptions: AssumptionSet, age: Decimal | None) -> None:
+def _clearance(
+    base: FactBase,
+    patient: Patient,
+    selected: dict[str, Observation],
+    vocab: Vocabulary,
+    assumptions: AssumptionSet,
+    age: Decimal | None,
+) -> None:
     measured = selected.get("crcl_measured")
     if measured is not None:
-        base.add("crcl", (patient.id, measured.value),
-                 Provenance(f"measured creatinine clearance {measured.value} mL/min on {measured.date}", measured.source))
+        base.add(
+            "crcl",
+            (patient.id, measured.value),
+            Provenance(f"measured creatinine clearance {measured.value} mL/min on {measured.date}", measured.source),
+        )
         return
     if assumptions["crcl_method"] == "measured_only":
         base.gaps.setdefault(("crcl", ""), []).extend(base.gaps.get(("item", "crcl_measured"), []))
@@ -224,14 +272,17 @@ def _clearance(base: FactBase, patient: Patient, selected: dict[str, Observation
         missing.append(Gap("sex", "missing", "sex not recorded in patients.csv"))
     if missing or creatinine is None or patient.weight_kg is None or age is None:
         base.gaps.setdefault(("crcl", ""), []).extend(
-            [Gap("crcl_measured", "missing", "no measured clearance, and Cockcroft–Gault lacks inputs"), *missing])
+            [Gap("crcl_measured", "missing", "no measured clearance, and Cockcroft–Gault lacks inputs"), *missing]
+        )
         return
     assert isinstance(creatinine.value, Decimal)
     factor = vocab.items["creatinine"].molar_factor or Decimal("88.4")
     derivation = cockcroft_gault(age, patient.weight_kg, creatinine.value, patient.sex == "female", factor)
-    base.add("crcl", (patient.id, derivation.value),
-             Provenance(f"creatinine clearance {derivation.value} mL/min (Cockcroft–Gault)", creatinine.source,
-                        derivation))
+    base.add(
+        "crcl",
+        (patient.id, derivation.value),
+        Provenance(f"creatinine clearance {derivation.value} mL/min (Cockcroft–Gault)", creatinine.source, derivation),
+    )
 
 
 def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: str, refs: ReferenceDates) -> None:
@@ -249,20 +300,36 @@ def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: st
         base.add("event", (patient.id, event.kind, name, start, end), Provenance(label, event.source))
         if event.agent:
             for cls in vocab.agents[event.agent].classes:
-                base.add("agent_class", (event.agent, cls),
-                         Provenance(f"{event.agent} is {cls.replace('_', ' ')}", origin="vocabulary/agents.csv"))
+                base.add(
+                    "agent_class",
+                    (event.agent, cls),
+                    Provenance(f"{event.agent} is {cls.replace('_', ' ')}", origin="vocabulary/agents.csv"),
+                )
         elif not event.recognised:
-            base.add("unrecognised", (patient.id, event.kind, start, end),
-                     Provenance(f"{label}: name not in the vocabulary", event.source))
-            base.gap("term", event.kind, Gap(f"{event.kind}:{event.name}", "unknown_term",
-                                             f"'{event.name}' ({event.source}) is not a known {event.kind} name"))
+            base.add(
+                "unrecognised",
+                (patient.id, event.kind, start, end),
+                Provenance(f"{label}: name not in the vocabulary", event.source),
+            )
+            base.gap(
+                "term",
+                event.kind,
+                Gap(
+                    f"{event.kind}:{event.name}",
+                    "unknown_term",
+                    f"'{event.name}' ({event.source}) is not a known {event.kind} name",
+                ),
+            )
         if event.kind == "diagnosis" and event.code:
             system, _, code = event.code.rpartition(":")
             system = system.casefold().replace("-", "").replace(" ", "") or code_system
             cohort = vocab.cohort_of(system, code)
             if cohort:
-                base.add("cohort_diagnosis", (patient.id, cohort, event.code),
-                         Provenance(f"diagnosis {event.code} ({system}) → cohort {cohort}", event.source))
+                base.add(
+                    "cohort_diagnosis",
+                    (patient.id, cohort, event.code),
+                    Provenance(f"diagnosis {event.code} ({system}) → cohort {cohort}", event.source),
+                )
 
 
 def _event_label(event: Event) -> str:
@@ -285,8 +352,11 @@ def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: Ref
         if att.item.startswith("reviewed:"):
             category = att.item.split(":", 1)[1]
             assert att.date is not None
-            base.add("reviewed", (patient.id, category, day_number(att.date)),
-                     Provenance(f"{category} history reviewed {att.date.isoformat()}", att.source))
+            base.add(
+                "reviewed",
+                (patient.id, category, day_number(att.date)),
+                Provenance(f"{category} history reviewed {att.date.isoformat()}", att.source),
+            )
             continue
         if att.item not in latest or key > latest[att.item]:
             latest[att.item] = key
@@ -294,17 +364,28 @@ def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: Ref
     for item, att in chosen.items():
         by = f" by {att.by}" if att.by else ""
         when = f" on {att.date.isoformat()}" if att.date else ""
-        base.add("attested", (patient.id, item, att.value), Provenance(f"{item} = {att.value}, attested{by}{when}",
-                                                                         att.source))
+        base.add(
+            "attested",
+            (patient.id, item, att.value),
+            Provenance(f"{item} = {att.value}, attested{by}{when}", att.source),
+        )
     for item in vocab.attestation_items:
         if item.startswith("reviewed:"):
             category = item.split(":", 1)[1]
             days = [day_number(a.date) for a in patient.attestations if a.item == item and a.date]
             if not days:
-                base.gap("reviewed", category, Gap(item, "history_not_reviewed", f"{category} history not declared reviewed"))
+                base.gap(
+                    "reviewed", category, Gap(item, "history_not_reviewed", f"{category} history not declared reviewed")
+                )
             elif max(days) < day_number(refs.enrolment):
-                base.gap("reviewed", category, Gap(item, "history_not_reviewed",
-                                                   f"{category} history reviewed {from_day(max(days))}, "
-                                                   f"before enrolment {refs.enrolment}"))
+                base.gap(
+                    "reviewed",
+                    category,
+                    Gap(
+                        item,
+                        "history_not_reviewed",
+                        f"{category} history reviewed {from_day(max(days))}, before enrolment {refs.enrolment}",
+                    ),
+                )
         elif item not in chosen:
             base.gap("attested", item, Gap(item, "not_attested", f"{item} not attested"))

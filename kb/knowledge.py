@@ -98,5 +98,6 @@ def load_knowledge(rules_dir: Path = RULES_DIR) -> KnowledgeBase:
     for file in [*_rule_files(rules_dir), rules_dir / CATALOGUE_FILE.name, rules_dir / "assumptions.toml"]:
         digest.update(file.name.encode())
         digest.update(file.read_bytes())
-    return KnowledgeBase(program, tuple(criteria), load_vocabulary(), load_assumptions(), Engine(program),
-                         digest.hexdigest()[:16])
+    return KnowledgeBase(
+        program, tuple(criteria), load_vocabulary(), load_assumptions(), Engine(program), digest.hexdigest()[:16]
+    )

@@ -34,11 +34,29 @@ __all__ = [
 
 DEMO_DATASET = Path(__file__).parent / "facts" / "demo"
 
-PATIENT_COLUMNS = ("patient_id", "sex", "birth_date", "weight_kg", "height_cm",
-                   "screening_date", "enrolment_date", "apheresis_date")
+PATIENT_COLUMNS = (
+    "patient_id",
+    "sex",
+    "birth_date",
+    "weight_kg",
+    "height_cm",
+    "screening_date",
+    "enrolment_date",
+    "apheresis_date",
+)
 OBSERVATION_COLUMNS = ("patient_id", "item", "value", "unit", "date", "uln", "lln", "loinc", "source")
-EVENT_COLUMNS = ("patient_id", "kind", "name", "code", "start_date", "end_date", "dose", "dose_unit",
-                 "frequency", "note")
+EVENT_COLUMNS = (
+    "patient_id",
+    "kind",
+    "name",
+    "code",
+    "start_date",
+    "end_date",
+    "dose",
+    "dose_unit",
+    "frequency",
+    "note",
+)
 ATTESTATION_COLUMNS = ("patient_id", "item", "value", "date", "by")
 #: Columns without which no row of the file can be read.
 ESSENTIAL = {
@@ -161,8 +179,12 @@ class _Reader:
                 self.missing = {c for c in self.columns if c not in header}
                 for column in sorted(self.missing, key=self.columns.index):
                     essential = column in ESSENTIAL.get(self.name, ())
-                    self.problem(1, column, f"missing column '{column}'",
-                                 "no row can be read without it" if essential else "read as empty")
+                    self.problem(
+                        1,
+                        column,
+                        f"missing column '{column}'",
+                        "no row can be read without it" if essential else "read as empty",
+                    )
                 if any(c in self.missing for c in ESSENTIAL.get(self.name, ())):
                     return
                 for number, raw in enumerate(reader, start=2):
@@ -192,17 +214,19 @@ def _number(text: str) -> Decimal:
     return value
 
 
-def load_dataset(folder: Path | str = DEMO_DATASET, vocabulary: Vocabulary | None = None,
-                 today: date | None = None) -> Dataset:
+def load_dataset(
+    folder: Path | str = DEMO_DATASET, vocabulary: Vocabulary | None = None, today: date | None = None
+) -> Dataset:
     """Load the file set in `folder`. Raises only if there is no patients.csv at all."""
     folder = Path(folder)
     vocab = vocabulary or load_vocabulary()
     if not (folder / "patients.csv").exists():
-        raise KbError(f"{folder}: no patients.csv here (a data set is a folder with patients.csv, "
-                      "observations.csv, events.csv and attestations.csv)")
+        raise KbError(
+            f"{folder}: no patients.csv here (a data set is a folder with patients.csv, "
+            "observations.csv, events.csv and attestations.csv)"
+        )
     problems: list[Problem] = []
-    patients = _load_patients(_Reader(folder, "patients.csv", PATIENT_COLUMNS, problems), vocab,
-                              today or date.today())
+    patients = _load_patients(_Reader(folder, "patients.csv", PATIENT_COLUMNS, problems), vocab, today or date.today())
     _load_observations(_Reader(folder, "observations.csv", OBSERVATION_COLUMNS, problems), patients, vocab)
     _load_events(_Reader(folder, "events.csv", EVENT_COLUMNS, problems), patients, vocab)
     _load_attestations(_Reader(folder, "attestations.csv", ATTESTATION_COLUMNS, problems), patients, vocab)
@@ -213,8 +237,7 @@ def load_dataset(folder: Path | str = DEMO_DATASET, vocabulary: Vocabulary | Non
     return Dataset(folder.name, str(folder), patients, problems, stories)
 
 
-def _field(reader: _Reader, number: int, row: dict[str, str], column: str,
-           parse: Callable[[str], object]) -> object:
+def _field(reader: _Reader, number: int, row: dict[str, str], column: str, parse: Callable[[str], object]) -> object:
     """Parse one optional field; a bad value is reported and read as empty."""
     text = row.get(column, "")
     if not text:
@@ -235,8 +258,12 @@ def _load_patients(reader: _Reader, vocab: Vocabulary, today: date) -> dict[str,
             continue
         if pid in patients:
             first = patients[pid].source
-            reader.problem(number, "patient_id", f"duplicate patient row for {pid}",
-                           f"the first, {first}, is kept" if first else "")
+            reader.problem(
+                number,
+                "patient_id",
+                f"duplicate patient row for {pid}",
+                f"the first, {first}, is kept" if first else "",
+            )
             continue
         patient = Patient(pid, source=Source(reader.name, number))
 
@@ -259,6 +286,7 @@ def _load_patients(reader: _Reader, vocab: Vocabulary, today: date) -> dict[str,
                 if not low <= value <= high:
                     raise ValueError(f"impossible {what} {text} (expected {low}-{high})")
                 return exact(value)
+
             return parse
 
         patient.sex = _field(reader, number, row, "sex", sex)  # type: ignore[assignment]
@@ -294,8 +322,12 @@ def _load_observations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
         item = vocab.items.get(name)
         if item is None:
             close = difflib.get_close_matches(name, list(vocab.items), n=1)
-            reader.problem(number, "item", f"unknown item '{name}'",
-                           f"did you mean '{close[0]}'?" if close else "see kb/facts/vocabulary/items.csv")
+            reader.problem(
+                number,
+                "item",
+                f"unknown item '{name}'",
+                f"did you mean '{close[0]}'?" if close else "see kb/facts/vocabulary/items.csv",
+            )
             continue
         try:
             when = _date(row["date"]) if row["date"] else None
@@ -315,16 +347,25 @@ def _load_observations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
                 reader.problem(number, column, f"{item.name}: {exc}", "the row is rejected")
                 continue
             assert isinstance(value, Decimal)
-            if (item.minimum is not None and value < item.minimum) or \
-                    (item.maximum is not None and value > item.maximum):
-                reader.problem(number, "value", f"impossible value {original} for {item.name}",
-                               f"expected {item.minimum}-{item.maximum} {item.display_unit}".rstrip())
+            if (item.minimum is not None and value < item.minimum) or (
+                item.maximum is not None and value > item.maximum
+            ):
+                reader.problem(
+                    number,
+                    "value",
+                    f"impossible value {original} for {item.name}",
+                    f"expected {item.minimum}-{item.maximum} {item.display_unit}".rstrip(),
+                )
                 continue
         else:
             value = raw.casefold().replace(" ", "_")
             if value not in item.allowed_values:
-                reader.problem(number, "value", f"'{raw}' is not an allowed value for {item.name}",
-                               f"use one of {', '.join(item.allowed_values)}")
+                reader.problem(
+                    number,
+                    "value",
+                    f"'{raw}' is not an allowed value for {item.name}",
+                    f"use one of {', '.join(item.allowed_values)}",
+                )
                 continue
         limits: list[Decimal | None] = []
         for column in ("uln", "lln"):
@@ -347,8 +388,12 @@ def _load_events(reader: _Reader, patients: dict[str, Patient], vocab: Vocabular
         kind = row["kind"]
         if kind not in vocab.event_kinds:
             close = difflib.get_close_matches(kind, list(vocab.event_kinds), n=1)
-            reader.problem(number, "kind", f"unknown event kind '{kind}'",
-                           f"did you mean '{close[0]}'?" if close else ", ".join(vocab.event_kinds))
+            reader.problem(
+                number,
+                "kind",
+                f"unknown event kind '{kind}'",
+                f"did you mean '{close[0]}'?" if close else ", ".join(vocab.event_kinds),
+            )
             continue
         if not row["name"] and not row["code"]:
             reader.problem(number, "name", "neither name nor code given", "the row is rejected")
@@ -370,8 +415,11 @@ def _load_events(reader: _Reader, patients: dict[str, Patient], vocab: Vocabular
             reader.problem(number, "end_date", f"end_date {end} is before start_date {start}", "the row is rejected")
             continue
         agent = vocab.agent(row["name"]) if kind in AGENT_KINDS and row["name"] else None
-        patient.events.append(Event(kind, row["name"], agent.name if agent else None, row["code"], start, end,
-                                    Source(reader.name, number)))
+        patient.events.append(
+            Event(
+                kind, row["name"], agent.name if agent else None, row["code"], start, end, Source(reader.name, number)
+            )
+        )
 
 
 def _load_attestations(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
@@ -382,13 +430,21 @@ def _load_attestations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
         spec = vocab.attestation_items.get(row["item"])
         if spec is None:
             close = difflib.get_close_matches(row["item"], list(vocab.attestation_items), n=1)
-            reader.problem(number, "item", f"unknown attestation item '{row['item']}'",
-                           f"did you mean '{close[0]}'?" if close else "see attestation_items.csv")
+            reader.problem(
+                number,
+                "item",
+                f"unknown attestation item '{row['item']}'",
+                f"did you mean '{close[0]}'?" if close else "see attestation_items.csv",
+            )
             continue
         value = row["value"].casefold()
         if value not in spec.values:
-            reader.problem(number, "value", f"'{row['value']}' is not an allowed value for {spec.name}",
-                           f"use one of {', '.join(spec.values)}")
+            reader.problem(
+                number,
+                "value",
+                f"'{row['value']}' is not an allowed value for {spec.name}",
+                f"use one of {', '.join(spec.values)}",
+            )
             continue
         try:
             when = _date(row["date"]) if row["date"] else None
@@ -396,7 +452,11 @@ def _load_attestations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
             reader.problem(number, "date", str(exc), "the row is rejected")
             continue
         if when is None and spec.name.startswith("reviewed:"):
-            reader.problem(number, "date", "a reviewed-history declaration needs its date",
-                           "a review covers records up to its date")
+            reader.problem(
+                number,
+                "date",
+                "a reviewed-history declaration needs its date",
+                "a review covers records up to its date",
+            )
             continue
         patient.attestations.append(Attestation(spec.name, value, when, row.get("by", ""), Source(reader.name, number)))

@@ -47,14 +47,26 @@ def _wrap(text: str, width: int = 60) -> str:
     return "\n".join(lines)
 
 
-_SHAPES = {"criterion": ("box", "#dbe9f6"), "rule": ("box", "#f2f2f2"), "fact": ("note", "#fff7d6"),
-           "derived": ("note", "#fde9c8"), "comparison": ("ellipse", "#e2f0d9"), "assignment": ("ellipse", "#eeeeee"),
-           "absence": ("box", "#f9dede"), "record": ("note", "#ffffff"), "gap": ("box", "#fbe4d5"),
-           "note": ("plaintext", "#ffffff")}
+_SHAPES = {
+    "criterion": ("box", "#dbe9f6"),
+    "rule": ("box", "#f2f2f2"),
+    "fact": ("note", "#fff7d6"),
+    "derived": ("note", "#fde9c8"),
+    "comparison": ("ellipse", "#e2f0d9"),
+    "assignment": ("ellipse", "#eeeeee"),
+    "absence": ("box", "#f9dede"),
+    "record": ("note", "#ffffff"),
+    "gap": ("box", "#fbe4d5"),
+    "note": ("plaintext", "#ffffff"),
+}
 
 
 def trace_dot(node: Node, name: str = "proof") -> str:
-    lines = [f'digraph "{_dot_escape(name)}" {{', "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10, style=filled];']
+    lines = [
+        f'digraph "{_dot_escape(name)}" {{',
+        "  rankdir=TB;",
+        '  node [fontname="Helvetica", fontsize=10, style=filled];',
+    ]
     counter = [0]
 
     def visit(n: Node) -> str:
@@ -89,9 +101,11 @@ def assessment_text(assessment: Assessment, show_all: bool = True) -> str:
         lines[0] += f" (via {', '.join(a.eligible_via)})"
     lines.append(f"  scope: {a.scope}")
     for cohort in a.cohorts:
-        lines.append(f"  cohort {cohort.cohort}: {cohort.verdict}"
-                     + (f"; blocking {', '.join(cohort.blocking)}" if cohort.blocking else "")
-                     + (f"; unknown {', '.join(cohort.unknown)}" if cohort.unknown else ""))
+        lines.append(
+            f"  cohort {cohort.cohort}: {cohort.verdict}"
+            + (f"; blocking {', '.join(cohort.blocking)}" if cohort.blocking else "")
+            + (f"; unknown {', '.join(cohort.unknown)}" if cohort.unknown else "")
+        )
     if not a.cohorts:
         lines.append("  no cohort: no qualifying diagnosis found")
     dates = a.reference.as_dict()

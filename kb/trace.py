@@ -75,8 +75,15 @@ class Explainer:
     def _rule_node(self, named: Rule, original: Rule, env: dict[str, FactValue], depth: int) -> Node:
         types = self._var_types(named)
         shown = {k: self._show(v, types.get(k)) for k, v in env.items() if not k.startswith("_")}
-        node = Node("rule", original.text, {"rule": original.text, "at": str(original.pos),
-                                             "bindings": ", ".join(f"{k} = {v}" for k, v in sorted(shown.items()))})
+        node = Node(
+            "rule",
+            original.text,
+            {
+                "rule": original.text,
+                "at": str(original.pos),
+                "bindings": ", ".join(f"{k} = {v}" for k, v in sorted(shown.items())),
+            },
+        )
         for lit in named.body:
             if isinstance(lit, Atom):
                 ground = tuple(_value(a, env) for a in lit.args)
@@ -106,22 +113,39 @@ class Explainer:
 
     def _comparison_node(self, lit: Comparison, env: dict[str, FactValue], types: dict[str, str]) -> Node:
         left, right = _evaluate(lit.left, env), _evaluate(lit.right, env)
-        kind = "assignment" if lit.op == "=" and isinstance(lit.left, Var) and not isinstance(lit.right, Const) \
-            and isinstance(lit.right, BinOp) else "comparison"
+        kind = (
+            "assignment"
+            if lit.op == "="
+            and isinstance(lit.left, Var)
+            and not isinstance(lit.right, Const)
+            and isinstance(lit.right, BinOp)
+            else "comparison"
+        )
         typ = _term_type(lit.left, types) or _term_type(lit.right, types)
         shown_left, shown_right = self._show(left, typ), self._show(right, typ)
         expr = f"{_format(lit.left)} {_SYMBOLS[lit.op]} {_format(lit.right)}"
         label = f"{shown_left} {_SYMBOLS[lit.op]} {shown_right}"
         constant = "yes" if isinstance(lit.right, Const) else "no"
-        return Node(kind, label, {"expression": expr, "actual": shown_left,
-                                  "required": f"{_SYMBOLS[lit.op]} {shown_right}", "constant": constant})
+        return Node(
+            kind,
+            label,
+            {
+                "expression": expr,
+                "actual": shown_left,
+                "required": f"{_SYMBOLS[lit.op]} {shown_right}",
+                "constant": constant,
+            },
+        )
 
     # ---- negation -----------------------------------------------------------------------
     def absence(self, atom: Atom, env: dict[str, FactValue], depth: int) -> Node:
         """Why `not atom` holds: the records examined and the literal each one failed."""
         ground = tuple(_evaluate(a, env) for a in atom.args)  # None: any value
-        node = Node("absence", f"no {_humanise(atom.predicate)}",
-                    {"checked": f"{atom.predicate}{self._show_args(ground, atom.predicate)}"})
+        node = Node(
+            "absence",
+            f"no {_humanise(atom.predicate)}",
+            {"checked": f"{atom.predicate}{self._show_args(ground, atom.predicate)}"},
+        )
         decl = self.decls.get(atom.predicate)
         if decl is not None and decl.role != "rule":
             node.detail["why"] = "no such fact"
@@ -192,11 +216,12 @@ class Explainer:
         typ = _term_type(failed.left, types) or _term_type(failed.right, types)
         if left is None or right is None:
             return f"{_format(failed.left)} is not known"
-        return (f"{self._show(left, typ)} is not {_SYMBOLS[failed.op]} {self._show(right, typ)} "
-                f"({_format(failed.left)} {_SYMBOLS[failed.op]} {_format(failed.right)})")
+        return (
+            f"{self._show(left, typ)} is not {_SYMBOLS[failed.op]} {self._show(right, typ)} "
+            f"({_format(failed.left)} {_SYMBOLS[failed.op]} {_format(failed.right)})"
+        )
 
-    def _first_failure(self, prefix: list[Literal], rest: list[Literal],
-                       env: dict[str, FactValue]) -> Literal | None:
+    def _first_failure(self, prefix: list[Literal], rest: list[Literal], env: dict[str, FactValue]) -> Literal | None:
         for i in range(1, len(rest) + 1):
             if not self.session.solve([*prefix, *rest[:i]], env):
                 return rest[i - 1]
@@ -209,8 +234,10 @@ class Explainer:
 
     def _var_types(self, rule: Rule) -> dict[str, str]:
         types: dict[str, str] = {}
-        atoms = [rule.head, *(lit if isinstance(lit, Atom) else lit.atom for lit in rule.body
-                              if isinstance(lit, Atom | Negation))]
+        atoms = [
+            rule.head,
+            *(lit if isinstance(lit, Atom) else lit.atom for lit in rule.body if isinstance(lit, Atom | Negation)),
+        ]
         for atom in atoms:
             decl = self.decls.get(atom.predicate)
             if decl is None:

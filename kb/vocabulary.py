@@ -144,9 +144,15 @@ def load_vocabulary() -> Vocabulary:
     loinc: dict[str, str] = {}
     for row in _read("items.csv"):
         item = Item(
-            name=row["item"], label=row["label"], kind=row["kind"], unit=row["unit"],
-            display_unit=row["display_unit"], allowed_values=_split(row["allowed_values"]),
-            minimum=_decimal(row["min"]), maximum=_decimal(row["max"]), loinc=_split(row["loinc"]),
+            name=row["item"],
+            label=row["label"],
+            kind=row["kind"],
+            unit=row["unit"],
+            display_unit=row["display_unit"],
+            allowed_values=_split(row["allowed_values"]),
+            minimum=_decimal(row["min"]),
+            maximum=_decimal(row["max"]),
+            loinc=_split(row["loinc"]),
             molar_factor=_decimal(row["molar_factor"]),
         )
         items[item.name] = item
@@ -174,8 +180,13 @@ def load_vocabulary() -> Vocabulary:
         DiagnosisCode(row["system"], row["code"], row["cohort"], row["label"]) for row in _read("diagnosis_codes.csv")
     )
     return Vocabulary(
-        items=items, loinc_to_item=loinc, event_kinds=event_kinds, attestation_items=attestations,
+        items=items,
+        loinc_to_item=loinc,
+        event_kinds=event_kinds,
+        attestation_items=attestations,
         sex_codes={row["code"].casefold(): row["sex"] for row in _read("sex_codes.csv")},
-        agents=agents, agent_names=names, diagnosis_codes=codes,
+        agents=agents,
+        agent_names=names,
+        diagnosis_codes=codes,
         unit_aliases={row["alias"]: row["ucum"] for row in _read("unit_aliases.csv")},
     )

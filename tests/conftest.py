@@ -56,8 +56,16 @@ def set_value(rows: Rows, item: str, value: str, **extra: str) -> Rows:
             row.update(value=value, **extra)
             return rows
     template = {k: "" for k in rows[0]} if rows else {}
-    rows.append({**template, "patient_id": rows[0]["patient_id"] if rows else "P001", "item": item,
-                 "value": value, "date": "2026-11-17", **extra})
+    rows.append(
+        {
+            **template,
+            "patient_id": rows[0]["patient_id"] if rows else "P001",
+            "item": item,
+            "value": value,
+            "date": "2026-11-17",
+            **extra,
+        }
+    )
     return rows
 
 

@@ -27,11 +27,13 @@ def test_defaults_and_overrides() -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("lab_lookback=14", "unknown assumption 'lab_lookback'; did you mean lab_lookback_days?"),
-     ("lab_lookback_days=two", "is a whole number of days, not 'two'"),
-     ("lab_lookback_days=0", "must be between 1 and 365 days"),
-     ("ge4_3_scope=some", "cannot be 'some'; allowed: listed, all_immunosuppressive_biologics"),
-     ("ge4_3_scope", "is not ID=VALUE")],
+    [
+        ("lab_lookback=14", "unknown assumption 'lab_lookback'; did you mean lab_lookback_days?"),
+        ("lab_lookback_days=two", "is a whole number of days, not 'two'"),
+        ("lab_lookback_days=0", "must be between 1 and 365 days"),
+        ("ge4_3_scope=some", "cannot be 'some'; allowed: listed, all_immunosuppressive_biologics"),
+        ("ge4_3_scope", "is not ID=VALUE"),
+    ],
 )
 def test_bad_assumptions_are_clear_errors(text: str, message: str) -> None:
     with pytest.raises(KbError) as caught:

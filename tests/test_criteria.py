@@ -7,8 +7,31 @@ from pathlib import Path
 from kb.criteria import check_catalogue, load_catalogue
 from kb.knowledge import KnowledgeBase
 
-SLICE = ["GI1", "CONSENT", "COHORT", "GI2", "GI3", "GI6", "GI6.1", "GI6.2", "GI6.3", "GI6.4", "GI6.5", "GI6.6",
-         "GI6.7", "GI7", "GI8", "GI9", "GE1", "GE3", "GE4.1", "GE4.2", "GE4.3", "GE10", "GE14"]
+SLICE = [
+    "GI1",
+    "CONSENT",
+    "COHORT",
+    "GI2",
+    "GI3",
+    "GI6",
+    "GI6.1",
+    "GI6.2",
+    "GI6.3",
+    "GI6.4",
+    "GI6.5",
+    "GI6.6",
+    "GI6.7",
+    "GI7",
+    "GI8",
+    "GI9",
+    "GE1",
+    "GE3",
+    "GE4.1",
+    "GE4.2",
+    "GE4.3",
+    "GE10",
+    "GE14",
+]
 
 
 def test_the_slice_is_in_the_catalogue_with_its_texts(kb: KnowledgeBase) -> None:
@@ -36,9 +59,11 @@ def test_duplicate_ids_and_bad_fields_are_located(tmp_path: Path) -> None:
 
 def test_a_deciding_predicate_must_exist_with_the_truth_signature(kb: KnowledgeBase, tmp_path: Path) -> None:
     path = tmp_path / "criteria.toml"
-    path.write_text('[[criterion]]\nid = "GI3"\nkind = "inclusion"\ncohort = "general"\nprovenance = "REC"\n'
-                    'predicate = "ecog_adequat"\ntext = "t"\n\n[[criterion]]\nid = "GI4"\nkind = "inclusion"\n'
-                    'cohort = "general"\nprovenance = "REC"\npredicate = "in_cohort"\ntext = "t"\n')
+    path.write_text(
+        '[[criterion]]\nid = "GI3"\nkind = "inclusion"\ncohort = "general"\nprovenance = "REC"\n'
+        'predicate = "ecog_adequat"\ntext = "t"\n\n[[criterion]]\nid = "GI4"\nkind = "inclusion"\n'
+        'cohort = "general"\nprovenance = "REC"\npredicate = "in_cohort"\ntext = "t"\n'
+    )
     criteria, _ = load_catalogue(path)
     problems = [str(p) for p in check_catalogue(criteria, kb.program)]
     assert problems == [

@@ -56,8 +56,9 @@ def test_threads_have_separate_states() -> None:
 
 
 def test_a_failed_query_breaks_only_its_session() -> None:
-    bad = parse_text(".decl lab(P: patient, V: number) input\n.decl cmp(P: patient)\ncmp(P) :- lab(P, V), V > W, lab(P, W).",
-                     "b.dl")
+    bad = parse_text(
+        ".decl lab(P: patient, V: number) input\n.decl cmp(P: patient)\ncmp(P) :- lab(P, V), V > W, lab(P, W).", "b.dl"
+    )
     engine = Engine(bad)
     # a string and a number cannot be compared: pyDatalog raises inside the query
     with engine.session([("lab", ("A", "text")), ("lab", ("A", Decimal(1)))]) as session:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from conftest import demo_files
+
 from kb.assumptions import resolve_assumptions
 from kb.factbase import build_facts, day_number, reference_dates
 from kb.knowledge import KnowledgeBase
@@ -21,8 +22,11 @@ def facts_of(base: object, relation: str) -> list[tuple[object, ...]]:
 def test_reference_dates_default_as_documented(demo: Dataset) -> None:
     patient = demo.patient("P001")
     refs = reference_dates(patient, resolve_assumptions(), None)
-    assert (refs.screening, refs.enrolment, refs.apheresis) == (date(2026, 11, 17), date(2026, 11, 24),
-                                                                date(2026, 11, 24))
+    assert (refs.screening, refs.enrolment, refs.apheresis) == (
+        date(2026, 11, 17),
+        date(2026, 11, 24),
+        date(2026, 11, 24),
+    )
     moved = reference_dates(patient, resolve_assumptions(["apheresis_offset_days=10"]), date(2026, 12, 1))
     assert moved.enrolment == date(2026, 12, 1) and moved.apheresis == date(2026, 12, 11)
     assert any("--as-of" in n for n in moved.notes)
@@ -39,11 +43,14 @@ def test_without_an_enrolment_date_the_answer_says_today_was_used(demo: Dataset)
 def test_the_latest_result_in_the_window_is_used(kb: KnowledgeBase, write_dataset: Callable[..., Path]) -> None:
     files = demo_files("P001")
     extra = {**next(r for r in files["observations"] if r["item"] == "platelets")}
-    files["observations"] += [{**extra, "value": "30", "date": "2026-11-01"},   # older, in window
-                              {**extra, "value": "99", "date": "2026-11-30"}]   # after enrolment: ignored
+    files["observations"] += [
+        {**extra, "value": "30", "date": "2026-11-01"},  # older, in window
+        {**extra, "value": "99", "date": "2026-11-30"},
+    ]  # after enrolment: ignored
     base = build_facts(load_dataset(write_dataset(**files)).patient("P001"), kb, resolve_assumptions())
     assert [a for a in facts_of(base, "obs_num") if a[1] == "platelets"] == [
-        ("P001", "platelets", Decimal(50), day_number(date(2026, 11, 17)))]
+        ("P001", "platelets", Decimal(50), day_number(date(2026, 11, 17)))
+    ]
     provenance = base.provenance[("obs_num", ("P001", "platelets", Decimal(50), day_number(date(2026, 11, 17))))]
     assert "latest of 2 results" in provenance.description and provenance.source is not None
 
@@ -72,14 +79,16 @@ def test_measured_clearance_wins(kb: KnowledgeBase, demo: Dataset) -> None:
 
 def test_events_become_day_ranges_and_unknown_names_are_kept(kb: KnowledgeBase, demo: Dataset) -> None:
     base = build_facts(demo.patient("P015"), kb, resolve_assumptions())
-    assert ("P015", "vaccination", day_number(date(2026, 11, 15)), day_number(date(2026, 11, 15))) in \
-        facts_of(base, "unrecognised")
+    assert ("P015", "vaccination", day_number(date(2026, 11, 15)), day_number(date(2026, 11, 15))) in facts_of(
+        base, "unrecognised"
+    )
     (gap,) = base.gaps_for("unrecognised", "vaccination")
     assert gap.reason == "unknown_term" and gap.item == "vaccination:Foovax"
     ongoing = build_facts(demo.patient("P001"), kb, resolve_assumptions())
     hcq = [a for a in facts_of(ongoing, "event") if a[2] == "hydroxychloroquine"]
-    assert hcq == [("P001", "medication", "hydroxychloroquine", day_number(date(2020, 1, 1)),
-                    day_number(date(2026, 11, 24)))]  # ongoing: up to the as-of date
+    assert hcq == [
+        ("P001", "medication", "hydroxychloroquine", day_number(date(2020, 1, 1)), day_number(date(2026, 11, 24)))
+    ]  # ongoing: up to the as-of date
 
 
 def test_cohort_comes_from_codes_with_the_default_code_system(kb: KnowledgeBase, demo: Dataset) -> None:

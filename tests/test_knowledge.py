@@ -29,6 +29,8 @@ def test_a_malformed_rule_file_never_reaches_the_engine(tmp_path: Path) -> None:
 
 def test_a_single_new_file_is_linted_with_the_shipped_declarations(tmp_path: Path) -> None:
     new = tmp_path / "new_block.dl"
-    new.write_text("% a new criterion\n.decl sle_i9(P: patient, T: truth)\nsle_i9(P, yes) :- obs_num(P, anc, V, _), V > W.\n")
+    new.write_text(
+        "% a new criterion\n.decl sle_i9(P: patient, T: truth)\nsle_i9(P, yes) :- obs_num(P, anc, V, _), V > W.\n"
+    )
     (problem,) = lint(new)
     assert str(problem).startswith(f"{new}:3:46: unsafe variable W")

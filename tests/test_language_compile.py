@@ -33,8 +33,12 @@ def test_body_is_ordered_atoms_then_assignments_then_tests() -> None:
 
 
 def test_compiled_rules_answer_as_written_whatever_the_literal_order() -> None:
-    facts = [("num", ("A", Decimal(50), 5)), ("num", ("B", Decimal("49.99"), 2)),
-             ("num", ("C", Decimal(80), 9)), ("flag", ("C",))]
+    facts = [
+        ("num", ("A", Decimal(50), 5)),
+        ("num", ("B", Decimal("49.99"), 2)),
+        ("num", ("C", Decimal(80), 9)),
+        ("flag", ("C",)),
+    ]
     with Engine(PROGRAM).session(facts) as session:
         assert session.ask("ok", [None, None]) == [("A", "yes"), ("B", "no")]
         assert session.ask("late", [None, None]) == [("A", Decimal(12)), ("C", Decimal(16))]

@@ -12,11 +12,23 @@ VOCAB = load_vocabulary()
 @pytest.mark.parametrize(
     ("system", "code", "cohort"),
     [
-        ("icd10", "M32.1", "sle"), ("icd10", "M32", "sle"), ("icd10", "M32.0", None),  # drug-induced lupus
-        ("icd10", "M35.0", "pss"), ("icd10", "M34.0", "ssc"), ("icd10", "M34.1", None), ("icd10", "M34.2", None),
-        ("icd10", "M33.1", "iim"), ("icd10", "M31.3", "aav"), ("icd10", "M31.7", "aav"), ("icd10", "M30.1", "aav"),
-        ("icd10", "D68.6", "aps"), ("icd10cm", "D68.61", "aps"), ("icd10cm", "D68.62", None),
-        ("icd10", "I25.1", None), ("snomed", "55464009", "sle"), ("icd10", "m321", "sle"),
+        ("icd10", "M32.1", "sle"),
+        ("icd10", "M32", "sle"),
+        ("icd10", "M32.0", None),  # drug-induced lupus
+        ("icd10", "M35.0", "pss"),
+        ("icd10", "M34.0", "ssc"),
+        ("icd10", "M34.1", None),
+        ("icd10", "M34.2", None),
+        ("icd10", "M33.1", "iim"),
+        ("icd10", "M31.3", "aav"),
+        ("icd10", "M31.7", "aav"),
+        ("icd10", "M30.1", "aav"),
+        ("icd10", "D68.6", "aps"),
+        ("icd10cm", "D68.61", "aps"),
+        ("icd10cm", "D68.62", None),
+        ("icd10", "I25.1", None),
+        ("snomed", "55464009", "sle"),
+        ("icd10", "m321", "sle"),
     ],
 )
 def test_cohort_of_a_diagnosis_code(system: str, code: str, cohort: str | None) -> None:
@@ -25,9 +37,17 @@ def test_cohort_of_a_diagnosis_code(system: str, code: str, cohort: str | None) 
 
 @pytest.mark.parametrize(
     ("name", "agent"),
-    [("SHINGRIX", "zoster_vaccine_recombinant"), ("非格司亭", "filgrastim"), ("non-Gestin", "filgrastim"),
-     ("tatacept", "telitacicept"), ("泰它西普", "telitacicept"), ("Plexafor", "plerixafor"),
-     ("relma-cel", "relmacabtagene_autoleucel"), ("  packed   red cells ", "rbc_transfusion"), ("Foovax", None)],
+    [
+        ("SHINGRIX", "zoster_vaccine_recombinant"),
+        ("非格司亭", "filgrastim"),
+        ("non-Gestin", "filgrastim"),
+        ("tatacept", "telitacicept"),
+        ("泰它西普", "telitacicept"),
+        ("Plexafor", "plerixafor"),
+        ("relma-cel", "relmacabtagene_autoleucel"),
+        ("  packed   red cells ", "rbc_transfusion"),
+        ("Foovax", None),
+    ],
 )
 def test_agents_are_matched_case_insensitively_on_any_name(name: str, agent: str | None) -> None:
     found = VOCAB.agent(name)

@@ -48,9 +48,7 @@ def variables_of(term: Term) -> Iterator[Var]:
         yield from variables_of(term.right)
 
 
-def check_program(
-    program: Program, known_constants: Mapping[str, Collection[str]] | None = None
-) -> list[Problem]:
+def check_program(program: Program, known_constants: Mapping[str, Collection[str]] | None = None) -> list[Problem]:
     """All static problems of `program`, in file order.
 
     `known_constants` maps an argument type (e.g. `item`) to its vocabulary, so that a
@@ -61,15 +59,23 @@ def check_program(
     decls = program.declarations
     for dup in program.duplicate_declarations:
         first = decls[dup.name].pos
-        problems.append(_problem(dup.pos, f"relation '{dup.name}' is declared twice",
-                                 f"keep one declaration; the other is at {first}"))
+        problems.append(
+            _problem(
+                dup.pos, f"relation '{dup.name}' is declared twice", f"keep one declaration; the other is at {first}"
+            )
+        )
     for decl in decls.values():
         problems.extend(_check_declaration(decl))
     defined = {r.head.predicate for r in program.rules}
     for decl in decls.values():
         if decl.role == "rule" and decl.name not in defined:
-            problems.append(_problem(decl.pos, f"relation '{decl.name}' is declared but no rule defines it",
-                                     "add its rules, or mark it `input`/`computed`"))
+            problems.append(
+                _problem(
+                    decl.pos,
+                    f"relation '{decl.name}' is declared but no rule defines it",
+                    "add its rules, or mark it `input`/`computed`",
+                )
+            )
     for rule in program.rules:
         problems.extend(_check_rule(rule, decls, known))
     problems.extend(_check_stratification(program))
@@ -79,8 +85,13 @@ def check_program(
 def _check_declaration(decl: Declaration) -> list[Problem]:
     out = []
     if decl.name in _RESERVED:
-        out.append(_problem(decl.pos, f"'{decl.name}' is a Python builtin name and cannot be a predicate",
-                            "pyDatalog would treat it as the builtin; rename it"))
+        out.append(
+            _problem(
+                decl.pos,
+                f"'{decl.name}' is a Python builtin name and cannot be a predicate",
+                "pyDatalog would treat it as the builtin; rename it",
+            )
+        )
     seen: set[str] = set()
     for name, _type in decl.params:
         if name in seen:
@@ -98,11 +109,21 @@ def _check_rule(rule: Rule, decls: Mapping[str, Declaration], known: Mapping[str
     out: list[Problem] = []
     head_decl = decls.get(rule.head.predicate)
     if head_decl is None:
-        out.append(_problem(rule.head.pos, f"relation '{rule.head.predicate}' is not declared",
-                            f"add `.decl {rule.head.predicate}(...)` to kb/rules/declarations.dl"))
+        out.append(
+            _problem(
+                rule.head.pos,
+                f"relation '{rule.head.predicate}' is not declared",
+                f"add `.decl {rule.head.predicate}(...)` to kb/rules/declarations.dl",
+            )
+        )
     elif head_decl.role != "rule":
-        out.append(_problem(rule.head.pos, f"'{rule.head.predicate}' is an {head_decl.role} relation; rules cannot define it",
-                            "input relations come from patient files, computed ones from derivations"))
+        out.append(
+            _problem(
+                rule.head.pos,
+                f"'{rule.head.predicate}' is an {head_decl.role} relation; rules cannot define it",
+                "input relations come from patient files, computed ones from derivations",
+            )
+        )
     var_types: dict[str, tuple[str, Pos]] = {}
     atoms: list[tuple[Atom, bool]] = [(rule.head, False)]
     for lit in rule.body:
@@ -117,25 +138,40 @@ def _check_rule(rule: Rule, decls: Mapping[str, Declaration], known: Mapping[str
     return out
 
 
-def _check_atom(atom: Atom, decls: Mapping[str, Declaration], known: Mapping[str, Collection[str]],
-                var_types: dict[str, tuple[str, Pos]]) -> list[Problem]:
+def _check_atom(
+    atom: Atom,
+    decls: Mapping[str, Declaration],
+    known: Mapping[str, Collection[str]],
+    var_types: dict[str, tuple[str, Pos]],
+) -> list[Problem]:
     out: list[Problem] = []
     decl = decls.get(atom.predicate)
     if decl is None:
         if atom.predicate in _RESERVED:
             out.append(_problem(atom.pos, f"'{atom.predicate}' is a Python builtin name and cannot be a predicate"))
         else:
-            out.append(_problem(atom.pos, f"undefined predicate '{atom.predicate}/{atom.arity}'",
-                                _suggest(atom.predicate, decls) or "declare it with .decl"))
+            out.append(
+                _problem(
+                    atom.pos,
+                    f"undefined predicate '{atom.predicate}/{atom.arity}'",
+                    _suggest(atom.predicate, decls) or "declare it with .decl",
+                )
+            )
         return out
     if decl.arity != atom.arity:
-        out.append(_problem(atom.pos, f"'{atom.predicate}' takes {decl.arity} arguments, here it has {atom.arity}",
-                            f"declared at {decl.pos} as {atom.predicate}({', '.join(n for n, _ in decl.params)})"))
+        out.append(
+            _problem(
+                atom.pos,
+                f"'{atom.predicate}' takes {decl.arity} arguments, here it has {atom.arity}",
+                f"declared at {decl.pos} as {atom.predicate}({', '.join(n for n, _ in decl.params)})",
+            )
+        )
         return out
     for arg, (pname, ptype) in zip(atom.args, decl.params, strict=True):
         if isinstance(arg, BinOp):
-            out.append(_problem(arg.pos, "arithmetic is not allowed inside an atom",
-                                "bind it first: `X = A + 1`, then use X"))
+            out.append(
+                _problem(arg.pos, "arithmetic is not allowed inside an atom", "bind it first: `X = A + 1`, then use X")
+            )
         elif isinstance(arg, Const):
             out.extend(_check_constant(arg, pname, ptype, atom.predicate, known))
         elif not arg.anonymous:
@@ -143,8 +179,13 @@ def _check_atom(atom: Atom, decls: Mapping[str, Declaration], known: Mapping[str
             if seen is None:
                 var_types[arg.name] = (ptype, arg.pos)
             elif _kind(seen[0]) != _kind(ptype):
-                out.append(_problem(arg.pos, f"variable {arg.name} is a {ptype} here but a {seen[0]} at {seen[1]}",
-                                    "use two variables, or fix the argument order"))
+                out.append(
+                    _problem(
+                        arg.pos,
+                        f"variable {arg.name} is a {ptype} here but a {seen[0]} at {seen[1]}",
+                        "use two variables, or fix the argument order",
+                    )
+                )
     return out
 
 
@@ -152,8 +193,9 @@ def _kind(type_name: str) -> str:
     return "number" if type_name in NUMERIC_TYPES else "symbol"
 
 
-def _check_constant(arg: Const, pname: str, ptype: str, predicate: str,
-                    known: Mapping[str, Collection[str]]) -> list[Problem]:
+def _check_constant(
+    arg: Const, pname: str, ptype: str, predicate: str, known: Mapping[str, Collection[str]]
+) -> list[Problem]:
     if ptype in NUMERIC_TYPES:
         if not arg.is_number:
             return [_problem(arg.pos, f"{predicate} argument {pname} is a {ptype}, got the symbol {arg.value!r}")]
@@ -182,8 +224,13 @@ def _check_comparisons(rule: Rule, var_types: Mapping[str, tuple[str, Pos]]) -> 
                     continue
                 typ = var_types.get(var.name, ("", var.pos))[0]
                 if (lit.op not in ("=", "!=") or isinstance(side, BinOp)) and typ and typ not in NUMERIC_TYPES:
-                    out.append(_problem(var.pos, f"{var.name} is a {typ}; only numbers and days can be "
-                                        f"compared with {lit.op} or used in arithmetic"))
+                    out.append(
+                        _problem(
+                            var.pos,
+                            f"{var.name} is a {typ}; only numbers and days can be "
+                            f"compared with {lit.op} or used in arithmetic",
+                        )
+                    )
     return out
 
 
@@ -202,8 +249,11 @@ def _check_safety(rule: Rule) -> list[Problem]:
         progress = False
         for comp in list(pending):
             for target, source in ((comp.left, comp.right), (comp.right, comp.left)):
-                if isinstance(target, Var) and target.name not in bound and \
-                        all(v.name in bound for v in variables_of(source)):
+                if (
+                    isinstance(target, Var)
+                    and target.name not in bound
+                    and all(v.name in bound for v in variables_of(source))
+                ):
                     bound.add(target.name)
                     pending.remove(comp)
                     progress = True
@@ -212,22 +262,42 @@ def _check_safety(rule: Rule) -> list[Problem]:
         if var.anonymous:
             out.append(_problem(var.pos, "'_' cannot appear in a rule head", "name the variable"))
         elif var.name not in bound:
-            out.append(_problem(var.pos, f"unsafe variable {var.name}: it is in the head but no positive body atom binds it",
-                                f"add an atom that gives {var.name} a value"))
+            out.append(
+                _problem(
+                    var.pos,
+                    f"unsafe variable {var.name}: it is in the head but no positive body atom binds it",
+                    f"add an atom that gives {var.name} a value",
+                )
+            )
     for lit in rule.body:
         if isinstance(lit, Negation):
             for var in (v for a in lit.atom.args for v in variables_of(a)):
                 if var.anonymous:
-                    out.append(_problem(var.pos, "'_' inside `not` is not allowed",
-                                        "define a helper relation without that argument and negate it"))
+                    out.append(
+                        _problem(
+                            var.pos,
+                            "'_' inside `not` is not allowed",
+                            "define a helper relation without that argument and negate it",
+                        )
+                    )
                 elif var.name not in bound:
-                    out.append(_problem(var.pos, f"unsafe variable {var.name}: it appears only under `not`",
-                                        f"bind {var.name} in a positive atom of the same rule"))
+                    out.append(
+                        _problem(
+                            var.pos,
+                            f"unsafe variable {var.name}: it appears only under `not`",
+                            f"bind {var.name} in a positive atom of the same rule",
+                        )
+                    )
         elif isinstance(lit, Comparison):
             for var in (v for side in (lit.left, lit.right) for v in variables_of(side)):
                 if not var.anonymous and var.name not in bound:
-                    out.append(_problem(var.pos, f"unsafe variable {var.name}: it is compared but never bound",
-                                        f"bind {var.name} in a positive atom of the same rule"))
+                    out.append(
+                        _problem(
+                            var.pos,
+                            f"unsafe variable {var.name}: it is compared but never bound",
+                            f"bind {var.name} in a positive atom of the same rule",
+                        )
+                    )
     return out
 
 
@@ -246,9 +316,13 @@ def _check_stratification(program: Program) -> list[Problem]:
     out = []
     for head, target, pos in negative:
         if _reaches(edges, target, head):
-            out.append(_problem(pos, f"unstratified negation: '{head}' depends negatively on '{target}', "
-                                "which depends on it again",
-                                "break the cycle; a criterion cannot be defined through its own negation"))
+            out.append(
+                _problem(
+                    pos,
+                    f"unstratified negation: '{head}' depends negatively on '{target}', which depends on it again",
+                    "break the cycle; a criterion cannot be defined through its own negation",
+                )
+            )
     return out
 
 

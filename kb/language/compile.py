@@ -16,7 +16,7 @@ from typing import Any
 from pyDatalog import pyEngine
 
 from kb.language.checks import variables_of
-from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Rule, Term, Var
+from kb.language.syntax import Atom, Comparison, Const, Literal, Negation, Rule, Term, Var
 
 __all__ = ["compile_rules", "constant", "engine_literal", "ordered_body", "variable"]
 
@@ -56,8 +56,11 @@ def ordered_body(body: Sequence[Literal], bound: Iterable[str] = ()) -> list[Lit
         for lit in list(rest):
             if isinstance(lit, Comparison) and lit.op == "=":
                 for target, source in ((lit.left, lit.right), (lit.right, lit.left)):
-                    if isinstance(target, Var) and target.name not in known and \
-                            all(v.name in known for v in variables_of(source)):
+                    if (
+                        isinstance(target, Var)
+                        and target.name not in known
+                        and all(v.name in known for v in variables_of(source))
+                    ):
                         ordered.append(Comparison("=", target, source, lit.pos))
                         known.add(target.name)
                         rest.remove(lit)

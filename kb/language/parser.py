@@ -67,30 +67,34 @@ def parse_text(text: str, path: str = "<rules>") -> Program:
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
-        raise RuleSyntaxError(
-            f"{path}: the rule file does not parse", [_syntax_problem(exc, text, path)]
-        ) from None
+        raise RuleSyntaxError(f"{path}: the rule file does not parse", [_syntax_problem(exc, text, path)]) from None
     return _Builder(path, text).transform(tree)
 
 
 def _syntax_problem(exc: UnexpectedInput, text: str, path: str) -> Problem:
     line, col = getattr(exc, "line", None), getattr(exc, "column", None)
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "end of file"
-        return Problem(path, line, col, f"unexpected character {char!r}",
-                       "names are lower-case, variables start upper-case, comments start with %")
+        at = exc.pos_in_stream or 0
+        char = text[at] if at < len(text) else "end of file"
+        return Problem(
+            path,
+            line,
+            col,
+            f"unexpected character {char!r}",
+            "names are lower-case, variables start upper-case, comments start with %",
+        )
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         lines = text.splitlines() or [""]
-        return Problem(path, len(lines), len(lines[-1]) + 1, "the file ends in the middle of a rule",
-                       "end every rule with '.'")
+        return Problem(
+            path, len(lines), len(lines[-1]) + 1, "the file ends in the middle of a rule", "end every rule with '.'"
+        )
     if isinstance(exc, UnexpectedToken):
         wanted = sorted({_EXPECTED_NAMES.get(t, t) for t in exc.expected})
         got = exc.token.value if exc.token.type != "$END" else "end of file"
         hint = "a rule is `head(...) :- body, ... .`; a fact is `name(...).`"
         return Problem(path, line, col, f"unexpected {got!r}; expected {', '.join(wanted)}", hint)
     if isinstance(exc, UnexpectedEOF):
-        return Problem(path, line, col, "the file ends in the middle of a rule",
-                       "end every rule with '.'")
+        return Problem(path, line, col, "the file ends in the middle of a rule", "end every rule with '.'")
     return Problem(path, line, col, str(exc).splitlines()[0])
 
 

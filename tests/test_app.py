@@ -1,0 +1,42 @@
+"""The Streamlit page, driven headless with AppTest: pick a patient, see verdict and proofs."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=60).run()
+
+
+def test_the_page_shows_the_first_demo_patient(app: AppTest) -> None:
+    assert not app.exception
+    assert app.title[0].value == "NCT06420154 eligibility"
+    assert app.success[0].value.startswith("**P001: Eligible via sle**")
+    table = app.dataframe[0].value
+    assert list(table["criterion"])[:3] == ["GI1", "CONSENT", "COHORT"]
+    assert table.set_index("criterion").loc["GI6.3", "status"] == "pass"
+
+
+def test_picking_a_patient_shows_blockers_with_their_proof(app: AppTest) -> None:
+    app.sidebar.selectbox(key="patient").set_value("P002").run()
+    assert not app.exception
+    assert app.error[0].value.startswith("**P002: Ineligible**")
+    labels = [e.label for e in app.expander]
+    assert labels[0].startswith("❌ GI6.3 — fail: platelets 49 ×10^9/L on 2026-11-17 < 50 required")
+    charts = app.get("graphviz_chart")
+    assert charts and "platelets 49" in charts[0].proto.spec
+
+
+def test_switching_an_assumption_changes_the_answer(app: AppTest) -> None:
+    app.sidebar.selectbox(key="patient").set_value("P007").run()
+    assert app.warning[0].value.startswith("**P007: Needs data**")
+    app.sidebar.number_input(key="a_lab_lookback_days").set_value(60).run()
+    table = app.dataframe[0].value.set_index("criterion")
+    assert table.loc["GI6.3", "status"] == "pass"  # the October count is inside a 60-day look-back
+    assert app.session_state["assessment"]["assumptions"]["lab_lookback_days"] == 60

@@ -1,0 +1,164 @@
+"""The `kb` command: documented output shapes and exit codes, and no stack traces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, demo_files, set_value
+
+from kb.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_json_follows_the_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "P002", "--json")
+    answer = json.loads(out)
+    assert code == 0
+    assert answer["patient"] == "P002" and answer["verdict"] == "ineligible"
+    assert answer["cohorts"] == [
+        {"cohort": "pss", "verdict": "ineligible", "blocking": ["GI6.3", "GI8"], "unknown": []}
+    ]
+    gi63 = next(c for c in answer["criteria"] if c["id"] == "GI6.3")
+    assert gi63 == {
+        "id": "GI6.3",
+        "kind": "inclusion",
+        "cohort": "general",
+        "status": "fail",
+        "reason": None,
+        "message": "platelets 49 ×10^9/L on 2026-11-17 < 50 required",
+        "missing": [],
+    }
+    assert answer["reference_dates"] == {
+        "screening": "2026-11-17",
+        "enrolment": "2026-11-24",
+        "apheresis": "2026-11-24",
+    }
+
+
+def test_global_options_move_dates_and_switch_assumptions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--as-of", "2026-12-20", "--assume", "lab_lookback_days=14", "check", "P001", "--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["reference_dates"]["enrolment"] == "2026-12-20"
+    assert answer["assumptions"]["lab_lookback_days"] == 14
+    gi63 = next(c for c in answer["criteria"] if c["id"] == "GI6.3")
+    assert (gi63["status"], gi63["reason"]) == ("unknown", "stale")
+
+
+def test_check_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "P001")
+    assert code == 0 and out.startswith("P001: ELIGIBLE (via sle)")
+
+
+def test_why_shows_the_trees_of_blockers(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "why", "P011")
+    assert code == 0
+    assert [line.split(" ")[0] for line in out.splitlines() if line and not line.startswith(" ")] == [
+        "GI6",
+        "GI6.2",
+        "GE4.3",
+    ]
+    code, out, _ = run(capsys, "why", "P001", "GE4.2", "--format", "dot")
+    assert code == 0 and out.startswith('digraph "P001 GE4.2"')
+    code, out, _ = run(capsys, "why", "P001", "GE4.2", "--json")
+    assert json.loads(out)["trees"][0]["tree"]["kind"] == "criterion"
+
+
+def test_patients_and_criteria(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "patients", "--json")
+    rows = json.loads(out)["patients"]
+    assert code == 0 and rows[0] == {
+        "patient": "P001",
+        "sex": "female",
+        "age": 50,
+        "cohorts": ["sle"],
+        "dataset": "demo",
+        "story": rows[0]["story"],
+    }
+    code, out, _ = run(capsys, "criteria", "GE4.2")
+    assert code == 0 and "record text: 2. Inject live vaccines within 4 weeks before enrollment;" in out
+    assert "live_vaccine_in_window(P, Agent, Day) :- ref_day(P, enrolment, Enrolment)" in out
+    code, out, _ = run(capsys, "criteria", "--json")
+    assert [c["id"] for c in json.loads(out)][:3] == ["GI1", "CONSENT", "COHORT"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "P3"], "kb: no patient P3; did you mean P003?"),
+        (["--assume", "lab_lookback=3", "check", "P001"], "kb: unknown assumption 'lab_lookback'"),
+        (["--as-of", "tomorrow", "check", "P001"], "'tomorrow' is not a date"),
+        (["why", "P001", "GE99"], "kb: no criterion GE99"),
+        (["--input-format", "fhir", "patients"], "kb: --input-format fhir is not supported yet"),
+    ],
+)
+def test_user_errors_exit_2_with_one_clear_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) if "tomorrow" in args else _nothing():
+        code, _out, err = run(capsys, *args)
+        assert code == 2
+        assert message in err and "Traceback" not in err
+    if "tomorrow" in args:
+        assert message in capsys.readouterr().err
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+def test_rejected_rows_are_reported_with_the_answer(
+    capsys: pytest.CaptureFixture[str], write_dataset: Callable[..., Path]
+) -> None:
+    files = demo_files("P001")
+    set_value(files["observations"], "platelets", "-5")
+    folder = write_dataset(**files)
+    code, out, err = run(capsys, "--facts", str(folder), "check", "P001", "--json")
+    assert code == 0
+    assert "1 row(s) of this patient's files were rejected" in err
+    answer = json.loads(out)
+    assert answer["rejected_rows"] and "impossible value -5" in answer["rejected_rows"][0]
+    gi63 = next(c for c in answer["criteria"] if c["id"] == "GI6.3")
+    assert gi63["status"] == "unknown" and gi63["missing"] == ["platelets"]
+
+
+def test_lint_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "lint")
+    assert code == 0 and out.strip().endswith("no problems")
+    bad = tmp_path / "bad.dl"
+    bad.write_text(".decl x(P: patient, T: truth)\nx(P, yes) :- obs_num(P, platelet, V, _), V >= 50.\n")
+    code, out, _ = run(capsys, "lint", str(bad))
+    assert code == 1 and f"{bad}:2:25: unknown item 'platelet' in obs_num (did you mean 'platelets'?)" in out
+
+
+@pytest.mark.parametrize("command", ["patients", "check", "why", "criteria", "lint"])
+def test_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([command, "--help"])
+    assert caught.value.code == 0
+    assert "example:" in capsys.readouterr().out
+
+
+def test_python_dash_m_kb_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kb", "check", "P005"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("P005: ELIGIBLE")

@@ -1,0 +1,74 @@
+"""Proof trees: the rule, its bindings, facts with sources, comparisons and negative nodes."""
+
+from __future__ import annotations
+
+from kb.evaluation import assess
+from kb.knowledge import KnowledgeBase
+from kb.patients import Dataset
+from kb.trace import Node
+
+
+def find(node: Node, kind: str) -> list[Node]:
+    return [n for n in node.walk() if n.kind == kind]
+
+
+def test_a_failing_criterion_shows_rule_bindings_fact_source_and_comparison(kb: KnowledgeBase, demo: Dataset) -> None:
+    result = assess(demo.patient("P002"), kb).result("GI6.3")
+    tree = result.trace
+    assert tree is not None and tree.kind == "criterion"
+    assert tree.detail["protocol"] == "3. Platelets ≥50×10\\^9/L;"
+    (rule,) = find(tree, "rule")
+    assert rule.detail["rule"] == "platelets_adequate(P, no) :- obs_num(P, platelets, Count, _), Count < 50."
+    assert "Count = 49" in rule.detail["bindings"]
+    (fact,) = find(tree, "fact")
+    assert fact.label == "platelets 49 ×10^9/L on 2026-11-17"
+    assert fact.detail["source"].startswith("observations.csv row ")
+    (comparison,) = find(tree, "comparison")
+    assert (comparison.label, comparison.detail["expression"]) == ("49 < 50", "Count < 50")
+
+
+def test_negative_nodes_list_the_records_examined(kb: KnowledgeBase, demo: Dataset) -> None:
+    result = assess(demo.patient("P001"), kb, explain="all").result("GE4.2")
+    assert result.status == "pass" and result.trace is not None
+    absences = find(result.trace, "absence")
+    assert [a.label for a in absences] == ["no live vaccine in window", "no unrecognised vaccine in window"]
+    (record,) = find(absences[0], "record")
+    assert record.label == (
+        "vaccination Shingrix (zoster_vaccine_recombinant) 2026-11-10: zoster_vaccine_recombinant is not a live vaccine"
+    )
+    review = [f for f in find(result.trace, "fact") if "reviewed" in f.label]
+    assert review[0].label == "vaccinations history reviewed 2026-11-24"
+    assert "Shingrix" in result.message and "vaccinations history reviewed 2026-11-24" in result.message
+
+
+def test_records_outside_the_window_say_why(kb: KnowledgeBase, demo: Dataset) -> None:
+    result = assess(demo.patient("P004"), kb, explain="all").result("GE4.2")
+    (record,) = find(result.trace, "record")  # type: ignore[arg-type]
+    assert record.label == (
+        "vaccination yellow fever vaccine (yellow_fever_vaccine) 2026-10-26: "
+        "2026-10-26 is not ≥ 2026-10-27 (Day ≥ Enrolment − 28)"
+    )
+
+
+def test_derived_values_show_formula_and_inputs(kb: KnowledgeBase, demo: Dataset) -> None:
+    result = assess(demo.patient("P001"), kb, explain="all").result("GI6.7")
+    derived = [n for n in find(result.trace, "derived") if "clearance" in n.label]  # type: ignore[arg-type]
+    assert derived[0].detail["formula"] == "(140 − age) × weight / (72 × creatinine mg/dL) × 0.85"
+    assert [c.label for c in derived[0].children] == [
+        "age = 50 years",
+        "weight = 60 kg",
+        "creatinine = 80 µmol/L = 80/88.4 mg/dL",
+        "sex = female",
+    ]
+
+
+def test_unknown_criteria_list_their_gaps(kb: KnowledgeBase, demo: Dataset) -> None:
+    result = assess(demo.patient("P010"), kb).result("GE3")
+    assert result.trace is not None
+    assert [g.label for g in find(result.trace, "gap")] == ["hbv_dna: missing (no hbv_dna result)"]
+
+
+def test_explain_none_builds_no_trees(kb: KnowledgeBase, demo: Dataset) -> None:
+    quick = assess(demo.patient("P002"), kb, explain="none")
+    assert all(r.trace is None for r in quick.criteria)
+    assert quick.result("GI6.3").message == "platelets 49 ×10^9/L on 2026-11-17 < 50 required"
