@@ -186,7 +186,11 @@ class Explainer:
             if described in records:
                 continue
             failed = self._first_failure(prefix, rest, candidate)
-            records[described] = Node("record", f"{described}: {self._why(failed, candidate, types)}")
+            records[described] = Node(
+                "record",
+                f"{described}: {self._why(failed, candidate, types)}",
+                {"patient_record": "yes" if self._is_record(atom) else "no"},
+            )
         if records or depth > _MAX_DEPTH:
             return list(records.values())
         atom = body[first]
@@ -388,7 +392,9 @@ def _collect(node: Node, phrases: list[str]) -> None:
                 else:
                     phrases.append(f"{child.detail.get('expression', '')} ({child.label})")
             elif child.kind == "absence":
-                records = [c.label for c in child.children if c.kind == "record"][:3]
+                records = [
+                    c.label for c in child.children if c.kind == "record" and c.detail.get("patient_record") == "yes"
+                ][:3]
                 phrases.append(child.label + (f" ({'; '.join(records)})" if records else ""))
             elif child.kind == "rule":
                 _collect(child, phrases)
