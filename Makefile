@@ -21,6 +21,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check kb tests app.py benchmarks
+	$(BIN)/ruff format --check kb tests app.py benchmarks
 	$(BIN)/mypy kb
 	$(BIN)/kb lint
 
