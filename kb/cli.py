@@ -203,10 +203,7 @@ def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, ass
     for r in rows:
         age = "" if r["age"] is None else str(r["age"])
         listed = ",".join(r["cohorts"]) if isinstance(r["cohorts"], list) else ""
-        _emit(
-            f"{r['patient']:<9}{r['sex'] or '?':<8}{age:<5}{listed or '-':<12}"
-            f"{r['dataset']:<10}{r['story']}"
-        )
+        _emit(f"{r['patient']:<9}{r['sex'] or '?':<8}{age:<5}{listed or '-':<12}{r['dataset']:<10}{r['story']}")
     return 0
 
 
