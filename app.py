@@ -17,7 +17,8 @@ from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.patients import DEMO_DATASET, Dataset, load_dataset
 from kb.render import trace_dot, trace_text
 
-ICONS = {"pass": "✅", "fail": "❌", "unknown": "❓", "not_applicable": "➖", "manual": "✍️"}
+# plain marks rather than emoji: they render in every font, including a headless browser's
+ICONS = {"pass": "✓", "fail": "✗", "unknown": "?", "not_applicable": "–", "manual": "✎"}
 VERDICTS = {
     "eligible": ("Eligible", st.success),
     "ineligible": ("Ineligible", st.error),

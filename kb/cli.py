@@ -335,6 +335,9 @@ def _criterion_dict(criterion_id: str, kb: KnowledgeBase) -> dict[str, Any]:
 
 def _lint(args: argparse.Namespace) -> int:
     problems = lint(args.path)
+    shown = Path(args.path)
+    if shown.is_absolute() and shown.is_relative_to(Path.cwd()):
+        shown = shown.relative_to(Path.cwd())
     if args.format == "json":
         _json(
             {
@@ -347,7 +350,7 @@ def _lint(args: argparse.Namespace) -> int:
     else:
         for problem in problems:
             _emit(str(problem))
-        _emit(f"{len(problems)} problem(s) in {args.path}" if problems else f"{args.path}: no problems")
+        _emit(f"{len(problems)} problem(s) in {shown}" if problems else f"{shown}: no problems")
     return 1 if problems else 0
 
 

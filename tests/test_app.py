@@ -28,7 +28,7 @@ def test_picking_a_patient_shows_blockers_with_their_proof(app: AppTest) -> None
     assert not app.exception
     assert app.error[0].value.startswith("**P002: Ineligible**")
     labels = [e.label for e in app.expander]
-    assert labels[0].startswith("❌ GI6.3 — fail: platelets 49 ×10^9/L on 2026-11-17 < 50 required")
+    assert labels[0].startswith("✗ GI6.3 — fail: platelets 49 ×10^9/L on 2026-11-17 < 50 required")
     charts = app.get("graphviz_chart")
     assert charts and "platelets 49" in charts[0].proto.spec
 
