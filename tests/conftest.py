@@ -11,8 +11,7 @@ import pytest
 from kb.evaluation import Assessment, assess
 from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.patients import DEMO_DATASET, PATIENT_COLUMNS, Dataset, load_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import FILES, Rows
 
 
 @pytest.fixture(scope="session")
@@ -34,39 +33,6 @@ def demo_assessments(kb: KnowledgeBase, demo: Dataset) -> dict[str, Assessment]:
 def stories() -> dict[str, dict[str, str]]:
     with (DEMO_DATASET / "stories.csv").open(encoding="utf-8") as fh:
         return {row["patient_id"]: row for row in csv.DictReader(fh)}
-
-
-Rows = list[dict[str, str]]
-FILES = ("patients", "observations", "events", "attestations")
-
-
-def demo_files(patient_id: str = "P001") -> dict[str, Rows]:
-    """Copies of one demo patient's rows in each file, to change and write back."""
-    out: dict[str, Rows] = {}
-    for file in FILES:
-        with (DEMO_DATASET / f"{file}.csv").open(encoding="utf-8") as fh:
-            out[file] = [dict(r) for r in csv.DictReader(fh) if r["patient_id"] == patient_id]
-    return out
-
-
-def set_value(rows: Rows, item: str, value: str, **extra: str) -> Rows:
-    """The observation rows with `item` set to `value` (added if absent)."""
-    for row in rows:
-        if row["item"] == item:
-            row.update(value=value, **extra)
-            return rows
-    template = {k: "" for k in rows[0]} if rows else {}
-    rows.append(
-        {
-            **template,
-            "patient_id": rows[0]["patient_id"] if rows else "P001",
-            "item": item,
-            "value": value,
-            "date": "2026-11-17",
-            **extra,
-        }
-    )
-    return rows
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT
 from streamlit.testing.v1 import AppTest
+
+from tests.support import ROOT
 
 APP = str(ROOT / "app.py")
 

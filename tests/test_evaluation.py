@@ -8,12 +8,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import demo_files, set_value
 
 from kb.assumptions import resolve_assumptions
 from kb.evaluation import Assessment, assess, kleene_and
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset, load_dataset
+from tests.support import demo_files, set_value
 
 # Every criterion that does not pass, per demo patient (GI1 and GE1 are always `manual`).
 EXPECTED: dict[str, dict[str, str]] = {

@@ -7,12 +7,11 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from conftest import demo_files
-
 from kb.assumptions import resolve_assumptions
 from kb.factbase import build_facts, day_number, reference_dates
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset, load_dataset
+from tests.support import demo_files
 
 
 def facts_of(base: object, relation: str) -> list[tuple[object, ...]]:

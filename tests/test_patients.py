@@ -8,10 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import demo_files, set_value
 
 from kb.errors import KbError, UnknownPatientError
 from kb.patients import load_dataset
+from tests.support import demo_files, set_value
 
 
 def two_patients() -> dict[str, list[dict[str, str]]]:
