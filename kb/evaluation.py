@@ -222,11 +222,8 @@ def _evaluate(
         )
     if not truths:
         gaps = _gaps(crit.predicate, session, base, kb)
-        unknown_node = Node(
-            "criterion",
-            f"{crit.id} unknown: {crit.text}",
-            {"protocol": crit.record_text or crit.text, "provenance": crit.provenance},
-            [Node("gap", f"{g.item}: {g.reason} ({g.detail})") for g in gaps],
+        unknown_node = _criterion_node(
+            crit, "unknown", "no answer", [Node("gap", f"{g.item}: {g.reason} ({g.detail})") for g in gaps]
         )
         if not gaps:
             unknown_node.children.append(Node("note", "no rule decided it and no data gap was found"))
@@ -248,17 +245,18 @@ def _evaluate(
         message = f"not applicable: {message}"
     node: Node | None = None
     if explain == "all" or (explain == "decisive" and status == "fail"):
-        node = Node(
-            "criterion",
-            f"{crit.id} {status}: {crit.text}",
-            {
-                "protocol": crit.record_text or crit.text,
-                "provenance": crit.provenance,
-                "predicate": f"{crit.predicate}(P, {truth})",
-            },
-            [proof] if proof else [],
-        )
+        node = _criterion_node(crit, status, truth, [proof] if proof else [])
     return CriterionResult(crit, status, None, message, (), node)
+
+
+def _criterion_node(crit: Criterion, status: str, answer: str, children: list[Node]) -> Node:
+    """The root of a proof tree: the criterion with its protocol text and what the engine said."""
+    detail = {
+        "protocol": crit.record_text or crit.text,
+        "provenance": crit.provenance,
+        "predicate": f"{crit.predicate}(P, {answer})",
+    }
+    return Node("criterion", f"{crit.id} {status}: {crit.text}", detail, children)
 
 
 def _gaps(predicate: str, session: Session, base: FactBase, kb: KnowledgeBase) -> list[Gap]:
