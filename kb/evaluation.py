@@ -245,7 +245,7 @@ def _evaluate(
         message = f"not applicable: {message}"
     node: Node | None = None
     if explain == "all" or (explain == "decisive" and status == "fail"):
-        node = _criterion_node(crit, status, truth, [proof] if proof else [])
+        node = _criterion_node(crit, status, str(truth), [proof] if proof else [])
     return CriterionResult(crit, status, None, message, (), node)
 
 
