@@ -123,8 +123,12 @@ def main() -> None:
     st.set_page_config(page_title="NCT06420154 eligibility", page_icon="🧬", layout="wide")
     st.title("NCT06420154 eligibility")
     st.caption("Anti-CD19 CAR-T for relapsed/refractory autoimmune disease · every answer with its evidence")
-    kb = knowledge()
-    dataset = demo_dataset()
+    try:
+        kb = knowledge()
+        dataset = demo_dataset()
+    except KbError as exc:  # a rule file that does not pass the checks never reaches the engine
+        st.error(str(exc))
+        return
     patient_id, as_of, overrides = sidebar(kb, dataset)
     try:
         assumptions = resolve_assumptions(overrides)

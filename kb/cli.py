@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.engine import EngineError
 from kb.errors import KbError, Problem
 from kb.evaluation import Assessment, assess
 from kb.factbase import build_facts
@@ -133,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_dispatch(args))
     except KbError as exc:
         print(f"kb: {exc}", file=sys.stderr)
+        return 2
+    except EngineError as exc:  # a defect of the rule set, not of the user's input: still no stack trace
+        print(f"kb: the rule engine failed: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

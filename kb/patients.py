@@ -237,6 +237,22 @@ def load_dataset(
     return Dataset(folder.name, str(folder), patients, problems, stories)
 
 
+class _Rejected(Exception):
+    """The row cannot be used; the problem has been reported."""
+
+
+def _row_date(reader: _Reader, number: int, row: dict[str, str], column: str) -> date | None:
+    """An optional date column of a row; a malformed date rejects the whole row."""
+    text = row.get(column, "")
+    if not text:
+        return None
+    try:
+        return _date(text)
+    except ValueError as exc:
+        reader.problem(number, column, str(exc), "the row is rejected")
+        raise _Rejected from None
+
+
 def _field(reader: _Reader, number: int, row: dict[str, str], column: str, parse: Callable[[str], object]) -> object:
     """Parse one optional field; a bad value is reported and read as empty."""
     text = row.get(column, "")
@@ -330,9 +346,8 @@ def _load_observations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
             )
             continue
         try:
-            when = _date(row["date"]) if row["date"] else None
-        except ValueError as exc:
-            reader.problem(number, "date", str(exc), "the row is rejected")
+            when = _row_date(reader, number, row, "date")
+        except _Rejected:
             continue
         if when is None:
             reader.problem(number, "date", "empty date", "a result without a date cannot be placed in a window")
@@ -398,16 +413,11 @@ def _load_events(reader: _Reader, patients: dict[str, Patient], vocab: Vocabular
         if not row["name"] and not row["code"]:
             reader.problem(number, "name", "neither name nor code given", "the row is rejected")
             continue
-        dates: dict[str, date | None] = {}
-        for column in ("start_date", "end_date"):
-            try:
-                dates[column] = _date(row[column]) if row[column] else None
-            except ValueError as exc:
-                reader.problem(number, column, str(exc), "the row is rejected")
-                break
-        if len(dates) < 2:
+        try:
+            start = _row_date(reader, number, row, "start_date")
+            end = _row_date(reader, number, row, "end_date")
+        except _Rejected:
             continue
-        start, end = dates["start_date"], dates["end_date"]
         if start is None:
             reader.problem(number, "start_date", "empty start_date", "the row is rejected")
             continue
@@ -447,9 +457,8 @@ def _load_attestations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
             )
             continue
         try:
-            when = _date(row["date"]) if row["date"] else None
-        except ValueError as exc:
-            reader.problem(number, "date", str(exc), "the row is rejected")
+            when = _row_date(reader, number, row, "date")
+        except _Rejected:
             continue
         if when is None and spec.name.startswith("reviewed:"):
             reader.problem(
