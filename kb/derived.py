@@ -8,16 +8,25 @@ criterion that needs it is `unknown` with that input listed.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, timedelta
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 __all__ = [
     "CRCL_RESOLUTION",
+    "EGFR_RESOLUTION",
     "Derivation",
     "age_in_years",
+    "ckd_epi_2021",
     "cockcroft_gault",
+    "cockcroft_gault_si",
+    "doses_per_day",
+    "months_before",
+    "per_kg",
+    "prednisone_equivalent",
     "times_uln",
+    "washout_days",
 ]
 
 #: Cockcroft–Gault results are rounded to this resolution before any comparison.
@@ -84,3 +93,125 @@ def cockcroft_gault(
         ),
         rounded,
     )
+
+
+#: CKD-EPI results are rounded to this resolution before any comparison.
+EGFR_RESOLUTION = Decimal("0.1")
+_FREQUENCIES = {
+    "": Decimal(1),
+    "daily": Decimal(1),
+    "qd": Decimal(1),
+    "once daily": Decimal(1),
+    "od": Decimal(1),
+    "bid": Decimal(2),
+    "twice daily": Decimal(2),
+    "tid": Decimal(3),
+    "qid": Decimal(4),
+    "once": Decimal(1),
+    "single": Decimal(1),
+    "pulse": Decimal(1),
+    "qod": Decimal("0.5"),
+    "every other day": Decimal("0.5"),
+    "weekly": Decimal(1) / Decimal(7),
+    "qw": Decimal(1) / Decimal(7),
+}
+
+
+def cockcroft_gault_si(age: Decimal, weight_kg: Decimal, creatinine_umol_l: Decimal, female: bool) -> Derivation:
+    """The SI variant: (140 − age) × weight × 1.23 (men) or 1.04 (women) / creatinine µmol/L."""
+    constant = Decimal("1.04") if female else Decimal("1.23")
+    value = (Decimal(140) - age) * weight_kg * constant / creatinine_umol_l
+    rounded = value.quantize(CRCL_RESOLUTION, rounding=ROUND_HALF_UP)
+    return Derivation(
+        "creatinine clearance (Cockcroft–Gault, SI)",
+        f"(140 − age) × weight × {constant} / creatinine µmol/L",
+        (
+            ("age", f"{age} years"),
+            ("weight", f"{weight_kg} kg"),
+            ("creatinine", f"{creatinine_umol_l} µmol/L"),
+            ("sex", "female" if female else "male"),
+        ),
+        rounded,
+    )
+
+
+def ckd_epi_2021(age: Decimal, creatinine_umol_l: Decimal, female: bool, umol_per_mg_dl: Decimal) -> Derivation:
+    """eGFR by the race-free CKD-EPI 2021 equation, rounded to 0.1 mL/min/1.73 m².
+
+    142 × min(Scr/κ, 1)^α × max(Scr/κ, 1)^−1.200 × 0.9938^age [× 1.012 if female], Scr in
+    mg/dL, κ 0.7 (women) / 0.9 (men), α −0.241 / −0.302. Decimal powers are correctly
+    rounded to 28 digits, so the result does not depend on the platform's floats.
+    """
+    scr = creatinine_umol_l / umol_per_mg_dl
+    kappa = Decimal("0.7") if female else Decimal("0.9")
+    alpha = Decimal("-0.241") if female else Decimal("-0.302")
+    ratio = scr / kappa
+    value = (
+        Decimal(142)
+        * min(ratio, Decimal(1)) ** alpha
+        * max(ratio, Decimal(1)) ** Decimal("-1.200")
+        * Decimal("0.9938") ** age
+    )
+    if female:
+        value *= Decimal("1.012")
+    rounded = value.quantize(EGFR_RESOLUTION, rounding=ROUND_HALF_UP)
+    return Derivation(
+        "eGFR (CKD-EPI 2021)",
+        "142 × min(Scr/κ,1)^α × max(Scr/κ,1)^−1.200 × 0.9938^age" + (" × 1.012" if female else ""),
+        (
+            ("age", f"{age} years"),
+            ("creatinine", f"{creatinine_umol_l} µmol/L = {scr:.4f} mg/dL"),
+            ("sex", "female" if female else "male"),
+        ),
+        rounded,
+    )
+
+
+def washout_days(agent: str, half_life_hours: Decimal, rounding: str) -> Derivation:
+    """5 half-lives as whole days: rounded up (never shortens the washout) or to the nearest."""
+    hours = 5 * half_life_hours
+    days = hours / 24
+    whole = days.to_integral_value(rounding=ROUND_CEILING if rounding == "up" else ROUND_HALF_UP)
+    return Derivation(
+        f"{agent} washout",
+        f"5 × t½ = {hours} h = {days:.2f} days, rounded {rounding}",
+        (("half-life", f"{half_life_hours} h"),),
+        whole,
+    )
+
+
+def doses_per_day(frequency: str) -> Decimal | None:
+    """Administrations per day for the usual frequency words; None if not understood."""
+    return _FREQUENCIES.get(" ".join(frequency.casefold().split()))
+
+
+def prednisone_equivalent(
+    agent: str, dose_mg: Decimal, factor: Decimal, per_day: Decimal, frequency: str
+) -> Derivation:
+    """Daily prednisone-equivalent dose: dose × potency factor × administrations per day."""
+    value = dose_mg * factor * per_day
+    return Derivation(
+        "prednisone-equivalent daily dose",
+        "dose × potency factor × doses per day",
+        ((agent, f"{dose_mg} mg"), ("factor", str(factor)), ("frequency", frequency or "daily (no frequency given)")),
+        value,
+    )
+
+
+def per_kg(daily: Derivation, weight_kg: Decimal) -> Derivation:
+    """A daily dose per kg of body weight (for the refractoriness definition's > 1 mg/kg/d)."""
+    return Derivation(
+        "prednisone-equivalent mg/kg/day",
+        "daily dose / weight",
+        (("daily dose", f"{daily.value} mg"), ("weight", f"{weight_kg} kg")),
+        daily.value / weight_kg,
+    )
+
+
+def months_before(anchor: date, months: int, mode: str) -> date:
+    """The day `months` before `anchor`: calendar months (clamped to the month's end) or 30 days each."""
+    if mode == "30":
+        return anchor - timedelta(days=30 * months)
+    year, month = divmod(anchor.year * 12 + anchor.month - 1 - months, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(anchor.day, last))

@@ -179,9 +179,9 @@ def assess(
     base = build_facts(patient, kb, assumptions, as_of, today)
     results: list[CriterionResult] = []
     with kb.engine.session(base.facts) as session:
-        explainer = Explainer(session, kb, base)
+        explainers = (Explainer(session, kb, base), Explainer(session, kb, base, examine=False))
         for crit in kb.criteria:
-            results.append(_evaluate(crit, session, explainer, base, kb, explain))
+            results.append(_evaluate(crit, session, explainers, base, kb, explain))
         cohorts = sorted({row[1] for row in session.ask("in_cohort", [patient.id, None])}, key=str)
     verdicts = []
     for cohort in cohorts:
@@ -210,7 +210,12 @@ def assess(
 
 
 def _evaluate(
-    crit: Criterion, session: Session, explainer: Explainer, base: FactBase, kb: KnowledgeBase, explain: str
+    crit: Criterion,
+    session: Session,
+    explainers: tuple[Explainer, Explainer],
+    base: FactBase,
+    kb: KnowledgeBase,
+    explain: str,
 ) -> CriterionResult:
     if crit.predicate is None:
         return CriterionResult(crit, "manual", None, MANUAL_MESSAGE)
@@ -239,12 +244,14 @@ def _evaluate(
         status = "pass" if truth == "yes" else "fail"
     else:
         status = "fail" if truth == "yes" else "pass"
-    proof = explainer.prove(crit.predicate, (base.patient_id, truth))
+    wanted = explain == "all" or (explain == "decisive" and status == "fail")
+    full, brief = explainers
+    proof = (full if wanted else brief).prove(crit.predicate, (base.patient_id, truth))
     message = message_from(proof) if proof else ""
     if status == "not_applicable":
         message = f"not applicable: {message}"
     node: Node | None = None
-    if explain == "all" or (explain == "decisive" and status == "fail"):
+    if wanted:
         node = _criterion_node(crit, status, str(truth), [proof] if proof else [])
     return CriterionResult(crit, status, None, message, (), node)
 

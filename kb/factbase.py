@@ -9,15 +9,29 @@ as a gap with its reason, so that an unknown criterion can say what to collect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
 from kb.assumptions import AssumptionSet
-from kb.derived import Derivation, age_in_years, cockcroft_gault, times_uln
+from kb.derived import (
+    Derivation,
+    age_in_years,
+    ckd_epi_2021,
+    cockcroft_gault,
+    cockcroft_gault_si,
+    doses_per_day,
+    months_before,
+    per_kg,
+    prednisone_equivalent,
+    times_uln,
+    washout_days,
+)
 from kb.engine import Fact, FactValue
 from kb.knowledge import KnowledgeBase
-from kb.patients import Event, Observation, Patient, Source
+from kb.language.syntax import Atom, Const
+from kb.patients import AGENT_KINDS, Event, Observation, Patient, Source
+from kb.units import exact
 from kb.vocabulary import Vocabulary
 
 __all__ = ["FactBase", "Gap", "Provenance", "ReferenceDates", "build_facts", "day_number", "from_day"]
@@ -33,19 +47,14 @@ RELATION_GAPS = {
     "attested": "attested",
     "reviewed": "reviewed",
     "unrecognised": "term",
+    "dose_missing": "dose",
+    "egfr": "egfr",
+    "age_at": "age",
 }
-#: Kinds of event that happen on one day unless an end date is given.
+#: Kinds of event that happen on one day unless an end date is given. A malignancy without
+#: an end date (of its last treatment) is taken as still active, up to the as-of date.
 POINT_EVENTS = frozenset(
-    {
-        "vaccination",
-        "transfusion",
-        "cell_therapy",
-        "diagnosis",
-        "procedure",
-        "cardiac_event",
-        "thrombosis",
-        "malignancy",
-    }
+    {"vaccination", "transfusion", "cell_therapy", "diagnosis", "procedure", "cardiac_event", "thrombosis"}
 )
 
 
@@ -163,27 +172,44 @@ def build_facts(
         derivation = age_in_years(patient.birth_date, refs.enrolment)
         age = derivation.value
         base.add("age_years", (pid, age), Provenance(f"age {age} years at enrolment", patient.source, derivation))
+        for anchor in ("screening", "enrolment", "apheresis"):
+            at = age_in_years(patient.birth_date, getattr(refs, anchor))
+            base.add(
+                "age_at", (pid, anchor, at.value), Provenance(f"age {at.value} years at {anchor}", patient.source, at)
+            )
     else:
         base.gap("age", "", Gap("birth_date", "missing", "birth date not recorded in patients.csv"))
-    selected = _select_observations(patient, base, vocab, assumptions.days("lab_lookback_days"))
+    selected = _select_observations(patient, base, vocab, assumptions)
     _ratios(base, selected, vocab)
     _clearance(base, patient, selected, vocab, assumptions, age)
+    _egfr(base, patient, selected, vocab, age)
     _events(base, patient, vocab, str(assumptions["default_code_system"]), refs)
+    _doses(base, patient, vocab)
+    _washouts(base, patient, vocab, assumptions)
+    _windows(base, kb, refs, str(assumptions["month_length"]))
     _attestations(base, patient, vocab, refs)
     for key, value in assumptions.in_force().items():
+        provenance = Provenance(f"assumption {key} = {value}", origin="assumptions.toml")
         if isinstance(value, str):
-            base.add("assumption", (key, value), Provenance(f"assumption {key} = {value}", origin="assumptions.toml"))
+            base.add("assumption", (key, value), provenance)
+        else:
+            base.add("assumption_days", (key, Decimal(value)), provenance)
     return base
 
 
 def _describe(obs: Observation, vocab: Vocabulary) -> str:
     item = vocab.items[obs.item]
     unit = f" {item.display_unit}" if item.quantitative and item.display_unit else ""
-    return f"{obs.item} {obs.value}{unit} on {obs.date.isoformat()}"
+    converted = f" ({obs.original})" if "assumption" in obs.original else ""
+    value = exact(obs.value) if isinstance(obs.value, Decimal) else obs.value
+    return f"{obs.item} {value}{unit}{converted} on {obs.date.isoformat()}"
 
 
-def _select_observations(patient: Patient, base: FactBase, vocab: Vocabulary, lookback: int) -> dict[str, Observation]:
+def _select_observations(
+    patient: Patient, base: FactBase, vocab: Vocabulary, assumptions: AssumptionSet
+) -> dict[str, Observation]:
     """The latest result of each item dated in [enrolment − lookback, enrolment]."""
+    lookback = assumptions.days("lab_lookback_days")
     enrolment = base.reference.enrolment
     earliest = enrolment - timedelta(days=lookback)
     by_item: dict[str, list[Observation]] = {}
@@ -210,6 +236,14 @@ def _select_observations(patient: Patient, base: FactBase, vocab: Vocabulary, lo
                 ),
             )
             continue
+        if latest.factor_assumption:  # e.g. HBV DNA in IU/mL: the factor is a named assumption
+            factor = Decimal(str(assumptions[latest.factor_assumption]))
+            latest = replace(
+                latest,
+                value=Decimal(latest.value) * factor,
+                factor_assumption="",
+                original=f"{latest.original} × {factor} (assumption {latest.factor_assumption})",
+            )
         selected[name] = latest
         others = len(results) - 1
         note = f" (latest of {others + 1} results up to enrolment)" if others else ""
@@ -276,13 +310,134 @@ def _clearance(
         )
         return
     assert isinstance(creatinine.value, Decimal)
-    factor = vocab.items["creatinine"].molar_factor or Decimal("88.4")
-    derivation = cockcroft_gault(age, patient.weight_kg, creatinine.value, patient.sex == "female", factor)
+    female = patient.sex == "female"
+    if assumptions["crcl_formula"] == "cockcroft_gault_si":
+        derivation = cockcroft_gault_si(age, patient.weight_kg, creatinine.value, female)
+    else:
+        factor = vocab.items["creatinine"].molar_factor or Decimal("88.4")
+        derivation = cockcroft_gault(age, patient.weight_kg, creatinine.value, female, factor)
     base.add(
         "crcl",
         (patient.id, derivation.value),
         Provenance(f"creatinine clearance {derivation.value} mL/min (Cockcroft–Gault)", creatinine.source, derivation),
     )
+
+
+def _egfr(
+    base: FactBase, patient: Patient, selected: dict[str, Observation], vocab: Vocabulary, age: Decimal | None
+) -> None:
+    creatinine = selected.get("creatinine")
+    if creatinine is None or age is None or patient.sex is None:
+        gaps = list(base.gaps.get(("item", "creatinine"), [])) if creatinine is None else []
+        if age is None:
+            gaps.append(Gap("birth_date", "missing", "birth date not recorded in patients.csv"))
+        if patient.sex is None:
+            gaps.append(Gap("sex", "missing", "sex not recorded in patients.csv"))
+        base.gaps.setdefault(("egfr", ""), []).extend(gaps)
+        return
+    assert isinstance(creatinine.value, Decimal)
+    factor = vocab.items["creatinine"].molar_factor or Decimal("88.4")
+    derivation = ckd_epi_2021(age, creatinine.value, patient.sex == "female", factor)
+    base.add(
+        "egfr",
+        (patient.id, derivation.value),
+        Provenance(f"eGFR {derivation.value} mL/min/1.73 m² (CKD-EPI 2021)", creatinine.source, derivation),
+    )
+
+
+def _doses(base: FactBase, patient: Patient, vocab: Vocabulary) -> None:
+    """Daily prednisone-equivalent dose of each glucocorticoid record (and per kg)."""
+    enrolment_day = day_number(base.reference.enrolment)
+    for event in patient.events:
+        agent = vocab.agents.get(event.agent or "")
+        if event.kind != "medication" or agent is None or agent.prednisone_factor is None:
+            continue
+        start = day_number(event.start)
+        end = day_number(event.end) if event.end else max(start, enrolment_day)
+        per_day = doses_per_day(event.frequency)
+        unit = event.dose_unit.strip().casefold()
+        scale = {"": Decimal(1), "mg": Decimal(1), "g": Decimal(1000)}.get(unit)
+        if event.dose is None or per_day is None or scale is None:
+            given = f"{event.dose} {event.dose_unit} {event.frequency}".strip()
+            why = "no dose" if event.dose is None else f"dose '{given}' not understood"
+            base.add(
+                "dose_missing",
+                (patient.id, agent.name, start, end),
+                Provenance(f"{_event_label(event)}: {why}", event.source),
+            )
+            base.gap(
+                "dose",
+                agent.name,
+                Gap(
+                    f"dose:{event.name} {event.start}",
+                    "missing",
+                    f"{why} for {event.name} from {event.start} ({event.source})",
+                ),
+            )
+            continue
+        daily = prednisone_equivalent(agent.name, event.dose * scale, agent.prednisone_factor, per_day, event.frequency)
+        base.add(
+            "pred_equivalent",
+            (patient.id, agent.name, start, daily.value),
+            Provenance(
+                f"{_event_label(event)}: {exact(daily.value)} mg/day prednisone-equivalent", event.source, daily
+            ),
+        )
+        if patient.weight_kg:
+            kg = per_kg(daily, patient.weight_kg)
+            base.add(
+                "pred_mg_per_kg",
+                (patient.id, agent.name, start, kg.value),
+                Provenance(f"{_event_label(event)}: {kg.value:.3f} mg/kg/day prednisone-equivalent", event.source, kg),
+            )
+
+
+def _washouts(base: FactBase, patient: Patient, vocab: Vocabulary, assumptions: AssumptionSet) -> None:
+    """Washout days (5 half-lives) of every agent in the patient's records that has a half-life."""
+    for name in sorted({e.agent for e in patient.events if e.agent in vocab.agents}):
+        agent = vocab.agents[name]
+        half_life = agent.half_life_hours
+        origin = "vocabulary/agents.csv"
+        if name == "tacrolimus":
+            half_life = Decimal(str(assumptions["tacrolimus_half_life_hours"]))
+            origin = "assumption tacrolimus_half_life_hours"
+        if half_life is None:
+            continue
+        derivation = washout_days(name, half_life, str(assumptions["washout_rounding"]))
+        base.add(
+            "washout_days",
+            (name, derivation.value),
+            Provenance(f"{name}: 5 half-lives = {derivation.value} days", derivation=derivation, origin=origin),
+        )
+
+
+def _windows(base: FactBase, kb: KnowledgeBase, refs: ReferenceDates, mode: str) -> None:
+    """`months_before(P, Anchor, N, Day)` for each (anchor, N) that a rule asks about."""
+    wanted: set[tuple[str, int]] = set()
+    for rule in kb.program.rules:
+        for lit in rule.body:
+            if isinstance(lit, Atom) and lit.predicate == "months_before":
+                anchor_arg, months_arg = lit.args[1], lit.args[2]
+                if isinstance(anchor_arg, Const) and isinstance(months_arg, Const):
+                    wanted.add((str(anchor_arg.value), int(Decimal(months_arg.value))))
+    for anchor, months in sorted(wanted):
+        when = months_before(getattr(refs, anchor), months, mode)
+        unit = "calendar months" if mode == "calendar" else "months of 30 days"
+        derivation = Derivation(
+            f"{months} months before {anchor}",
+            f"{anchor} − {months} {unit}",
+            ((anchor, getattr(refs, anchor).isoformat()),),
+            Decimal(day_number(when)),
+        )
+        base.add(
+            "months_before",
+            (base.patient_id, anchor, Decimal(months), day_number(when)),
+            Provenance(
+                f"{months} months before {anchor}: {when.isoformat()}",
+                derivation=derivation,
+                origin="assumption month_length",
+            ),
+        )
 
 
 def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: str, refs: ReferenceDates) -> None:
@@ -298,7 +453,14 @@ def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: st
         label = _event_label(event)
         name = event.agent or event.name or event.code
         base.add("event", (patient.id, event.kind, name, start, end), Provenance(label, event.source))
-        if event.agent:
+        if event.agent and event.agent in vocab.conditions and event.kind not in AGENT_KINDS:
+            for cls in vocab.conditions[event.agent].classes:
+                base.add(
+                    "condition_class",
+                    (event.agent, cls),
+                    Provenance(f"{event.agent} is {cls.replace('_', ' ')}", origin="vocabulary/conditions.csv"),
+                )
+        elif event.agent:
             for cls in vocab.agents[event.agent].classes:
                 base.add(
                     "agent_class",

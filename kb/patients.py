@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from kb.errors import KbError, Problem, UnknownPatientError
-from kb.units import UnitError, convert, exact
+from kb.units import UnitError, convert, exact, ucum
 from kb.vocabulary import Vocabulary, load_vocabulary
 
 __all__ = [
@@ -67,6 +67,10 @@ ESSENTIAL = {
 }
 #: Event kinds whose names must be found in the agent vocabulary to be understood.
 AGENT_KINDS = frozenset({"medication", "vaccination", "transfusion", "cell_therapy"})
+#: Event kinds named from the condition vocabulary; for cardiac events and thromboses an
+#: unknown name leaves the criteria that ask about them undecided.
+CONDITION_KINDS = frozenset({"diagnosis", "cardiac_event", "thrombosis", "malignancy", "infection", "procedure"})
+STRICT_CONDITION_KINDS = frozenset({"cardiac_event", "thrombosis"})
 
 
 @dataclass(frozen=True)
@@ -89,21 +93,28 @@ class Observation:
     lln: Decimal | None
     original: str  # value and unit as written in the file
     source: Source
+    #: set when the value is still in an alternate unit whose factor is an assumption
+    #: (HBV DNA in IU/mL): the id of that assumption
+    factor_assumption: str = ""
 
 
 @dataclass(frozen=True)
 class Event:
     kind: str
     name: str  # as written
-    agent: str | None  # the vocabulary agent it names, if recognised
+    agent: str | None  # the vocabulary agent or condition it names, if recognised
     code: str
     start: date
     end: date | None  # None: ongoing (or a single day for point events)
     source: Source
 
+    dose: Decimal | None = None
+    dose_unit: str = ""
+    frequency: str = ""
+
     @property
     def recognised(self) -> bool:
-        return self.kind not in AGENT_KINDS or self.agent is not None
+        return self.kind not in (AGENT_KINDS | STRICT_CONDITION_KINDS) or self.agent is not None
 
 
 @dataclass(frozen=True)
@@ -354,9 +365,22 @@ def _load_observations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
             continue
         raw = row["value"]
         original = f"{raw} {row['unit']}".strip()
-        if item.quantitative:
+        pending = ""
+        if item.alternate_unit and ucum(row["unit"], vocab) == item.alternate_unit[0]:
+            pending = item.alternate_unit[1]  # converted when the assumption is known
+        if item.quantitative and pending:
             try:
-                value: Decimal | str = convert(_number(raw), row["unit"], item, vocab)
+                amount = _number(raw)
+            except ValueError as exc:
+                reader.problem(number, "value", f"{item.name}: {exc}", "the row is rejected")
+                continue
+            value: Decimal | str = amount
+            if amount < 0:
+                reader.problem(number, "value", f"impossible value {original} for {item.name}", "the row is rejected")
+                continue
+        elif item.quantitative:
+            try:
+                value = convert(_number(raw), row["unit"], item, vocab)
             except ValueError as exc:
                 column = "unit" if isinstance(exc, UnitError) else "value"
                 reader.problem(number, column, f"{item.name}: {exc}", "the row is rejected")
@@ -391,7 +415,7 @@ def _load_observations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
                 reader.problem(number, column, f"{item.name} {column}: {exc}", "read as empty")
                 limits.append(None)
         patient.observations.append(
-            Observation(item.name, value, when, limits[0], limits[1], original, Source(reader.name, number))
+            Observation(item.name, value, when, limits[0], limits[1], original, Source(reader.name, number), pending)
         )
 
 
@@ -424,10 +448,33 @@ def _load_events(reader: _Reader, patients: dict[str, Patient], vocab: Vocabular
         if end is not None and end < start:
             reader.problem(number, "end_date", f"end_date {end} is before start_date {start}", "the row is rejected")
             continue
-        agent = vocab.agent(row["name"]) if kind in AGENT_KINDS and row["name"] else None
+        known: str | None = None
+        if row["name"] and kind in AGENT_KINDS:
+            agent = vocab.agent(row["name"])
+            known = agent.name if agent else None
+        elif row["name"] and kind in CONDITION_KINDS:
+            condition = vocab.condition(row["name"])
+            known = condition.name if condition else None
+        try:
+            dose = _number(row["dose"]) if row.get("dose") else None
+        except ValueError as exc:
+            reader.problem(number, "dose", str(exc), "the row is rejected")
+            continue
+        if dose is not None and dose < 0:
+            reader.problem(number, "dose", f"impossible dose {row['dose']}", "the row is rejected")
+            continue
         patient.events.append(
             Event(
-                kind, row["name"], agent.name if agent else None, row["code"], start, end, Source(reader.name, number)
+                kind,
+                row["name"],
+                known,
+                row["code"],
+                start,
+                end,
+                Source(reader.name, number),
+                dose,
+                row.get("dose_unit", ""),
+                row.get("frequency", ""),
             )
         )
 

@@ -18,13 +18,14 @@ from kb.engine import FactValue, Session
 from kb.factbase import FactBase, from_day
 from kb.knowledge import KnowledgeBase
 from kb.language.checks import variables_of
+from kb.language.compile import ordered_body
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Rule, Term, Var
 
 __all__ = ["Explainer", "Node"]
 
 _SYMBOLS = {">=": "≥", "<=": "≤", "!=": "≠", "=": "=", "<": "<", ">": ">"}
 #: Reference facts that add nothing to a one-line message.
-_QUIET = frozenset({"ref_day", "agent_class", "patient", "assumption"})
+_QUIET = frozenset({"ref_day", "agent_class", "condition_class", "patient", "assumption", "assumption_days"})
 _MAX_DEPTH = 12
 
 
@@ -50,9 +51,12 @@ class Node:
 
 
 class Explainer:
-    def __init__(self, session: Session, kb: KnowledgeBase, base: FactBase) -> None:
+    def __init__(self, session: Session, kb: KnowledgeBase, base: FactBase, examine: bool = True) -> None:
+        """`examine=False` leaves out the records a `not` examined: enough for a one-line
+        message, and several times faster for criteria whose full tree nobody will read."""
         self.session, self.kb, self.base = session, kb, base
         self.decls = kb.program.declarations
+        self.examine = examine
 
     # ---- proofs -------------------------------------------------------------------------
     def prove(self, predicate: str, args: tuple[FactValue, ...], depth: int = 0) -> Node | None:
@@ -150,7 +154,7 @@ class Explainer:
         if decl is not None and decl.role != "rule":
             node.detail["why"] = "no such fact"
             return node
-        if depth > _MAX_DEPTH:
+        if depth > _MAX_DEPTH or not self.examine:
             return node
         for rule in self.kb.program.rules_for(atom.predicate):
             named = _name_anonymous(rule)
@@ -226,9 +230,25 @@ class Explainer:
         )
 
     def _first_failure(self, prefix: list[Literal], rest: list[Literal], env: dict[str, FactValue]) -> Literal | None:
-        for i in range(1, len(rest) + 1):
-            if not self.session.solve([*prefix, *rest[:i]], env):
-                return rest[i - 1]
+        """The first literal of `rest` that no continuation of this record satisfies.
+
+        All partial solutions are carried forward (so a record with several classes is not
+        judged on its first one); comparisons on bound values are decided here, atoms and
+        negations by the engine.
+        """
+        del prefix  # the record's bindings already carry everything the prefix bound
+        envs = [env]
+        for lit in ordered_body(rest, env):
+            following: list[dict[str, FactValue]] = []
+            for current in envs:
+                if isinstance(lit, Comparison) and all(_ground(t, current) for t in (lit.left, lit.right)):
+                    if _holds(lit, current):
+                        following.append(current)
+                else:
+                    following.extend(self.session.solve([lit], current))
+            if not following:
+                return lit
+            envs = following[:50]
         return None
 
     # ---- display ------------------------------------------------------------------------
@@ -323,6 +343,19 @@ def _unify(head: Atom, args: tuple[FactValue | None, ...]) -> dict[str, FactValu
                 return None
             env[term.name] = value
     return env
+
+
+def _holds(lit: Comparison, env: dict[str, FactValue]) -> bool:
+    left, right = _evaluate(lit.left, env), _evaluate(lit.right, env)
+    if left is None or right is None:
+        return False
+    if lit.op in ("=", "!="):
+        same = left == right
+        return same if lit.op == "=" else not same
+    if isinstance(left, str) or isinstance(right, str):
+        return False
+    a, b = Decimal(left), Decimal(right)
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[lit.op]
 
 
 def _ground(term: Term, env: dict[str, FactValue]) -> bool:

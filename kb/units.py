@@ -15,7 +15,7 @@ from typing import Any
 
 from kb.vocabulary import Item, Vocabulary
 
-__all__ = ["UnitError", "convert", "exact"]
+__all__ = ["UnitError", "convert", "exact", "ucum"]
 
 
 class UnitError(ValueError):
@@ -51,6 +51,11 @@ def exact(value: Decimal) -> Decimal:
     """Drop trailing zeros without switching to exponent notation (80, not 8E+1)."""
     value = value.normalize()
     return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
+
+
+def ucum(unit: str, vocabulary: Vocabulary) -> str:
+    """The UCUM code for a unit as written (common spellings such as µmol/L are mapped)."""
+    return _ucum(unit, vocabulary)
 
 
 def _ucum(unit: str, vocabulary: Vocabulary) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 __all__ = [
     "Agent",
     "AttestationItem",
+    "Condition",
     "DiagnosisCode",
     "Item",
     "Vocabulary",
@@ -40,6 +41,8 @@ class Item:
     maximum: Decimal | None
     loinc: tuple[str, ...]
     molar_factor: Decimal | None  # µmol/L per mg/dL, for mass <-> molar conversion
+    #: a unit whose conversion factor is a named assumption: (UCUM unit, assumption id)
+    alternate_unit: tuple[str, str] | None = None
 
     @property
     def quantitative(self) -> bool:
@@ -59,6 +62,16 @@ class Agent:
     classes: tuple[str, ...]
     synonyms: tuple[str, ...]
     half_life_hours: Decimal | None
+    prednisone_factor: Decimal | None = None  # glucocorticoids: mg prednisone per mg
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A named clinical condition or procedure recorded as an event (MI, DVT, BCC ...)."""
+
+    name: str
+    classes: tuple[str, ...]
+    synonyms: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,8 @@ class Vocabulary:
     agent_names: dict[str, str]  # casefolded name or synonym -> agent
     diagnosis_codes: tuple[DiagnosisCode, ...]
     unit_aliases: dict[str, str]
+    conditions: dict[str, Condition]
+    condition_names: dict[str, str]  # casefolded name or synonym -> condition
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -106,6 +121,11 @@ class Vocabulary:
         """The agent a name refers to, matched case-insensitively on name, brand or Chinese name."""
         key = self.agent_names.get(" ".join(name.split()).casefold())
         return self.agents[key] if key else None
+
+    def condition(self, name: str) -> Condition | None:
+        """The condition a name refers to (any of its names, any case), if the vocabulary knows it."""
+        key = self.condition_names.get(" ".join(name.split()).casefold())
+        return self.conditions[key] if key else None
 
     def cohort_of(self, system: str, code: str) -> str | None:
         """Cohort of a diagnosis code: the longest matching code of that system decides.
@@ -131,6 +151,7 @@ class Vocabulary:
             "category": frozenset(self.categories),
             "attestation": frozenset(self.attestation_items),
             "agent_class": self.agent_classes,
+            "condition_class": frozenset(c for cond in self.conditions.values() for c in cond.classes),
         }
 
 
@@ -154,6 +175,7 @@ def load_vocabulary() -> Vocabulary:
             maximum=_decimal(row["max"]),
             loinc=_split(row["loinc"]),
             molar_factor=_decimal(row["molar_factor"]),
+            alternate_unit=tuple(row["alternate_unit"].split("=", 1)) if row["alternate_unit"] else None,  # type: ignore[arg-type]
         )
         items[item.name] = item
         for code in item.loinc:
@@ -169,13 +191,21 @@ def load_vocabulary() -> Vocabulary:
     agents: dict[str, Agent] = {}
     names: dict[str, str] = {}
     for row in _read("agents.csv"):
-        agent = Agent(row["name"], _split(row["classes"]), _split(row["synonyms"]), _decimal(row["half_life_hours"]))
+        agent = Agent(
+            row["name"],
+            _split(row["classes"]),
+            _split(row["synonyms"]),
+            _decimal(row["half_life_hours"]),
+            _decimal(row["prednisone_factor"]),
+        )
         agents[agent.name] = agent
-        for alias in (agent.name, agent.name.replace("_", " "), *agent.synonyms):
-            key = " ".join(alias.split()).casefold()
-            if names.get(key, agent.name) != agent.name:
-                raise ValueError(f"agents.csv: the name {alias!r} is given to {names[key]} and {agent.name}")
-            names[key] = agent.name
+        _index_names("agents.csv", names, agent.name, agent.synonyms)
+    conditions: dict[str, Condition] = {}
+    condition_names: dict[str, str] = {}
+    for row in _read("conditions.csv"):
+        condition = Condition(row["name"], _split(row["classes"]), _split(row["synonyms"]))
+        conditions[condition.name] = condition
+        _index_names("conditions.csv", condition_names, condition.name, condition.synonyms)
     codes = tuple(
         DiagnosisCode(row["system"], row["code"], row["cohort"], row["label"]) for row in _read("diagnosis_codes.csv")
     )
@@ -189,4 +219,15 @@ def load_vocabulary() -> Vocabulary:
         agent_names=names,
         diagnosis_codes=codes,
         unit_aliases={row["alias"]: row["ucum"] for row in _read("unit_aliases.csv")},
+        conditions=conditions,
+        condition_names=condition_names,
     )
+
+
+def _index_names(file: str, names: dict[str, str], canonical: str, synonyms: tuple[str, ...]) -> None:
+    """Register every spelling of a name; one spelling may not name two things."""
+    for alias in (canonical, canonical.replace("_", " "), *synonyms):
+        key = " ".join(alias.split()).casefold()
+        if names.get(key, canonical) != canonical:
+            raise ValueError(f"{file}: the name {alias!r} is given to {names[key]} and {canonical}")
+        names[key] = canonical

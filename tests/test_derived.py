@@ -41,3 +41,82 @@ def test_age_in_completed_years(born: str, on: str, years: int) -> None:
 def test_times_uln_is_exact() -> None:
     assert times_uln("bilirubin_total", Decimal("31.5"), Decimal(21), "µmol/L").value == Decimal("1.5")
     assert times_uln("ast", Decimal(100), Decimal(40), "U/L").value == Decimal("2.5")
+
+
+@pytest.mark.parametrize(
+    ("age", "creatinine_umol", "female", "expected"),
+    [
+        # 50-year-old woman, creatinine 0.8 mg/dL (70.72 µmol/L): 142 × (0.8/0.7)^−1.2 × 0.9938^50 × 1.012 = 89.71
+        (50, "70.72", True, "89.7"),
+        # 60-year-old man, creatinine 100 µmol/L (1.131 mg/dL): 142 × (1.131/0.9)^−1.2 × 0.9938^60 = 74.31
+        (60, "100", False, "74.3"),
+        # 30-year-old woman below κ: 142 × (0.6/0.7)^−0.241 × 0.9938^30 × 1.012 = 123.76
+        (30, "53.04", True, "123.8"),
+    ],
+)
+def test_ckd_epi_2021(age: int, creatinine_umol: str, female: bool, expected: str) -> None:
+    from kb.derived import ckd_epi_2021
+
+    result = ckd_epi_2021(Decimal(age), Decimal(creatinine_umol), female, Decimal("88.4"))
+    assert result.value == Decimal(expected)
+
+
+def test_cockcroft_gault_si_variant() -> None:
+    from kb.derived import cockcroft_gault_si
+
+    # (140 − 60) × 50 × 1.04 / 69.4 = 59.94; the mg/dL form gives 60.15
+    assert cockcroft_gault_si(Decimal(60), Decimal(50), Decimal("69.4"), True).value == Decimal("59.94")
+    assert cockcroft_gault(Decimal(60), Decimal(50), Decimal("69.4"), True, Decimal("88.4")).value == Decimal("60.15")
+
+
+@pytest.mark.parametrize(
+    ("half_life", "rounding", "days"), [("35", "up", 8), ("35", "nearest", 7), ("12", "up", 3), ("168", "up", 35)]
+)
+def test_washout_of_five_half_lives(half_life: str, rounding: str, days: int) -> None:
+    from kb.derived import washout_days
+
+    result = washout_days("tacrolimus", Decimal(half_life), rounding)
+    assert result.value == days
+    assert f"5 × t½ = {5 * Decimal(half_life)} h" in result.formula
+
+
+@pytest.mark.parametrize(
+    ("dose", "factor", "frequency", "expected"),
+    [
+        ("1.5", "6.67", "daily", "10.005"),
+        ("8", "1.25", "", "10.00"),
+        ("5", "1", "bid", "10"),
+        ("500", "1.25", "once", "625"),
+    ],
+)
+def test_prednisone_equivalent_daily_dose(dose: str, factor: str, frequency: str, expected: str) -> None:
+    from kb.derived import doses_per_day, prednisone_equivalent
+
+    per_day = doses_per_day(frequency)
+    assert per_day is not None
+    result = prednisone_equivalent("x", Decimal(dose), Decimal(factor), per_day, frequency)
+    assert result.value == Decimal(expected)
+
+
+def test_dose_per_kg_and_unknown_frequency() -> None:
+    from kb.derived import doses_per_day, per_kg, prednisone_equivalent
+
+    daily = prednisone_equivalent("prednisone", Decimal(60), Decimal(1), Decimal(1), "daily")
+    assert per_kg(daily, Decimal(60)).value == Decimal(1)
+    assert doses_per_day("when needed") is None
+
+
+@pytest.mark.parametrize(
+    ("anchor", "months", "mode", "expected"),
+    [
+        ("2026-11-24", 12, "calendar", "2025-11-24"),
+        ("2026-11-24", 12, "30", "2025-11-29"),
+        ("2026-03-31", 1, "calendar", "2026-02-28"),
+        ("2026-11-24", 60, "calendar", "2021-11-24"),
+        ("2026-11-24", 6, "calendar", "2026-05-24"),
+    ],
+)
+def test_months_before(anchor: str, months: int, mode: str, expected: str) -> None:
+    from kb.derived import months_before
+
+    assert months_before(date.fromisoformat(anchor), months, mode) == date.fromisoformat(expected)

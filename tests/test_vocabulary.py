@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from kb.vocabulary import load_vocabulary
@@ -67,3 +69,30 @@ def test_every_history_category_has_a_review_attestation() -> None:
         assert f"reviewed:{category}" in VOCAB.attestation_items
     assert "consent" in VOCAB.attestation_items
     assert VOCAB.items["platelets"].unit == "10*9/L" and VOCAB.items["hbsag"].allowed_values == ("positive", "negative")
+
+
+@pytest.mark.parametrize(
+    ("name", "condition"),
+    [
+        ("MI", "myocardial_infarction"),
+        ("心梗", "myocardial_infarction"),
+        ("Kosterman syndrome", "kostmann_syndrome"),
+        ("Swachmann-Diamond syndrome", "shwachman_diamond_syndrome"),
+        ("DCIS", "breast_carcinoma_in_situ"),
+        ("Hypertension", None),
+    ],
+)
+def test_conditions_by_any_name(name: str, condition: str | None) -> None:
+    found = VOCAB.condition(name)
+    assert (found.name if found else None) == condition
+
+
+def test_agents_that_criteria_need_attributes_of_have_them() -> None:
+    for agent in VOCAB.agents.values():
+        if "ge4_4_agent" in agent.classes:  # GE4.4 counts its window in half-lives
+            assert agent.half_life_hours is not None, agent.name
+        if "glucocorticoid" in agent.classes:  # GE4.7 counts prednisone-equivalents
+            assert agent.prednisone_factor is not None, agent.name
+    assert VOCAB.agents["dexamethasone"].prednisone_factor == Decimal("6.67")
+    assert VOCAB.agent("non-Gestin").name == "filgrastim"  # type: ignore[union-attr]
+    assert VOCAB.agent("苯丁酸氮芥").name == "chlorambucil"  # type: ignore[union-attr]

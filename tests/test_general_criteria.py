@@ -1,0 +1,186 @@
+"""Every general criterion at its bounds and window edges (vignettes P017 and P018), and
+every named assumption changing at least one demo patient's status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kb.assumptions import load_assumptions, resolve_assumptions
+from kb.evaluation import Assessment, assess
+from kb.knowledge import KnowledgeBase
+from kb.patients import Dataset, load_dataset
+from tests.support import demo_files
+
+# (criterion, what P017 shows on the passing side of the bound or day N+1 of the window,
+#  what P018 shows one resolution step across or on day N)
+EDGES = [
+    ("GI3", "ecog 2 on 2026-11-17 ≤ 2 required", "ecog 3 on 2026-11-17 > 2 required"),
+    ("GI6.1", "anc 1 ×10^9/L on 2026-11-17 ≥ 1 required", "anc 0.99 ×10^9/L on 2026-11-17 < 1 required"),
+    ("GI6.2", "hemoglobin 60 g/L on 2026-11-17 ≥ 60 required", "hemoglobin 59 g/L on 2026-11-17 < 60 required"),
+    ("GI6.3", "platelets 50 ×10^9/L", "platelets 49 ×10^9/L"),
+    ("GI6.4", "alc 0.5 ×10^9/L on 2026-11-17 ≥ 0.5 required", "alc 0.49 ×10^9/L on 2026-11-17 < 0.5 required"),
+    (
+        "GI6.5",
+        "bilirubin_total 1.50 ×ULN on 2026-11-17 ≤ 1.5 required",
+        "bilirubin_total 1.50 ×ULN on 2026-11-17 > 1.5",
+    ),
+    ("GI6.6", "ast 2.50 ×ULN on 2026-11-17 ≤ 2.5 required", "ast 2.52 ×ULN on 2026-11-17 > 2.5 required"),
+    ("GI6.7", "creatinine 1.49 ×ULN on 2026-11-17 < 1.5 required", "creatinine 1.50 ×ULN on 2026-11-17 ≥ 1.5"),
+    ("GI7", "lvef 45 % on 2026-11-17 ≥ 45 required", "lvef 44 % on 2026-11-17 < 45 required"),
+    ("GE3", "hbv_dna 1000 copies/mL on 2026-11-17 ≤ 1000 required", "hbv_dna 1001 copies/mL on 2026-11-17 > 1000"),
+    ("GI6", "", "medication filgrastim 2026-11-10; End ≥ Sample − Days (2026-11-10 ≥ 2026-11-10)"),
+    ("GE4.3", "", "medication rituximab 2026-10-27; End ≥ Enrolment − 28 (2026-10-27 ≥ 2026-10-27)"),
+    ("GE4.4", "", "tacrolimus: 5 half-lives = 8 days; End ≥ Apheresis − Days (2026-11-16 ≥ 2026-11-16)"),
+    ("GE4.5", "", "medication cyclophosphamide 2026-11-10; End ≥ Enrolment − 14 (2026-11-10 ≥ 2026-11-10)"),
+    ("GE4.6", "", "medication filgrastim 2026-11-19; End ≥ Apheresis − Days (2026-11-19 ≥ 2026-11-19)"),
+    ("GE4.7", "", "10.005 mg/day prednisone-equivalent > 10 required"),
+    (
+        "GE5",
+        "",
+        "cardiac_event myocardial infarction (myocardial_infarction) 2025-11-24; Day ≥ From (2025-11-24 ≥ 2025-11-24)",
+    ),
+    ("GE7", "", "thrombosis pulmonary embolism (pulmonary_embolism) 2026-05-24"),
+    (
+        "GE8",
+        "",
+        "malignancy breast cancer (breast_cancer) 2015-03-01 to 2021-11-24; End ≥ From (2021-11-24 ≥ 2021-11-24)",
+    ),
+    ("GE9", "", "investigational_product ABC-123 (phase 2 trial) 2026-09-01 to 2026-10-18; End ≥ Screening − 30"),
+]
+
+
+@pytest.mark.parametrize(("criterion", "passing", "failing"), EDGES)
+def test_both_sides_of_every_bound_and_window(
+    demo_assessments: dict[str, Assessment], criterion: str, passing: str, failing: str
+) -> None:
+    inside, across = demo_assessments["P017"].result(criterion), demo_assessments["P018"].result(criterion)
+    assert inside.status == "pass", inside.message
+    assert across.status == "fail", across.message
+    assert passing in inside.message
+    assert failing in across.message
+
+
+def test_the_bound_vignettes_are_what_their_stories_say(demo_assessments: dict[str, Assessment]) -> None:
+    assert demo_assessments["P017"].verdict == "eligible"
+    assert {r.id for r in demo_assessments["P018"].blocking} >= {
+        "GI3",
+        "GI6",
+        "GI6.1",
+        "GI6.2",
+        "GI6.3",
+        "GI6.4",
+        "GI6.5",
+        "GI6.6",
+        "GI6.7",
+        "GI7",
+        "GI8",
+        "GE3",
+        "GE4.3",
+        "GE4.4",
+        "GE4.5",
+        "GE4.6",
+        "GE4.7",
+        "GE5",
+        "GE7",
+        "GE8",
+        "GE9",
+    }
+
+
+@pytest.mark.parametrize(
+    ("criterion", "status"),
+    [
+        ("GI4", "fail"),
+        ("GI5", "fail"),
+        ("GE2", "fail"),
+        ("GE5", "fail"),
+        ("GE6", "fail"),
+        ("GE11", "fail"),
+        ("GE12", "fail"),
+        ("GE13", "fail"),
+    ],
+)
+def test_investigator_judgements(demo_assessments: dict[str, Assessment], criterion: str, status: str) -> None:
+    assert demo_assessments["P022"].result(criterion).status == status
+    assert demo_assessments["P001"].result(criterion).status == "pass"
+    unknown = demo_assessments["P007"].result(criterion)
+    assert unknown.status == "unknown" and unknown.reason in ("not_attested", "history_not_reviewed")
+
+
+def test_an_undosed_glucocorticoid_leaves_ge47_unknown(demo_assessments: dict[str, Assessment]) -> None:
+    result = demo_assessments["P016"].result("GE4.7")
+    assert (result.status, result.reason) == ("unknown", "missing")
+    assert [g.item for g in result.missing] == ["dose:prednisone 2026-11-01"]
+
+
+# (assumption, value, patient, criterion, status by default, status with the value)
+FLIPS = [
+    ("lab_lookback_days", "60", "P007", "GI6.3", "unknown", "pass"),
+    ("apheresis_offset_days", "3", "P021", "GE4.6", "fail", "unknown"),
+    ("default_code_system", "icd10cm", "P005", "COHORT", "pass", "fail"),
+    ("gi6_growth_factors", "all", "P019", "GI6", "pass", "fail"),
+    ("ge4_3_scope", "listed", "P019", "GE4.3", "fail", "pass"),
+    ("crcl_method", "measured_only", "P001", "GI6.7", "pass", "unknown"),
+    ("crcl_formula", "cockcroft_gault_si", "P020", "GI6.7", "pass", "fail"),
+    ("ge4_7_window_days", "28", "P017", "GE4.7", "pass", "fail"),
+    ("ge4_7_antimalarials", "counted", "P001", "GE4.7", "pass", "fail"),
+    ("clotrexate_reading", "methotrexate", "P017", "GE4.5", "pass", "fail"),
+    ("tacrolimus_half_life_hours", "12", "P018", "GE4.4", "fail", "pass"),
+    ("washout_rounding", "nearest", "P018", "GE4.4", "fail", "pass"),
+    ("month_length", "30", "P018", "GE5", "fail", "pass"),
+    ("hbv_copies_per_iu", "5.26", "P019", "GE3", "fail", "pass"),
+]
+
+
+@pytest.mark.parametrize(("assumption", "value", "patient_id", "criterion", "before", "after"), FLIPS)
+def test_flipping_an_assumption_changes_a_demo_status(
+    kb: KnowledgeBase,
+    demo: Dataset,
+    assumption: str,
+    value: str,
+    patient_id: str,
+    criterion: str,
+    before: str,
+    after: str,
+) -> None:
+    patient = demo.patient(patient_id)
+    assert assess(patient, kb).result(criterion).status == before
+    switched = assess(patient, kb, resolve_assumptions([f"{assumption}={value}"]))
+    assert switched.result(criterion).status == after
+    assert switched.assumptions[assumption] == load_assumptions()[assumption].parse(value)
+
+
+def test_no_assumption_is_decorative() -> None:
+    assert {f[0] for f in FLIPS} == set(load_assumptions())
+
+
+def test_the_iu_conversion_is_shown_in_the_trace(kb: KnowledgeBase, demo: Dataset) -> None:
+    result = assess(demo.patient("P019"), kb).result("GE3")
+    assert "hbv_dna 1001.04 copies/mL (172 IU/mL × 5.82 (assumption hbv_copies_per_iu))" in result.message
+
+
+def test_an_unknown_drug_name_is_reported_and_leaves_its_criteria_unknown(
+    kb: KnowledgeBase, write_dataset: Callable[..., Path]
+) -> None:
+    files = demo_files("P001")
+    template = files["events"][0]
+    files["events"].append(
+        {
+            **template,
+            "kind": "medication",
+            "name": "Zorblax",
+            "code": "",
+            "start_date": "2026-11-20",
+            "end_date": "2026-11-20",
+        }
+    )
+    result = assess(load_dataset(write_dataset(**files)).patient("P001"), kb)
+    for criterion in ("GE4.1", "GE4.3", "GE4.4", "GE4.5", "GE4.6", "GE4.7"):
+        found = result.result(criterion)
+        assert (found.status, found.reason) == ("unknown", "unknown_term"), criterion
+        assert [g.item for g in found.missing] == ["medication:Zorblax"]
+    assert result.verdict == "needs_data"
+    assert result.result("GI6").status == "pass"  # after the screening sample: not in GI6's window
