@@ -380,7 +380,10 @@ def _doses(base: FactBase, patient: Patient, vocab: Vocabulary) -> None:
             "pred_equivalent",
             (patient.id, agent.name, start, daily.value),
             Provenance(
-                f"{_event_label(event)}: {exact(daily.value)} mg/day prednisone-equivalent", event.source, daily
+                f"{event.name} {exact(event.dose * scale)} mg {event.frequency or 'daily'} = "
+                f"{exact(daily.value)} mg/day prednisone-equivalent",
+                event.source,
+                daily,
             ),
         )
         if patient.weight_kg:

@@ -129,6 +129,8 @@ class Explainer:
         shown_left, shown_right = self._show(left, typ), self._show(right, typ)
         expr = f"{_format(lit.left)} {_SYMBOLS[lit.op]} {_format(lit.right)}"
         label = f"{shown_left} {_SYMBOLS[lit.op]} {shown_right}"
+        if kind == "assignment":  # a value computed in the rule: show how
+            label = f"{expr} = {shown_left}"
         constant = "yes" if isinstance(lit.right, Const) else "no"
         return Node(
             kind,
@@ -424,6 +426,8 @@ def _collect(node: Node, phrases: list[str]) -> None:
                     bounds.append(child.detail["required"])
                 else:
                     phrases.append(f"{child.detail.get('expression', '')} ({child.label})")
+            elif child.kind == "assignment":
+                phrases.append(child.label)
             elif child.kind == "absence":
                 records = [
                     c.label for c in child.children if c.kind == "record" and c.detail.get("patient_record") == "yes"
