@@ -542,15 +542,12 @@ def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: Ref
                 base.gap(
                     "reviewed", category, Gap(item, "history_not_reviewed", f"{category} history not declared reviewed")
                 )
-            elif max(days) < day_number(refs.enrolment):
-                base.gap(
-                    "reviewed",
-                    category,
-                    Gap(
-                        item,
-                        "history_not_reviewed",
-                        f"{category} history reviewed {from_day(max(days))}, before enrolment {refs.enrolment}",
-                    ),
-                )
+            else:
+                # a window ends at enrolment or, for GE4.4/GE4.6, at apheresis (never earlier)
+                for anchor_name, deadline in (("enrolment", refs.enrolment), ("apheresis", refs.apheresis)):
+                    if max(days) < day_number(deadline):
+                        detail = f"{category} history reviewed {from_day(max(days))}, before {anchor_name} {deadline}"
+                        base.gap("reviewed", category, Gap(item, "history_not_reviewed", detail))
+                        break
         elif item not in chosen:
             base.gap("attested", item, Gap(item, "not_attested", f"{item} not attested"))

@@ -184,3 +184,20 @@ def test_an_unknown_drug_name_is_reported_and_leaves_its_criteria_unknown(
         assert [g.item for g in found.missing] == ["medication:Zorblax"]
     assert result.verdict == "needs_data"
     assert result.result("GI6").status == "pass"  # after the screening sample: not in GI6's window
+
+
+@pytest.mark.parametrize("flip", [None, *FLIPS], ids=lambda f: "defaults" if f is None else f"{f[0]}={f[1]}")
+def test_every_unknown_says_what_to_collect(
+    kb: KnowledgeBase, demo: Dataset, flip: tuple[str, str, str, str, str, str] | None
+) -> None:
+    # an unknown with nothing to collect would be a hole in the rules, not missing data
+    assumptions = resolve_assumptions([f"{flip[0]}={flip[1]}"] if flip else [])
+    for patient in demo.patients.values():
+        for result in assess(patient, kb, assumptions, explain="none").unknown:
+            assert result.missing, (patient.id, result.id, result.message)
+
+
+def test_a_later_apheresis_asks_for_a_review_that_covers_it(kb: KnowledgeBase, demo: Dataset) -> None:
+    result = assess(demo.patient("P021"), kb, resolve_assumptions(["apheresis_offset_days=3"])).result("GE4.6")
+    assert (result.status, result.reason) == ("unknown", "history_not_reviewed")
+    assert result.missing[0].detail == "medications history reviewed 2026-11-24, before apheresis 2026-11-27"
