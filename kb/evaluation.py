@@ -32,7 +32,6 @@ __all__ = [
     "kleene_and",
 ]
 
-STATUSES = ("pass", "fail", "unknown", "not_applicable", "manual")
 VERDICT_ORDER = {"eligible": 2, "needs_data": 1, "ineligible": 0}
 SCOPE_NOTE = (
     "general criteria only: the disease-specific blocks of the six cohorts are not encoded yet, "

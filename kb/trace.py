@@ -191,7 +191,7 @@ class Explainer:
             described = self._describe(atom.predicate, ground)
             if described in records:
                 continue
-            failed = self._first_failure(prefix, rest, candidate)
+            failed = self._first_failure(rest, candidate)  # the candidate carries the prefix's bindings
             records[described] = Node(
                 "record",
                 f"{described}: {self._why(failed, candidate, types)}",
@@ -231,14 +231,13 @@ class Explainer:
             f"({_format(failed.left)} {_SYMBOLS[failed.op]} {_format(failed.right)})"
         )
 
-    def _first_failure(self, prefix: list[Literal], rest: list[Literal], env: dict[str, FactValue]) -> Literal | None:
+    def _first_failure(self, rest: list[Literal], env: dict[str, FactValue]) -> Literal | None:
         """The first literal of `rest` that no continuation of this record satisfies.
 
         All partial solutions are carried forward (so a record with several classes is not
         judged on its first one); comparisons on bound values are decided here, atoms and
         negations by the engine.
         """
-        del prefix  # the record's bindings already carry everything the prefix bound
         envs = [env]
         for lit in ordered_body(rest, env):
             following: list[dict[str, FactValue]] = []
@@ -305,9 +304,6 @@ def _humanise(predicate: str) -> str:
     if words and words[0] == "any":
         words = words[1:]
     return " ".join(words)
-
-
-_fresh = count(1)
 
 
 def _name_anonymous(rule: Rule) -> Rule:
