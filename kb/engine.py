@@ -20,7 +20,8 @@ from pyDatalog import pyEngine
 from pyDatalog.Logic import Logic
 
 from kb.language.compile import compile_rules, constant, engine_literal, ordered_body, variable
-from kb.language.syntax import Const, Literal, Program, Var
+from kb.language.checks import variables_of
+from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Program, Term, Var
 
 __all__ = ["Engine", "EngineError", "Fact", "Session"]
 
@@ -93,9 +94,6 @@ def _sort_key(row: tuple[Any, ...]) -> tuple[str, ...]:
 
 
 def _vars(lit: Literal) -> Iterator[Var]:
-    from kb.language.checks import variables_of
-    from kb.language.syntax import Atom, Negation
-
     if isinstance(lit, Atom):
         for a in lit.args:
             yield from variables_of(a)
@@ -108,8 +106,6 @@ def _vars(lit: Literal) -> Iterator[Var]:
 
 
 def _substitute(lit: Literal, bindings: Mapping[str, FactValue]) -> Literal:
-    from kb.language.syntax import Atom, BinOp, Comparison, Negation, Term
-
     def term(t: Term) -> Term:
         if isinstance(t, Var) and not t.anonymous and t.name in bindings:
             value = bindings[t.name]
