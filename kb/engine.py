@@ -19,8 +19,8 @@ from typing import Any
 from pyDatalog import pyEngine
 from pyDatalog.Logic import Logic
 
-from kb.language.compile import compile_rules, constant, engine_literal, ordered_body, variable
 from kb.language.checks import variables_of
+from kb.language.compile import compile_rules, constant, engine_literal, ordered_body, variable
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Program, Term, Var
 
 __all__ = ["Engine", "EngineError", "Fact", "Session"]
