@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -93,7 +93,6 @@ class Assessment:
     assumptions: dict[str, int | str]
     stamp: dict[str, str]
     scope: str = SCOPE_NOTE
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def eligible_via(self) -> list[str]:
