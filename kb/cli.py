@@ -188,7 +188,7 @@ def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, ass
     for patient in dataset.patients.values():
         base = build_facts(patient, kb, assumptions, args.as_of)
         cohorts = sorted({str(f[1][1]) for f in base.facts if f[0] == "cohort_diagnosis"})
-        ages = [f[1][1] for f in base.facts if f[0] == "age_years"]
+        ages = [f[1][2] for f in base.facts if f[0] == "age_at" and f[1][1] == "enrolment"]
         rows.append(
             {
                 "patient": patient.id,

@@ -42,7 +42,6 @@ RELATION_GAPS = {
     "obs_cat": "item",
     "xuln": "xuln",
     "crcl": "crcl",
-    "age_years": "age",
     "sex": "sex",
     "attested": "attested",
     "reviewed": "reviewed",
@@ -51,6 +50,9 @@ RELATION_GAPS = {
     "egfr": "egfr",
     "age_at": "age",
 }
+#: Gap groups whose relation's second argument says which gap (an item, a category, a kind);
+#: in the others (age, sex, crcl, egfr, dose) it does not.
+KEYED_GAPS = frozenset({"item", "xuln", "attested", "reviewed", "term"})
 #: Kinds of event that happen on one day unless an end date is given. A malignancy without
 #: an end date (of its last treatment) is taken as still active, up to the as-of date.
 POINT_EVENTS = frozenset(
@@ -118,7 +120,7 @@ class FactBase:
         group = RELATION_GAPS.get(relation)
         if group is None:
             return []
-        if key is None:
+        if key is None or group not in KEYED_GAPS:
             return [g for (grp, _), gaps in sorted(self.gaps.items()) if grp == group for g in gaps]
         return list(self.gaps.get((group, key), []))
 
@@ -169,9 +171,7 @@ def build_facts(
         base.gap("sex", "", Gap("sex", "missing", "sex not recorded in patients.csv"))
     age = None
     if patient.birth_date:
-        derivation = age_in_years(patient.birth_date, refs.enrolment)
-        age = derivation.value
-        base.add("age_years", (pid, age), Provenance(f"age {age} years at enrolment", patient.source, derivation))
+        age = age_in_years(patient.birth_date, refs.enrolment).value  # the age the criteria use
         for anchor in ("screening", "enrolment", "apheresis"):
             at = age_in_years(patient.birth_date, getattr(refs, anchor))
             base.add(
@@ -197,12 +197,12 @@ def build_facts(
     return base
 
 
-def _describe(obs: Observation, vocab: Vocabulary) -> str:
+def _describe(obs: Observation, vocab: Vocabulary, converted: str = "") -> str:
     item = vocab.items[obs.item]
     unit = f" {item.display_unit}" if item.quantitative and item.display_unit else ""
-    converted = f" ({obs.original})" if "assumption" in obs.original else ""
     value = exact(obs.value) if isinstance(obs.value, Decimal) else obs.value
-    return f"{obs.item} {value}{unit}{converted} on {obs.date.isoformat()}"
+    how = f" ({converted})" if converted else ""
+    return f"{obs.item} {value}{unit}{how} on {obs.date.isoformat()}"
 
 
 def _select_observations(
@@ -236,14 +236,11 @@ def _select_observations(
                 ),
             )
             continue
+        converted = ""
         if latest.factor_assumption:  # e.g. HBV DNA in IU/mL: the factor is a named assumption
             factor = Decimal(str(assumptions[latest.factor_assumption]))
-            latest = replace(
-                latest,
-                value=Decimal(latest.value) * factor,
-                factor_assumption="",
-                original=f"{latest.original} × {factor} (assumption {latest.factor_assumption})",
-            )
+            converted = f"{latest.original} × {factor} (assumption {latest.factor_assumption})"
+            latest = replace(latest, value=Decimal(latest.value) * factor, factor_assumption="")
         selected[name] = latest
         others = len(results) - 1
         note = f" (latest of {others + 1} results up to enrolment)" if others else ""
@@ -251,7 +248,7 @@ def _select_observations(
         base.add(
             relation,
             (patient.id, name, latest.value, day_number(latest.date)),
-            Provenance(_describe(latest, vocab) + note, latest.source),
+            Provenance(_describe(latest, vocab, converted) + note, latest.source),
         )
     return selected
 
