@@ -21,7 +21,7 @@ from pyDatalog.Logic import Logic
 
 from kb.language.checks import variables_of
 from kb.language.compile import compile_rules, constant, engine_literal, ordered_body, variable
-from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Program, Term, Var
+from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Program, Term, Var, evaluate
 
 __all__ = ["Engine", "EngineError", "Fact", "Session"]
 
@@ -111,20 +111,11 @@ def _substitute(lit: Literal, bindings: Mapping[str, FactValue]) -> Literal:
             value = bindings[t.name]
             return Const(Decimal(value) if isinstance(value, int) else value, t.pos)
         if isinstance(t, BinOp):
-            left, right = term(t.left), term(t.right)
-            if (
-                isinstance(left, Const)
-                and isinstance(right, Const)
-                and isinstance(left.value, Decimal)
-                and isinstance(right.value, Decimal)
-                and t.op in "+-*"
-            ):
-                # pyDatalog leaves arithmetic on constants unevaluated in a comparison: fold it here
-                folded = {"+": left.value + right.value, "-": left.value - right.value, "*": left.value * right.value}[
-                    t.op
-                ]
+            # pyDatalog leaves arithmetic on constants unevaluated in a comparison: fold it here
+            folded = evaluate(t, bindings)
+            if isinstance(folded, Decimal):
                 return Const(folded, t.pos)
-            return BinOp(t.op, left, right, t.pos)
+            return BinOp(t.op, term(t.left), term(t.right), t.pos)
         return t
 
     if isinstance(lit, Atom):

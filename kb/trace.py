@@ -20,8 +20,9 @@ from kb.knowledge import KnowledgeBase
 from kb.language.checks import variables_of
 from kb.language.compile import ordered_body
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Rule, Term, Var
+from kb.language.syntax import evaluate as _evaluate
 
-__all__ = ["Explainer", "Node"]
+__all__ = ["Explainer", "Node", "message_from"]
 
 _SYMBOLS = {">=": "≥", "<=": "≤", "!=": "≠", "=": "=", "<": "<", ">": ">"}
 #: Reference facts that add nothing to a one-line message.
@@ -57,6 +58,17 @@ class Explainer:
         self.session, self.kb, self.base = session, kb, base
         self.decls = kb.program.declarations
         self.examine = examine
+        self._named: dict[int, Rule] = {}
+
+    def _rules(self, predicate: str) -> list[Rule]:
+        """The rules for `predicate` with each `_` named (the program outlives this explainer)."""
+        out = []
+        for rule in self.kb.program.rules_for(predicate):
+            named = self._named.get(id(rule))
+            if named is None:
+                named = self._named[id(rule)] = _name_anonymous(rule)
+            out.append(named)
+        return out
 
     # ---- proofs -------------------------------------------------------------------------
     def prove(self, predicate: str, args: tuple[FactValue, ...], depth: int = 0) -> Node | None:
@@ -66,25 +78,24 @@ class Explainer:
             return self._fact_node(predicate, args)
         if depth > _MAX_DEPTH:
             return Node("note", f"{predicate}{self._show_args(args, predicate)} (proof depth limit reached)")
-        for rule in self.kb.program.rules_for(predicate):
-            named = _name_anonymous(rule)
+        for named in self._rules(predicate):
             bindings = _unify(named.head, args)
             if bindings is None:
                 continue
             solutions = self.session.solve(named.body, bindings)
             if solutions:
-                return self._rule_node(named, rule, solutions[0], depth)
+                return self._rule_node(named, solutions[0], depth)
         return None
 
-    def _rule_node(self, named: Rule, original: Rule, env: dict[str, FactValue], depth: int) -> Node:
+    def _rule_node(self, named: Rule, env: dict[str, FactValue], depth: int) -> Node:
         types = self._var_types(named)
         shown = {k: self._show(v, types.get(k)) for k, v in env.items() if not k.startswith("_")}
         node = Node(
             "rule",
-            original.text,
+            named.text,
             {
-                "rule": original.text,
-                "at": str(original.pos),
+                "rule": named.text,
+                "at": str(named.pos),
                 "bindings": ", ".join(f"{k} = {v}" for k, v in sorted(shown.items())),
             },
         )
@@ -119,10 +130,7 @@ class Explainer:
         left, right = _evaluate(lit.left, env), _evaluate(lit.right, env)
         kind = (
             "assignment"
-            if lit.op == "="
-            and isinstance(lit.left, Var)
-            and not isinstance(lit.right, Const)
-            and isinstance(lit.right, BinOp)
+            if lit.op == "=" and isinstance(lit.left, Var) and isinstance(lit.right, BinOp)
             else "comparison"
         )
         typ = _term_type(lit.left, types) or _term_type(lit.right, types)
@@ -158,8 +166,7 @@ class Explainer:
             return node
         if depth > _MAX_DEPTH or not self.examine:
             return node
-        for rule in self.kb.program.rules_for(atom.predicate):
-            named = _name_anonymous(rule)
+        for named in self._rules(atom.predicate):
             bindings = _unify(named.head, ground)
             if bindings is None:
                 continue
@@ -217,7 +224,7 @@ class Explainer:
             args = tuple(_value(a, env) if _ground(a, env) else None for a in failed.args)
             if failed.predicate == "event" and args[1] is not None:
                 return f"no {args[1]} recorded"
-            if failed.predicate == "agent_class" and args[0] is not None and args[1] is not None:
+            if failed.predicate in ("agent_class", "condition_class") and args[0] is not None and args[1] is not None:
                 return f"{args[0]} is not a {str(args[1]).replace('_', ' ')}"
             return f"{_humanise(failed.predicate)}{self._show_args(args, failed.predicate)} does not hold"
         if isinstance(failed, Negation):
@@ -364,18 +371,6 @@ def _value(term: Term, env: dict[str, FactValue]) -> FactValue:
     value = _evaluate(term, env)
     assert value is not None, f"unbound {term}"
     return value
-
-
-def _evaluate(term: Term, env: dict[str, FactValue]) -> FactValue | None:
-    if isinstance(term, Const):
-        return term.value
-    if isinstance(term, Var):
-        return env.get(term.name)
-    left, right = _evaluate(term.left, env), _evaluate(term.right, env)
-    if not isinstance(left, int | Decimal) or not isinstance(right, int | Decimal):
-        return None
-    a, b = Decimal(left), Decimal(right)
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else None}.get(term.op)
 
 
 def _term_type(term: Term, types: dict[str, str]) -> str | None:

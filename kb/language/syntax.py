@@ -6,6 +6,7 @@ Numbers are `Decimal`, never float, so that a bound written `1.5` in a rule comp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ __all__ = [
     "Term",
     "Value",
     "Var",
+    "evaluate",
     "format_term",
 ]
 
@@ -147,6 +149,22 @@ class Program:
                 self.declarations[name] = decl
         self.rules.extend(other.rules)
         self.duplicate_declarations.extend(other.duplicate_declarations)
+
+
+def evaluate(term: Term, env: Mapping[str, Value | int]) -> Value | int | None:
+    """The value of a term given some variables' values; None if it cannot be computed
+    (an unbound variable, arithmetic on a symbol, division by zero)."""
+    if isinstance(term, Const):
+        return term.value
+    if isinstance(term, Var):
+        return env.get(term.name)
+    left, right = evaluate(term.left, env), evaluate(term.right, env)
+    if not isinstance(left, int | Decimal) or not isinstance(right, int | Decimal):
+        return None
+    a, b = Decimal(left), Decimal(right)
+    if term.op == "/":
+        return a / b if b else None
+    return {"+": a + b, "-": a - b, "*": a * b}.get(term.op)
 
 
 def format_term(term: Term) -> str:
