@@ -13,11 +13,13 @@ from pathlib import Path
 from kb.errors import Problem
 from kb.language.syntax import Program
 
-__all__ = ["CATALOGUE_FILE", "COHORTS", "Criterion", "check_catalogue", "load_catalogue"]
+__all__ = ["CATALOGUE_FILE", "COHORTS", "X_BLOCK", "Criterion", "check_catalogue", "load_catalogue"]
 
 CATALOGUE_FILE = Path(__file__).parent / "rules" / "criteria.toml"
 COHORTS = ("sle", "pss", "ssc", "iim", "aav", "aps")
-KINDS = ("inclusion", "exclusion")
+KINDS = ("inclusion", "exclusion", "definition")
+#: the unlabelled exclusion block: its cohort is the assumption x_block_owner
+X_BLOCK = "x"
 PROVENANCE = ("REC", "INFERRED-STRONG", "INFERRED-WEAK", "MISSING", "EXT")
 
 
@@ -31,10 +33,21 @@ class Criterion:
     record_text: str
     text: str
     line: int  # where the entry starts in criteria.toml, for messages
+    #: criteria of one cohort sharing a group are alternatives: the group holds if any holds
+    group: str = ""
+    #: a heading over sub-items (GE4): shown, but the verdict counts the sub-items
+    summary: bool = False
+    #: a lost item that an assumption can supply a reading for: manual while it is `none`
+    manual_unless: str = ""
 
     @property
     def placeholder(self) -> bool:
         return self.predicate is None
+
+    @property
+    def counted(self) -> bool:
+        """Whether the criterion takes part in a verdict (definitions and headings do not)."""
+        return self.kind != "definition" and not self.summary
 
 
 def load_catalogue(path: Path = CATALOGUE_FILE) -> tuple[list[Criterion], list[Problem]]:
@@ -62,6 +75,9 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> tuple[list[Criterion], list[P
             entry.get("record_text", ""),
             entry["text"],
             line,
+            entry.get("group", ""),
+            bool(entry.get("summary", False)),
+            entry.get("manual_unless", ""),
         )
         if crit.id in seen:
             problems.append(
@@ -72,8 +88,10 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> tuple[list[Criterion], list[P
             continue
         seen[crit.id] = line
         if crit.kind not in KINDS:
-            problems.append(Problem(path.name, line, "kind", f"{crit.id}: kind must be inclusion or exclusion"))
-        if crit.cohort not in ("general", *COHORTS):
+            problems.append(
+                Problem(path.name, line, "kind", f"{crit.id}: kind must be inclusion, exclusion or definition")
+            )
+        if crit.cohort not in ("general", X_BLOCK, *COHORTS):
             problems.append(Problem(path.name, line, "cohort", f"{crit.id}: unknown cohort '{crit.cohort}'"))
         if crit.provenance not in PROVENANCE:
             problems.append(Problem(path.name, line, "provenance", f"{crit.id}: unknown provenance tag"))

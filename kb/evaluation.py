@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from kb.assumptions import AssumptionSet, resolve_assumptions
-from kb.criteria import Criterion
+from kb.criteria import X_BLOCK, Criterion
 from kb.engine import EngineError, Session
 from kb.factbase import FactBase, Gap, ReferenceDates, build_facts
 from kb.knowledge import KnowledgeBase, load_knowledge
@@ -29,15 +29,26 @@ __all__ = [
     "CohortVerdict",
     "CriterionResult",
     "assess",
+    "cohort_of",
     "kleene_and",
+    "kleene_or",
 ]
 
 VERDICT_ORDER = {"eligible": 2, "needs_data": 1, "ineligible": 0}
-SCOPE_NOTE = (
-    "general criteria only: the disease-specific blocks of the six cohorts are not encoded yet, "
-    "so an 'eligible' verdict covers the general criteria"
-)
+SCOPE_NOTE = "all general criteria and the six disease blocks; items lost from the record are listed to verify by hand"
 MANUAL_MESSAGE = "text missing from the record: verify by hand"
+COHORT_NAMES = {
+    "sle": "SLE",
+    "pss": "primary Sjögren's",
+    "ssc": "diffuse SSc",
+    "iim": "inflammatory myopathy",
+    "aav": "ANCA vasculitis",
+    "aps": "APS",
+}
+IIM_CAP_NOTE = (
+    "IIM-I1..I4, this cohort's entry criteria, were lost from the record: at best needs_data "
+    "unless the assumption iim_entry supplies a reading (probable or definite 2017 EULAR/ACR IIM)"
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class CohortVerdict:
     verdict: str
     blocking: tuple[str, ...]
     unknown: tuple[str, ...]
+    note: str = ""  # why the verdict is capped, if it is
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +90,7 @@ class CohortVerdict:
             "verdict": self.verdict,
             "blocking": list(self.blocking),
             "unknown": list(self.unknown),
+            "note": self.note,
         }
 
 
@@ -100,11 +113,19 @@ class Assessment:
 
     @property
     def blocking(self) -> list[CriterionResult]:
-        return [r for r in self.criteria if r.status == "fail"]
+        """The criteria that block in some cohort (an alternative that another rescues does not)."""
+        ids = {i for c in self.cohorts for i in c.blocking}
+        if not self.cohorts:
+            ids = {r.id for r in self.criteria if r.criterion.counted and r.status == "fail"}
+        return [r for r in self.criteria if r.id in ids]
 
     @property
     def unknown(self) -> list[CriterionResult]:
-        return [r for r in self.criteria if r.status == "unknown"]
+        """The undecided criteria that keep some cohort's verdict open."""
+        ids = {i for c in self.cohorts for i in c.unknown}
+        if not self.cohorts:
+            ids = {r.id for r in self.criteria if r.criterion.counted and r.status == "unknown"}
+        return [r for r in self.criteria if r.id in ids]
 
     @property
     def manual_checks(self) -> list[CriterionResult]:
@@ -150,6 +171,14 @@ def kleene_and(values: list[bool | None]) -> bool | None:
     return True
 
 
+def kleene_or(values: list[bool | None]) -> bool | None:
+    if any(v is True for v in values):
+        return True
+    if any(v is None for v in values):
+        return None
+    return False
+
+
 def _truth(status: str) -> bool | None:
     return {"fail": False, "unknown": None}.get(status, True)
 
@@ -177,25 +206,24 @@ def assess(
     base = build_facts(patient, kb, assumptions, as_of, today)
     results: list[CriterionResult] = []
     with kb.engine.session(base.facts) as session:
+        cohorts = sorted({str(row[1]) for row in session.ask("in_cohort", [patient.id, None])})
+        applicable = _applicable(kb, cohorts, assumptions)
         explainers = (Explainer(session, kb, base), Explainer(session, kb, base, examine=False))
         for crit in kb.criteria:
-            results.append(_evaluate(crit, session, explainers, base, kb, explain))
-        cohorts = sorted({row[1] for row in session.ask("in_cohort", [patient.id, None])}, key=str)
-    verdicts = []
-    for cohort in cohorts:
-        relevant = [r for r in results if r.criterion.cohort in ("general", cohort)]
-        verdicts.append(
-            CohortVerdict(
-                str(cohort),
-                _verdict(kleene_and([_truth(r.status) for r in relevant])),
-                tuple(r.id for r in relevant if r.status == "fail"),
-                tuple(r.id for r in relevant if r.status == "unknown"),
-            )
-        )
+            if crit.id not in applicable:
+                results.append(_not_applicable(crit, assumptions))
+            elif crit.manual_unless and assumptions[crit.manual_unless] == "none":
+                hint = f" (or set the assumption {crit.manual_unless})"
+                results.append(CriterionResult(crit, "manual", None, MANUAL_MESSAGE + hint))
+            else:
+                results.append(_evaluate(crit, session, explainers, base, kb, explain))
+    verdicts = [_cohort_verdict(cohort, results, assumptions) for cohort in cohorts]
     if verdicts:
         verdict = max((v.verdict for v in verdicts), key=VERDICT_ORDER.__getitem__)
     else:  # no cohort: the COHORT criterion fails or is unknown, and decides with the rest
-        verdict = _verdict(kleene_and([_truth(r.status) for r in results if r.criterion.cohort == "general"]))
+        verdict = _verdict(
+            kleene_and([_truth(r.status) for r in results if r.criterion.cohort == "general" and r.criterion.counted])
+        )
     return Assessment(
         patient.id,
         verdict,
@@ -204,6 +232,68 @@ def assess(
         base.reference,
         assumptions.in_force(),
         _stamp(kb, assumptions, base),
+    )
+
+
+def cohort_of(crit: Criterion, assumptions: AssumptionSet) -> str:
+    """The cohort a criterion belongs to; block X's is the assumption x_block_owner."""
+    if crit.cohort == X_BLOCK:
+        return str(assumptions["x_block_owner"])
+    return crit.cohort
+
+
+def _applicable(kb: KnowledgeBase, cohorts: list[str], assumptions: AssumptionSet) -> set[str]:
+    """General criteria, those of the patient's cohorts, and the definitions these use."""
+    ids = {c.id for c in kb.criteria if c.kind != "definition" and cohort_of(c, assumptions) in ("general", *cohorts)}
+    used = {c.predicate for c in kb.criteria if c.id in ids and c.cohort != "general"}
+    return ids | {c.id for c in kb.criteria if c.kind == "definition" and c.predicate in used}
+
+
+def _not_applicable(crit: Criterion, assumptions: AssumptionSet) -> CriterionResult:
+    if crit.kind == "definition":
+        return CriterionResult(crit, "not_applicable", None, "not applicable: no criterion of the patient's uses it")
+    owner = cohort_of(crit, assumptions)
+    if owner not in COHORT_NAMES:
+        why = f"block X is not applied (x_block_owner = {owner})"
+    else:
+        why = f"a criterion of the {COHORT_NAMES[owner]} cohort, which the patient is not in"
+    return CriterionResult(crit, "not_applicable", None, f"not applicable: {why}")
+
+
+def _cohort_verdict(cohort: str, results: list[CriterionResult], assumptions: AssumptionSet) -> CohortVerdict:
+    """General and cohort criteria combined by Kleene's AND, alternatives (groups) by OR."""
+    relevant = [
+        r for r in results if r.criterion.counted and cohort_of(r.criterion, assumptions) in ("general", cohort)
+    ]
+    values: list[bool | None] = []
+    blocking: list[str] = []
+    unknown: list[str] = []
+    groups: dict[str, list[CriterionResult]] = {}
+    for r in relevant:
+        if r.criterion.group:
+            groups.setdefault(r.criterion.group, []).append(r)
+            continue
+        values.append(_truth(r.status))
+        blocking += [r.id] if r.status == "fail" else []
+        unknown += [r.id] if r.status == "unknown" else []
+    for members in groups.values():
+        value = kleene_or([_truth(r.status) for r in members])
+        values.append(value)
+        if value is False:
+            blocking += [r.id for r in members if r.status == "fail"]
+        elif value is None:
+            unknown += [r.id for r in members if r.status == "unknown"]
+    note = ""
+    if cohort == "iim" and assumptions["iim_entry"] == "none":
+        values.append(None)
+        note = IIM_CAP_NOTE
+    order = {r.id: n for n, r in enumerate(results)}
+    return CohortVerdict(
+        cohort,
+        _verdict(kleene_and(values)),
+        tuple(sorted(blocking, key=order.__getitem__)),
+        tuple(sorted(unknown, key=order.__getitem__)),
+        note,
     )
 
 
@@ -238,7 +328,7 @@ def _evaluate(
     truth = truths.pop()
     if truth == "na":
         status = "not_applicable"
-    elif crit.kind == "inclusion":
+    elif crit.kind in ("inclusion", "definition"):  # a definition passes when it holds
         status = "pass" if truth == "yes" else "fail"
     else:
         status = "fail" if truth == "yes" else "pass"

@@ -49,10 +49,13 @@ RELATION_GAPS = {
     "dose_missing": "dose",
     "egfr": "egfr",
     "age_at": "age",
+    "score": "instrument",
+    "worsening": "worsening",
+    "apl_positive_tests": "apl",
 }
 #: Gap groups whose relation's second argument says which gap (an item, a category, a kind);
 #: in the others (age, sex, crcl, egfr, dose) it does not.
-KEYED_GAPS = frozenset({"item", "xuln", "attested", "reviewed", "term"})
+KEYED_GAPS = frozenset({"item", "xuln", "attested", "reviewed", "term", "instrument", "worsening"})
 #: Kinds of event that happen on one day unless an end date is given. A malignancy without
 #: an end date (of its last treatment) is taken as still active, up to the as-of date.
 POINT_EVENTS = frozenset(
@@ -188,6 +191,9 @@ def build_facts(
     _washouts(base, patient, vocab, assumptions)
     _windows(base, kb, refs, str(assumptions["month_length"]))
     _attestations(base, patient, vocab, refs)
+    from kb.measures import add_measures  # measures build on this module's fact base
+
+    add_measures(base, patient, selected, vocab, assumptions)
     for key, value in assumptions.in_force().items():
         provenance = Provenance(f"assumption {key} = {value}", origin="assumptions.toml")
         if isinstance(value, str):
@@ -211,7 +217,7 @@ def _select_observations(
     """The latest result of each item dated in [enrolment − lookback, enrolment]."""
     lookback = assumptions.days("lab_lookback_days")
     enrolment = base.reference.enrolment
-    earliest = enrolment - timedelta(days=lookback)
+    recent = enrolment - timedelta(days=lookback)
     by_item: dict[str, list[Observation]] = {}
     for obs in patient.observations:
         by_item.setdefault(obs.item, []).append(obs)
@@ -224,7 +230,7 @@ def _select_observations(
             base.gap("item", name, Gap(name, "missing", detail))
             continue
         latest = max(results, key=lambda o: (o.date, o.source.row))
-        if latest.date < earliest:
+        if vocab.items[name].window == "lookback" and latest.date < recent:
             base.gap(
                 "item",
                 name,
@@ -489,7 +495,7 @@ def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: st
             if cohort:
                 base.add(
                     "cohort_diagnosis",
-                    (patient.id, cohort, event.code),
+                    (patient.id, cohort, event.code, start),
                     Provenance(f"diagnosis {event.code} ({system}) → cohort {cohort}", event.source),
                 )
 

@@ -114,7 +114,10 @@ def assessment_text(assessment: Assessment, show_all: bool = True) -> str:
         lines.append(f"    ({note})")
     lines.append("")
     results = a.criteria if show_all else [r for r in a.criteria if r.status in ("fail", "unknown")]
-    lines.extend("  " + criterion_text(r) for r in results)
+    elsewhere = [r.id for r in results if r.status == "not_applicable" and r.criterion.cohort != "general"]
+    lines.extend("  " + criterion_text(r) for r in results if r.id not in elsewhere)
+    if elsewhere:
+        lines.append(f"  – not applicable (other cohorts' criteria and their definitions): {', '.join(elsewhere)}")
     if a.to_collect:
         lines.append("")
         lines.append("  data to collect:")

@@ -14,6 +14,8 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
+from kb.instruments import load_instruments
+
 __all__ = [
     "Agent",
     "AttestationItem",
@@ -43,6 +45,9 @@ class Item:
     molar_factor: Decimal | None  # µmol/L per mg/dL, for mass <-> molar conversion
     #: a unit whose conversion factor is a named assumption: (UCUM unit, assumption id)
     alternate_unit: tuple[str, str] | None = None
+    #: `lookback`: only a result within lab_lookback_days before enrolment counts (current
+    #: state); `ever`: the latest result up to enrolment counts (history, classification items)
+    window: str = "lookback"
 
     @property
     def quantitative(self) -> bool:
@@ -176,10 +181,28 @@ def load_vocabulary() -> Vocabulary:
             loinc=_split(row["loinc"]),
             molar_factor=_decimal(row["molar_factor"]),
             alternate_unit=tuple(row["alternate_unit"].split("=", 1)) if row["alternate_unit"] else None,  # type: ignore[arg-type]
+            window=row.get("window") or "lookback",
         )
         items[item.name] = item
         for code in item.loinc:
             loinc[code] = item.name
+    for instrument in load_instruments().values():  # `<instrument>.<item>`: present | absent (or a grade)
+        for entry in instrument.items:
+            name = instrument.item_name(entry)
+            items[name] = Item(
+                name,
+                f"{instrument.label}: {entry.label}",
+                "qualitative",
+                "",
+                "",
+                instrument.item_values,
+                None,
+                None,
+                (),
+                None,
+                None,
+                instrument.window,
+            )
     event_kinds = {row["kind"]: row["category"] for row in _read("event_kinds.csv")}
     attestations = {
         row["item"]: AttestationItem(row["item"], _split(row["values"]), row["label"])

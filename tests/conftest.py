@@ -11,6 +11,7 @@ import pytest
 from kb.evaluation import Assessment, assess
 from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.patients import DEMO_DATASET, PATIENT_COLUMNS, Dataset, load_dataset
+from kb.vignettes import VignetteOutcome, check_vignettes, load_vignettes
 from tests.support import FILES, Rows
 
 
@@ -25,7 +26,14 @@ def demo() -> Dataset:
 
 
 @pytest.fixture(scope="session")
+def vignette_outcomes(kb: KnowledgeBase, demo: Dataset) -> dict[str, VignetteOutcome]:
+    """Every vignette evaluated under the assumptions its story names."""
+    return {o.vignette.patient_id: o for o in check_vignettes(kb, demo, load_vignettes())}
+
+
+@pytest.fixture(scope="session")
 def demo_assessments(kb: KnowledgeBase, demo: Dataset) -> dict[str, Assessment]:
+    """Every demo patient under the default assumptions."""
     return {pid: assess(patient, kb) for pid, patient in demo.patients.items()}
 
 

@@ -26,7 +26,13 @@ def test_check_json_follows_the_contract(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     assert answer["patient"] == "P002" and answer["verdict"] == "ineligible"
     assert answer["cohorts"] == [
-        {"cohort": "pss", "verdict": "ineligible", "blocking": ["GI6.3", "GI8"], "unknown": []}
+        {
+            "cohort": "pss",
+            "verdict": "ineligible",
+            "blocking": ["GI6.3", "GI8", "PSS-I1", "X-E1", "X-E2", "X-E3"],
+            "unknown": [],
+            "note": "",
+        }
     ]
     gi63 = next(c for c in answer["criteria"] if c["id"] == "GI6.3")
     assert gi63 == {

@@ -92,6 +92,6 @@ def test_events_become_day_ranges_and_unknown_names_are_kept(kb: KnowledgeBase, 
 
 def test_cohort_comes_from_codes_with_the_default_code_system(kb: KnowledgeBase, demo: Dataset) -> None:
     base = build_facts(demo.patient("P005"), kb, resolve_assumptions())
-    assert facts_of(base, "cohort_diagnosis") == [("P005", "aps", "D68.6")]
+    assert facts_of(base, "cohort_diagnosis") == [("P005", "aps", "D68.6", day_number(date(2019, 3, 1)))]
     us = build_facts(demo.patient("P005"), kb, resolve_assumptions(["default_code_system=icd10cm"]))
     assert facts_of(us, "cohort_diagnosis") == []  # D68.6 alone is not APS in ICD-10-CM

@@ -105,6 +105,17 @@ FLIPS = [
     ("washout_rounding", "nearest", "P018", "GE4.4", "fail", "pass"),
     ("month_length", "30", "P018", "GE5", "fail", "pass"),
     ("hbv_copies_per_iu", "5.26", "P019", "GE3", "fail", "pass"),
+    ("x_block_owner", "itp_separate", "P002", "X-E1", "fail", "not_applicable"),
+    ("iim_entry", "probable", "P036", "IIM-I1", "manual", "pass"),
+    ("ssc_entry", "diagnosis_only", "P031", "SSC-CLASS", "pass", "not_applicable"),
+    ("bvas_major_items", "stone_2001_no_renal", "P046", "AAV-I4", "pass", "fail"),
+    ("rr_gc_dose_bound", "strict", "P017", "SLE-I4", "pass", "fail"),
+    ("rr_course_days", "400", "P020", "PSS-I2", "pass", "fail"),
+    ("progression_window_days", "300", "P031", "SSC-I1", "pass", "unknown"),
+    ("fvc_decline_mode", "absolute", "P033", "SSC-I2", "pass", "fail"),
+    ("apl_tests_reading", "more_than_two", "P005", "APS-I2", "pass", "fail"),
+    ("apl_window_days", "83", "P005", "APS-I2", "pass", "fail"),
+    ("obstetric_aps_scope", "any_obstetric", "P005", "APS-E1", "pass", "fail"),
 ]
 
 
