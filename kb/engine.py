@@ -21,7 +21,7 @@ from pyDatalog.Logic import Logic
 
 from kb.language.checks import variables_of
 from kb.language.compile import compile_rules, constant, engine_literal, ordered_body, variable
-from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Program, Term, Var, evaluate
+from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Program, Rule, Term, Var, evaluate
 
 __all__ = ["Engine", "EngineError", "Fact", "Session"]
 
@@ -131,15 +131,27 @@ class Engine:
 
     def __init__(self, program: Program) -> None:
         self.program = program
+        self._needed: dict[frozenset[str], list[Rule]] = {}
+
+    def rules_for_roots(self, roots: frozenset[str] | None) -> list[Rule]:
+        """The rules needed to answer questions about `roots` (all rules when None)."""
+        if roots is None:
+            return self.program.rules
+        if roots not in self._needed:
+            needed = self.program.depends_on(roots)
+            self._needed[roots] = [r for r in self.program.rules if r.head.predicate in needed]
+        return self._needed[roots]
 
     @contextmanager
-    def session(self, facts: Iterable[Fact]) -> Iterator[Session]:
+    def session(self, facts: Iterable[Fact], roots: frozenset[str] | None = None) -> Iterator[Session]:
+        """A session over `facts`; with `roots`, only the rules those predicates need are
+        compiled (a patient outside a cohort never needs that cohort's block)."""
         if getattr(_local, "busy", False):
             raise EngineError("an engine session is already open in this thread")
         _local.busy = True
         try:
             Logic()  # a fresh, empty logic for this thread: nothing from an earlier request
-            compile_rules(self.program.rules)
+            compile_rules(self.rules_for_roots(roots))
             for name, args in facts:
                 pyEngine.assert_(pyEngine.Clause(pyEngine.Literal(name, [pyEngine.Term_of(a) for a in args]), []))
             yield Session()

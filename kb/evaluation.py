@@ -199,15 +199,19 @@ def assess(
 
     `explain`: "decisive" builds proof trees for the blocking and unknown criteria (what an
     answer shows), "all" for every criterion, "none" for none (messages still come from
-    short proofs).
+    short proofs), "status" neither trees nor messages of decided criteria (for checks that
+    only compare statuses).
     """
     kb = kb or load_knowledge()
     assumptions = assumptions or resolve_assumptions()
     base = build_facts(patient, kb, assumptions, as_of, today)
     results: list[CriterionResult] = []
-    with kb.engine.session(base.facts) as session:
-        cohorts = sorted({str(row[1]) for row in session.ask("in_cohort", [patient.id, None])})
-        applicable = _applicable(kb, cohorts, assumptions)
+    # cohorts come straight from the diagnosis facts (in_cohort copies them), so that only the
+    # rules of the criteria that apply need compiling
+    cohorts = sorted({str(args[1]) for relation, args in base.facts if relation == "cohort_diagnosis"})
+    applicable = _applicable(kb, cohorts, assumptions)
+    roots = frozenset({"in_cohort"} | {c.predicate for c in kb.criteria if c.id in applicable and c.predicate})
+    with kb.engine.session(base.facts, roots) as session:
         explainers = (Explainer(session, kb, base), Explainer(session, kb, base, examine=False))
         for crit in kb.criteria:
             if crit.id not in applicable:
@@ -332,6 +336,8 @@ def _evaluate(
         status = "pass" if truth == "yes" else "fail"
     else:
         status = "fail" if truth == "yes" else "pass"
+    if explain == "status":  # statuses only (the vignette suite, the mutation check)
+        return CriterionResult(crit, status, None, "")
     wanted = explain == "all" or (explain == "decisive" and status == "fail")
     full, brief = explainers
     proof = (full if wanted else brief).prove(crit.predicate, (base.patient_id, truth))

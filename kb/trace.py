@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from itertools import count
 from typing import Any
 
@@ -58,17 +59,10 @@ class Explainer:
         self.session, self.kb, self.base = session, kb, base
         self.decls = kb.program.declarations
         self.examine = examine
-        self._named: dict[int, Rule] = {}
 
     def _rules(self, predicate: str) -> list[Rule]:
         """The rules for `predicate` with each `_` named (the program outlives this explainer)."""
-        out = []
-        for rule in self.kb.program.rules_for(predicate):
-            named = self._named.get(id(rule))
-            if named is None:
-                named = self._named[id(rule)] = _name_anonymous(rule)
-            out.append(named)
-        return out
+        return [_named_rule(rule, str(rule.pos)) for rule in self.kb.program.rules_for(predicate)]
 
     # ---- proofs -------------------------------------------------------------------------
     def prove(self, predicate: str, args: tuple[FactValue, ...], depth: int = 0) -> Node | None:
@@ -311,6 +305,13 @@ def _humanise(predicate: str) -> str:
     if words and words[0] == "any":
         words = words[1:]
     return " ".join(words)
+
+
+@lru_cache(maxsize=8192)
+def _named_rule(rule: Rule, position: str) -> Rule:
+    """Rules are immutable: name each one's `_` once per process (keyed by its position too,
+    so that two rules written alike in two places keep their own)."""
+    return _name_anonymous(rule)
 
 
 def _name_anonymous(rule: Rule) -> Rule:

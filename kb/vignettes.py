@@ -68,12 +68,14 @@ def load_vignettes(folder: Path = DEMO_DATASET) -> list[Vignette]:
     return vignettes
 
 
-def check_vignettes(kb: KnowledgeBase, dataset: Dataset, vignettes: list[Vignette]) -> list[VignetteOutcome]:
+def check_vignettes(
+    kb: KnowledgeBase, dataset: Dataset, vignettes: list[Vignette], explain: str = "none"
+) -> list[VignetteOutcome]:
     """Evaluate every vignette under its assumptions and compare with its story."""
     outcomes = []
     for vignette in vignettes:
         patient = dataset.patients[vignette.patient_id]
-        assessment = assess(patient, kb, resolve_assumptions(vignette.assume), explain="none")
+        assessment = assess(patient, kb, resolve_assumptions(vignette.assume), explain=explain)
         mismatches = []
         if assessment.verdict != vignette.expected_verdict:
             mismatches.append(f"verdict {assessment.verdict}, expected {vignette.expected_verdict}")

@@ -6,7 +6,7 @@ Numbers are `Decimal`, never float, so that a bound written `1.5` in a rule comp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -137,9 +137,31 @@ class Program:
     declarations: dict[str, Declaration] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
     duplicate_declarations: list[Declaration] = field(default_factory=list)
+    _by_head: tuple[int, dict[str, list[Rule]]] = field(default=(-1, {}), repr=False, compare=False)
 
     def rules_for(self, predicate: str) -> list[Rule]:
-        return [r for r in self.rules if r.head.predicate == predicate]
+        if self._by_head[0] != len(self.rules):  # (re)index after rules were added
+            index: dict[str, list[Rule]] = {}
+            for rule in self.rules:
+                index.setdefault(rule.head.predicate, []).append(rule)
+            self._by_head = (len(self.rules), index)
+        return self._by_head[1].get(predicate, [])
+
+    def depends_on(self, roots: Iterable[str]) -> set[str]:
+        """The predicates whose rules are needed to answer `roots` (themselves included)."""
+        seen: set[str] = set()
+        todo = list(roots)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for rule in self.rules_for(name):
+                for lit in rule.body:
+                    atom = lit.atom if isinstance(lit, Negation) else lit
+                    if isinstance(atom, Atom):
+                        todo.append(atom.predicate)
+        return seen
 
     def extend(self, other: Program) -> None:
         for name, decl in other.declarations.items():
