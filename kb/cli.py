@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.coverage import PROTOCOL_ITEMS, protocol_coverage
 from kb.engine import EngineError
 from kb.errors import KbError, Problem
 from kb.evaluation import Assessment, assess
 from kb.factbase import build_facts
 from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
+from kb.mutation import run_mutation_check
 from kb.patients import DEMO_DATASET, Dataset, load_dataset
-from kb.render import assessment_text, trace_dot, trace_text
+from kb.render import assessment_text, coverage_text, trace_dot, trace_text
 from kb.trace import Node
+from kb.vignettes import check_vignettes, load_vignettes
 
 __all__ = ["main"]
 
@@ -34,6 +37,8 @@ EXAMPLES = {
     "  kb why P011 GI6 --format dot | dot -Tpng > gi6.png",
     "criteria": "example:\n  kb criteria\n  kb criteria GE4.2",
     "lint": "example:\n  kb lint                 (the shipped rules)\n  kb lint my_rules/new_block.dl",
+    "coverage": "example:\n  kb coverage             (protocol items -> criteria -> rules -> vignettes)\n"
+    "  kb coverage --mutate    (shift every threshold and window; list the mutants no vignette notices)",
 }
 
 
@@ -122,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     criteria.add_argument("--assumptions", action="store_true", help="list the named assumptions instead")
     lint_cmd = command("lint", "Static checks of rule files; exit 1 with located messages if any fail.")
     lint_cmd.add_argument("path", nargs="?", type=Path, default=RULES_DIR)
+    coverage = command(
+        "coverage", "Every protocol item of section 2: its criterion, rules and the vignettes that exercise it."
+    )
+    coverage.add_argument("--mutate", action="store_true", help="also run the mutation check (a few minutes)")
     return parser
 
 
@@ -151,6 +160,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     kb = load_knowledge()
     if args.command == "criteria":
         return _criteria(args, kb)
+    if args.command == "coverage":
+        return _coverage(args, kb)
     assumptions = resolve_assumptions(args.assume)
     dataset = _dataset(args)
     if args.command == "patients":
@@ -338,6 +349,33 @@ def _criterion_dict(criterion_id: str, kb: KnowledgeBase) -> dict[str, Any]:
         "rules": rules,
         "assumptions": [a.id for a in kb.assumptions.values() if crit.id in a.used_by],
     }
+
+
+def _coverage(args: argparse.Namespace, kb: KnowledgeBase) -> int:
+    dataset = load_dataset(args.facts or DEMO_DATASET)
+    vignettes = load_vignettes(Path(dataset.path))
+    outcomes = check_vignettes(kb, dataset, vignettes, explain="status")
+    report = protocol_coverage(kb, outcomes)
+    mutation = run_mutation_check(kb, dataset, vignettes, outcomes) if args.mutate else None
+    failing = [o for o in outcomes if not o.ok]
+    answer = report.as_dict()
+    answer["vignettes"] = {"count": len(outcomes), "failing": {o.vignette.patient_id: o.mismatches for o in failing}}
+    if mutation is not None:
+        answer["mutation"] = mutation.as_dict()
+    if args.format == "json":
+        _json(answer)
+    else:
+        _emit(coverage_text(report, len(outcomes), len(PROTOCOL_ITEMS)))
+        for o in failing:
+            _emit(f"vignette {o.vignette.patient_id} does not get what its story says: {'; '.join(o.mismatches)}")
+        if mutation is not None:
+            _emit(
+                f"mutation check: {mutation.total} mutants, {mutation.killed} killed, kill ratio {mutation.ratio:.1%}"
+            )
+            for mutant in mutation.survivors:
+                _emit(f"  survived: {mutant.describe()}")
+    survivors = mutation.survivors if mutation is not None else []
+    return 1 if report.problems or failing or survivors else 0
 
 
 def _lint(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ unique, each deciding predicate exists with the `(patient, truth)` signature.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,9 +100,29 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> tuple[list[Criterion], list[P
     return criteria, problems
 
 
-def check_catalogue(criteria: list[Criterion], program: Program, path: str = CATALOGUE_FILE.name) -> list[Problem]:
-    """Every deciding predicate must be defined by rules as `name(patient, truth)`."""
+def check_catalogue(
+    criteria: list[Criterion],
+    program: Program,
+    path: str = CATALOGUE_FILE.name,
+    assumptions: Mapping[str, tuple[str, ...]] | None = None,
+) -> list[Problem]:
+    """Every deciding predicate must be defined by rules as `name(patient, truth)`; the
+    alternatives of a group belong to one cohort; `manual_unless` names a choice assumption
+    that can be `none` (given `assumptions`: id -> allowed values)."""
     problems = []
+    group_cohorts: dict[str, str] = {}
+    for crit in criteria:
+        if crit.group and group_cohorts.setdefault(crit.group, crit.cohort) != crit.cohort:
+            problems.append(Problem(path, crit.line, "group", f"{crit.id}: group {crit.group} spans two cohorts"))
+        if crit.manual_unless and assumptions is not None and "none" not in assumptions.get(crit.manual_unless, ()):
+            problems.append(
+                Problem(
+                    path,
+                    crit.line,
+                    "manual_unless",
+                    f"{crit.id}: manual_unless must name an assumption with the value none",
+                )
+            )
     for crit in criteria:
         if crit.predicate is None:
             continue

@@ -221,6 +221,8 @@ def assess(
                 results.append(CriterionResult(crit, "manual", None, MANUAL_MESSAGE + hint))
             else:
                 results.append(_evaluate(crit, session, explainers, base, kb, explain))
+        if explain == "status":
+            _check_consistency(session, kb, roots, patient.id)
     verdicts = [_cohort_verdict(cohort, results, assumptions) for cohort in cohorts]
     if verdicts:
         verdict = max((v.verdict for v in verdicts), key=VERDICT_ORDER.__getitem__)
@@ -237,6 +239,18 @@ def assess(
         assumptions.in_force(),
         _stamp(kb, assumptions, base),
     )
+
+
+def _check_consistency(session: Session, kb: KnowledgeBase, roots: frozenset[str], patient_id: str) -> None:
+    """Every three-valued predicate, not only the criteria's, must answer one truth value:
+    rules that derive both yes and no for a sub-condition contradict themselves."""
+    declarations = kb.program.declarations
+    for name in sorted(kb.program.depends_on(roots)):
+        decl = declarations[name]
+        if decl.role == "rule" and [t for _, t in decl.params] == ["patient", "truth"]:
+            truths = {row[1] for row in session.ask(name, [patient_id, None])}
+            if len(truths) > 1:
+                raise EngineError(f"the rules derive {sorted(truths)} for {name}({patient_id}, _)")
 
 
 def cohort_of(crit: Criterion, assumptions: AssumptionSet) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from kb.coverage import CoverageReport
 from kb.evaluation import Assessment, CriterionResult
 from kb.trace import Node
 
-__all__ = ["assessment_text", "criterion_text", "trace_dot", "trace_text"]
+__all__ = ["assessment_text", "coverage_text", "criterion_text", "trace_dot", "trace_text"]
 
 _MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "not_applicable": "–", "manual": "✎"}
 
@@ -106,6 +107,8 @@ def assessment_text(assessment: Assessment, show_all: bool = True) -> str:
             + (f"; blocking {', '.join(cohort.blocking)}" if cohort.blocking else "")
             + (f"; unknown {', '.join(cohort.unknown)}" if cohort.unknown else "")
         )
+        if cohort.note:
+            lines.append(f"    ({cohort.note})")
     if not a.cohorts:
         lines.append("  no cohort: no qualifying diagnosis found")
     dates = a.reference.as_dict()
@@ -129,4 +132,40 @@ def assessment_text(assessment: Assessment, show_all: bool = True) -> str:
     lines.append("")
     lines.append("  assumptions: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
     lines.append("  stamp: " + ", ".join(f"{k} {v}" for k, v in a.stamp.items()))
+    return "\n".join(lines)
+
+
+def _ids(ids: tuple[str, ...], limit: int = 6) -> str:
+    shown = " ".join(ids[:limit])
+    return shown + (f" (+{len(ids) - limit})" if len(ids) > limit else "")
+
+
+def coverage_text(report: CoverageReport, vignettes: int, items: int) -> str:
+    """The coverage table: one line per criterion, then placeholders, problems and notes."""
+    encoded = [c for c in report.criteria if not c.criterion.placeholder]
+    lines = [
+        f"{items} protocol items of section 2; {len(report.criteria)} criteria in the catalogue "
+        f"({len(report.criteria) - len(encoded)} placeholders); {vignettes} vignettes",
+        "",
+    ]
+    for row in report.criteria:
+        crit = row.criterion
+        by_file: dict[str, list[str]] = {}
+        for where in row.rules:
+            path, _, line = where.rpartition(":")
+            by_file.setdefault(path.rsplit("/", 1)[-1], []).append(line)
+        rules = "; ".join(f"{name}:{','.join(lines)}" for name, lines in by_file.items())
+        if crit.placeholder:
+            rules = "placeholder: verify by hand"
+        lines.append(f"{crit.id:<10} {crit.kind:<10} {crit.cohort:<8} {rules}")
+        for status in ("pass", "fail", "unknown"):
+            ids = row.vignettes.get(status, ())
+            if ids:
+                lines.append(f"{'':<12}{status:<8} {_ids(ids)}")
+    lines.append("")
+    lines.append("placeholders: " + ", ".join(c.criterion.id for c in report.criteria if c.criterion.placeholder))
+    lines.append("attestation-only: " + ", ".join(c.criterion.id for c in report.criteria if c.attestation_only))
+    lines.extend(f"note: {n}" for n in report.notes)
+    lines.extend(f"problem: {p}" for p in report.problems)
+    lines.append("coverage: complete" if report.ok else f"coverage: {len(report.problems)} problem(s)")
     return "\n".join(lines)

@@ -91,3 +91,22 @@ def test_a_deciding_predicate_must_exist_with_the_truth_signature(kb: KnowledgeB
         "criteria.toml:1 column predicate: GI3: deciding predicate 'ecog_adequat' has no rules",
         "criteria.toml:9 column predicate: GI4: 'in_cohort' must be declared (P: patient, T: truth)",
     ]
+
+
+def test_a_group_across_cohorts_and_a_bad_manual_unless_are_located(kb: KnowledgeBase, tmp_path: Path) -> None:
+    path = tmp_path / "criteria.toml"
+    entry = (
+        '[[criterion]]\nid = "{id}"\nkind = "inclusion"\ncohort = "{cohort}"\nprovenance = "REC"\n'
+        'predicate = "relapsed_refractory"\ngroup = "course"\nrecord_text = "r"\ntext = "t"\n{extra}\n'
+    )
+    path.write_text(
+        entry.format(id="SLE-I4", cohort="sle", extra="")
+        + entry.format(id="AAV-I5", cohort="aav", extra='manual_unless = "lab_lookback_days"\n')
+    )
+    criteria, problems = load_catalogue(path)
+    assert problems == []
+    allowed = {a.id: a.allowed for a in kb.assumptions.values()}
+    assert [str(p) for p in check_catalogue(criteria, kb.program, path.name, allowed)] == [
+        "criteria.toml:11 column group: AAV-I5: group course spans two cohorts",
+        "criteria.toml:11 column manual_unless: AAV-I5: manual_unless must name an assumption with the value none",
+    ]

@@ -32,9 +32,17 @@ EDGES = [
     ("GI7", "lvef 45 % on 2026-11-17 ≥ 45 required", "lvef 44 % on 2026-11-17 < 45 required"),
     ("GE3", "hbv_dna 1000 copies/mL on 2026-11-17 ≤ 1000 required", "hbv_dna 1001 copies/mL on 2026-11-17 > 1000"),
     ("GI6", "", "medication filgrastim 2026-11-10; End ≥ Sample − Days (2026-11-10 ≥ 2026-11-10)"),
-    ("GE4.3", "", "medication rituximab 2026-10-27; End ≥ Enrolment − 28 (2026-10-27 ≥ 2026-10-27)"),
+    (
+        "GE4.3",
+        "",
+        "From = Enrolment − 28 = 2026-10-27; medication rituximab 2026-10-27; End ≥ From (2026-10-27 ≥ 2026-10-27)",
+    ),
     ("GE4.4", "", "5 half-lives = 8 days; Until = Last + Days = 2026-11-24; Until ≥ Apheresis (2026-11-24 ≥"),
-    ("GE4.5", "", "medication cyclophosphamide 2026-11-10; End ≥ Enrolment − 14 (2026-11-10 ≥ 2026-11-10)"),
+    (
+        "GE4.5",
+        "",
+        "From = Enrolment − 14 = 2026-11-10; medication cyclophosphamide 2026-11-10; End ≥ From (2026-11-10 ≥ 2026-11-10)",
+    ),
     ("GE4.6", "", "medication filgrastim 2026-11-19; End ≥ Apheresis − Days (2026-11-19 ≥ 2026-11-19)"),
     ("GE4.7", "", "10.005 mg/day prednisone-equivalent > 10 required"),
     (

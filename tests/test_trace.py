@@ -46,7 +46,7 @@ def test_records_outside_the_window_say_why(kb: KnowledgeBase, demo: Dataset) ->
     (record,) = find(result.trace, "record")  # type: ignore[arg-type]
     assert record.label == (
         "vaccination yellow fever vaccine (yellow_fever_vaccine) 2026-10-26: "
-        "2026-10-26 is not ≥ 2026-10-27 (Day ≥ Enrolment − 28)"
+        "2026-10-26 is not ≥ 2026-10-27 (Day ≥ From)"
     )
 
 
