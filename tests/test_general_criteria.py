@@ -41,7 +41,8 @@ EDGES = [
     (
         "GE4.5",
         "",
-        "From = Enrolment − 14 = 2026-11-10; medication cyclophosphamide 2026-11-10; End ≥ From (2026-11-10 ≥ 2026-11-10)",
+        "From = Enrolment − 14 = 2026-11-10; medication cyclophosphamide 2026-11-10; "
+        "End ≥ From (2026-11-10 ≥ 2026-11-10)",
     ),
     ("GE4.6", "", "medication filgrastim 2026-11-19; End ≥ Apheresis − Days (2026-11-19 ≥ 2026-11-19)"),
     ("GE4.7", "", "10.005 mg/day prednisone-equivalent > 10 required"),
