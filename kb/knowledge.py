@@ -96,7 +96,10 @@ def load_knowledge(rules_dir: Path = RULES_DIR) -> KnowledgeBase:
     program, _ = _parse_all(_rule_files(rules_dir))
     criteria, _ = load_catalogue(rules_dir / CATALOGUE_FILE.name)
     digest = hashlib.sha256()
-    for file in [*_rule_files(rules_dir), rules_dir / CATALOGUE_FILE.name, rules_dir / "assumptions.toml"]:
+    for file in [
+        *_rule_files(rules_dir),
+        *(rules_dir / n for n in (CATALOGUE_FILE.name, "assumptions.toml", "instruments.toml")),
+    ]:
         digest.update(file.name.encode())
         digest.update(file.read_bytes())
     return KnowledgeBase(
