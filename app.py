@@ -75,6 +75,12 @@ def show_verdict(assessment: Assessment, story: str) -> None:
     via = f" via {', '.join(assessment.eligible_via)}" if assessment.eligible_via else ""
     box(f"**{assessment.patient_id}: {title}{via}**  \n{story}")
     st.caption(assessment.scope)
+    for cohort in assessment.cohorts:
+        blocking = f" · blocking {', '.join(cohort.blocking)}" if cohort.blocking else ""
+        unknown = f" · unknown {', '.join(cohort.unknown)}" if cohort.unknown else ""
+        st.markdown(f"**cohort {cohort.cohort}**: {cohort.verdict}{blocking}{unknown}")
+        if cohort.note:
+            st.caption(cohort.note)
     dates = assessment.reference.as_dict()
     st.markdown(" · ".join(f"**{k}** {v}" for k, v in dates.items()))
     for note in assessment.reference.notes:
@@ -90,6 +96,9 @@ def show_verdict(assessment: Assessment, story: str) -> None:
 
 
 def show_criteria(assessment: Assessment) -> None:
+    # another cohort's criteria (and the definitions only they use) would bury the answer
+    elsewhere = {r.id for r in assessment.criteria if r.status == "not_applicable" and r.criterion.cohort != "general"}
+    shown = [r for r in assessment.criteria if r.id not in elsewhere]
     table = pd.DataFrame(
         [
             {
@@ -100,13 +109,15 @@ def show_criteria(assessment: Assessment) -> None:
                 "message": r.message,
                 "missing": ", ".join(g.item for g in r.missing),
             }
-            for r in assessment.criteria
+            for r in shown
         ]
     )
     st.dataframe(table, hide_index=True, width="stretch")
+    if elsewhere:
+        st.caption(f"Not applicable (other cohorts' criteria): {len(elsewhere)} hidden")
     st.subheader("Evidence")
     order = {"fail": 0, "unknown": 1, "manual": 2, "not_applicable": 3, "pass": 4}
-    for result in sorted(assessment.criteria, key=lambda r: order[r.status]):
+    for result in sorted(shown, key=lambda r: order[r.status]):
         with st.expander(
             f"{ICONS[result.status]} {result.id} — {result.status}: {result.message[:120]}",
             expanded=result.status == "fail",

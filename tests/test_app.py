@@ -41,3 +41,15 @@ def test_switching_an_assumption_changes_the_answer(app: AppTest) -> None:
     table = app.dataframe[0].value.set_index("criterion")
     assert table.loc["GI6.3", "status"] == "pass"  # the October count is inside a 60-day look-back
     assert app.session_state["assessment"]["assumptions"]["lab_lookback_days"] == 60
+
+
+def test_a_myositis_patient_is_capped_until_iim_entry_is_set(app: AppTest) -> None:
+    app.sidebar.selectbox(key="patient").set_value("P036").run()
+    assert not app.exception
+    assert app.warning[0].value.startswith("**P036: Needs data**")
+    assert any("IIM-I1..I4, this cohort's entry criteria, were lost" in c.value for c in app.caption)
+    table = app.dataframe[0].value.set_index("criterion")
+    assert "SLE-I1" not in table.index and table.loc["IIM-I1", "status"] == "manual"
+    app.sidebar.selectbox(key="a_iim_entry").set_value("probable").run()
+    assert app.success[0].value.startswith("**P036: Eligible via iim**")
+    assert app.dataframe[0].value.set_index("criterion").loc["IIM-I1", "status"] == "pass"
