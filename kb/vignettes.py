@@ -46,6 +46,8 @@ class VignetteOutcome:
 def load_vignettes(folder: Path = DEMO_DATASET) -> list[Vignette]:
     """The vignettes of a data set, in file order; a malformed target is an error naming its row."""
     path = folder / "stories.csv"
+    if not path.exists():
+        raise KbError(f"{folder}: no stories.csv (the vignettes' expected verdicts and statuses)")
     vignettes = []
     with path.open(encoding="utf-8", newline="") as fh:
         for row_number, row in enumerate(csv.DictReader(fh), start=2):

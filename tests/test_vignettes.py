@@ -46,3 +46,8 @@ def test_a_malformed_target_names_its_row(tmp_path: Path) -> None:
     )
     with pytest.raises(KbError, match=r"stories.csv:3: target 'GI2:pass' is not CRITERION=STATUS"):
         load_vignettes(tmp_path)
+
+
+def test_a_data_set_without_stories_says_so(tmp_path: Path) -> None:
+    with pytest.raises(KbError, match="no stories.csv"):
+        load_vignettes(tmp_path)
