@@ -49,5 +49,5 @@ def test_a_malformed_target_names_its_row(tmp_path: Path) -> None:
 
 
 def test_a_data_set_without_stories_says_so(tmp_path: Path) -> None:
-    with pytest.raises(KbError, match="no stories.csv"):
+    with pytest.raises(KbError, match=r"no stories\.csv"):
         load_vignettes(tmp_path)
