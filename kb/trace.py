@@ -149,9 +149,10 @@ class Explainer:
     def absence(self, atom: Atom, env: dict[str, FactValue], depth: int) -> Node:
         """Why `not atom` holds: the records examined and the literal each one failed."""
         ground = tuple(_evaluate(a, env) for a in atom.args)  # None: any value
+        constants = [str(a.value) for a in atom.args if isinstance(a, Const)]
         node = Node(
             "absence",
-            f"no {_humanise(atom.predicate)}",
+            f"no {_humanise(atom.predicate)}" + (f" ({', '.join(constants)})" if constants else ""),
             {"checked": f"{atom.predicate}{self._show_args(ground, atom.predicate)}"},
         )
         decl = self.decls.get(atom.predicate)
