@@ -92,7 +92,8 @@ def test_patients_and_criteria(capsys: pytest.CaptureFixture[str]) -> None:
     }
     code, out, _ = run(capsys, "criteria", "GE4.2")
     assert code == 0 and "record text: 2. Inject live vaccines within 4 weeks before enrollment;" in out
-    assert "live_vaccine_in_window(P, Agent, Day) :- ref_day(P, enrolment, Enrolment)" in out
+    assert "live_vaccine_in_window(P, Agent, Day) :- window_start(P, ge4_2, From)" in out
+    assert "window_start(P, ge4_2, From) :- ref_day(P, enrolment, Enrolment), From = Enrolment - 28." in out
     code, out, _ = run(capsys, "criteria", "--json")
     assert [c["id"] for c in json.loads(out)][:3] == ["GI1", "CONSENT", "COHORT"]
 
