@@ -22,10 +22,11 @@ from kb.evaluation import Assessment, assess
 from kb.factbase import build_facts
 from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
 from kb.mutation import run_mutation_check
-from kb.patients import DEMO_DATASET, Dataset, load_dataset
+from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
 from kb.render import assessment_text, coverage_text, trace_dot, trace_text
 from kb.trace import Node
 from kb.vignettes import check_vignettes, load_vignettes
+from kb.whatif import parse_change, what_if
 
 __all__ = ["main"]
 
@@ -37,6 +38,10 @@ EXAMPLES = {
     "  kb why P011 GI6 --format dot | dot -Tpng > gi6.png",
     "criteria": "example:\n  kb criteria\n  kb criteria GE4.2",
     "lint": "example:\n  kb lint                 (the shipped rules)\n  kb lint my_rules/new_block.dl",
+    "whatif": "example:\n  kb whatif P002 platelets=80\n  kb whatif P006 enrolment=2026-11-26\n"
+    "  kb whatif P011 stop:rituximab@2026-10-01 assume:ge4_3_scope=listed --json\n"
+    "changes: ITEM=VALUE[@DATE], enrolment=DATE (screening, apheresis), stop:DRUG@DATE,\n"
+    "         remove:ITEM, assume:ID=VALUE",
     "coverage": "example:\n  kb coverage             (protocol items -> criteria -> rules -> vignettes)\n"
     "  kb coverage --mutate    (shift every threshold and window; list the mutants no vignette notices)",
 }
@@ -127,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     criteria.add_argument("--assumptions", action="store_true", help="list the named assumptions instead")
     lint_cmd = command("lint", "Static checks of rule files; exit 1 with located messages if any fail.")
     lint_cmd.add_argument("path", nargs="?", type=Path, default=RULES_DIR)
+    whatif = command("whatif", "Evaluate a patient under hypothetical changes: what changes, old and new.")
+    whatif.add_argument("patient")
+    whatif.add_argument("changes", nargs="+", metavar="CHANGE")
     coverage = command(
         "coverage", "Every protocol item of section 2: its criterion, rules and the vignettes that exercise it."
     )
@@ -167,6 +175,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "patients":
         return _patients(args, kb, dataset, assumptions)
     patient = dataset.patient(args.patient)
+    if args.command == "whatif":
+        return _whatif(args, kb, patient, assumptions)
     explain = "all" if args.command == "why" and args.criterion else "decisive"
     assessment = assess(patient, kb, assumptions, args.as_of, explain=explain)
     problems = [p for p in dataset.problems if p.patient_id == patient.id]
@@ -349,6 +359,34 @@ def _criterion_dict(criterion_id: str, kb: KnowledgeBase) -> dict[str, Any]:
         "rules": rules,
         "assumptions": [a.id for a in kb.assumptions.values() if crit.id in a.used_by],
     }
+
+
+def _whatif(args: argparse.Namespace, kb: KnowledgeBase, patient: Patient, assumptions: AssumptionSet) -> int:
+    changes = [parse_change(text, kb.vocabulary) for text in args.changes]
+    answer = what_if(patient, changes, kb, assumptions, args.as_of)
+    if args.format == "json":
+        _json(answer.as_dict())
+        return 0
+    _emit(f"{patient.id} what if: " + "; ".join(c.describe() for c in changes))
+    before, after = answer.before, answer.after
+    via = f" (via {', '.join(after.eligible_via)})" if after.eligible_via else ""
+    _emit(f"verdict: {before.verdict} → {after.verdict}{via}")
+    if not answer.differences:
+        _emit("no criterion changes status")
+    for diff in answer.differences:
+        _emit(f"  {diff.criterion:<8} {diff.before.status} → {diff.after.status}")
+        _emit(f"    before: {diff.before.message}")
+        _emit(f"    after:  {diff.after.message}")
+        if diff.after.trace is not None and args.format != "md":
+            _emit(_indent(trace_text(diff.after.trace), "      "))
+    still = [r.id for r in after.blocking]
+    if still:
+        _emit(f"still blocking: {', '.join(still)}")
+    return 0
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
 
 
 def _coverage(args: argparse.Namespace, kb: KnowledgeBase) -> int:

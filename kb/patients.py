@@ -81,7 +81,7 @@ class Source:
     row: int
 
     def __str__(self) -> str:
-        return f"{self.file} row {self.row}"
+        return self.file if self.row == 0 else f"{self.file} row {self.row}"  # row 0: not from a file
 
 
 @dataclass(frozen=True)

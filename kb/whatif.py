@@ -1,0 +1,244 @@
+"""What-if: evaluate a patient under hypothetical changes and show what they change.
+
+"What if her platelets were 80, if we enrolled on 12 January, if the 4-day steroid window
+meant 4 weeks?" A change is parsed from text (never executed), applied to a copy of the
+patient (stored facts are never modified, and one evaluation's hypothetical facts never
+reach another's: each evaluation builds its own facts and engine session), and the answer
+is the difference: the criteria whose status changed, with both messages, and the verdicts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.errors import KbError
+from kb.evaluation import Assessment, CriterionResult, assess
+from kb.knowledge import KnowledgeBase
+from kb.patients import Attestation, Observation, Patient, Source
+from kb.units import UnitError, convert
+from kb.vocabulary import Vocabulary
+
+__all__ = ["FORMS", "Change", "Difference", "WhatIf", "parse_change", "what_if"]
+
+FORMS = (
+    "ITEM=VALUE[@DATE] (a result, e.g. platelets=80 or hemoglobin=9.5 g/dL@2026-11-20; "
+    "an attestation, e.g. consent=yes), enrolment=DATE, screening=DATE, apheresis=DATE, "
+    "stop:DRUG@DATE, remove:ITEM, assume:ID=VALUE"
+)
+ANCHORS = ("screening", "enrolment", "apheresis")
+WHAT_IF_SOURCE = Source("what-if (hypothetical)", 0)
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # result | attest | date | stop | remove | assume
+    target: str  # the item, attestation, anchor, drug or assumption
+    value: str = ""
+    when: date | None = None
+    text: str = ""  # as the user wrote it
+
+    def describe(self) -> str:
+        at = f" on {self.when.isoformat()}" if self.when else ""
+        return {
+            "result": f"{self.target} = {self.value}{at}",
+            "attest": f"{self.target} attested {self.value}{at}",
+            "date": f"{self.target} date {self.value}",
+            "stop": f"{self.target} stopped{at}",
+            "remove": f"no {self.target}",
+            "assume": f"assumption {self.target} = {self.value}",
+        }[self.kind]
+
+
+@dataclass(frozen=True)
+class Difference:
+    criterion: str
+    before: CriterionResult
+    after: CriterionResult
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "criterion": self.criterion,
+            "before": self.before.status,
+            "after": self.after.status,
+            "before_message": self.before.message,
+            "after_message": self.after.message,
+        }
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    patient_id: str
+    changes: tuple[Change, ...]
+    before: Assessment
+    after: Assessment
+
+    @property
+    def differences(self) -> list[Difference]:
+        old = {r.id: r for r in self.before.criteria}
+        return [Difference(r.id, old[r.id], r) for r in self.after.criteria if old[r.id].status != r.status]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient_id,
+            "changes": [c.describe() for c in self.changes],
+            "verdict_before": self.before.verdict,
+            "verdict_after": self.after.verdict,
+            "eligible_via_after": self.after.eligible_via,
+            "changed": [d.as_dict() for d in self.differences],
+            "assumptions_after": self.after.assumptions,
+        }
+
+
+def _date(text: str, what: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise KbError(f"'{text}' in {what} is not a date (use YYYY-MM-DD); accepted forms: {FORMS}") from None
+
+
+def parse_change(text: str, vocab: Vocabulary) -> Change:
+    """One change as the user wrote it; a KbError names the accepted forms."""
+    raw = text.strip()
+    if raw.startswith("assume:"):
+        key, sep, value = raw[len("assume:") :].partition("=")
+        if not sep:
+            raise KbError(f"'{raw}' is not assume:ID=VALUE")
+        resolve_assumptions([f"{key}={value}"])  # checks the id and the value
+        return Change("assume", key.strip(), value.strip(), text=raw)
+    if raw.startswith("remove:"):
+        item = raw[len("remove:") :].strip()
+        _known_item(item, vocab)
+        return Change("remove", item, text=raw)
+    if raw.startswith("stop:"):
+        drug, sep, when = raw[len("stop:") :].partition("@")
+        agent = vocab.agent(drug)
+        if agent is None:
+            raise KbError(f"unknown drug '{drug.strip()}' in '{raw}' (a name, brand or Chinese name from agents.csv)")
+        return Change("stop", agent.name, when=_date(when, raw) if sep else None, text=raw)
+    name, sep, rest = raw.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise KbError(f"'{raw}' is not a change; accepted forms: {FORMS}")
+    value, at, when_text = rest.partition("@")
+    on = _date(when_text, raw) if at else None
+    if name in ANCHORS:
+        return Change("date", name, _date(value, raw).isoformat(), text=raw)
+    if name in vocab.attestation_items:
+        allowed = vocab.attestation_items[name].values
+        if value.strip() not in allowed:
+            raise KbError(f"{name} cannot be '{value.strip()}'; allowed: {', '.join(allowed)}")
+        return Change("attest", name, value.strip(), on, raw)
+    _known_item(name, vocab)
+    return Change("result", name, value.strip(), on, raw)
+
+
+def _known_item(name: str, vocab: Vocabulary) -> None:
+    if name in vocab.items or name in vocab.attestation_items:
+        return
+    close = difflib.get_close_matches(name, [*vocab.items, *vocab.attestation_items], n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise KbError(f"unknown item '{name}'; {hint}accepted forms: {FORMS}")
+
+
+def _observation(change: Change, vocab: Vocabulary, on: date, birth: date | None) -> Observation:
+    item = vocab.items[change.target]
+    if birth is not None and on < birth:
+        raise KbError(f"{change.text}: {on.isoformat()} is before the patient's birth ({birth.isoformat()})")
+    if not item.quantitative:
+        symbol = change.value.casefold().replace(" ", "_")
+        if symbol not in item.allowed_values:
+            raise KbError(f"{item.name} cannot be '{change.value}'; allowed: {', '.join(item.allowed_values)}")
+        return Observation(item.name, symbol, on, None, None, change.value, WHAT_IF_SOURCE)
+    number, _, unit = change.value.partition(" ")
+    try:
+        amount = Decimal(number)
+    except InvalidOperation:
+        raise KbError(f"{change.text}: '{number}' is not a number") from None
+    try:
+        value = convert(amount, unit.strip() or item.unit, item, vocab)
+    except (UnitError, ValueError) as exc:
+        raise KbError(f"{change.text}: {exc}") from None
+    if (item.minimum is not None and value < item.minimum) or (item.maximum is not None and value > item.maximum):
+        raise KbError(
+            f"{change.text}: impossible value for {item.name} (expected {item.minimum}-{item.maximum} "
+            f"{item.display_unit})".rstrip()
+        )
+    return Observation(item.name, value, on, None, None, change.value, WHAT_IF_SOURCE)
+
+
+def apply_changes(
+    patient: Patient, changes: list[Change], vocab: Vocabulary, enrolment: date
+) -> tuple[Patient, list[str]]:
+    """A changed copy of `patient` (the stored one is untouched) and the assumption overrides.
+
+    A result without a date is dated `enrolment` (the as-of date); a result keeps the ULN of
+    the latest stored result of that item, so that ×ULN criteria still have their limit.
+    """
+    hypo = replace(
+        patient,
+        observations=list(patient.observations),
+        events=list(patient.events),
+        attestations=list(patient.attestations),
+    )
+    overrides: list[str] = []
+    for change in changes:
+        if change.kind == "assume":
+            overrides.append(f"{change.target}={change.value}")
+        elif change.kind == "date":
+            setattr(hypo, f"{change.target}_date", date.fromisoformat(change.value))
+        elif change.kind == "remove":
+            hypo.observations = [o for o in hypo.observations if o.item != change.target]
+            hypo.attestations = [a for a in hypo.attestations if a.item != change.target]
+        elif change.kind == "attest":
+            hypo.attestations.append(
+                Attestation(change.target, change.value, change.when or enrolment, "what-if", WHAT_IF_SOURCE)
+            )
+        elif change.kind == "result":
+            obs = _observation(change, vocab, change.when or enrolment, patient.birth_date)
+            earlier = [o for o in hypo.observations if o.item == change.target and o.uln is not None]
+            if earlier:
+                latest = max(earlier, key=lambda o: o.date)
+                obs = replace(obs, uln=latest.uln, lln=latest.lln)
+            hypo.observations.append(obs)
+        elif change.kind == "stop":
+            hypo.events = _stopped(hypo, change)
+    return hypo, overrides
+
+
+def _stopped(patient: Patient, change: Change) -> list[Any]:
+    records = [e for e in patient.events if e.kind == "medication" and e.agent == change.target]
+    if not records:
+        raise KbError(f"{patient.id} has no medication record of {change.target} to stop")
+    when = change.when
+    if when is None:
+        raise KbError(f"'{change.text}' needs the date: stop:{change.target}@YYYY-MM-DD")
+    out = []
+    for event in patient.events:
+        if event in records and event.start > when:
+            continue  # a course that would not have started
+        if event in records and (event.end is None or event.end > when):
+            event = replace(event, end=when)
+        out.append(event)
+    return out
+
+
+def what_if(
+    patient: Patient,
+    changes: list[Change],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet | None = None,
+    as_of: date | None = None,
+) -> WhatIf:
+    assumptions = assumptions or resolve_assumptions()
+    before = assess(patient, kb, assumptions, as_of)
+    hypo, overrides = apply_changes(patient, changes, kb.vocabulary, before.reference.enrolment)
+    changed = resolve_assumptions([*(f"{k}={v}" for k, v in assumptions.values.items()), *overrides])
+    moved = next((c for c in reversed(changes) if c.kind == "date" and c.target == "enrolment"), None)
+    # the changed criteria are shown with their proofs: explain them all
+    after = assess(hypo, kb, changed, date.fromisoformat(moved.value) if moved else as_of, explain="all")
+    return WhatIf(patient.id, tuple(changes), before, after)

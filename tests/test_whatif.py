@@ -1,0 +1,93 @@
+"""What-if: hypothetical changes on a copy of the patient, the difference they make, and a
+clear refusal of changes that cannot be understood or cannot be true."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from kb.cli import main
+from kb.errors import KbError
+from kb.knowledge import KnowledgeBase
+from kb.patients import Dataset
+from kb.whatif import parse_change, what_if
+
+
+def run(kb: KnowledgeBase, demo: Dataset, pid: str, *texts: str) -> dict[str, tuple[str, str]]:
+    answer = what_if(demo.patient(pid), [parse_change(t, kb.vocabulary) for t in texts], kb)
+    return {d.criterion: (d.before.status, d.after.status) for d in answer.differences}
+
+
+@pytest.mark.parametrize(
+    ("pid", "changes", "expected"),
+    [
+        ("P002", ["platelets=80"], {"GI6.3": ("fail", "pass")}),
+        ("P001", ["platelets=49"], {"GI6.3": ("pass", "fail")}),
+        ("P001", ["hemoglobin=5.9 g/dL"], {"GI6.2": ("pass", "fail")}),  # converted: 59 g/L
+        ("P011", ["stop:rituximab@2026-10-01"], {"GE4": ("fail", "pass"), "GE4.3": ("fail", "pass")}),
+        ("P010", ["hbv_dna=900", "breastfeeding=no"], {"GE3": ("unknown", "pass"), "GE10": ("unknown", "pass")}),
+        ("P036", ["assume:iim_entry=probable"], {"IIM-I1": ("manual", "pass")}),
+        ("P001", ["remove:platelets"], {"GI6.3": ("pass", "unknown")}),
+        ("P017", ["assume:ge4_7_window_days=28"], {"GE4": ("pass", "fail"), "GE4.7": ("pass", "fail")}),
+    ],
+)
+def test_a_change_flips_exactly_the_criteria_it_should(
+    kb: KnowledgeBase, demo: Dataset, pid: str, changes: list[str], expected: dict[str, tuple[str, str]]
+) -> None:
+    assert run(kb, demo, pid, *changes) == expected
+
+
+def test_moving_enrolment_moves_age_and_windows(kb: KnowledgeBase, demo: Dataset) -> None:
+    answer = what_if(demo.patient("P006"), [parse_change("enrolment=2026-11-25", kb.vocabulary)], kb)
+    after = answer.after
+    assert after.reference.enrolment == date(2026, 11, 25)
+    assert after.result("GI2").status == "pass"  # the 18th birthday
+    assert after.result("GE4.2").status == "unknown"  # vaccinations reviewed only up to 2026-11-24
+    assert answer.before.result("GI2").status == "fail"
+
+
+def test_the_stored_patient_is_never_changed(kb: KnowledgeBase, demo: Dataset) -> None:
+    patient = demo.patient("P002")
+    count = len(patient.observations)
+    what_if(
+        patient, [parse_change("platelets=80", kb.vocabulary), parse_change("remove:hemoglobin", kb.vocabulary)], kb
+    )
+    assert len(patient.observations) == count
+    assert what_if(patient, [], kb).after.result("GI6.3").status == "fail"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("plt=80", "unknown item 'plt'"),
+        ("platelets=-5", "impossible value for platelets"),
+        ("platelets=eighty", "'eighty' is not a number"),
+        ("platelets=80@1900-01-01", "before the patient's birth"),
+        ("enrolment=tomorrow", "'tomorrow' in enrolment=tomorrow is not a date"),
+        ("stop:zorblax@2026-01-01", "unknown drug 'zorblax'"),
+        ("stop:tacrolimus@2026-01-01", "P002 has no medication record of tacrolimus"),
+        ("assume:ge4_7_window_days=many", "whole number of days"),
+        ("consent=maybe", "consent cannot be 'maybe'; allowed: yes, no"),
+        ("platelets", "accepted forms"),
+    ],
+)
+def test_bad_changes_are_refused_with_the_accepted_forms(
+    kb: KnowledgeBase, demo: Dataset, text: str, message: str
+) -> None:
+    with pytest.raises(KbError, match=message.replace("(", r"\(")):
+        what_if(demo.patient("P002"), [parse_change(text, kb.vocabulary)], kb)
+
+
+def test_kb_whatif_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["whatif", "P002", "platelets=80"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: ineligible → ineligible" in out and "GI6.3    fail → pass" in out
+    assert "platelets 80 ×10^9/L on 2026-11-24" in out and "still blocking: GI8" in out
+    assert main(["whatif", "P036", "assume:iim_entry=probable", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["verdict_before"] == "needs_data" and answer["verdict_after"] == "eligible"
+    assert answer["changed"][0]["criterion"] == "IIM-I1" and answer["eligible_via_after"] == ["iim"]
+    assert main(["whatif", "P002", "plt=80"]) == 2
+    assert "unknown item 'plt'" in capsys.readouterr().err
