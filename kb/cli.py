@@ -377,8 +377,8 @@ def _whatif(args: argparse.Namespace, kb: KnowledgeBase, patient: Patient, assum
         _emit(f"  {diff.criterion:<8} {diff.before.status} → {diff.after.status}")
         _emit(f"    before: {diff.before.message}")
         _emit(f"    after:  {diff.after.message}")
-        if diff.after.trace is not None and args.format != "md":
-            _emit(_indent(trace_text(diff.after.trace), "      "))
+        if diff.proof is not None:
+            _emit(_indent(trace_text(diff.proof), "      "))
     still = [r.id for r in after.blocking]
     if still:
         _emit(f"still blocking: {', '.join(still)}")

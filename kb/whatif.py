@@ -20,6 +20,7 @@ from kb.errors import KbError
 from kb.evaluation import Assessment, CriterionResult, assess
 from kb.knowledge import KnowledgeBase
 from kb.patients import Attestation, Observation, Patient, Source
+from kb.trace import Node
 from kb.units import UnitError, convert
 from kb.vocabulary import Vocabulary
 
@@ -59,6 +60,7 @@ class Difference:
     criterion: str
     before: CriterionResult
     after: CriterionResult
+    proof: Node | None = None  # the proof tree of the new status
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,11 +78,16 @@ class WhatIf:
     changes: tuple[Change, ...]
     before: Assessment
     after: Assessment
+    proofs: dict[str, Node]  # criterion id -> proof tree of its status after the changes
 
     @property
     def differences(self) -> list[Difference]:
         old = {r.id: r for r in self.before.criteria}
-        return [Difference(r.id, old[r.id], r) for r in self.after.criteria if old[r.id].status != r.status]
+        return [
+            Difference(r.id, old[r.id], r, self.proofs.get(r.id))
+            for r in self.after.criteria
+            if old[r.id].status != r.status
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -239,6 +246,8 @@ def what_if(
     hypo, overrides = apply_changes(patient, changes, kb.vocabulary, before.reference.enrolment)
     changed = resolve_assumptions([*(f"{k}={v}" for k, v in assumptions.values.items()), *overrides])
     moved = next((c for c in reversed(changes) if c.kind == "date" and c.target == "enrolment"), None)
-    # the changed criteria are shown with their proofs: explain them all
-    after = assess(hypo, kb, changed, date.fromisoformat(moved.value) if moved else as_of, explain="all")
-    return WhatIf(patient.id, tuple(changes), before, after)
+    when = date.fromisoformat(moved.value) if moved else as_of
+    after = assess(hypo, kb, changed, when)  # one-line messages as in any answer
+    explained = assess(hypo, kb, changed, when, explain="all")  # a proof for whatever changed
+    proofs = {r.id: r.trace for r in explained.criteria if r.trace is not None}
+    return WhatIf(patient.id, tuple(changes), before, after, proofs)

@@ -85,6 +85,8 @@ def test_kb_whatif_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "verdict: ineligible → ineligible" in out and "GI6.3    fail → pass" in out
     assert "platelets 80 ×10^9/L on 2026-11-24" in out and "still blocking: GI8" in out
+    assert "by rule platelets_adequate(P, yes) :- obs_num(P, platelets, Count, _), Count >= 50." in out
+    assert "[source: what-if (hypothetical)]" in out  # the hypothetical fact says so in the proof
     assert main(["whatif", "P036", "assume:iim_entry=probable", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["verdict_before"] == "needs_data" and answer["verdict_after"] == "eligible"
