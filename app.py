@@ -97,7 +97,7 @@ def show_verdict(assessment: Assessment, story: str) -> None:
 
 def show_criteria(assessment: Assessment) -> None:
     # another cohort's criteria (and the definitions only they use) would bury the answer
-    elsewhere = {r.id for r in assessment.criteria if r.status == "not_applicable" and r.criterion.cohort != "general"}
+    elsewhere = {r.id for r in assessment.elsewhere}
     shown = [r for r in assessment.criteria if r.id not in elsewhere]
     table = pd.DataFrame(
         [
@@ -114,7 +114,7 @@ def show_criteria(assessment: Assessment) -> None:
     )
     st.dataframe(table, hide_index=True, width="stretch")
     if elsewhere:
-        st.caption(f"Not applicable (other cohorts' criteria): {len(elsewhere)} hidden")
+        st.caption(f"Not applicable (other cohorts' criteria and their definitions): {len(elsewhere)} hidden")
     st.subheader("Evidence")
     order = {"fail": 0, "unknown": 1, "manual": 2, "not_applicable": 3, "pass": 4}
     for result in sorted(shown, key=lambda r: order[r.status]):

@@ -332,22 +332,11 @@ def _criteria(args: argparse.Namespace, kb: KnowledgeBase) -> int:
 def _criterion_dict(criterion_id: str, kb: KnowledgeBase) -> dict[str, Any]:
     crit = kb.criterion(criterion_id)
     assert crit is not None
-    rules: list[str] = []
-    if crit.predicate:
-        seen: set[str] = set()
-        stack = [crit.predicate]
-        while stack:
-            name = stack.pop(0)
-            if name in seen:
-                continue
-            seen.add(name)
-            for rule in kb.program.rules_for(name):
-                rules.append(f"{rule.text}   % {rule.pos}")
-                for lit in rule.body:
-                    atom = getattr(lit, "atom", lit)
-                    pred = getattr(atom, "predicate", None)
-                    if pred and kb.program.declarations[pred].role == "rule":
-                        stack.append(pred)
+    rules = [
+        f"{rule.text}   % {rule.pos}"
+        for name in (kb.program.depends_on([crit.predicate]) if crit.predicate else [])
+        for rule in kb.program.rules_for(name)
+    ]
     return {
         "id": crit.id,
         "kind": crit.kind,

@@ -138,7 +138,7 @@ class Engine:
         if roots is None:
             return self.program.rules
         if roots not in self._needed:
-            needed = self.program.depends_on(roots)
+            needed = set(self.program.depends_on(roots))
             self._needed[roots] = [r for r in self.program.rules if r.head.predicate in needed]
         return self._needed[roots]
 

@@ -45,10 +45,6 @@ COHORT_NAMES = {
     "aav": "ANCA vasculitis",
     "aps": "APS",
 }
-IIM_CAP_NOTE = (
-    "IIM-I1..I4, this cohort's entry criteria, were lost from the record: at best needs_data "
-    "unless the assumption iim_entry supplies a reading (probable or definite 2017 EULAR/ACR IIM)"
-)
 
 
 @dataclass(frozen=True)
@@ -126,6 +122,16 @@ class Assessment:
         if not self.cohorts:
             ids = {r.id for r in self.criteria if r.criterion.counted and r.status == "unknown"}
         return [r for r in self.criteria if r.id in ids]
+
+    @property
+    def elsewhere(self) -> list[CriterionResult]:
+        """Other cohorts' criteria and the definitions only they use: not this patient's
+        question, so answers list them apart."""
+        return [
+            r
+            for r in self.criteria
+            if r.status == "not_applicable" and (r.criterion.cohort != "general" or r.criterion.kind == "definition")
+        ]
 
     @property
     def manual_checks(self) -> list[CriterionResult]:
@@ -287,7 +293,16 @@ def _cohort_verdict(cohort: str, results: list[CriterionResult], assumptions: As
     blocking: list[str] = []
     unknown: list[str] = []
     groups: dict[str, list[CriterionResult]] = {}
+    notes = []
     for r in relevant:
+        if r.status == "manual" and r.criterion.manual_unless:
+            # a lost entry criterion that only an assumption can read: the cohort stays open
+            values.append(None)
+            notes.append(
+                f"{r.id}, this cohort's entry criterion, was lost from the record: at best needs_data "
+                f"unless the assumption {r.criterion.manual_unless} supplies a reading"
+            )
+            continue
         if r.criterion.group:
             groups.setdefault(r.criterion.group, []).append(r)
             continue
@@ -301,17 +316,13 @@ def _cohort_verdict(cohort: str, results: list[CriterionResult], assumptions: As
             blocking += [r.id for r in members if r.status == "fail"]
         elif value is None:
             unknown += [r.id for r in members if r.status == "unknown"]
-    note = ""
-    if cohort == "iim" and assumptions["iim_entry"] == "none":
-        values.append(None)
-        note = IIM_CAP_NOTE
     order = {r.id: n for n, r in enumerate(results)}
     return CohortVerdict(
         cohort,
         _verdict(kleene_and(values)),
         tuple(sorted(blocking, key=order.__getitem__)),
         tuple(sorted(unknown, key=order.__getitem__)),
-        note,
+        "; ".join(notes),
     )
 
 

@@ -117,7 +117,7 @@ def assessment_text(assessment: Assessment, show_all: bool = True) -> str:
         lines.append(f"    ({note})")
     lines.append("")
     results = a.criteria if show_all else [r for r in a.criteria if r.status in ("fail", "unknown")]
-    elsewhere = [r.id for r in results if r.status == "not_applicable" and r.criterion.cohort != "general"]
+    elsewhere = [r.id for r in a.elsewhere]
     lines.extend("  " + criterion_text(r) for r in results if r.id not in elsewhere)
     if elsewhere:
         lines.append(f"  – not applicable (other cohorts' criteria and their definitions): {', '.join(elsewhere)}")

@@ -19,7 +19,7 @@ from kb.assumptions import AssumptionSet, resolve_assumptions
 from kb.errors import KbError
 from kb.evaluation import Assessment, CriterionResult, assess
 from kb.knowledge import KnowledgeBase
-from kb.patients import Attestation, Observation, Patient, Source
+from kb.patients import Attestation, Event, Observation, Patient, Source
 from kb.trace import Node
 from kb.units import UnitError, convert
 from kb.vocabulary import Vocabulary
@@ -217,7 +217,7 @@ def apply_changes(
     return hypo, overrides
 
 
-def _stopped(patient: Patient, change: Change) -> list[Any]:
+def _stopped(patient: Patient, change: Change) -> list[Event]:
     records = [e for e in patient.events if e.kind == "medication" and e.agent == change.target]
     if not records:
         raise KbError(f"{patient.id} has no medication record of {change.target} to stop")

@@ -47,9 +47,10 @@ def test_a_myositis_patient_is_capped_until_iim_entry_is_set(app: AppTest) -> No
     app.sidebar.selectbox(key="patient").set_value("P036").run()
     assert not app.exception
     assert app.warning[0].value.startswith("**P036: Needs data**")
-    assert any("IIM-I1..I4, this cohort's entry criteria, were lost" in c.value for c in app.caption)
+    assert any("IIM-I1, this cohort's entry criterion, was lost from the record" in c.value for c in app.caption)
     table = app.dataframe[0].value.set_index("criterion")
-    assert "SLE-I1" not in table.index and table.loc["IIM-I1", "status"] == "manual"
+    assert "SLE-I1" not in table.index and "DEF-APS-RR" not in table.index
+    assert table.loc["IIM-I1", "status"] == "manual" and table.loc["DEF-RR", "status"] == "fail"
     app.sidebar.selectbox(key="a_iim_entry").set_value("probable").run()
     assert app.success[0].value.startswith("**P036: Eligible via iim**")
     assert app.dataframe[0].value.set_index("criterion").loc["IIM-I1", "status"] == "pass"

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
+from kb.assumptions import load_assumptions, resolve_assumptions
 from kb.factbase import build_facts
 from kb.instruments import load_instruments, measure_instrument
 from kb.knowledge import KnowledgeBase
@@ -82,6 +82,8 @@ def test_bilag_counts_grades() -> None:
 
 
 def test_the_major_item_set_is_an_assumption() -> None:
+    # the named sets and the assumption's allowed values are one list written in two files
+    assert set(INSTRUMENTS["bvas"].sets) == set(load_assumptions()["bvas_major_items"].allowed)
     values = record("bvas", ["creatinine_rise"])
     assert ranges("bvas", values, "stone_2001")["major"] == (1, 1)
     assert ranges("bvas", values, "stone_2001_no_renal")["major"] == (0, 0)

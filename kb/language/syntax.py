@@ -6,6 +6,7 @@ Numbers are `Decimal`, never float, so that a bound written `1.5` in a rule comp
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -147,21 +148,22 @@ class Program:
             self._by_head = (len(self.rules), index)
         return self._by_head[1].get(predicate, [])
 
-    def depends_on(self, roots: Iterable[str]) -> set[str]:
-        """The predicates whose rules are needed to answer `roots` (themselves included)."""
-        seen: set[str] = set()
-        todo = list(roots)
+    def depends_on(self, roots: Iterable[str]) -> list[str]:
+        """The predicates whose rules are needed to answer `roots` (themselves first, then
+        what they use, breadth first: the order in which a reader meets them)."""
+        seen: dict[str, None] = {}
+        todo = deque(roots)
         while todo:
-            name = todo.pop()
+            name = todo.popleft()
             if name in seen:
                 continue
-            seen.add(name)
+            seen[name] = None
             for rule in self.rules_for(name):
                 for lit in rule.body:
                     atom = lit.atom if isinstance(lit, Negation) else lit
                     if isinstance(atom, Atom):
                         todo.append(atom.predicate)
-        return seen
+        return list(seen)
 
     def extend(self, other: Program) -> None:
         for name, decl in other.declarations.items():
