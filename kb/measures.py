@@ -50,8 +50,6 @@ def add_measures(
 def _scores(base: FactBase, instrument: Instrument, selected: dict[str, Observation], major_set: str) -> None:
     values = {name: str(obs.value) for name, obs in selected.items() if name.startswith(instrument.id + ".")}
     measures = measure_instrument(instrument, values, major_set) if values else []
-    sources = [selected[name] for name in sorted(values)]
-    source = sources[0].source if sources else None
     recorded_total = selected.get(instrument.total_item) if instrument.total_item else None
     unrecorded = [instrument.item_name(i) for i in instrument.items if instrument.item_name(i) not in values]
     if unrecorded:
@@ -65,7 +63,8 @@ def _scores(base: FactBase, instrument: Instrument, selected: dict[str, Observat
         base.add(
             "score",
             (base.patient_id, instrument.id, m.measure, m.low, m.high),
-            Provenance(f"{instrument.label}, {m.measure}: {shown} (from items)", source, derivation),
+            # from many rows: the derivation lists them, no single row is "the" source
+            Provenance(f"{instrument.label}, {m.measure}: {shown} (from items)", None, derivation),
         )
     if recorded_total is not None:
         value = Decimal(recorded_total.value)
@@ -151,7 +150,5 @@ def _apl_tests(base: FactBase, patient: Patient, assumptions: AssumptionSet) -> 
     base.add(
         "apl_positive_tests",
         (base.patient_id, Decimal(len(best))),
-        Provenance(
-            f"{len(best)} positive aPL test dates within {window} days ({dates})", tested[-1].source, derivation
-        ),
+        Provenance(f"{len(best)} positive aPL test dates within {window} days ({dates})", None, derivation),
     )
