@@ -48,6 +48,10 @@ class Item:
     #: `lookback`: only a result within lab_lookback_days before enrolment counts (current
     #: state); `ever`: the latest result up to enrolment counts (history, classification items)
     window: str = "lookback"
+    #: whether treatment can bring the value into range, so that a repair may propose a new
+    #: value (platelets, creatinine); disease measures and infection markers are the patient's
+    #: condition, never a value to change (a missing one is still collected)
+    modifiable: bool = False
 
     @property
     def quantitative(self) -> bool:
@@ -182,6 +186,7 @@ def load_vocabulary() -> Vocabulary:
             molar_factor=_decimal(row["molar_factor"]),
             alternate_unit=tuple(row["alternate_unit"].split("=", 1)) if row["alternate_unit"] else None,  # type: ignore[arg-type]
             window=row.get("window") or "lookback",
+            modifiable=row.get("modifiable") == "yes",
         )
         items[item.name] = item
         for code in item.loinc:
