@@ -30,6 +30,7 @@ __all__ = [
     "CriterionResult",
     "assess",
     "cohort_of",
+    "criterion_status",
     "kleene_and",
     "kleene_or",
 ]
@@ -245,6 +246,19 @@ def assess(
         assumptions.in_force(),
         _stamp(kb, assumptions, base),
     )
+
+
+def criterion_status(
+    patient: Patient, criterion: Criterion, kb: KnowledgeBase, assumptions: AssumptionSet, as_of: date | None = None
+) -> str:
+    """The status of one criterion, compiling only the rules it needs: a search that asks
+    about one criterion at many dates (the first day a window is over) need not pay for all."""
+    if criterion.predicate is None:
+        return "manual"
+    base = build_facts(patient, kb, assumptions, as_of)
+    with kb.engine.session(base.facts, frozenset({criterion.predicate})) as session:
+        explainers = (Explainer(session, kb, base), Explainer(session, kb, base, examine=False))
+        return _evaluate(criterion, session, explainers, base, kb, "status").status
 
 
 def _check_consistency(session: Session, kb: KnowledgeBase, roots: frozenset[str], patient_id: str) -> None:

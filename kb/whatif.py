@@ -10,6 +10,7 @@ is the difference: the criteria whose status changed, with both messages, and th
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -18,26 +19,29 @@ from typing import Any
 from kb.assumptions import AssumptionSet, resolve_assumptions
 from kb.errors import KbError
 from kb.evaluation import Assessment, CriterionResult, assess
+from kb.factbase import ReferenceDates
 from kb.knowledge import KnowledgeBase
 from kb.patients import Attestation, Event, Observation, Patient, Source
 from kb.trace import Node
 from kb.units import UnitError, convert
-from kb.vocabulary import Vocabulary
+from kb.vocabulary import Item, Vocabulary
 
-__all__ = ["FORMS", "Change", "Difference", "WhatIf", "parse_change", "what_if"]
+__all__ = ["FORMS", "Change", "Difference", "WhatIf", "apply_changes", "moved_enrolment", "parse_change", "what_if"]
 
 FORMS = (
     "ITEM=VALUE[@DATE] (a result, e.g. platelets=80 or hemoglobin=9.5 g/dL@2026-11-20; "
-    "an attestation, e.g. consent=yes), enrolment=DATE, screening=DATE, apheresis=DATE, "
-    "stop:DRUG@DATE, remove:ITEM, assume:ID=VALUE"
+    "an attestation, e.g. consent=yes or reviewed:medications=yes@2026-11-24; a result with its "
+    "upper limit, e.g. ast=30 U/L ULN 40), enrolment=DATE, screening=DATE, apheresis=DATE, "
+    "birth_date=DATE, weight_kg=NUMBER, sex=female|male, stop:DRUG@DATE, remove:ITEM, assume:ID=VALUE"
 )
 ANCHORS = ("screening", "enrolment", "apheresis")
+PATIENT_FIELDS = ("birth_date", "weight_kg", "sex")
 WHAT_IF_SOURCE = Source("what-if (hypothetical)", 0)
 
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # result | attest | date | stop | remove | assume
+    kind: str  # result | attest | date | patient | stop | remove | assume
     target: str  # the item, attestation, anchor, drug or assumption
     value: str = ""
     when: date | None = None
@@ -49,6 +53,7 @@ class Change:
             "result": f"{self.target} = {self.value}{at}",
             "attest": f"{self.target} attested {self.value}{at}",
             "date": f"{self.target} date {self.value}",
+            "patient": f"{self.target} {self.value}",
             "stop": f"{self.target} stopped{at}",
             "remove": f"no {self.target}",
             "assume": f"assumption {self.target} = {self.value}",
@@ -135,6 +140,8 @@ def parse_change(text: str, vocab: Vocabulary) -> Change:
     on = _date(when_text, raw) if at else None
     if name in ANCHORS:
         return Change("date", name, _date(value, raw).isoformat(), text=raw)
+    if name in PATIENT_FIELDS:
+        return Change("patient", name, _patient_field(name, value.strip(), raw), text=raw)
     if name in vocab.attestation_items:
         allowed = vocab.attestation_items[name].values
         if value.strip() not in allowed:
@@ -142,6 +149,22 @@ def parse_change(text: str, vocab: Vocabulary) -> Change:
         return Change("attest", name, value.strip(), on, raw)
     _known_item(name, vocab)
     return Change("result", name, value.strip(), on, raw)
+
+
+def _patient_field(name: str, value: str, raw: str) -> str:
+    if name == "birth_date":
+        return _date(value, raw).isoformat()
+    if name == "sex":
+        if value.casefold() not in ("female", "male"):
+            raise KbError(f"{raw}: sex is female or male")
+        return value.casefold()
+    try:
+        weight = Decimal(value)
+    except InvalidOperation:
+        raise KbError(f"{raw}: '{value}' is not a weight in kg") from None
+    if not Decimal(20) <= weight <= Decimal(400):
+        raise KbError(f"{raw}: impossible weight (expected 20-400 kg)")
+    return str(weight)
 
 
 def _known_item(name: str, vocab: Vocabulary) -> None:
@@ -161,21 +184,30 @@ def _observation(change: Change, vocab: Vocabulary, on: date, birth: date | None
         if symbol not in item.allowed_values:
             raise KbError(f"{item.name} cannot be '{change.value}'; allowed: {', '.join(item.allowed_values)}")
         return Observation(item.name, symbol, on, None, None, change.value, WHAT_IF_SOURCE)
-    number, _, unit = change.value.partition(" ")
-    try:
-        amount = Decimal(number)
-    except InvalidOperation:
-        raise KbError(f"{change.text}: '{number}' is not a number") from None
-    try:
-        value = convert(amount, unit.strip() or item.unit, item, vocab)
-    except (UnitError, ValueError) as exc:
-        raise KbError(f"{change.text}: {exc}") from None
+    parts = re.split(r"\s+ULN\s+", change.value.strip(), maxsplit=1, flags=re.IGNORECASE)
+    reading, limit = parts[0], (parts[1].strip() if len(parts) > 1 else "")
+    value = _quantity(reading, item, vocab, change.text)
+    uln = _quantity(limit, item, vocab, change.text) if limit else None
+    if uln is not None and uln <= 0:
+        raise KbError(f"{change.text}: an upper limit of normal must be positive")
     if (item.minimum is not None and value < item.minimum) or (item.maximum is not None and value > item.maximum):
         raise KbError(
             f"{change.text}: impossible value for {item.name} (expected {item.minimum}-{item.maximum} "
             f"{item.display_unit})".rstrip()
         )
-    return Observation(item.name, value, on, None, None, change.value, WHAT_IF_SOURCE)
+    return Observation(item.name, value, on, uln, None, change.value, WHAT_IF_SOURCE)
+
+
+def _quantity(text: str, item: Item, vocab: Vocabulary, raw: str) -> Decimal:
+    number, _, unit = text.strip().partition(" ")
+    try:
+        amount = Decimal(number)
+    except InvalidOperation:
+        raise KbError(f"{raw}: '{number}' is not a number") from None
+    try:
+        return convert(amount, unit.strip() or item.unit, item, vocab)
+    except (UnitError, ValueError) as exc:
+        raise KbError(f"{raw}: {exc}") from None
 
 
 def apply_changes(
@@ -198,6 +230,8 @@ def apply_changes(
             overrides.append(f"{change.target}={change.value}")
         elif change.kind == "date":
             setattr(hypo, f"{change.target}_date", date.fromisoformat(change.value))
+        elif change.kind == "patient":
+            setattr(hypo, change.target, _field_value(change))
         elif change.kind == "remove":
             hypo.observations = [o for o in hypo.observations if o.item != change.target]
             hypo.attestations = [a for a in hypo.attestations if a.item != change.target]
@@ -208,13 +242,19 @@ def apply_changes(
         elif change.kind == "result":
             obs = _observation(change, vocab, change.when or enrolment, patient.birth_date)
             earlier = [o for o in hypo.observations if o.item == change.target and o.uln is not None]
-            if earlier:
+            if earlier and obs.uln is None:
                 latest = max(earlier, key=lambda o: o.date)
                 obs = replace(obs, uln=latest.uln, lln=latest.lln)
             hypo.observations.append(obs)
         elif change.kind == "stop":
             hypo.events = _stopped(hypo, change)
     return hypo, overrides
+
+
+def _field_value(change: Change) -> date | Decimal | str:
+    if change.target == "birth_date":
+        return date.fromisoformat(change.value)
+    return Decimal(change.value) if change.target == "weight_kg" else change.value
 
 
 def _stopped(patient: Patient, change: Change) -> list[Event]:
@@ -232,6 +272,21 @@ def _stopped(patient: Patient, change: Change) -> list[Event]:
             event = replace(event, end=when)
         out.append(event)
     return out
+
+
+def moved_enrolment(patient: Patient, reference: ReferenceDates, when: date) -> list[str]:
+    """The changes that enrol `patient` on `when` and nothing else new: the apheresis date
+    moves by as many days (an explicit one is rewritten; a derived one follows by itself),
+    and each history the patient has had reviewed is re-confirmed up to the new apheresis (a
+    review covers the days before it: without this, every "no X in the window" would turn
+    unknown the day after)."""
+    texts = [f"enrolment={when.isoformat()}"]
+    apheresis = reference.apheresis + (when - reference.enrolment)
+    if patient.apheresis_date is not None:
+        texts.append(f"apheresis={apheresis.isoformat()}")
+    categories = sorted({a.item for a in patient.attestations if a.item.startswith("reviewed:")})
+    texts += [f"{category}=yes@{max(when, apheresis).isoformat()}" for category in categories]
+    return texts
 
 
 def what_if(
