@@ -23,7 +23,8 @@ from kb.factbase import build_facts
 from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
 from kb.mutation import run_mutation_check
 from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
-from kb.render import assessment_text, coverage_text, trace_dot, trace_text
+from kb.render import assessment_text, coverage_text, repair_text, trace_dot, trace_text
+from kb.repairs import find_repairs
 from kb.trace import Node
 from kb.vignettes import check_vignettes, load_vignettes
 from kb.whatif import parse_change, what_if
@@ -42,6 +43,8 @@ EXAMPLES = {
     "  kb whatif P011 stop:rituximab@2026-10-01 assume:ge4_3_scope=listed --json\n"
     "changes: ITEM=VALUE[@DATE], enrolment=DATE (screening, apheresis), stop:DRUG@DATE,\n"
     "         remove:ITEM, assume:ID=VALUE",
+    "repair": "example:\n  kb repair P062          (the smallest changes that make P062 eligible, and from when)\n"
+    "  kb repair P064 --max 2 --json",
     "coverage": "example:\n  kb coverage             (protocol items -> criteria -> rules -> vignettes)\n"
     "  kb coverage --mutate    (shift every threshold and window; list the mutants no vignette notices)",
 }
@@ -135,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     whatif = command("whatif", "Evaluate a patient under hypothetical changes: what changes, old and new.")
     whatif.add_argument("patient")
     whatif.add_argument("changes", nargs="+", metavar="CHANGE")
+    repair = command("repair", "The minimal changes that make a patient eligible, each confirmed by the engine.")
+    repair.add_argument("patient")
+    repair.add_argument("--max", type=int, default=5, metavar="N", help="at most N repairs (default 5)")
     coverage = command(
         "coverage", "Every protocol item of section 2: its criterion, rules and the vignettes that exercise it."
     )
@@ -177,6 +183,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     patient = dataset.patient(args.patient)
     if args.command == "whatif":
         return _whatif(args, kb, patient, assumptions)
+    if args.command == "repair":
+        if args.max < 1:
+            raise KbError("--max must be at least 1")
+        answer = find_repairs(patient, kb, assumptions, args.as_of, args.max)
+        if args.format == "json":
+            _json(answer.as_dict())
+        else:
+            _emit(repair_text(answer))
+        return 0
     explain = "all" if args.command == "why" and args.criterion else "decisive"
     assessment = assess(patient, kb, assumptions, args.as_of, explain=explain)
     problems = [p for p in dataset.problems if p.patient_id == patient.id]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
+
 from kb.coverage import CoverageReport
 from kb.evaluation import Assessment, CriterionResult
+from kb.repairs import RepairAnswer
 from kb.trace import Node
 
-__all__ = ["assessment_text", "coverage_text", "criterion_text", "trace_dot", "trace_text"]
+__all__ = ["assessment_text", "coverage_text", "criterion_text", "repair_text", "trace_dot", "trace_text"]
 
 _MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "not_applicable": "–", "manual": "✎"}
 
@@ -168,4 +171,41 @@ def coverage_text(report: CoverageReport, vignettes: int, items: int) -> str:
     lines.extend(f"note: {n}" for n in report.notes)
     lines.extend(f"problem: {p}" for p in report.problems)
     lines.append("coverage: complete" if report.ok else f"coverage: {len(report.problems)} problem(s)")
+    return "\n".join(lines)
+
+
+def repair_text(answer: RepairAnswer) -> str:
+    """Each repair as an investigator reads it: what to do, to what range, from when."""
+    lines = [f"{answer.patient_id}: {answer.verdict.upper()}"]
+    if answer.until is not None:
+        lines.append(f"already eligible: {answer.until.describe()}")
+    for n, repair in enumerate(answer.repairs, 1):
+        via = f" (via {', '.join(repair.eligible_via)})" if repair.eligible_via else ""
+        lines.append(
+            f"repair {n} ({repair.cost}; earliest enrolment {repair.enrolment.isoformat()}) → {repair.verdict}{via}"
+        )
+        for change in repair.primary:
+            for_ = f"  [{', '.join(change.criteria)}]" if change.criteria else ""
+            lines.append(f"  {change.kind:<8} {change.item}: {change.current} → {change.target}{for_}")
+        implied = [c for c in repair.changes if c.implied]
+        if implied:
+            histories = [c for c in implied if c.item == "reviewed histories"]
+            results = [c.item for c in implied if c.item != "reviewed histories"]
+            if histories:
+                lines.append(f"  because enrolment moves: histories {histories[0].target} ({histories[0].current})")
+            if results:
+                lines.append(
+                    f"  because enrolment moves: repeat {len(results)} results stale by then: {', '.join(results)}"
+                )
+        flips = ", ".join(f"{c} {b} → {a}" for c, b, a in repair.flips if b in ("fail", "unknown"))
+        if flips:
+            lines.append(f"  mends: {flips}")
+        if repair.until is not None:
+            lines.append(f"  then {repair.until.describe()}")
+        lines.append(f"  check it: kb whatif {answer.patient_id} {shlex.join(repair.whatif)}")
+    if not answer.repairs and answer.until is None:
+        lines.append("no repair found")
+    for obstacle in answer.obstacles:
+        lines.append(f"ruled out ({obstacle.cohort}) by {obstacle.criterion}: {obstacle.reason}")
+    lines += [f"note: {note}" for note in answer.notes]
     return "\n".join(lines)

@@ -93,3 +93,64 @@ def test_kb_whatif_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert answer["changed"][0]["criterion"] == "IIM-I1" and answer["eligible_via_after"] == ["iim"]
     assert main(["whatif", "P002", "plt=80"]) == 2
     assert "unknown item 'plt'" in capsys.readouterr().err
+
+
+def test_concurrent_what_ifs_match_a_sequential_run_and_leave_the_facts_alone(kb: KnowledgeBase, demo: Dataset) -> None:
+    """Eight threads, each its own hypothetical: answers as in a sequential run, nothing leaks
+    between them and the stored patients are unchanged."""
+    import copy
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [
+        ("P061", ["platelets=80"]),
+        ("P059", ["enrolment=2026-12-19"]),
+        ("P060", ["stop:tacrolimus@2026-11-24", "enrolment=2026-12-03"]),
+        ("P062", ["platelets=50"]),
+        ("P064", ["platelets=60", "hbsag=negative"]),
+        ("P033", ["creatinine=117"]),
+        ("P001", ["remove:platelets"]),
+        ("P017", ["assume:ge4_7_window_days=28"]),
+    ]
+    stored = {pid: copy.deepcopy(demo.patient(pid)) for pid, _ in jobs}
+
+    def answer(job: tuple[str, list[str]]) -> tuple[str, dict[str, tuple[str, str]]]:
+        pid, texts = job
+        result = what_if(demo.patient(pid), [parse_change(t, kb.vocabulary) for t in texts], kb)
+        return result.after.verdict, {d.criterion: (d.before.status, d.after.status) for d in result.differences}
+
+    sequential = [answer(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(answer, jobs * 2))
+    assert concurrent == sequential * 2
+    assert [v for v, _ in sequential] == [
+        "eligible",
+        "needs_data",
+        "needs_data",
+        "ineligible",
+        "eligible",
+        "eligible",
+        "needs_data",
+        "ineligible",
+    ]  # moving enrolment without re-reviewing the histories leaves their windows open
+    assert all(demo.patient(pid) == stored[pid] for pid in stored)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("birth_date=1960-01-01", {"GI2": ("pass", "fail")}),
+        ("weight_kg=40", {"GI6.7": ("pass", "fail")}),
+        ("ast=30 U/L ULN 10", {"GI6.6": ("pass", "fail")}),
+    ],
+)
+def test_patient_fields_and_a_result_with_its_limit(
+    kb: KnowledgeBase, demo: Dataset, change: str, expected: dict[str, tuple[str, str]]
+) -> None:
+    differences = run(kb, demo, "P023", change)
+    assert {k: v for k, v in differences.items() if k in expected} == expected
+
+
+@pytest.mark.parametrize("bad", ["weight_kg=5", "sex=unknown", "birth_date=soon", "ast=30 ULN 0"])
+def test_impossible_patient_fields_are_refused(kb: KnowledgeBase, bad: str, demo: Dataset) -> None:
+    with pytest.raises(KbError):
+        what_if(demo.patient("P023"), [parse_change(bad, kb.vocabulary)], kb)
