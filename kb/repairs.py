@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import product
@@ -149,7 +149,6 @@ class _Candidate:
     changes: list[RepairChange]
     texts: list[str]
     enrolment: date
-    primary: frozenset[tuple[str, str, str]] = field(default_factory=frozenset)
 
 
 def find_repairs(
@@ -468,7 +467,7 @@ class _Search:
         if relation == "age_at":
             if not missing or self.patient.birth_date is not None:
                 return []  # a birthday can be waited for (see the time fixes), never changed
-            born = self.start.replace(year=self.start.year - 40) if self.start.month != 2 else self.start
+            born = date(self.start.year - 40, self.start.month, min(self.start.day, 28))  # a placeholder age of 40
             wanted = " and ".join(r.describe() for r in reqs)
             return [
                 RepairChange(
