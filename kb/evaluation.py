@@ -33,6 +33,7 @@ __all__ = [
     "criterion_status",
     "kleene_and",
     "kleene_or",
+    "verdict_without",
 ]
 
 VERDICT_ORDER = {"eligible": 2, "needs_data": 1, "ineligible": 0}
@@ -245,6 +246,21 @@ def assess(
         base.reference,
         assumptions.in_force(),
         _stamp(kb, assumptions, base),
+    )
+
+
+def verdict_without(assessment: Assessment, criterion_id: str, assumptions: AssumptionSet) -> str:
+    """The verdict the patient would get if `criterion_id` were dropped from the protocol
+    (its status read as pass): what a reviewer weighs before amending a criterion."""
+    results = [
+        CriterionResult(r.criterion, "pass", None, "") if r.id == criterion_id else r for r in assessment.criteria
+    ]
+    cohorts = sorted(v.cohort for v in assessment.cohorts)
+    verdicts = [_cohort_verdict(cohort, results, assumptions) for cohort in cohorts]
+    if verdicts:
+        return max((v.verdict for v in verdicts), key=VERDICT_ORDER.__getitem__)
+    return _verdict(
+        kleene_and([_truth(r.status) for r in results if r.criterion.cohort == "general" and r.criterion.counted])
     )
 
 

@@ -36,7 +36,7 @@ from kb.factbase import build_facts
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
 from kb.patients import Patient
-from kb.requirements import Requirement, Snapshot, requirements
+from kb.requirements import Requirement, Snapshot, inside, requirements
 from kb.until import HORIZON_DAYS, Lapse, eligible_until
 from kb.whatif import apply_changes, moved_enrolment, parse_change
 
@@ -740,21 +740,7 @@ def _scaled(reqs: list[Requirement], uln: Decimal) -> Decimal:
     return Decimal(reqs[0].value) * uln
 
 
-def _step(value: Decimal) -> Decimal:
-    exponent = value.normalize().as_tuple().exponent
-    return Decimal(1).scaleb(exponent) if isinstance(exponent, int) and exponent < 0 else Decimal(1)
-
-
 def _witness(reqs: list[Requirement], unit: str) -> tuple[Decimal, str]:
-    """A value inside the interval the requirements allow (its lower end when there is one),
-    and the interval as text."""
-    low = [r for r in reqs if r.op in (">=", ">")]
-    high = [r for r in reqs if r.op in ("<=", "<")]
+    """A value inside the interval the requirements allow, and the interval as text."""
     text = " and ".join(r.describe(unit).removeprefix(f"{r.item} ") for r in reqs)
-    if low:
-        r = max(low, key=lambda r: Decimal(r.value))
-        value = Decimal(r.value)
-        return (value if r.op == ">=" else value + _step(value)), text
-    r = min(high, key=lambda r: Decimal(r.value))
-    value = Decimal(r.value)
-    return (value if r.op == "<=" else value - _step(value)), text
+    return inside(reqs), text

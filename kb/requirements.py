@@ -20,7 +20,7 @@ from itertools import product
 from kb.factbase import FactBase
 from kb.language.syntax import Atom, Comparison, Const, Program, Var
 
-__all__ = ["Requirement", "Snapshot", "requirements"]
+__all__ = ["Alternative", "Requirement", "Snapshot", "alternatives", "inside", "requirements"]
 
 #: Relations whose third (or second) argument is a value a requirement can bound.
 _VALUE_ARGS = {"obs_num": 2, "xuln": 2, "crcl": 1, "age_at": 2, "reviewed": 2, "ref_day": 2}
@@ -63,47 +63,82 @@ class Requirement:
         return f"{self.item} {symbol} {self.value}{(' ' + unit) if unit else ''}"
 
 
+@dataclass(frozen=True)
+class Alternative:
+    """One way of deriving a truth: the datum requirements it needs, whether they are all it
+    needs (`exact`: every literal of the rules was read; otherwise they are only necessary),
+    and the rules it goes through (file:line, outermost first)."""
+
+    requirements: tuple[Requirement, ...]
+    exact: bool
+    rules: tuple[str, ...]
+
+
 def requirements(program: Program, predicate: str, truth: str) -> list[tuple[Requirement, ...]]:
     """The alternatives (each a conjunction of requirements) under which `predicate(P, truth)`
     can be derived; an alternative with no datum requirement is left out."""
-    out = [alt for alt in _unfold(program, predicate, truth, 0) if alt]
     unique: dict[tuple[Requirement, ...], None] = {}
-    for alt in out:
-        unique.setdefault(tuple(dict.fromkeys(alt)), None)
+    for alt in alternatives(program, predicate, truth):
+        if alt.requirements:
+            unique.setdefault(alt.requirements, None)
     return list(unique)
 
 
-def _unfold(program: Program, predicate: str, truth: str, depth: int) -> list[tuple[Requirement, ...]]:
+def alternatives(program: Program, predicate: str, truth: str) -> list[Alternative]:
+    """Every alternative, those with no datum requirement included (a protocol review must
+    know that such a rule exists: it makes the truth reachable without any datum)."""
+    return [
+        Alternative(tuple(dict.fromkeys(reqs)), exact, rules)
+        for reqs, exact, rules in _unfold(program, predicate, truth, 0)
+    ]
+
+
+_Unfolded = tuple[tuple[Requirement, ...], bool, tuple[str, ...]]
+#: Input relations whose atoms only bind a value a requirement then bounds.
+_READ = frozenset({"obs_num", "obs_cat", "xuln", "crcl", "age_at", "attested", "reviewed", "ref_day", "patient"})
+
+
+def _unfold(program: Program, predicate: str, truth: str, depth: int) -> list[_Unfolded]:
     if depth > _MAX_DEPTH:
-        return [()]
-    alternatives: list[tuple[Requirement, ...]] = []
+        return [((), False, ())]
+    found: list[_Unfolded] = []
     for rule in program.rules_for(predicate):
         head_truth = rule.head.args[1] if len(rule.head.args) > 1 else None
         if not (isinstance(head_truth, Const) and head_truth.value == truth):
             continue
         own: list[Requirement] = []
-        parts: list[list[tuple[Requirement, ...]]] = []
+        exact = True
+        parts: list[list[_Unfolded]] = []
         values: dict[str, tuple[str, str]] = {}  # variable -> (relation, item)
         for lit in rule.body:
             if not isinstance(lit, Atom):
+                exact = exact and isinstance(lit, Comparison)
                 continue
             decl = program.declarations.get(lit.predicate)
             if decl is None:
+                exact = False
                 continue
             if decl.role == "rule":
                 sub_truth = lit.args[1] if len(lit.args) > 1 else None
                 if [t for _, t in decl.params] == ["patient", "truth"] and isinstance(sub_truth, Const):
                     parts.append(_unfold(program, lit.predicate, str(sub_truth.value), depth + 1))
+                else:
+                    exact = False
                 continue
+            exact = exact and lit.predicate in _READ
             own += _atom_requirements(lit, values)
         for lit in rule.body:
             if isinstance(lit, Comparison):
-                own += _comparison_requirements(lit, values)
-        combined = [tuple(own)]
+                translated = _comparison_requirements(lit, values)
+                exact = exact and bool(translated)
+                own += translated
+        combined: list[_Unfolded] = [(tuple(own), exact, (str(rule.pos),))]
         for options in parts:
-            combined = [a + b for a, b in product(combined, options)][:_MAX_ALTERNATIVES]
-        alternatives += combined
-    return alternatives[:_MAX_ALTERNATIVES]
+            combined = [(a[0] + b[0], a[1] and b[1], a[2] + b[2]) for a, b in product(combined, options)][
+                :_MAX_ALTERNATIVES
+            ]
+        found += combined
+    return found[:_MAX_ALTERNATIVES]
 
 
 def _atom_requirements(atom: Atom, values: dict[str, tuple[str, str]]) -> list[Requirement]:
@@ -174,3 +209,22 @@ class Snapshot:
         if req.relation in ("obs_cat", "attested"):
             return "met" if actual == req.value else "unmet"
         return "met" if req.holds(Decimal(actual)) else "unmet"
+
+
+def _step(value: Decimal) -> Decimal:
+    exponent = value.normalize().as_tuple().exponent
+    return Decimal(1).scaleb(exponent) if isinstance(exponent, int) and exponent < 0 else Decimal(1)
+
+
+def inside(reqs: list[Requirement]) -> Decimal:
+    """A value the numeric requirements on one datum allow, next to the bound (its lower end
+    when there is one, one resolution step inside a strict bound)."""
+    low = [r for r in reqs if r.op in (">=", ">")]
+    high = [r for r in reqs if r.op in ("<=", "<")]
+    if low:
+        r = max(low, key=lambda r: Decimal(r.value))
+        value = Decimal(r.value)
+        return value if r.op == ">=" else value + _step(value)
+    r = min(high, key=lambda r: Decimal(r.value))
+    value = Decimal(r.value)
+    return value if r.op == "<=" else value - _step(value)
