@@ -25,6 +25,9 @@ from kb.mutation import run_mutation_check
 from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
 from kb.render import assessment_text, coverage_text, repair_text, trace_dot, trace_text
 from kb.repairs import find_repairs
+from kb.review.impact import population_impact
+from kb.review.report import review_markdown
+from kb.review.reviewer import review
 from kb.trace import Node
 from kb.vignettes import check_vignettes, load_vignettes
 from kb.whatif import parse_change, what_if
@@ -45,6 +48,9 @@ EXAMPLES = {
     "         remove:ITEM, assume:ID=VALUE",
     "repair": "example:\n  kb repair P062          (the smallest changes that make P062 eligible, and from when)\n"
     "  kb repair P064 --max 2 --json",
+    "review": "example:\n  kb review                 (findings and the impact on the vignettes)\n"
+    "  kb review --format md > review.md\n"
+    "  kb review --assume ge4_7_window_days=28 --json   (impact under another reading too)",
     "coverage": "example:\n  kb coverage             (protocol items -> criteria -> rules -> vignettes)\n"
     "  kb coverage --mutate    (shift every threshold and window; list the mutants no vignette notices)",
 }
@@ -141,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     repair = command("repair", "The minimal changes that make a patient eligible, each confirmed by the engine.")
     repair.add_argument("patient")
     repair.add_argument("--max", type=int, default=5, metavar="N", help="at most N repairs (default 5)")
+    command("review", "Review the protocol: contradictory, dead and redundant rules, each with a witness.")
     coverage = command(
         "coverage", "Every protocol item of section 2: its criterion, rules and the vignettes that exercise it."
     )
@@ -178,6 +185,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _coverage(args, kb)
     assumptions = resolve_assumptions(args.assume)
     dataset = _dataset(args)
+    if args.command == "review":
+        return _review(args, kb, dataset, assumptions)
     if args.command == "patients":
         return _patients(args, kb, dataset, assumptions)
     patient = dataset.patient(args.patient)
@@ -386,6 +395,20 @@ def _whatif(args: argparse.Namespace, kb: KnowledgeBase, patient: Patient, assum
     still = [r.id for r in after.blocking]
     if still:
         _emit(f"still blocking: {', '.join(still)}")
+    return 0
+
+
+def _review(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
+    switched = assumptions if assumptions.changed() else None
+    result = review(kb, assumptions, dataset, switched)
+    if switched is not None:  # the impact under the default reading, and under the one asked for
+        from dataclasses import replace
+
+        result = replace(result, impact=tuple(population_impact(kb, dataset, resolve_assumptions())))
+    if args.format == "json":
+        _json(result.as_dict())
+    else:
+        _emit(review_markdown(result, kb))
     return 0
 
 

@@ -1,0 +1,1 @@
+"""The protocol review: what the rule set itself says back to a protocol reviewer."""

@@ -1,0 +1,150 @@
+"""Findings of a protocol review, and the witnesses that prove them.
+
+A reviewer should not have to take a finding on trust. Each carries a witness: constructed
+patients with the statuses the engine must give them (checked by `check_witness`, the same
+evaluation any patient gets), an interval computation, an unsatisfiable core (re-solved by
+the check), or a vocabulary lookup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from kb.assumptions import AssumptionSet
+from kb.evaluation import criterion_status
+from kb.knowledge import KnowledgeBase
+from kb.patients import Attestation, Event, Observation, Patient, Source
+
+__all__ = ["KINDS", "REVIEW_DAY", "Case", "Finding", "Witness", "check_witness", "synthetic_patient"]
+
+KINDS = ("contradiction", "dead rule", "redundancy", "tension", "boundary/window", "vocabulary")
+#: The enrolment date of every constructed patient (any fixed day does: only offsets matter).
+REVIEW_DAY = date(2026, 6, 1)
+_SOURCE = Source("review (constructed patient)", 0)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A constructed patient and the status each named criterion must have for it."""
+
+    patient: Patient
+    expected: dict[str, str]
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"patient": self.note, "expected": dict(self.expected)}
+
+
+@dataclass(frozen=True)
+class Witness:
+    kind: str  # patient | interval | unsat_core | lookup
+    summary: str
+    cases: tuple[Case, ...] = ()
+    core: tuple[str, ...] = ()  # for unsat_core: the constraints, as z3 text
+    detail: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "summary": self.summary}
+        if self.cases:
+            out["cases"] = [c.as_dict() for c in self.cases]
+        if self.core:
+            out["core"] = list(self.core)
+        if self.detail:
+            out["detail"] = dict(self.detail)
+        return out
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    criteria: tuple[str, ...]
+    explanation: str
+    witness: Witness
+    rules: tuple[str, ...] = ()  # file:line of the rules involved
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "criteria": list(self.criteria),
+            "explanation": self.explanation,
+            "witness": self.witness.as_dict(),
+            "rules": list(self.rules),
+        }
+
+
+def synthetic_patient(
+    patient_id: str,
+    kb: KnowledgeBase,
+    values: dict[str, Decimal | str] | None = None,
+    events: list[tuple[str, str, int, int | None]] | None = None,
+    apheresis_offset: int | None = None,
+    attested: dict[str, str] | None = None,
+    uln: dict[str, Decimal] | None = None,
+    birth_date: date = date(1980, 1, 1),
+    weight_kg: Decimal = Decimal(60),
+    sex: str = "female",
+    sample_offset: int = 0,
+) -> Patient:
+    """A patient enrolled on REVIEW_DAY with every history reviewed that day. `events` are
+    (kind, agent, start offset, end offset) in days before enrolment (end None: ongoing; a
+    glucocorticoid gets 60 mg/day so that its dose counts); results are dated `sample_offset`
+    days before enrolment; apheresis is `apheresis_offset` days after it (None: the default)."""
+    sample = REVIEW_DAY - timedelta(days=sample_offset)
+    observations = [
+        Observation(item, value, sample, (uln or {}).get(item), None, str(value), _SOURCE)
+        for item, value in (values or {}).items()
+    ]
+    event_rows = [
+        Event(
+            kind,
+            agent,
+            agent,
+            "",
+            REVIEW_DAY - timedelta(days=start),
+            None if end is None else REVIEW_DAY - timedelta(days=end),
+            Source("review (constructed patient)", n + 1),
+            *((Decimal(60), "mg", "daily") if "glucocorticoid" in _classes(kb, agent) else ()),
+        )
+        for n, (kind, agent, start, end) in enumerate(events or [])
+    ]
+    reviews = [Attestation(f"reviewed:{c}", "yes", REVIEW_DAY, "review", _SOURCE) for c in kb.vocabulary.categories]
+    notes = [Attestation(item, value, REVIEW_DAY, "review", _SOURCE) for item, value in (attested or {}).items()]
+    return Patient(
+        patient_id,
+        sex=sex,
+        birth_date=birth_date,
+        weight_kg=weight_kg,
+        enrolment_date=REVIEW_DAY,
+        apheresis_date=None if apheresis_offset is None else REVIEW_DAY + timedelta(days=apheresis_offset),
+        observations=observations,
+        events=event_rows,
+        attestations=reviews + notes,
+    )
+
+
+def _classes(kb: KnowledgeBase, agent: str) -> tuple[str, ...]:
+    found = kb.vocabulary.agents.get(agent)
+    return found.classes if found else ()
+
+
+def check_witness(witness: Witness, kb: KnowledgeBase, assumptions: AssumptionSet) -> list[str]:
+    """What in the witness does not hold (empty: it proves the finding)."""
+    problems = []
+    for case in witness.cases:
+        for criterion_id, expected in case.expected.items():
+            criterion = kb.criterion(criterion_id)
+            if criterion is None:
+                problems.append(f"{case.note}: no criterion {criterion_id}")
+                continue
+            actual = criterion_status(case.patient, criterion, kb, assumptions)
+            if actual != expected:
+                problems.append(f"{case.note}: {criterion_id} is {actual}, not {expected}")
+    if witness.kind == "unsat_core":
+        from kb.review.logic import core_is_unsat  # the solver module builds on these findings
+
+        if not core_is_unsat(witness.core):
+            problems.append("the core is satisfiable")
+    return problems

@@ -1,0 +1,81 @@
+"""The protocol review: every finding with its witness checked, and the population impact.
+
+`review` runs the analyses (z3 over the requirements of the rules, engine-probed windows,
+the vocabulary), checks each witness by evaluating its constructed patients (a finding
+whose witness does not hold is kept but marked unconfirmed, never silently dropped), and
+measures what each criterion does to a cohort of patients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kb.assumptions import AssumptionSet
+from kb.knowledge import KnowledgeBase
+from kb.patients import Dataset
+from kb.review.findings import KINDS, Finding, check_witness
+from kb.review.impact import Impact, population_impact
+from kb.review.logic import logic_findings
+from kb.review.terms import vocabulary_findings
+from kb.review.windows import probe_windows, window_findings
+
+__all__ = ["Review", "review"]
+
+
+@dataclass(frozen=True)
+class Review:
+    findings: tuple[Finding, ...]
+    unconfirmed: dict[int, list[str]]  # finding index -> what in its witness did not hold
+    impact: tuple[Impact, ...]
+    assumptions: dict[str, int | str]
+    impact_switched: tuple[Impact, ...] = ()
+    switched: dict[str, int | str] | None = None
+
+    def of_kind(self, kind: str) -> list[Finding]:
+        return [f for f in self.findings if f.kind == kind]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "findings": [
+                {**f.as_dict(), "witness_confirmed": n not in self.unconfirmed} for n, f in enumerate(self.findings)
+            ],
+            "counts": {kind: len(self.of_kind(kind)) for kind in KINDS},
+            "impact": [i.as_dict() for i in self.impact],
+            "assumptions": self.assumptions,
+            "impact_switched": [i.as_dict() for i in self.impact_switched],
+            "switched_assumptions": self.switched,
+        }
+
+
+def review(
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    population: Dataset | None = None,
+    switched: AssumptionSet | None = None,
+) -> Review:
+    findings = [
+        *logic_findings(kb, assumptions),
+        *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
+        *vocabulary_findings(kb),
+    ]
+    findings.sort(key=lambda f: KINDS.index(f.kind))
+    unconfirmed = {}
+    for n, finding in enumerate(findings):
+        problems = check_witness(finding.witness, kb, assumptions)
+        if problems:
+            unconfirmed[n] = problems
+    impact: tuple[Impact, ...] = ()
+    impact_switched: tuple[Impact, ...] = ()
+    if population is not None:
+        impact = tuple(population_impact(kb, population, assumptions))
+        if switched is not None:
+            impact_switched = tuple(population_impact(kb, population, switched))
+    return Review(
+        tuple(findings),
+        unconfirmed,
+        impact,
+        assumptions.in_force(),
+        impact_switched,
+        switched.changed() if switched is not None else None,
+    )

@@ -1,0 +1,332 @@
+"""Windows, read by asking the engine: which exclusion each drug class meets, and for how long.
+
+Window rules are arithmetic over dates, anchors, half-lives and assumption days; rather than
+re-deriving that algebra, the review asks the rules themselves. For one representative
+agent of each distinct set of classes, a constructed patient takes a single dose N days
+before enrolment (histories reviewed, every anchor on the enrolment day); the criteria that
+fail at N = 0 are the ones the class meets, and bisection finds the last N at which each
+still fails: that criterion's window for the class. From the windows follow three kinds of
+finding: a criterion whose window for a class lies inside another's (it never blocks alone
+for those drugs), windows for one class counted from different reference dates, and a drug
+an inclusion requires (a prior-therapy list) that an exclusion forbids within its window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from kb.assumptions import AssumptionSet
+from kb.criteria import Criterion
+from kb.engine import Session
+from kb.evaluation import criterion_status
+from kb.factbase import build_facts
+from kb.knowledge import KnowledgeBase
+from kb.language.syntax import Atom, Const, Var
+from kb.patients import Patient
+from kb.review.findings import Case, Finding, Witness, synthetic_patient
+
+__all__ = ["Window", "probe_windows", "window_findings"]
+
+#: Longer than any window: a criterion still failing this many days after the dose counts
+#: the drug at any time.
+EVER = 4000
+_LABS = {"anc": Decimal("2.0"), "hemoglobin": Decimal(120), "platelets": Decimal(150), "alc": Decimal("1.0")}
+
+
+@dataclass(frozen=True)
+class Window:
+    criterion: str
+    agent: str  # the representative agent probed
+    classes: tuple[str, ...]
+    kind: str  # the event kind
+    days: int  # the dose fails the criterion from 0 to `days` days before its anchor (EVER: any time)
+    anchors: tuple[str, ...]
+
+    def span(self) -> str:
+        return "at any time" if self.days >= EVER else f"within {self.days} days"
+
+
+def _event_kind(classes: tuple[str, ...]) -> str:
+    if any("vaccine" in c for c in classes):
+        return "vaccination"
+    if any("transfusion" in c for c in classes):
+        return "transfusion"
+    if {"car_t", "gm_t_cell"} & set(classes):
+        return "cell_therapy"
+    return "medication"
+
+
+def _anchors(kb: KnowledgeBase, predicate: str) -> tuple[str, ...]:
+    """The reference dates a criterion's windows count from, read from its rules."""
+    found: set[str] = set()
+    reads_results = False
+    for name in kb.program.depends_on([predicate]):
+        for rule in kb.program.rules_for(name):
+            for lit in rule.body:
+                if isinstance(lit, Atom) and lit.predicate == "ref_day" and isinstance(lit.args[1], Const):
+                    found.add(str(lit.args[1].value))
+                if isinstance(lit, Atom) and lit.predicate in ("obs_num", "obs_cat") and len(lit.args) > 3:
+                    day = lit.args[3]
+                    reads_results = reads_results or (isinstance(day, Var) and not day.anonymous)
+    if reads_results:
+        found.add("the result's date")
+    return tuple(sorted(found))
+
+
+def _time_criteria(kb: KnowledgeBase) -> list[Criterion]:
+    return [
+        crit
+        for crit in kb.criteria
+        if crit.counted and crit.kind in ("inclusion", "exclusion") and crit.predicate
+        if _reads_events(kb, crit.predicate)
+    ]
+
+
+def _reads_events(kb: KnowledgeBase, predicate: str) -> bool:
+    return any(
+        isinstance(lit, Atom) and lit.predicate == "event"
+        for name in kb.program.depends_on([predicate])
+        for rule in kb.program.rules_for(name)
+        for lit in rule.body
+    )
+
+
+def _statuses(session: Session, criteria: list[Criterion], patient_id: str) -> dict[str, str]:
+    out = {}
+    for crit in criteria:
+        assert crit.predicate
+        truths = {row[1] for row in session.ask(crit.predicate, [patient_id, None])}
+        blocking = "yes" if crit.kind == "exclusion" else "no"
+        out[crit.id] = "unknown" if not truths else "fail" if truths == {blocking} else "pass"
+    return out
+
+
+def probe_windows(kb: KnowledgeBase, assumptions: AssumptionSet) -> list[Window]:
+    criteria = _time_criteria(kb)
+    if not criteria:
+        return []
+    roots = frozenset(c.predicate for c in criteria if c.predicate)
+    representatives: dict[tuple[str, ...], str] = {}
+    for name in sorted(kb.vocabulary.agents):
+        representatives.setdefault(kb.vocabulary.agents[name].classes, name)
+    probed = sorted(set(representatives.values()) | _named_agents(kb))
+
+    def failing(agent: str, kind: str, offset: int) -> dict[str, str]:
+        patient = _exposed(kb, agent, kind, offset)
+        base = build_facts(patient, kb, assumptions)
+        with kb.engine.session(base.facts, roots) as session:
+            return _statuses(session, criteria, patient.id)
+
+    # a criterion counts as meeting a class only if it passes without the dose (an inclusion
+    # such as SLE-I4 fails for a patient with no treatment history at all)
+    unexposed = synthetic_patient("W-none", kb, dict[str, Decimal | str](_LABS))
+    with kb.engine.session(build_facts(unexposed, kb, assumptions).facts, roots) as session:
+        baseline = _statuses(session, criteria, unexposed.id)
+    criteria = [c for c in criteria if baseline[c.id] == "pass"]
+    windows = []
+    for agent in probed:
+        classes = kb.vocabulary.agents[agent].classes
+        kind = _event_kind(classes)
+        at_zero = failing(agent, kind, 0)
+        for crit in criteria:
+            if at_zero[crit.id] != "fail":
+                continue
+            if failing(agent, kind, EVER)[crit.id] == "fail":
+                days = EVER
+            else:
+                low, high = 0, EVER  # fails at low, not at high
+                while high - low > 1:
+                    middle = (low + high) // 2
+                    if failing(agent, kind, middle)[crit.id] == "fail":
+                        low = middle
+                    else:
+                        high = middle
+                days = low
+            assert crit.predicate
+            windows.append(Window(crit.id, agent, classes, kind, days, _anchors(kb, crit.predicate)))
+    return windows
+
+
+def _named_agents(kb: KnowledgeBase) -> set[str]:
+    """Agents a rule names itself (a class representative would not show a rule about one drug)."""
+    agents = kb.vocabulary.agents
+    return {
+        str(arg.value)
+        for rule in kb.program.rules
+        for lit in (rule.head, *rule.body)
+        if isinstance(lit, Atom)
+        for arg in lit.args
+        if isinstance(arg, Const) and isinstance(arg.value, str) and arg.value in agents
+    }
+
+
+def _exposed(kb: KnowledgeBase, agent: str, kind: str, offset: int, **extra: object) -> Patient:
+    return synthetic_patient(
+        f"W-{agent}",
+        kb,
+        dict[str, Decimal | str](_LABS),
+        events=[(kind, agent, offset, offset)],
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def window_findings(kb: KnowledgeBase, assumptions: AssumptionSet, windows: list[Window]) -> list[Finding]:
+    return [
+        *_nested(kb, windows),
+        *_anchored_apart(kb, assumptions, windows),
+        *_tensions(kb, windows),
+    ]
+
+
+def _text(kb: KnowledgeBase, criterion_id: str) -> str:
+    crit = kb.criterion(criterion_id)
+    assert crit is not None
+    return f"{crit.id} (“{crit.record_text or crit.text}”)"
+
+
+def _by_agent(windows: list[Window]) -> dict[str, list[Window]]:
+    out: dict[str, list[Window]] = {}
+    for w in windows:
+        out.setdefault(w.agent, []).append(w)
+    return out
+
+
+def _nested(kb: KnowledgeBase, windows: list[Window]) -> list[Finding]:
+    """Criterion A's window for a class inside B's (same anchors): A never blocks alone there."""
+    pairs: dict[tuple[str, str], list[tuple[Window, Window]]] = {}
+    for group in _by_agent(windows).values():
+        for a in group:
+            for b in group:
+                # inside, or equal (then reported once, in id order)
+                if a is not b and a.anchors == b.anchors and (a.days, a.criterion) < (b.days, b.criterion):
+                    pairs.setdefault((a.criterion, b.criterion), []).append((a, b))
+    findings = []
+    for (inner, outer), found in sorted(pairs.items()):
+        drugs = "; ".join(f"{a.agent} ({', '.join(a.classes)}): {a.span()} vs {b.span()}" for a, b in found)
+        cases = tuple(
+            Case(
+                _exposed(kb, a.agent, a.kind, min(a.days, 30)),
+                {inner: "fail", outer: "fail"},
+                f"{a.agent} {min(a.days, 30)} days before enrolment",
+            )
+            for a, _ in found[:3]
+        )
+        findings.append(
+            Finding(
+                "redundancy",
+                (inner, outer),
+                f"for these drugs {_text(kb, inner)} never blocks alone: {_text(kb, outer)} already blocks them "
+                f"over a window that contains its own — {drugs}",
+                Witness("patient", f"a dose inside {inner}'s window fails {outer} too", cases),
+            )
+        )
+    return findings
+
+
+def _anchored_apart(kb: KnowledgeBase, assumptions: AssumptionSet, windows: list[Window]) -> list[Finding]:
+    """One drug class, windows counted back from different reference dates."""
+    findings = []
+    seen: set[tuple[str, str]] = set()
+    for group in _by_agent(windows).values():
+        for a in group:
+            for b in group:
+                key = (a.criterion, b.criterion)
+                if (
+                    a.criterion >= b.criterion
+                    or not a.anchors
+                    or not b.anchors
+                    or a.anchors == b.anchors
+                    or key in seen
+                ):
+                    continue
+                case = _distinguishing(kb, assumptions, a, b)
+                if case is None:
+                    continue
+                seen.add(key)
+                findings.append(
+                    Finding(
+                        "boundary/window",
+                        (a.criterion, b.criterion),
+                        f"{a.agent} ({', '.join(a.classes)}) is counted {a.span()} before {' / '.join(a.anchors)} by "
+                        f"{_text(kb, a.criterion)} but {b.span()} before {' / '.join(b.anchors)} by "
+                        f"{_text(kb, b.criterion)}: when those dates differ, one dose can pass one criterion and "
+                        "fail the other",
+                        Witness("patient", case.note, (case,)),
+                    )
+                )
+    return findings
+
+
+def _distinguishing(kb: KnowledgeBase, assumptions: AssumptionSet, a: Window, b: Window) -> Case | None:
+    """A patient whose anchors differ (results a week before enrolment, apheresis a week
+    after) and whose single dose fails one of the two criteria and passes the other."""
+    crit_a, crit_b = kb.criterion(a.criterion), kb.criterion(b.criterion)
+    assert crit_a is not None and crit_b is not None
+    for offset in range(-7, 31):
+        patient = _exposed(kb, a.agent, a.kind, offset, sample_offset=7, apheresis_offset=7)
+        statuses = {c.id: criterion_status(patient, c, kb, assumptions) for c in (crit_a, crit_b)}
+        if {statuses[a.criterion], statuses[b.criterion]} == {"fail", "pass"}:
+            when = f"{offset} days before enrolment" if offset >= 0 else f"{-offset} days after enrolment"
+            note = f"results 7 days before enrolment, apheresis 7 days after, {a.agent} {when}"
+            return Case(patient, statuses, note)
+    return None
+
+
+def _required(kb: KnowledgeBase) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """Agents an inclusion or definition needs to have been given: agent -> (rule position,
+    requiring predicate, criteria that use it), from positive `event` atoms of its rules."""
+    wanted: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+    users: dict[str, list[str]] = {}
+    for crit in kb.criteria:
+        if crit.kind in ("inclusion", "definition") and crit.predicate:
+            for name in kb.program.depends_on([crit.predicate]):
+                users.setdefault(name, []).append(crit.id)
+    agents = kb.vocabulary.agents
+    for name, criteria in users.items():
+        for rule in kb.program.rules_for(name):
+            for lit in rule.body:
+                if not (isinstance(lit, Atom) and lit.predicate == "event" and len(lit.args) >= 3):
+                    continue
+                agent = lit.args[2]
+                if isinstance(agent, Const) and str(agent.value) in agents:
+                    wanted.setdefault(str(agent.value), (str(rule.pos), name, tuple(criteria)))
+    return wanted
+
+
+def _tensions(kb: KnowledgeBase, windows: list[Window]) -> list[Finding]:
+    findings = []
+    for agent, (position, predicate, users) in sorted(_required(kb).items()):
+        forbidding = [w for w in windows if w.agent == agent and w.days < EVER]
+        if not forbidding:
+            continue
+        longest = max(forbidding, key=lambda w: w.days)
+        last = longest.days + 1
+        cases = (
+            Case(
+                _exposed(kb, agent, longest.kind, longest.days),
+                {longest.criterion: "fail"},
+                f"last {agent} dose {longest.days} days before enrolment",
+            ),
+            Case(
+                _exposed(kb, agent, longest.kind, last),
+                {w.criterion: "pass" for w in forbidding},
+                f"last {agent} dose {last} days before enrolment",
+            ),
+        )
+        excluded = ", ".join(f"{w.criterion} {w.span()} before {' / '.join(w.anchors)}" for w in forbidding)
+        findings.append(
+            Finding(
+                "tension",
+                (*users, *(w.criterion for w in forbidding)),
+                f"{agent} is required by `{predicate}` ({position}; used by {', '.join(users)}) and excluded by "
+                f"{excluded}: both hold only if its last dose was {last} or more days before enrolment",
+                Witness(
+                    "patient",
+                    f"{agent} {longest.days} days before fails {longest.criterion}; {last} days before passes",
+                    cases,
+                ),
+                (position,),
+            )
+        )
+    return findings
