@@ -23,7 +23,7 @@ from kb.language.syntax import Atom, Comparison, Const, Program, Var
 __all__ = ["Alternative", "Requirement", "Snapshot", "alternatives", "inside", "requirements"]
 
 #: Relations whose third (or second) argument is a value a requirement can bound.
-_VALUE_ARGS = {"obs_num": 2, "xuln": 2, "crcl": 1, "age_at": 2, "reviewed": 2, "ref_day": 2}
+_VALUE_ARGS = {"obs_num": 2, "xuln": 2, "crcl": 1, "egfr": 1, "age_at": 2, "reviewed": 2, "ref_day": 2}
 _FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "=": "=", "!=": "!="}
 _MAX_ALTERNATIVES = 64
 _MAX_DEPTH = 8
@@ -95,7 +95,9 @@ def alternatives(program: Program, predicate: str, truth: str) -> list[Alternati
 
 _Unfolded = tuple[tuple[Requirement, ...], bool, tuple[str, ...]]
 #: Input relations whose atoms only bind a value a requirement then bounds.
-_READ = frozenset({"obs_num", "obs_cat", "xuln", "crcl", "age_at", "attested", "reviewed", "ref_day", "patient"})
+_READ = frozenset(
+    {"obs_num", "obs_cat", "xuln", "crcl", "egfr", "age_at", "attested", "reviewed", "ref_day", "patient"}
+)
 
 
 def _unfold(program: Program, predicate: str, truth: str, depth: int) -> list[_Unfolded]:
@@ -154,8 +156,8 @@ def _atom_requirements(atom: Atom, values: dict[str, tuple[str, str]]) -> list[R
     var = args[position]
     if not isinstance(var, Var) or var.anonymous:
         return []
-    if atom.predicate == "crcl":
-        values[var.name] = ("crcl", "crcl")
+    if atom.predicate in ("crcl", "egfr"):
+        values[var.name] = (atom.predicate, atom.predicate)
     elif isinstance(args[1], Const):
         values[var.name] = (atom.predicate, str(args[1].value))
     return []
@@ -189,8 +191,8 @@ class Snapshot:
         for relation, args in base.facts:
             if relation in ("obs_num", "obs_cat", "attested", "xuln", "age_at"):
                 values[(relation, str(args[1]))] = args[2]  # type: ignore[assignment]
-            elif relation == "crcl":
-                values[("crcl", "crcl")] = args[1]  # type: ignore[assignment]
+            elif relation in ("crcl", "egfr"):
+                values[(relation, relation)] = args[1]  # type: ignore[assignment]
             elif relation == "reviewed":
                 day = Decimal(args[2])
                 previous = values.get(("reviewed", str(args[1])))
@@ -219,6 +221,9 @@ def _step(value: Decimal) -> Decimal:
 def inside(reqs: list[Requirement]) -> Decimal:
     """A value the numeric requirements on one datum allow, next to the bound (its lower end
     when there is one, one resolution step inside a strict bound)."""
+    equal = [r for r in reqs if r.op == "="]
+    if equal:
+        return Decimal(equal[0].value)
     low = [r for r in reqs if r.op in (">=", ">")]
     high = [r for r in reqs if r.op in ("<=", "<")]
     if low:

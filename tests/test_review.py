@@ -95,7 +95,10 @@ plt_low(P, no) :- obs_num(P, platelets, C, _), C >= {100 if found else 150}.
     contradictions = findings_of(kb, "contradiction")
     assert len(contradictions) == found
     if found:
-        assert set(contradictions[0].criteria) == {"A1", "A2"} and contradictions[0].witness.kind == "unsat_core"
+        witness = contradictions[0].witness
+        assert set(contradictions[0].criteria) == {"A1", "A2"} and witness.kind == "unsat_core"
+        # whoever meets one fails the other: platelets 100 passes A1 and fails A2, and 99 the reverse
+        assert [c.expected for c in witness.cases] == [{"A1": "pass", "A2": "fail"}, {"A1": "fail", "A2": "pass"}]
 
 
 @pytest.mark.parametrize(("bound", "dead"), [("80", True), ("120", False)])
@@ -161,6 +164,7 @@ spo2_ok(P, no) :- obs_num(P, spo2, S, _), S < {no_bound}.
     assert bool(found) is gap
     if gap:
         assert found[0].witness.cases[0].expected == {"I1": "unknown"}  # a recorded value, and no answer
+        assert found[0].witness.detail["undecided"] == "[90,92]"
 
 
 @pytest.mark.parametrize(("anchor", "apart"), [("apheresis", True), ("enrolment", False)])

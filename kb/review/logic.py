@@ -15,11 +15,12 @@ from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
+import portion as P
 import z3
 
 from kb.assumptions import AssumptionSet
 from kb.criteria import Criterion
-from kb.evaluation import cohort_of
+from kb.evaluation import cohort_of, criterion_status
 from kb.knowledge import KnowledgeBase
 from kb.patients import Patient
 from kb.requirements import Alternative, Requirement, alternatives, inside
@@ -27,7 +28,7 @@ from kb.review.findings import REVIEW_DAY, Case, Finding, Witness, synthetic_pat
 
 __all__ = ["core_is_unsat", "logic_findings"]
 
-_NUMERIC = frozenset({"obs_num", "xuln", "crcl", "age_at"})
+_NUMERIC = frozenset({"obs_num", "xuln", "crcl", "egfr", "age_at"})
 _NOMINAL_ULN = Decimal(100)
 
 
@@ -149,6 +150,8 @@ def _model_patient(
                 values[item], uln[item] = number * _NOMINAL_ULN, _NOMINAL_ULN
             elif relation == "crcl":
                 values["crcl_measured"] = number
+            elif relation == "egfr":
+                return None  # computed from creatinine and age by CKD-EPI: not a datum to set
             else:
                 years = int(number)
                 birth = date(REVIEW_DAY.year - years, REVIEW_DAY.month, REVIEW_DAY.day)
@@ -259,11 +262,33 @@ def _contradictions(
                 tuple(m.id for m in involved),
                 f"no patient of {'any' if cohort == 'general' else 'the ' + cohort} cohort can meet "
                 f"{', '.join(_text(m.criterion) for m in involved)} together: the cohort admits nobody",
-                Witness("unsat_core", "; ".join(str(c) for c in constraints), core=_smt(constraints)),
+                Witness(
+                    "unsat_core",
+                    "; ".join(str(c) for c in constraints),
+                    _each_excludes_the_others(kb, assumptions, involved),
+                    _smt(constraints),
+                ),
                 tuple(rule for m in involved for a in m.passing for rule in a.rules[:1]),
             )
         )
     return findings
+
+
+def _each_excludes_the_others(
+    kb: KnowledgeBase, assumptions: AssumptionSet, involved: list[_Criterion]
+) -> tuple[Case, ...]:
+    """For each criterion of a contradiction, a patient who meets it, and fails another."""
+    cases = []
+    for m in involved:
+        alt = next((a for a in m.passing if a.exact and a.requirements), None)
+        made = _alt_patient(f"W-{m.id}", alt, kb) if alt else None
+        if made is None:
+            continue
+        shown, patient = made
+        statuses = {o.id: criterion_status(patient, o.criterion, kb, assumptions) for o in involved}
+        if statuses[m.id] == "pass" and "fail" in statuses.values():
+            cases.append(Case(patient, statuses, f"a patient with {shown}"))
+    return tuple(cases)
 
 
 def _dead_rules(
@@ -357,8 +382,35 @@ def _redundancy_finding(kb: KnowledgeBase, a: _Criterion, b: _Criterion, failing
     )
 
 
+def _interval(req: Requirement) -> P.Interval:
+    value = Decimal(req.value)
+    return {
+        ">=": P.closed(value, P.inf),
+        ">": P.open(value, P.inf),
+        "<=": P.closed(-P.inf, value),
+        "<": P.open(-P.inf, value),
+        "=": P.singleton(value),
+    }.get(req.op, P.open(-P.inf, P.inf))
+
+
+def _shown(interval: P.Interval) -> str:
+    return str(P.to_string(interval, conv=lambda v: format(v.normalize(), "f") if isinstance(v, Decimal) else str(v)))
+
+
+def _union(alts: list[Alternative]) -> P.Interval:
+    """The values of one quantity for which some alternative holds (interval algebra)."""
+    out = P.empty()
+    for alt in alts:
+        interval = P.open(-P.inf, P.inf)
+        for req in alt.requirements:
+            interval &= _interval(req)
+        out |= interval
+    return out
+
+
 def _undecided(kb: KnowledgeBase, analysed: list[_Criterion]) -> list[Finding]:
-    """A criterion whose rules read one quantity and leave values of it with no answer."""
+    """A criterion whose rules read one quantity and leave values of it with no answer: the
+    gap is the domain less the union of the passing and failing intervals."""
     findings = []
     for a in analysed:
         alts = a.passing + a.failing
@@ -368,13 +420,22 @@ def _undecided(kb: KnowledgeBase, analysed: list[_Criterion]) -> list[Finding]:
         (relation, item) = next(iter(keys))
         if relation not in _NUMERIC:
             continue
-        solver = z3.Solver()
-        passes = z3.Or(*(_conjunction(x) for x in a.passing)) if a.passing else z3.BoolVal(False)
-        fails = z3.Or(*(_conjunction(x) for x in a.failing)) if a.failing else z3.BoolVal(False)
-        solver.add(*_domain(keys, kb), z3.Not(passes), z3.Not(fails))
-        if solver.check() != z3.sat:
+        spec = kb.vocabulary.items.get(item)
+        top = spec.maximum if relation == "obs_num" and spec is not None and spec.maximum is not None else P.inf
+        gap = P.closed(Decimal(0), top) - (_union(a.passing) | _union(a.failing))
+        if gap.empty:
             continue
-        made = _model_patient("W-gap", solver.model(), keys, kb)
+        first = gap[0]
+        point = (
+            first.lower
+            if first.left == P.CLOSED
+            else (first.lower + first.upper) / 2
+            if first.upper != P.inf
+            else first.lower + 1
+        )
+        value = Decimal(point).normalize()
+        alt = Alternative((Requirement(relation, item, "=", value),), True, ())
+        made = _alt_patient("W-gap", alt, kb)
         if made is None:
             continue
         shown, patient = made
@@ -382,12 +443,13 @@ def _undecided(kb: KnowledgeBase, analysed: list[_Criterion]) -> list[Finding]:
             Finding(
                 "boundary/window",
                 (a.id,),
-                f"the rules of {_text(a.criterion)} decide neither pass nor fail for some values of {item}: "
+                f"the rules of {_text(a.criterion)} decide neither pass nor fail for {item} in {_shown(gap)}: "
                 f"for instance {shown} is recorded and the criterion stays unknown",
                 Witness(
                     "patient",
-                    f"{shown}: no rule applies",
+                    f"{item} {_shown(gap)}: no rule applies",
                     (Case(patient, {a.id: "unknown"}, f"a patient with {shown}"),),
+                    detail={"undecided": _shown(gap)},
                 ),
                 tuple(rule for alt in alts for rule in alt.rules[:1]),
             )
