@@ -1,11 +1,9 @@
-"""The protocol review: each kind of finding planted in a small rule set is found with a
-witness the engine confirms, a clean rule set yields none of that kind, findings follow
-edits of the real rules, and the real encoding's findings are all proved."""
+"""The protocol review of the real encoding: each kind found, every witness proved, findings
+that follow edits of the rules, the population impact, and `kb review`."""
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from pathlib import Path
@@ -16,173 +14,9 @@ from kb.assumptions import resolve_assumptions
 from kb.cli import main
 from kb.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
 from kb.patients import Dataset
-from kb.review.findings import KINDS, Finding, check_witness
+from kb.review.findings import KINDS, check_witness
 from kb.review.reviewer import Review, review
-
-HEADER = "\n".join(
-    line
-    for line in (RULES_DIR / "declarations.dl").read_text().splitlines()
-    if re.match(r"^\.decl .*\) (input|computed)", line)
-)
-
-
-def criterion(cid: str, kind: str, predicate: str, text: str = "") -> str:
-    return (
-        f'[[criterion]]\nid = "{cid}"\nkind = "{kind}"\ncohort = "general"\nprovenance = "REC"\n'
-        f'predicate = "{predicate}"\nrecord_text = "{text or cid}"\ntext = "{text or cid}"\n'
-    )
-
-
-def rule_set(tmp_path: Path, rules: str, catalogue: list[str]) -> KnowledgeBase:
-    folder = tmp_path / "rules"
-    folder.mkdir()
-    (folder / "declarations.dl").write_text(HEADER + "\n", encoding="utf-8")
-    (folder / "planted.dl").write_text(rules, encoding="utf-8")
-    (folder / "criteria.toml").write_text("\n".join(catalogue), encoding="utf-8")
-    for shared in ("assumptions.toml", "instruments.toml"):  # the readings and scores stay the real ones
-        shutil.copy(RULES_DIR / shared, folder / shared)
-    return load_knowledge(folder)
-
-
-def findings_of(kb: KnowledgeBase, kind: str) -> list[Finding]:
-    result = review(kb, resolve_assumptions())
-    found = result.of_kind(kind)
-    for finding in found:  # every witness must really show it
-        assert check_witness(finding.witness, kb, resolve_assumptions()) == [], finding
-    return found
-
-
-PLATELETS_100 = """
-.decl plt_high(P: patient, T: truth)
-plt_high(P, yes) :- obs_num(P, platelets, C, _), C >= 100.
-plt_high(P, no) :- obs_num(P, platelets, C, _), C < 100.
-"""
-
-
-def exclusion_below(name: str, item: str, bound: str) -> str:
-    return f"""
-.decl {name}(P: patient, T: truth)
-{name}(P, yes) :- obs_num(P, {item}, C, _), C < {bound}.
-{name}(P, no) :- obs_num(P, {item}, C, _), C >= {bound}.
-"""
-
-
-def drug_window(name: str, drug: str, days: int, anchor: str = "enrolment") -> str:
-    return f"""
-.decl {name}_exposed(P: patient)
-.decl {name}(P: patient, T: truth)
-{name}_exposed(P) :- ref_day(P, {anchor}, A), event(P, medication, {drug}, Start, End), End >= A - {days}, Start <= A.
-{name}(P, yes) :- {name}_exposed(P).
-{name}(P, no) :- ref_day(P, {anchor}, A), reviewed(P, medications, R), R >= A, not {name}_exposed(P).
-"""
-
-
-# ---- each kind planted, and its clean counterpart -------------------------------------------
-
-
-@pytest.mark.parametrize(("second", "found"), [("50", 0), ("150", 1)])
-def test_contradiction_a_cohort_that_admits_nobody(tmp_path: Path, second: str, found: int) -> None:
-    """Platelets ≥ 100 and platelets below `second` (an inclusion written the wrong way round)."""
-    rules = (
-        PLATELETS_100
-        + f"""
-.decl plt_low(P: patient, T: truth)
-plt_low(P, yes) :- obs_num(P, platelets, C, _), C < {100 if found else 150}.
-plt_low(P, no) :- obs_num(P, platelets, C, _), C >= {100 if found else 150}.
-"""
-    )
-    kb = rule_set(tmp_path, rules, [criterion("A1", "inclusion", "plt_high"), criterion("A2", "inclusion", "plt_low")])
-    contradictions = findings_of(kb, "contradiction")
-    assert len(contradictions) == found
-    if found:
-        witness = contradictions[0].witness
-        assert set(contradictions[0].criteria) == {"A1", "A2"} and witness.kind == "unsat_core"
-        # whoever meets one fails the other: platelets 100 passes A1 and fails A2, and 99 the reverse
-        assert [c.expected for c in witness.cases] == [{"A1": "pass", "A2": "fail"}, {"A1": "fail", "A2": "pass"}]
-
-
-@pytest.mark.parametrize(("bound", "dead"), [("80", True), ("120", False)])
-def test_dead_rule_an_exclusion_the_inclusions_make_impossible(tmp_path: Path, bound: str, dead: bool) -> None:
-    rules = PLATELETS_100 + exclusion_below("plt_excl", "platelets", bound)
-    kb = rule_set(tmp_path, rules, [criterion("A1", "inclusion", "plt_high"), criterion("E1", "exclusion", "plt_excl")])
-    found = findings_of(kb, "dead rule")
-    assert bool(found) is dead
-    if dead:
-        assert found[0].criteria == ("E1", "A1")
-        case = found[0].witness.cases[0]  # platelets 79: excluded, and already failing A1
-        assert case.expected == {"E1": "fail", "A1": "fail"} and "platelets 79" in case.note
-
-
-@pytest.mark.parametrize(("bound", "redundant"), [("0.5", True), ("2.0", False)])
-def test_redundancy_an_exclusion_inside_another(tmp_path: Path, bound: str, redundant: bool) -> None:
-    rules = exclusion_below("anc_low", "anc", bound) + exclusion_below("anc_lower", "anc", "1.0")
-    kb = rule_set(tmp_path, rules, [criterion("E1", "exclusion", "anc_low"), criterion("E2", "exclusion", "anc_lower")])
-    found = [f for f in findings_of(kb, "redundancy") if f.criteria[0] == "E1"]
-    assert bool(found) is redundant
-    if redundant:
-        assert found[0].criteria == ("E1", "E2")
-
-
-@pytest.mark.parametrize(("short", "nested"), [(10, True), (30, False)])
-def test_redundancy_in_two_windows_for_one_drug(tmp_path: Path, short: int, nested: bool) -> None:
-    rules = drug_window("cyc_short", "cyclophosphamide", short) + drug_window("cyc_long", "cyclophosphamide", 20)
-    kb = rule_set(
-        tmp_path, rules, [criterion("E1", "exclusion", "cyc_short"), criterion("E2", "exclusion", "cyc_long")]
-    )
-    found = findings_of(kb, "redundancy")
-    inner = ("E1", "E2") if nested else ("E2", "E1")
-    assert [f.criteria for f in found] == [inner]  # the shorter window is the redundant one
-    assert "within 10 days vs within 20 days" in found[0].explanation or not nested
-
-
-@pytest.mark.parametrize(("forbidden", "tension"), [("methotrexate", True), ("cyclophosphamide", False)])
-def test_tension_a_required_drug_in_a_washout(tmp_path: Path, forbidden: str, tension: bool) -> None:
-    rules = """
-.decl mtx_given(P: patient, T: truth)
-mtx_given(P, yes) :- event(P, medication, methotrexate, _, _).
-mtx_given(P, no) :- reviewed(P, medications, _), not mtx_ever(P).
-.decl mtx_ever(P: patient)
-mtx_ever(P) :- event(P, medication, methotrexate, _, _).
-""" + drug_window("washout", forbidden, 7)
-    kb = rule_set(tmp_path, rules, [criterion("I1", "inclusion", "mtx_given"), criterion("E1", "exclusion", "washout")])
-    found = findings_of(kb, "tension")
-    assert bool(found) is tension
-    if tension:
-        assert found[0].criteria == ("I1", "E1") and "8 or more days before enrolment" in found[0].explanation
-        assert [c.expected for c in found[0].witness.cases] == [{"E1": "fail"}, {"E1": "pass"}]
-
-
-@pytest.mark.parametrize(("no_bound", "gap"), [("90", True), ("92", False)])
-def test_boundary_a_range_no_rule_decides(tmp_path: Path, no_bound: str, gap: bool) -> None:
-    rules = f"""
-.decl spo2_ok(P: patient, T: truth)
-spo2_ok(P, yes) :- obs_num(P, spo2, S, _), S > 92.
-spo2_ok(P, no) :- obs_num(P, spo2, S, _), S < {no_bound}.
-""" + ("" if gap else "spo2_ok(P, no) :- obs_num(P, spo2, S, _), S = 92.\n")
-    kb = rule_set(tmp_path, rules, [criterion("I1", "inclusion", "spo2_ok")])
-    found = findings_of(kb, "boundary/window")
-    assert bool(found) is gap
-    if gap:
-        assert found[0].witness.cases[0].expected == {"I1": "unknown"}  # a recorded value, and no answer
-        assert found[0].witness.detail["undecided"] == "[90,92]"
-
-
-@pytest.mark.parametrize(("anchor", "apart"), [("apheresis", True), ("enrolment", False)])
-def test_window_one_drug_two_reference_dates(tmp_path: Path, anchor: str, apart: bool) -> None:
-    rules = drug_window("gcsf_a", "filgrastim", 5) + drug_window("gcsf_b", "filgrastim", 5, anchor)
-    kb = rule_set(tmp_path, rules, [criterion("E1", "exclusion", "gcsf_a"), criterion("E2", "exclusion", "gcsf_b")])
-    found = findings_of(kb, "boundary/window")
-    assert bool(found) is apart
-    if apart:
-        assert set(found[0].witness.cases[0].expected.values()) == {"fail", "pass"}  # one dose, two answers
-
-
-@pytest.mark.parametrize(("word", "unknown"), [("zorbalimab", True), ("cyclophosphamide", False)])
-def test_vocabulary_a_drug_the_lists_do_not_know(tmp_path: Path, word: str, unknown: bool) -> None:
-    kb = rule_set(tmp_path, PLATELETS_100, [criterion("A1", "inclusion", "plt_high", f"No {word} within 4 weeks")])
-    found = findings_of(kb, "vocabulary")
-    assert [f.witness.detail["term"] for f in found] == ([word] if unknown else [])
-
+from tests.review_rules import findings_of
 
 # ---- the real encoding -------------------------------------------------------------------------
 
