@@ -32,6 +32,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/repair.py
+	$(BIN)/python benchmarks/review.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
