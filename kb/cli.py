@@ -23,6 +23,7 @@ from kb.factbase import build_facts
 from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
 from kb.mutation import run_mutation_check
 from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
+from kb.questions import Clarification, parse_question
 from kb.render import assessment_text, coverage_text, repair_text, trace_dot, trace_text
 from kb.repairs import find_repairs
 from kb.review.impact import population_impact
@@ -48,6 +49,8 @@ EXAMPLES = {
     "         remove:ITEM, assume:ID=VALUE",
     "repair": "example:\n  kb repair P062          (the smallest changes that make P062 eligible, and from when)\n"
     "  kb repair P064 --max 2 --json",
+    "ask": 'example:\n  kb ask "why is P11 not eligible?"\n  kb ask "what if p2\'s platelets were 80"\n'
+    '  kb ask "what would make P062 eligible"\n  kb ask "explain the steroid rule"',
     "review": "example:\n  kb review                 (findings and the impact on the vignettes)\n"
     "  kb review --format md > review.md\n"
     "  kb review --assume ge4_7_window_days=28 --json   (impact under another reading too)",
@@ -147,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     repair = command("repair", "The minimal changes that make a patient eligible, each confirmed by the engine.")
     repair.add_argument("patient")
     repair.add_argument("--max", type=int, default=5, metavar="N", help="at most N repairs (default 5)")
+    ask = command("ask", "Ask a question in your own words (the chat's parser, deterministic, offline).")
+    ask.add_argument("question")
     command("review", "Review the protocol: contradictory, dead and redundant rules, each with a witness.")
     coverage = command(
         "coverage", "Every protocol item of section 2: its criterion, rules and the vignettes that exercise it."
@@ -187,6 +192,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     if args.command == "review":
         return _review(args, kb, dataset, assumptions)
+    if args.command == "ask":
+        return _ask(args, kb, dataset, assumptions)
     if args.command == "patients":
         return _patients(args, kb, dataset, assumptions)
     patient = dataset.patient(args.patient)
@@ -395,6 +402,71 @@ def _whatif(args: argparse.Namespace, kb: KnowledgeBase, patient: Patient, assum
     still = [r.id for r in after.blocking]
     if still:
         _emit(f"still blocking: {', '.join(still)}")
+    return 0
+
+
+HELP = (
+    "I can answer, for one patient: is P003 eligible? · which criteria block P011? · why is P059 excluded "
+    "by GE4.2? · what would make P062 eligible? · until when is P004 eligible? · what if P002's platelets "
+    "were 80? · what if we enrol P006 on 2027-01-12? · what data are missing for P010?\n"
+    "and about the protocol: explain criterion GE4.7 · review the protocol · which patients are eligible?"
+)
+
+
+def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
+    """One question in free wording, answered by the command it means (what was understood first)."""
+    question = parse_question(args.question, kb, sorted(dataset.patients), None, args.as_of or date.today())
+    if isinstance(question, Clarification):
+        _emit(question.prompt + "".join(f"\n  - {option}" for option in question.options))
+        return 0
+    if args.format != "json":
+        _emit(question.understood() + "".join(f" ({note})" for note in question.notes))
+    sub = argparse.Namespace(**{**vars(args), "patient": question.patient, "criterion": question.criterion})
+    intent = question.intent
+    if intent == "help":
+        _emit(HELP)
+        return 0
+    if intent == "review":
+        return _review(sub, kb, dataset, assumptions)
+    if intent == "criterion":
+        return _criteria(argparse.Namespace(**{**vars(sub), "assumptions": False}), kb)
+    if intent == "screen":
+        return _screen(sub, kb, dataset, assumptions)
+    patient = dataset.patient(str(question.patient))
+    if intent == "whatif":
+        return _whatif(argparse.Namespace(**{**vars(sub), "changes": list(question.changes)}), kb, patient, assumptions)
+    if intent in ("repair", "until"):
+        answer = find_repairs(patient, kb, assumptions, args.as_of, 3)
+        if intent == "until" and answer.until is None:
+            _emit(f"{patient.id} is not eligible now ({answer.verdict}); what would make it eligible:")
+        _json(answer.as_dict()) if args.format == "json" else _emit(repair_text(answer))
+        return 0
+    explain = "all" if intent == "why" else "decisive"
+    assessment = assess(patient, kb, assumptions, args.as_of, explain=explain)
+    if intent == "missing":
+        gaps = assessment.to_collect
+        _emit(f"{patient.id}: {assessment.verdict}; {len(gaps)} item(s) to collect" + ("" if gaps else "."))
+        for gap in gaps:
+            _emit(f"  {gap.item}: {gap.detail}")
+        return 0
+    if intent == "check":
+        return _check(sub, assessment, [p for p in dataset.problems if p.patient_id == patient.id])
+    return _why(sub, assessment, kb)
+
+
+def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
+    rows = []
+    for patient in dataset.patients.values():
+        assessment = assess(patient, kb, assumptions, args.as_of, explain="status")
+        rows.append((patient.id, assessment.verdict, [r.id for r in assessment.blocking]))
+    if args.format == "json":
+        _json([{"patient": p, "verdict": v, "blocking": b} for p, v, b in rows])
+        return 0
+    eligible = [p for p, v, _ in rows if v == "eligible"]
+    _emit(f"{len(eligible)} of {len(rows)} eligible: {', '.join(eligible) or 'none'}")
+    for pid, verdict, blocking in rows:
+        if verdict != "eligible":
+            _emit(f"  {pid:<6} {verdict:<11} {', '.join(blocking)}")
     return 0
 
 

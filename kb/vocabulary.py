@@ -52,6 +52,8 @@ class Item:
     #: value (platelets, creatinine); disease measures and infection markers are the patient's
     #: condition, never a value to change (a missing one is still collected)
     modifiable: bool = False
+    #: other names a user may type (plt, hb, EF), for the question parser
+    synonyms: tuple[str, ...] = ()
 
     @property
     def quantitative(self) -> bool:
@@ -187,6 +189,7 @@ def load_vocabulary() -> Vocabulary:
             alternate_unit=tuple(row["alternate_unit"].split("=", 1)) if row["alternate_unit"] else None,  # type: ignore[arg-type]
             window=row.get("window") or "lookback",
             modifiable=row.get("modifiable") == "yes",
+            synonyms=_split(row.get("synonyms") or ""),
         )
         items[item.name] = item
         for code in item.loinc:

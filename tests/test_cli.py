@@ -156,3 +156,24 @@ def test_python_dash_m_kb_runs() -> None:
         timeout=120,
     )
     assert done.returncode == 0 and done.stdout.startswith("P005: ELIGIBLE")
+
+
+@pytest.mark.parametrize(
+    ("question", "shown"),
+    [
+        ("why is P11 not eligible?", ["understood: blockers · P011", "GI6 fail", "GE4.3 fail"]),
+        ("what if p2's platelets were 80", ["understood: what-if · P002 · platelets=80", "GI6.3    fail → pass"]),
+        ("what would make P-62 eligble", ["understood: repair · P062", "on or after 2026-12-19"]),
+        ("until when is patient 4 eligible", ["understood: until · P004", "from 2026-11-25: GI2 pass → fail"]),
+        ("what data are missing for P010", ["understood: missing · P010", "hbv_dna: no hbv_dna result"]),
+        ("explain the steroid rule", ["understood: criterion · GE4.7", "deciding predicate: recent_steroid"]),
+        ("who is eligible?", ["understood: screen", "of 64 eligible", "P061   ineligible  GI6.3"]),
+        ("what if platelets were 80", ["Which patient do you mean?", "- what if platelets were 80 (P001)"]),
+        ("tell me a joke", ["I can answer, for one patient"]),
+    ],
+)
+def test_kb_ask_answers_in_free_wording(question: str, shown: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", question]) == 0
+    out = capsys.readouterr().out
+    for text in shown:
+        assert text in out, (text, out[:400])

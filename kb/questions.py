@@ -1,0 +1,297 @@
+"""Questions in free wording, understood deterministically: an intent and its entities.
+
+The chat must work offline and never guess: the intent is the first of an ordered list of
+patterns that matches ("what would make … eligible" is asked before "eligible"), patient ids
+are read from "P-003", "p3" or "patient 3" and resolved to the one id with that number
+(rapidfuzz for a mistyped id), criteria from ids written loosely ("GE 4.7", "sle i2") or
+from the aliases in question_aliases.csv ("the steroid rule"), what-if changes from "<item>
+were <value> [unit]" (items by name, label or synonym, with typos), "enrol on <date>", "stop
+<drug> on <date>" and "<window> were N days|weeks". What was understood is returned with
+the question, so that a misreading shows; what cannot be settled comes back as a
+clarification with the choices, never as a guess. Nothing here is evaluated or executed.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+from rapidfuzz import fuzz, process, utils
+
+from kb.knowledge import KnowledgeBase
+
+__all__ = ["INTENTS", "Clarification", "Question", "parse_question"]
+
+ALIASES_FILE = Path(__file__).parent / "facts" / "vocabulary" / "question_aliases.csv"
+
+#: (intent, pattern), first match wins: the order matters.
+INTENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (intent, re.compile(pattern, re.IGNORECASE))
+    for intent, pattern in (
+        ("help", r"^\s*(help|\?+|what can you (do|answer)|how do i)\b"),
+        ("review", r"contradict|review (the )?protocol|protocol review|dead rules?|redundan|inconsisten"),
+        (
+            "screen",
+            r"which patients|screen(ing)? (the )?(cohort|patients|data ?set)|^\s*screen\b|all patients|who is eligible",
+        ),
+        ("whatif", r"\bwhat if\b|\bsuppose\b|\bimagine\b|\bif (we|the|his|her|their|p)\b.*\b(were|was|had|enrol|stop)"),
+        ("until", r"until when|eligible until|how long .*eligible|when .*(lapse|expire|stop being eligible)"),
+        (
+            "repair",
+            r"what would (it take|make)|what (does|do) .* need to|how (can|could) .* (become|be) eligible|"
+            r"make .* eligible|\brepair|when (can|could) .* (be )?(enrol|enroll|included)|earliest",
+        ),
+        ("missing", r"missing|to collect|what data|which data|what (tests|results)|still need"),
+        ("criterion", r"\bexplain\b|show (me )?the rule|what does .* (mean|say)|\brule for\b|definition of"),
+        (
+            "why",
+            r"\bwhy\b.*\b(by|under|on)\b|\bwhy\b.*\b(fail\w*)\b.*\b[a-z]{2,3}[- ]?[ie]?[- ]?\d|why .*\bcriterion\b",
+        ),
+        ("blockers", r"\bblock|why .*(not |in)eligible|why .*(excluded|rejected)|what stops|\breasons?\b|\bfail"),
+        ("check", r"eligib|\bcheck\b|summar|status|verdict|\bok\b|can .* (join|enrol|enroll)"),
+    )
+)
+NEEDS_PATIENT = frozenset({"check", "blockers", "why", "repair", "until", "whatif", "missing"})
+_ID = re.compile(r"\b(?:patient|pt)\s*#?\s*p?[-\s]?0*(\d{1,4})\b|\bp[-\s#]?0*(\d{1,4})\b", re.IGNORECASE)
+_CRITERION = re.compile(
+    r"\b(def[-\s]?(?:aps[-\s]?)?(?:rr|caps)|consent|cohort|(?:sle|pss|ssc|iim|aav|aps|x)[-\s]?[ie][-\s]?\d{1,2}|"
+    r"g[ie][-\s]?\d{1,2}(?:\s*\.\s*\d)?)\b",
+    re.IGNORECASE,
+)
+_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+_NUMBER = re.compile(
+    r"(?<![\w.-])(\d+(?:\.\d+)?)(?:\s*(x\s?10\^?9/l|×10\^9/l|g/dl|g/l|mg/dl|µmol/l|umol/l|%|mmhg|u/l))?", re.I
+)
+_FILLER = frozenset(
+    [
+        "what",
+        "if",
+        "the",
+        "his",
+        "her",
+        "their",
+        "were",
+        "was",
+        "had",
+        "is",
+        "are",
+        "of",
+        "at",
+        "to",
+        "a",
+        "an",
+        "and",
+        "p",
+        "patient",
+        "s",
+        "'s",
+        "count",
+        "level",
+        "value",
+        "be",
+        "would",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    intent: str
+    text: str
+    patient: str | None = None
+    criterion: str | None = None
+    changes: tuple[str, ...] = ()  # kb.whatif change texts
+    notes: tuple[str, ...] = ()  # what was assumed while reading (a default date …)
+
+    def understood(self) -> str:
+        parts = [self.intent.replace("whatif", "what-if")]
+        parts += [p for p in (self.patient, self.criterion) if p]
+        parts += list(self.changes)
+        return "understood: " + " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Clarification:
+    text: str
+    prompt: str
+    options: tuple[str, ...] = field(default_factory=tuple)  # questions to pick from, rewritten
+
+
+@lru_cache(maxsize=1)
+def _aliases() -> tuple[tuple[str, str, str], ...]:
+    with ALIASES_FILE.open(encoding="utf-8") as fh:
+        rows = [(r["alias"].casefold(), r["kind"], r["target"]) for r in csv.DictReader(fh)]
+    return tuple(sorted(rows, key=lambda r: -len(r[0])))  # the longest alias first
+
+
+def parse_question(
+    text: str,
+    kb: KnowledgeBase,
+    patient_ids: list[str] | tuple[str, ...],
+    current_patient: str | None = None,
+    today: date | None = None,
+) -> Question | Clarification:
+    """The question understood, or a clarification to ask back."""
+    cleaned = " ".join(text.split())
+    corrected = _corrected(cleaned)
+    intent = next((name for name, pattern in INTENTS if pattern.search(corrected)), "help")
+    patient = _patient(cleaned, patient_ids)
+    if isinstance(patient, Clarification):
+        return patient
+    patient = patient or current_patient
+    if intent in NEEDS_PATIENT and patient is None:
+        examples = tuple(f"{cleaned} ({pid})" for pid in list(patient_ids)[:3])
+        return Clarification(cleaned, "Which patient do you mean? Name one, e.g. P003.", examples)
+    criterion = _criterion(cleaned, kb, intent) if intent in ("why", "criterion") else None
+    if intent == "why" and criterion is None:
+        intent = "blockers"
+    if intent == "criterion" and criterion is None:
+        return Clarification(cleaned, "Which criterion? Give its id (GE4.7) or its subject (the steroid rule).")
+    changes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    if intent == "whatif":
+        found = _changes(cleaned, kb, today)
+        if isinstance(found, Clarification):
+            return found
+        changes, notes = found
+        if not changes:
+            return Clarification(
+                cleaned,
+                "What should change? For instance: platelets were 80, enrol on 2027-01-12, "
+                "the steroid window were 4 weeks, stop rituximab on 2026-10-01.",
+            )
+    return Question(intent, cleaned, patient, criterion, changes, notes)
+
+
+#: The words the intent patterns hang on, to correct a typo before matching.
+_KEYWORDS = (
+    "eligible", "ineligible", "eligibility", "block", "blocks", "blocked", "blocking", "excluded", "missing",
+    "collect", "until", "explain", "contradict", "review", "protocol", "screen", "patients", "summarise",
+    "summarize", "check", "enrolled", "enrol", "repair", "criterion", "definition", "redundant", "results",
+)  # fmt: skip
+
+
+def _corrected(text: str) -> str:
+    """The question with each long word that is a near miss of a keyword replaced by it."""
+
+    def fix(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if len(word) < 5 or word.casefold() in _KEYWORDS:
+            return word
+        best = process.extractOne(word.casefold(), _KEYWORDS, scorer=fuzz.ratio, score_cutoff=80)
+        return str(best[0]) if best else word
+
+    return re.sub(r"[A-Za-z]+", fix, text)
+
+
+def _patient(text: str, ids: list[str] | tuple[str, ...]) -> str | Clarification | None:
+    numbers = {m.group(1) or m.group(2) for m in _ID.finditer(text) if not _inside_date(text, m.start())}
+    if not numbers:
+        return None
+    found: set[str] = set()
+    for number in numbers:
+        same = [pid for pid in ids if re.sub(r"\D", "", pid).lstrip("0") == number.lstrip("0")]
+        if not same:
+            best = process.extractOne(f"P{number}", list(ids), scorer=fuzz.ratio, processor=utils.default_process)
+            if best is None or best[1] < 75:
+                return Clarification(text, f"There is no patient {number}; which patient do you mean?", tuple(ids[:5]))
+            same = [best[0]]
+        found.update(same)
+    if len(found) > 1:
+        return Clarification(text, "Which of these patients do you mean?", tuple(sorted(found)))
+    return found.pop()
+
+
+def _inside_date(text: str, position: int) -> bool:
+    return any(m.start() <= position < m.end() for m in _DATE.finditer(text))
+
+
+def _criterion(text: str, kb: KnowledgeBase, intent: str) -> str | None:
+    ids = {c.id.upper().replace("-", ""): c.id for c in kb.criteria}
+    for match in _CRITERION.finditer(text):
+        key = re.sub(r"[\s-]", "", match.group(1)).upper()
+        if key in ids:
+            return ids[key]
+    if intent not in ("criterion", "why"):
+        return None
+    lowered = text.casefold()
+    for alias, kind, target in _aliases():
+        if kind == "criterion" and re.search(rf"\b{re.escape(alias)}", lowered):
+            return target
+    return None
+
+
+def _items(kb: KnowledgeBase) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for item in kb.vocabulary.items.values():
+        if "." in item.name:
+            continue  # instrument items are recorded, not asked about
+        for alias in (item.name, item.name.replace("_", " "), item.label, *item.synonyms):
+            names.setdefault(alias.casefold(), item.name)
+    return names
+
+
+def _changes(
+    text: str, kb: KnowledgeBase, today: date | None
+) -> tuple[tuple[str, ...], tuple[str, ...]] | Clarification:
+    lowered = text.casefold()
+    changes: list[str] = []
+    notes: list[str] = []
+    consumed: list[tuple[int, int]] = []
+    for stop in re.finditer(r"\bstop(?:ped|ping|s)?\s+([a-z][\w-]*)(?:\s+on)?(?:\s+(\d{4}-\d{2}-\d{2}))?", lowered):
+        when = stop.group(2)
+        if when is None:
+            if today is None:
+                return Clarification(text, f"On which day would {stop.group(1)} be stopped? Give a date (YYYY-MM-DD).")
+            when = today.isoformat()
+            notes.append(f"{stop.group(1)} stopped on {when}, the as-of date")
+        changes.append(f"stop:{stop.group(1)}@{when}")
+        consumed.append(stop.span())
+    for match in _DATE.finditer(lowered):
+        if any(start <= match.start() < end for start, end in consumed):
+            continue
+        before = lowered[: match.start()]
+        anchor = next((a for a in ("apheresis", "screening", "enrol") if a in before[-40:]), None)
+        if anchor:
+            changes.append(f"{'enrolment' if anchor == 'enrol' else anchor}={match.group(1)}")
+    window = re.search(r"(\d+)\s*(day|week|month)s?", lowered)
+    if window and re.search(r"window|look-?back|course", lowered):
+        days = int(window.group(1)) * {"day": 1, "week": 7, "month": 30}[window.group(2)]
+        assumption = next(
+            (target for alias, kind, target in _aliases() if kind == "assumption" and alias in lowered), None
+        )
+        if assumption is None:
+            choices = tuple(sorted({t for _, k, t in _aliases() if k == "assumption"}))
+            return Clarification(text, "Which window do you mean?", choices)
+        changes.append(f"assume:{assumption}={days}")
+        return tuple(changes), tuple(notes)
+    names = _items(kb)
+    for match in _NUMBER.finditer(lowered):
+        if _inside_date(lowered, match.start()) or re.match(
+            r"p[-\s#]?$", lowered[max(0, match.start() - 2) : match.start()]
+        ):
+            continue
+        words = [w for w in re.findall(r"[a-z][a-z0-9_/-]*", lowered[: match.start()])[-4:] if w not in _FILLER]
+        item = _item(words, names)
+        if item is None:
+            continue
+        unit = f" {text[match.start(2) : match.end(2)]}" if match.group(2) else ""
+        changes.append(f"{item}={match.group(1)}{unit}")
+    return tuple(changes), tuple(notes)
+
+
+def _item(words: list[str], names: dict[str, str]) -> str | None:
+    """The item the last words before a number name (two words first: 'ejection fraction')."""
+    for size in (3, 2, 1):
+        if len(words) >= size:
+            phrase = " ".join(words[-size:])
+            if phrase in names:
+                return names[phrase]
+    if not words:
+        return None
+    best = process.extractOne(words[-1], list(names), scorer=fuzz.ratio, score_cutoff=80)
+    return names[best[0]] if best else None

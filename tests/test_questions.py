@@ -1,0 +1,123 @@
+"""The question parser: every intent in several wordings (a typo, a loose id), what-if
+changes in the forms kb whatif takes, and a clarification instead of a guess."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from kb.knowledge import KnowledgeBase
+from kb.patients import Dataset
+from kb.questions import Clarification, Question, parse_question
+from kb.whatif import parse_change
+
+AS_OF = date(2026, 11, 24)
+
+
+def ask(kb: KnowledgeBase, demo: Dataset, text: str, current: str | None = None) -> Question | Clarification:
+    return parse_question(text, kb, sorted(demo.patients), current, AS_OF)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "patient", "criterion"),
+    [
+        ("is P003 eligible?", "check", "P003", None),
+        ("check p3", "check", "P003", None),
+        ("summarise patient 3", "check", "P003", None),
+        ("is P-003 elgible", "check", "P003", None),  # typo, loose id
+        ("which criteria block P-011?", "blockers", "P011", None),
+        ("why is P11 not eligible", "blockers", "P011", None),
+        ("what blcoks patient 11", "blockers", "P011", None),  # typo
+        ("why is P059 excluded by GE4.2", "why", "P059", "GE4.2"),
+        ("why does p59 fail ge 4.2", "why", "P059", "GE4.2"),
+        ("why is patient 59 blocked by the live vaccine rule", "why", "P059", "GE4.2"),
+        ("what would make P062 eligible?", "repair", "P062", None),
+        ("when could P-59 be enrolled", "repair", "P059", None),
+        ("what would it take for p0062 to be eligble", "repair", "P062", None),
+        ("until when is P004 eligible", "until", "P004", None),
+        ("how long does p23 stay eligible", "until", "P023", None),
+        ("eligible untill when, patient 4?", "until", "P004", None),  # typo
+        ("what data are missing for P010", "missing", "P010", None),
+        ("what is still to collect for p10", "missing", "P010", None),
+        ("which results are mising for patient 10", "missing", "P010", None),
+        ("explain criterion GE4.7", "criterion", None, "GE4.7"),
+        ("show the rule for SLE-I2", "criterion", None, "SLE-I2"),
+        ("explain the steroid rule", "criterion", None, "GE4.7"),
+        ("explain ge 4.7", "criterion", None, "GE4.7"),
+        ("which rules contradict each other", "review", None, None),
+        ("review the protocol", "review", None, None),
+        ("any redundant or dead rules?", "review", None, None),
+        ("which patients are eligible", "screen", None, None),
+        ("screen the cohort", "screen", None, None),
+        ("who is eligible?", "screen", None, None),
+        ("help", "help", None, None),
+        ("what can you do", "help", None, None),
+        ("tell me a joke", "help", None, None),
+    ],
+)
+def test_intents_and_entities(
+    kb: KnowledgeBase, demo: Dataset, text: str, intent: str, patient: str | None, criterion: str | None
+) -> None:
+    question = ask(kb, demo, text)
+    assert isinstance(question, Question), question
+    assert (question.intent, question.patient, question.criterion) == (intent, patient, criterion)
+
+
+@pytest.mark.parametrize(
+    ("text", "changes"),
+    [
+        ("what if P002's platelets were 80", ("platelets=80",)),
+        ("what if p2 had plt 80", ("platelets=80",)),
+        ("what if P002's plateletes were 80", ("platelets=80",)),  # typo
+        ("what if P002 had haemoglobin 9.5 g/dL", ("hemoglobin=9.5 g/dL",)),
+        ("what if P002 had platelets 80 and an ANC of 1.2", ("platelets=80", "anc=1.2")),
+        ("what if we enrol P006 on 2027-01-12", ("enrolment=2027-01-12",)),
+        ("suppose patient 6 were enrolled 2027-01-12", ("enrolment=2027-01-12",)),
+        ("what if the steroid window were 4 weeks for P017", ("assume:ge4_7_window_days=28",)),
+        ("what if P017's 4-day window were 28 days", ("assume:ge4_7_window_days=28",)),
+        ("suppose P011 stopped rituximab on 2026-10-01", ("stop:rituximab@2026-10-01",)),
+        ("what if P060 stops tacrolimus", ("stop:tacrolimus@2026-11-24",)),  # the as-of date, noted
+    ],
+)
+def test_what_if_changes_in_kb_whatif_forms(
+    kb: KnowledgeBase, demo: Dataset, text: str, changes: tuple[str, ...]
+) -> None:
+    question = ask(kb, demo, text)
+    assert isinstance(question, Question) and question.intent == "whatif"
+    assert question.changes == changes
+    for change in question.changes:  # each is a change kb whatif understands
+        parse_change(change, kb.vocabulary)
+    assert question.understood().startswith("understood: what-if · ")
+
+
+def test_the_current_patient_is_used_when_none_is_named(kb: KnowledgeBase, demo: Dataset) -> None:
+    question = ask(kb, demo, "what if platelets were 80", current="P061")
+    assert isinstance(question, Question) and (question.patient, question.changes) == ("P061", ("platelets=80",))
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt"),
+    [
+        ("what if platelets were 80", "Which patient"),  # no patient named, none selected
+        ("is P999 eligible", "no patient 999"),
+        ("is P3 or P4 eligible?", "Which of these patients"),
+        ("what if P002 were different", "What should change"),
+        ("explain the rule", "Which criterion"),
+        ("what if the window were 10 days for P002", "Which window"),
+    ],
+)
+def test_an_ambiguous_question_gets_a_clarifying_choice(
+    kb: KnowledgeBase, demo: Dataset, text: str, prompt: str
+) -> None:
+    answer = ask(kb, demo, text)
+    assert isinstance(answer, Clarification) and prompt in answer.prompt
+    if "patients" in answer.prompt:
+        assert answer.options == ("P003", "P004")
+
+
+def test_nothing_in_a_question_is_executed(kb: KnowledgeBase, demo: Dataset) -> None:
+    question = ask(kb, demo, "what if P002's platelets were __import__('os').system('echo hi')")
+    assert isinstance(question, Clarification | Question)
+    if isinstance(question, Question):
+        assert all("import" not in c for c in question.changes)
