@@ -20,8 +20,8 @@ run: $(STAMP)
 		--server.headless true --browser.gatherUsageStats false
 
 lint: $(STAMP)
-	$(BIN)/ruff check kb tests app.py benchmarks
-	$(BIN)/ruff format --check kb tests app.py benchmarks
+	$(BIN)/ruff check kb tests app.py ui benchmarks
+	$(BIN)/ruff format --check kb tests app.py ui benchmarks
 	$(BIN)/mypy kb
 	$(BIN)/kb lint
 

@@ -56,7 +56,9 @@ INTENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 NEEDS_PATIENT = frozenset({"check", "blockers", "why", "repair", "until", "whatif", "missing"})
-_ID = re.compile(r"\b(?:patient|pt)\s*#?\s*p?[-\s]?0*(\d{1,4})\b|\bp[-\s#]?0*(\d{1,4})\b", re.IGNORECASE)
+_ID = re.compile(
+    r"\b(?:patient|pt)\s*#?\s*p?[-\s]?0*(\d{1,4})(?='?s\b|\b)|\bp[-\s#]?0*(\d{1,4})(?='?s\b|\b)", re.IGNORECASE
+)
 _CRITERION = re.compile(
     r"\b(def[-\s]?(?:aps[-\s]?)?(?:rr|caps)|consent|cohort|(?:sle|pss|ssc|iim|aav|aps|x)[-\s]?[ie][-\s]?\d{1,2}|"
     r"g[ie][-\s]?\d{1,2}(?:\s*\.\s*\d)?)\b",
@@ -142,7 +144,8 @@ def parse_question(
     patient = _patient(cleaned, patient_ids)
     if isinstance(patient, Clarification):
         return patient
-    patient = patient or current_patient
+    if intent in (*NEEDS_PATIENT, "help"):  # the selected patient, for questions about one
+        patient = patient or current_patient
     if intent in NEEDS_PATIENT and patient is None:
         examples = tuple(f"{cleaned} ({pid})" for pid in list(patient_ids)[:3])
         return Clarification(cleaned, "Which patient do you mean? Name one, e.g. P003.", examples)

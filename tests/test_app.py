@@ -12,7 +12,8 @@ APP = str(ROOT / "app.py")
 
 @pytest.fixture
 def app() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=60).run()
+    """The patient page (the app opens on the chat)."""
+    return AppTest.from_file(APP, default_timeout=60).run().switch_page("ui/patient.py").run()
 
 
 def test_the_page_shows_the_first_demo_patient(app: AppTest) -> None:

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 def test_pick_a_patient_and_see_the_blocking_criterion_with_its_proof(app_url: str, browser: Any) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(app_url, wait_until="domcontentloaded")
+    page.goto(f"{app_url}/patient", wait_until="domcontentloaded")  # the app opens on the chat
     expect(page.get_by_test_id("stAlert").first).to_contain_text("P001: Eligible via sle", timeout=60000)
     page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
     page.get_by_role("option").filter(has_text="P002").click()
@@ -19,4 +19,21 @@ def test_pick_a_patient_and_see_the_blocking_criterion_with_its_proof(app_url: s
     expect(blocker).to_contain_text("3. Platelets ≥50×10\\^9/L;")
     proof = blocker.get_by_test_id("stGraphVizChart").locator("svg").first  # the proof tree, drawn by Graphviz
     expect(proof).to_contain_text("platelets 49", timeout=30000)
+    page.close()
+
+
+def test_ask_in_the_chat_and_open_the_proof(app_url: str, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url, wait_until="domcontentloaded")
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("why is p11 not eligible?")
+    box.press("Enter")
+    expect(page.get_by_text("understood: blockers · P011")).to_be_visible(timeout=60000)
+    blocker = page.get_by_test_id("stExpander").filter(has_text="GE4.3 — fail").first
+    blocker.click()
+    expect(blocker.get_by_test_id("stGraphVizChart").locator("svg").first).to_contain_text("rituximab", timeout=30000)
+    box.fill("what if p2's platelets were 80")
+    box.press("Enter")
+    expect(page.get_by_text("understood: what-if · P002 · platelets=80")).to_be_visible(timeout=60000)
+    expect(page.get_by_text("P002: ineligible → ineligible")).to_be_visible()
     page.close()

@@ -1,0 +1,138 @@
+"""Answers to questions in free wording: what the chat shows, computed by the library.
+
+A front end (the Streamlit chat, `kb ask`) hands over the text and the context it has (the
+selected patient, the assumptions, the as-of date); it gets back one `Answer` holding the
+question as understood and the library's own result objects (assessment, repairs, what-if,
+review, …), which it renders. Keeping the whole answer lets a chat show earlier turns with
+their evidence intact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.errors import KbError
+from kb.evaluation import Assessment, CriterionResult, assess
+from kb.knowledge import KnowledgeBase
+from kb.patients import Dataset
+from kb.questions import Clarification, Question, parse_question
+from kb.repairs import RepairAnswer, find_repairs
+from kb.review.reviewer import Review, review
+from kb.whatif import WhatIf, parse_change, what_if
+
+__all__ = ["EXAMPLES", "Answer", "answer"]
+
+#: Example questions, with {p} for the current patient: the help answer offers them.
+EXAMPLES = (
+    "Is {p} eligible?",
+    "Which criteria block {p}?",
+    "What would make {p} eligible?",
+    "Until when is {p} eligible?",
+    "What if {p}'s platelets were 80?",
+    "What data are missing for {p}?",
+    "Explain criterion GE4.7",
+    "Review the protocol",
+    "Which patients are eligible?",
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str  # the question as asked
+    kind: str  # an intent of kb.questions, or clarify | error
+    headline: str  # the answer in one line
+    question: Question | None = None
+    clarification: Clarification | None = None
+    assessment: Assessment | None = None
+    results: tuple[CriterionResult, ...] = ()  # the criteria to show with their evidence
+    repairs: RepairAnswer | None = None
+    whatif: WhatIf | None = None
+    review: Review | None = None
+    rows: tuple[dict[str, str], ...] = ()  # a table (screening, data to collect)
+    details: tuple[str, ...] = ()  # further lines (a criterion's text, notes)
+    options: tuple[str, ...] = field(default_factory=tuple)  # questions offered to click
+
+    @property
+    def understood(self) -> str:
+        return self.question.understood() if self.question else ""
+
+
+def answer(
+    text: str,
+    kb: KnowledgeBase,
+    dataset: Dataset,
+    assumptions: AssumptionSet | None = None,
+    current_patient: str | None = None,
+    as_of: date | None = None,
+    today: date | None = None,
+) -> Answer:
+    """The answer to one question; a user's mistake comes back as an error answer, not raised."""
+    assumptions = assumptions or resolve_assumptions()
+    parsed = parse_question(text, kb, sorted(dataset.patients), current_patient, as_of or today or date.today())
+    if isinstance(parsed, Clarification):
+        return Answer(text, "clarify", parsed.prompt, clarification=parsed, options=parsed.options)
+    try:
+        return _answer(parsed, kb, dataset, assumptions, as_of)
+    except KbError as exc:
+        return Answer(text, "error", str(exc), question=parsed)
+
+
+def _answer(q: Question, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet, as_of: date | None) -> Answer:
+    if q.intent == "help":
+        examples = tuple(e.format(p=q.patient or "P001") for e in EXAMPLES)
+        return Answer(q.text, "help", "I can answer these questions (click one):", q, options=examples)
+    if q.intent == "review":
+        found = review(kb, assumptions, dataset)
+        counts = ", ".join(f"{len(found.of_kind(k))} {k}" for k in dict.fromkeys(f.kind for f in found.findings))
+        return Answer(q.text, "review", f"Protocol review: {counts}", q, review=found)
+    if q.intent == "criterion":
+        crit = kb.criterion(str(q.criterion))
+        assert crit is not None
+        details = (
+            f"Protocol: {crit.record_text or '(lost from the registry record)'}",
+            f"Reading: {crit.text}",
+            f"Deciding predicate: {crit.predicate or '(none: verified by hand)'}",
+        )
+        return Answer(q.text, "criterion", f"{crit.id} ({crit.kind}, {crit.cohort})", q, details=details)
+    if q.intent == "screen":
+        screened: list[dict[str, str]] = []
+        for patient in dataset.patients.values():
+            status = assess(patient, kb, assumptions, as_of, explain="status")
+            blocking = ", ".join(r.id for r in status.blocking)
+            screened.append({"patient": patient.id, "verdict": status.verdict, "blocking": blocking})
+        eligible = [r["patient"] for r in screened if r["verdict"] == "eligible"]
+        return Answer(q.text, "screen", f"{len(eligible)} of {len(screened)} eligible", q, rows=tuple(screened))
+    patient = dataset.patient(str(q.patient))
+    if q.intent == "whatif":
+        changes = [parse_change(c, kb.vocabulary) for c in q.changes]
+        result_whatif = what_if(patient, changes, kb, assumptions, as_of)
+        head = f"{patient.id}: {result_whatif.before.verdict} → {result_whatif.after.verdict}"
+        return Answer(q.text, "whatif", head, q, whatif=result_whatif, details=q.notes)
+    if q.intent in ("repair", "until"):
+        repairs = find_repairs(patient, kb, assumptions, as_of, 3)
+        if repairs.until is not None:
+            head = f"{patient.id} is eligible: {repairs.until.describe()}"
+        elif repairs.repairs:
+            best = repairs.repairs[0]
+            head = f"{patient.id}: {len(repairs.repairs)} repair(s); the cheapest ({best.cost}) from {best.enrolment}"
+        else:
+            head = f"{patient.id}: no repair found" + (
+                f"; ruled out by {', '.join(o.criterion for o in repairs.obstacles)}" if repairs.obstacles else ""
+            )
+        return Answer(q.text, q.intent, head, q, repairs=repairs)
+    explain = "all" if q.intent == "why" else "decisive"
+    assessment = assess(patient, kb, assumptions, as_of, explain=explain)
+    via = f" via {', '.join(assessment.eligible_via)}" if assessment.eligible_via else ""
+    head = f"{patient.id}: {assessment.verdict}{via}"
+    if q.intent == "missing":
+        rows = tuple({"item": g.item, "reason": g.reason, "detail": g.detail} for g in assessment.to_collect)
+        return Answer(q.text, "missing", f"{head}; {len(rows)} item(s) to collect", q, assessment=assessment, rows=rows)
+    if q.intent == "why":
+        result = assessment.result(str(q.criterion))
+        return Answer(
+            q.text, "why", f"{head}; {result.id} {result.status}", q, assessment=assessment, results=(result,)
+        )
+    shown = (*assessment.blocking, *assessment.unknown, *assessment.manual_checks)
+    return Answer(q.text, q.intent, head, q, assessment=assessment, results=shown)

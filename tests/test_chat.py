@@ -1,0 +1,107 @@
+"""The chat page, driven headless with AppTest: every intent in three wordings (one with a
+typo, one with a loose id), the answer's content, and a clarifying choice when unclear."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.support import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+def ask(question: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    app.chat_input(key="ask").set_value(question).run()
+    assert not app.exception
+    return app
+
+
+def shown(app: AppTest) -> str:
+    """Everything the answer shows as text: captions, markdown, tables, expander labels."""
+    parts = [c.value for c in app.caption] + [m.value for m in app.markdown] + [e.label for e in app.expander]
+    parts += [a.value for a in (*app.success, *app.error, *app.warning)]
+    parts += [df.value.to_csv() for df in app.dataframe]
+    parts += [b.label for b in app.button]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # is P eligible / check / summarise
+        ("is P004 eligible?", ["understood: check · P004", "P004: Eligible via aav"]),
+        ("chek patient 4 elgibility", ["understood: check · P004", "P004: eligible"]),
+        ("summarise p-4", ["understood: check · P004"]),
+        # which criteria block P / why is P not eligible
+        ("which criteria block P011?", ["understood: blockers · P011", "GI6.2", "GE4.3 — fail"]),
+        ("why is p11 not eligible", ["understood: blockers · P011", "GE4.3"]),
+        ("what blcoks patient 11", ["understood: blockers · P011", "GI6 — fail"]),
+        # why is P excluded by a criterion
+        ("why is P059 excluded by GE4.2?", ["understood: why · P059 · GE4.2", "P059: ineligible; GE4.2 fail"]),
+        ("why does p59 fail ge 4.2", ["understood: why · P059 · GE4.2", "MMR"]),
+        ("why is patient 59 blocked by the live vaccine rule", ["understood: why · P059 · GE4.2"]),
+        # what would make P eligible / when could P be enrolled
+        ("what would make P062 eligible?", ["understood: repair · P062", "on or after 2026-12-19", "≥ 50 ×10^9/L"]),
+        ("when could p-59 be enrolled", ["understood: repair · P059", "earliest enrolment 2026-12-19"]),
+        ("what would it take for p0060 to be eligble", ["understood: repair · P060", "tacrolimus", "2026-12-03"]),
+        # until when is P eligible
+        ("until when is P004 eligible?", ["understood: until · P004", "eligible until 2026-11-24"]),
+        ("how long does p23 stay eligible", ["understood: until · P023", "eligible until 2026-12-15"]),
+        ("eligible untill when, patient 4?", ["understood: until · P004", "GI2 pass → fail"]),
+        # what if
+        ("what if P002's platelets were 80?", ["understood: what-if · P002 · platelets=80", "GI6.3"]),
+        ("what if we enrol p6 on 2027-01-12", ["understood: what-if · P006 · enrolment=2027-01-12"]),
+        ("what if the steroid window were 4 weeks for P017", ["assume:ge4_7_window_days=28", "GE4.7"]),
+        ("what if P002's plateletes were 80", ["understood: what-if · P002 · platelets=80"]),
+        # missing data
+        ("what data are missing for P010?", ["understood: missing · P010", "hbv_dna", "breastfeeding"]),
+        ("what is still to collect for p10", ["understood: missing · P010", "9 item(s) to collect"]),
+        ("which results are mising for patient 10", ["understood: missing · P010"]),
+        # explain a criterion
+        ("explain criterion GE4.7", ["understood: criterion · GE4.7", "within 4 days before enrollment"]),
+        ("show the rule for SLE-I2", ["understood: criterion · SLE-I2", "Deciding predicate"]),
+        ("explain the steroid rule", ["understood: criterion · GE4.7"]),
+        # the protocol review
+        ("which rules contradict each other?", ["understood: review", "dead rule", "SSC-E6"]),
+        ("review the protocol", ["understood: review", "clotrexate"]),
+        ("any redundant or dead rules?", ["understood: review", "redundancy"]),
+        # screening
+        ("which patients are eligible?", ["understood: screen", "of 64 eligible", "P061"]),
+        ("screen the cohort", ["understood: screen", "P004"]),
+        ("who is eligible?", ["understood: screen"]),
+        # help and anything else
+        ("help", ["understood: help", "What would make P001 eligible?"]),
+        ("what can you do", ["understood: help", "Review the protocol"]),
+        ("tell me a joke", ["understood: help", "Is P001 eligible?"]),
+    ],
+)
+def test_every_intent_answers_with_its_evidence(question: str, expected: list[str]) -> None:
+    text = shown(ask(question))
+    for part in expected:
+        assert part in text, (part, text[:800])
+
+
+def test_an_ambiguous_question_gets_a_clarifying_choice() -> None:
+    app = ask("is P3 or P4 eligible?")
+    assert "Which of these patients do you mean?" in shown(app)
+    choices = [b.label for b in app.button if b.label in ("P003", "P004")]
+    assert choices == ["P003", "P004"]
+
+
+def test_a_clicked_example_is_asked_and_earlier_turns_keep_their_evidence() -> None:
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    app.button(key="opt--1-1").click().run()  # "Which criteria block P001?"
+    app.chat_input(key="ask").set_value("why is P11 not eligible").run()
+    text = shown(app)
+    assert "understood: blockers · P001" in text and "understood: blockers · P011" in text
+    assert "GE4.3 — fail" in text  # the second answer's evidence
+    assert len(app.chat_message) == 4  # two questions, two answers
+
+
+def test_what_ifs_never_reach_the_stored_patient() -> None:
+    app = ask("what if P002's platelets were 80")
+    app.chat_input(key="ask").set_value("is P002 eligible?").run()
+    assert "P002: Ineligible" in shown(app)
+    assert "platelets 49" in shown(app)  # the stored count, not the hypothetical 80

@@ -1,0 +1,1 @@
+"""The Streamlit pages: UI only, every answer comes from the `kb` library."""

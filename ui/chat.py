@@ -1,0 +1,91 @@
+"""Chat page: questions in free wording, each answer kept whole with its evidence.
+
+Every turn's `Answer` object (from `kb.answers`) stays in the session, so earlier turns
+keep their proofs when the page reruns; what-ifs live only in their own answers, never in
+the stored facts, so nothing hypothetical leaks into another turn or another session.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from kb.answers import Answer, answer
+from ui.context import context
+from ui.evidence import criterion_evidence, verdict_box
+
+
+def render(turn: Answer, n: int) -> None:
+    if turn.understood:
+        st.caption(turn.understood)
+    if turn.kind == "error":
+        st.error(turn.headline)
+        return
+    if turn.assessment is not None and turn.kind in ("check", "blockers", "why", "missing"):
+        verdict_box(turn.assessment)
+    st.markdown(f"**{turn.headline}**")
+    for line in turn.details:
+        st.markdown(line)
+    if turn.results:
+        st.dataframe(
+            pd.DataFrame([{"criterion": r.id, "status": r.status, "message": r.message} for r in turn.results]),
+            hide_index=True,
+            width="stretch",
+        )
+        for result in turn.results:
+            criterion_evidence(result, turn.assessment.patient_id if turn.assessment else "")
+    if turn.rows:
+        st.dataframe(pd.DataFrame(list(turn.rows)), hide_index=True, width="stretch")
+    if turn.whatif is not None:
+        changed = turn.whatif.differences
+        st.dataframe(
+            pd.DataFrame(
+                [{"criterion": d.criterion, "before": d.before.status, "after": d.after.status,
+                  "after (why)": d.after.message} for d in changed]
+            ) if changed else pd.DataFrame([{"criterion": "—", "before": "", "after": "no criterion changes status"}]),
+            hide_index=True,
+            width="stretch",
+        )  # fmt: skip
+    if turn.repairs is not None:
+        for k, repair in enumerate(turn.repairs.repairs, 1):
+            st.markdown(f"**Repair {k}** ({repair.cost}; earliest enrolment {repair.enrolment}) → {repair.verdict}")
+            st.dataframe(
+                pd.DataFrame(
+                    [{"change": c.kind, "item": c.item, "from": c.current, "to": c.target,
+                      "criteria": ", ".join(c.criteria)} for c in repair.primary]
+                ),
+                hide_index=True,
+                width="stretch",
+            )  # fmt: skip
+            if repair.until is not None:
+                st.caption(repair.until.describe())
+        for obstacle in turn.repairs.obstacles:
+            st.markdown(f"ruled out by **{obstacle.criterion}**: {obstacle.reason}")
+    if turn.review is not None:
+        for finding in turn.review.findings:
+            st.markdown(f"- **{finding.kind}** ({', '.join(finding.criteria)}): {finding.explanation}")
+    for m, option in enumerate(turn.options):  # asked on the click's own rerun (a callback runs first)
+        st.button(option, key=f"opt-{n}-{m}", on_click=st.session_state.__setitem__, args=("asked", option))
+
+
+def page() -> None:
+    ctx = context()
+    st.header("Ask")
+    st.caption(f"Current patient: {ctx.patient_id} (pick another in the sidebar, or name one in the question)")
+    turns: list[Answer] = st.session_state.setdefault("chat", [])
+    asked = st.chat_input("Ask about a patient or the protocol, e.g. what would make P062 eligible?", key="ask")
+    asked = asked or st.session_state.pop("asked", None)
+    if asked:
+        with st.spinner("Evaluating…"):
+            turns.append(answer(str(asked), ctx.kb, ctx.dataset, ctx.assumptions, ctx.patient_id, ctx.as_of))
+    if not turns:  # a greeting with clickable examples for the current patient, not a turn
+        with st.chat_message("assistant"):
+            render(answer("help", ctx.kb, ctx.dataset, ctx.assumptions, ctx.patient_id, ctx.as_of), -1)
+    for n, turn in enumerate(turns):
+        with st.chat_message("user"):
+            st.markdown(turn.text)
+        with st.chat_message("assistant"):
+            render(turn, n)
+
+
+page()

@@ -1,0 +1,81 @@
+"""What every page shares: the knowledge base, the data set, and the sidebar's choices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import streamlit as st
+
+from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.knowledge import KnowledgeBase, load_knowledge
+from kb.patients import DEMO_DATASET, Dataset, load_dataset
+
+__all__ = ["Context", "context", "demo_dataset", "knowledge", "sidebar"]
+
+
+@st.cache_resource
+def knowledge() -> KnowledgeBase:
+    return load_knowledge()
+
+
+@st.cache_resource
+def demo_dataset() -> Dataset:
+    return load_dataset(DEMO_DATASET)
+
+
+@dataclass(frozen=True)
+class Context:
+    kb: KnowledgeBase
+    dataset: Dataset
+    patient_id: str
+    as_of: date | None
+    overrides: tuple[str, ...]
+
+    @property
+    def assumptions(self) -> AssumptionSet:
+        return resolve_assumptions(list(self.overrides))
+
+
+def sidebar(kb: KnowledgeBase, dataset: Dataset) -> Context:
+    st.sidebar.header("Patient")
+    ids = list(dataset.patients)
+    patient_id = st.sidebar.selectbox(
+        "Demo patient", ids, key="patient", format_func=lambda pid: f"{pid} — {dataset.stories.get(pid, '')[:60]}"
+    )
+    use_date = st.sidebar.checkbox("Evaluate as of another enrolment date", key="use_as_of")
+    as_of = st.sidebar.date_input("Enrolment date", value=date(2026, 11, 24), key="as_of") if use_date else None
+    if st.sidebar.button("Reset what-ifs", key="reset"):
+        st.session_state["chat"] = []
+    st.sidebar.header("Assumptions")
+    overrides = []
+    for assumption in kb.assumptions.values():
+        if assumption.kind == "choice":
+            value = st.sidebar.selectbox(
+                assumption.id,
+                assumption.allowed,
+                index=assumption.allowed.index(str(assumption.default)),
+                help=f"{assumption.resolves}\n\n{assumption.reason}",
+                key=f"a_{assumption.id}",
+            )
+        else:
+            value = st.sidebar.number_input(
+                assumption.id,
+                min_value=assumption.minimum,
+                max_value=assumption.maximum,
+                value=int(assumption.default),
+                step=1,
+                key=f"a_{assumption.id}",
+                help=f"{assumption.resolves}\n\n{assumption.reason}",
+            )
+        if str(value) != str(assumption.default):
+            overrides.append(f"{assumption.id}={value}")
+    chosen = as_of if isinstance(as_of, date) else None
+    return Context(kb, dataset, str(patient_id), chosen, tuple(overrides))
+
+
+def context() -> Context:
+    """The context the entry script stored for this run."""
+    found = st.session_state.get("context")
+    assert isinstance(found, Context)
+    return found
