@@ -26,6 +26,9 @@ def main() -> None:
     pages = [
         st.Page("ui/chat.py", title="Ask", default=True),
         st.Page("ui/patient.py", title="Patient"),
+        st.Page("ui/cohort.py", title="Cohort"),
+        st.Page("ui/review.py", title="Protocol review"),
+        st.Page("ui/training.py", title="Training"),
     ]
     st.navigation(pages).run()
 

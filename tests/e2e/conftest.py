@@ -1,6 +1,6 @@
 """Real-browser tests: the app served by `streamlit run` on loopback, driven in Debian's
 Chromium with Playwright. They run wherever /usr/bin/chromium exists (`.ci/run` installs
-it and sets KB_REQUIRE_BROWSER=1, so that in CI a missing browser fails instead of skipping).
+it and sets KB_REQUIRE_BROWSER=1 (or REQUIRE_E2E=1), so that in CI a missing browser fails instead of skipping).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         import playwright  # noqa: F401
     except ImportError:
         missing = True
-    if missing and os.environ.get("KB_REQUIRE_BROWSER") != "1":
+    if missing and "1" not in (os.environ.get("KB_REQUIRE_BROWSER"), os.environ.get("REQUIRE_E2E")):
         skip = pytest.mark.skip(reason="no /usr/bin/chromium here (apt-get install chromium to run browser tests)")
         for item in items:
             if "e2e" in item.nodeid:

@@ -1,0 +1,47 @@
+"""The cohort, protocol-review and training pages, driven headless with AppTest."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from tests.support import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+def page(path: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=180).run().switch_page(path).run()
+    assert not app.exception
+    return app
+
+
+def test_the_cohort_page_screens_every_patient() -> None:
+    app = page("ui/cohort.py")
+    assert {m.label: m.value for m in app.metric} == {"eligible": "12", "needs data": "12", "ineligible": "40"}
+    grid = app.dataframe[0].value.set_index("patient")
+    assert grid.loc["P061", "verdict"] == "ineligible" and grid.loc["P061", "GI6.3"] == "✗"
+    assert grid.loc["P004", "verdict"] == "eligible"
+    assert app.get("download_button")
+
+
+def test_the_review_page_lists_the_findings_with_their_witnesses() -> None:
+    app = page("ui/review.py")
+    labels = [e.label for e in app.expander]
+    assert labels[0] == "dead rule: SSC-E6, GI6.7" and len(labels) == 8
+    assert not any("NOT confirmed" in label for label in labels)
+    impact = app.dataframe[0].value.set_index("criterion")
+    assert impact.loc["GI6.3", "blocks_alone"] >= 1
+
+
+def test_the_training_page_sets_passing_and_failing_vignettes_side_by_side() -> None:
+    app = page("ui/training.py")
+    text = "\n".join(m.value for m in app.markdown)
+    assert "**P059** Woman with SLE, otherwise eligible, given an MMR vaccine" in text  # fails GE4.2
+    app.selectbox(key="train_criterion").set_value("GI6.3").run()
+    text = "\n".join(m.value for m in app.markdown)
+    assert "**P061** Woman with SLE, otherwise eligible, with platelets 42" in text
+    assert "**P042**" in text  # the first quiz patient (a fixed seed: the same for every trainee)
+    app.radio(key="q0").set_value("ineligible")
+    app.button(key="quiz_answer").click().run()
+    assert app.error[0].value.startswith("Not quite: P042 is eligible")
+    assert app.caption[-1].value == "score: 0 of 1"

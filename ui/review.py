@@ -1,0 +1,40 @@
+"""Protocol review page: the findings with their witnesses, and the population impact."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from kb.review.findings import KINDS
+from kb.review.reviewer import Review, review
+from ui.context import context
+
+
+@st.cache_data(show_spinner=False)
+def _review(overrides: tuple[str, ...]) -> Review:
+    ctx = context()
+    return review(ctx.kb, ctx.assumptions, ctx.dataset)
+
+
+def page() -> None:
+    ctx = context()
+    st.header("Protocol review")
+    with st.spinner("Reviewing the rules (z3, windows probed by the engine, every witness checked)…"):
+        result = _review(ctx.overrides)
+    st.markdown(" · ".join(f"**{len(result.of_kind(kind))}** {kind}" for kind in KINDS))
+    for n, finding in enumerate(result.findings):
+        confirmed = "" if n not in result.unconfirmed else " — witness NOT confirmed"
+        with st.expander(f"{finding.kind}: {', '.join(finding.criteria)}{confirmed}"):
+            st.markdown(finding.explanation)
+            for cid in dict.fromkeys(finding.criteria):
+                crit = ctx.kb.criterion(cid)
+                if crit is not None and crit.record_text:
+                    st.caption(f"{cid}: {crit.record_text}")
+            st.markdown(f"*Witness ({finding.witness.kind}):* {finding.witness.summary}")
+            for case in finding.witness.cases:
+                st.markdown(f"- {case.note}: " + ", ".join(f"{c} {s}" for c, s in case.expected.items()))
+    st.subheader("Population impact (the loaded patients)")
+    st.dataframe(pd.DataFrame([i.as_dict() for i in result.impact]), hide_index=True, width="stretch")
+
+
+page()

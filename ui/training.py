@@ -1,0 +1,67 @@
+"""Training page: a criterion's passing and failing vignettes side by side, and a quiz."""
+
+from __future__ import annotations
+
+import random
+
+import streamlit as st
+
+from kb.assumptions import resolve_assumptions
+from kb.evaluation import assess
+from kb.vignettes import load_vignettes
+from ui.context import context
+
+
+@st.cache_data(show_spinner=False)
+def _statuses() -> dict[str, tuple[str, dict[str, str], str]]:
+    """Each vignette under its own assumptions: verdict, statuses, story."""
+    ctx = context()
+    out = {}
+    for vignette in load_vignettes():
+        result = assess(
+            ctx.dataset.patient(vignette.patient_id),
+            ctx.kb,
+            resolve_assumptions(list(vignette.assume)),
+            explain="status",
+        )
+        statuses = {r.id: r.status for r in result.criteria}
+        out[vignette.patient_id] = (result.verdict, statuses, vignette.story)
+    return out
+
+
+def page() -> None:
+    ctx = context()
+    st.header("Training")
+    statuses = _statuses()
+    ids = [c.id for c in ctx.kb.criteria if c.predicate]
+    chosen = st.selectbox("Criterion", ids, index=ids.index("GE4.2"), key="train_criterion")
+    crit = ctx.kb.criterion(chosen)
+    assert crit is not None
+    st.markdown(f"**{crit.id}** — {crit.record_text or crit.text}")
+    passing, failing = st.columns(2)
+    passing.subheader("Passes")
+    failing.subheader("Fails")
+    for pid, (_, by_id, story) in statuses.items():
+        if by_id.get(chosen) == "pass":
+            passing.markdown(f"- **{pid}** {story}")
+        elif by_id.get(chosen) == "fail":
+            failing.markdown(f"- **{pid}** {story}")
+    st.subheader("Quiz")
+    state = st.session_state.setdefault("quiz", {"asked": 0, "right": 0, "seed": 7})
+    pid = random.Random(state["seed"] + state["asked"]).choice(sorted(statuses))
+    verdict, by_id, story = statuses[pid]
+    st.markdown(f"**{pid}**: {story}")
+    guess = st.radio("Is this patient eligible?", ["eligible", "ineligible", "needs_data"], key=f"q{state['asked']}")
+    if st.button("Answer", key="quiz_answer"):
+        blocking = sorted(c for c, s in by_id.items() if s == "fail")
+        right = guess == verdict
+        state["asked"] += 1
+        state["right"] += int(right)
+        (st.success if right else st.error)(
+            f"{'Right' if right else 'Not quite'}: {pid} is {verdict}"
+            + (f"; failing: {', '.join(blocking)}" if blocking else "")
+        )
+    st.caption(f"score: {state['right']} of {state['asked']}")
+
+
+page()
