@@ -55,3 +55,13 @@ def test_a_myositis_patient_is_capped_until_iim_entry_is_set(app: AppTest) -> No
     app.sidebar.selectbox(key="a_iim_entry").set_value("probable").run()
     assert app.success[0].value.startswith("**P036: Eligible via iim**")
     assert app.dataframe[0].value.set_index("criterion").loc["IIM-I1", "status"] == "pass"
+
+
+def test_the_grid_filters_and_the_report_downloads(app: AppTest) -> None:
+    app.sidebar.selectbox(key="patient").set_value("P062").run()
+    app.multiselect(key="status_filter").set_value(["fail"]).run()
+    table = app.dataframe[0].value
+    assert list(table["criterion"]) == ["GI6.3", "GE4", "GE4.2"] and set(table["status"]) == {"fail"}
+    downloads = [d.proto.label for d in app.get("download_button")]
+    assert downloads == ["Eligibility report (Markdown)", "Eligibility report (HTML)"]
+    assert app.get("arrow_vega_lite_chart") or app.get("vega_lite_chart")  # the timeline

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from kb.errors import KbError
 from kb.evaluation import Assessment, assess
+from kb.patients import Patient
+from kb.report import report_html, report_markdown
 from ui.context import context
 from ui.evidence import ICONS, criterion_evidence, verdict_box
 
@@ -37,7 +42,9 @@ def show_verdict(assessment: Assessment, story: str) -> None:
 def show_criteria(assessment: Assessment) -> None:
     # another cohort's criteria (and the definitions only they use) would bury the answer
     elsewhere = {r.id for r in assessment.elsewhere}
-    shown = [r for r in assessment.criteria if r.id not in elsewhere]
+    statuses = ["fail", "unknown", "manual", "pass", "not_applicable"]
+    wanted = st.multiselect("Show", statuses, default=statuses, key="status_filter")
+    shown = [r for r in assessment.criteria if r.id not in elsewhere and r.status in wanted]
     table = pd.DataFrame(
         [
             {
@@ -60,6 +67,43 @@ def show_criteria(assessment: Assessment) -> None:
         criterion_evidence(result, assessment.patient_id, expanded=result.status == "fail")
 
 
+def show_timeline(patient: Patient, assessment: Assessment) -> None:
+    """Medications, vaccinations, transfusions and results against the reference dates."""
+    enrolment = assessment.reference.enrolment
+    start = enrolment - timedelta(days=120)
+    rows = [
+        {
+            "what": f"{e.kind}: {e.agent or e.name}",
+            "from": max(e.start, start),
+            "to": min(e.end or enrolment, enrolment + timedelta(days=30)),
+        }
+        for e in patient.events
+        if e.kind in ("medication", "vaccination", "transfusion", "cell_therapy") and (e.end or enrolment) >= start
+    ]
+    rows += [
+        {"what": f"result: {o.item}", "from": o.date, "to": o.date}
+        for o in patient.observations
+        if o.date >= start and "." not in o.item
+    ]
+    if not rows:
+        st.caption("nothing recorded in the 120 days before enrolment")
+        return
+    marks = pd.DataFrame(
+        [{"date": d, "reference": k} for k, d in assessment.reference.as_dict().items()]
+        + [
+            {"date": (enrolment - timedelta(days=n)).isoformat(), "reference": f"enrolment − {n} d"}
+            for n in (4, 14, 28)
+        ]
+    )
+    bars = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar(size=8)
+        .encode(x=alt.X("from:T", title=None), x2="to:T", y=alt.Y("what:N", title=None), tooltip=["what", "from", "to"])
+    )
+    rules = alt.Chart(marks).mark_rule(strokeDash=[4, 2]).encode(x="date:T", color="reference:N", tooltip=["reference"])
+    st.altair_chart(bars + rules, width="stretch")
+
+
 def page() -> None:
     ctx = context()
     st.header("Patient")
@@ -69,7 +113,18 @@ def page() -> None:
         st.error(str(exc))
         return
     st.session_state["assessment"] = assessment.as_dict()
-    show_verdict(assessment, ctx.dataset.stories.get(ctx.patient_id, ""))
+    story = ctx.dataset.stories.get(ctx.patient_id, "")
+    show_verdict(assessment, story)
+    left, right = st.columns(2)
+    left.download_button(
+        "Eligibility report (Markdown)", report_markdown(assessment, story), f"{ctx.patient_id}.md", key="report_md"
+    )
+    right.download_button(
+        "Eligibility report (HTML)", report_html(assessment, story), f"{ctx.patient_id}.html", key="report_html"
+    )
+    st.subheader("Timeline")
+    show_timeline(ctx.dataset.patient(ctx.patient_id), assessment)
+    st.subheader("Criteria")
     show_criteria(assessment)
     st.caption("stamp: " + ", ".join(f"{k} {v}" for k, v in assessment.stamp.items()))
 

@@ -1,0 +1,76 @@
+"""The eligibility report for the trial file: the answer, its reasons and its stamp.
+
+An investigator files what the tool said and on what basis: the verdict per cohort, every
+criterion with its status and one-line reason, the data still to collect, the criteria to
+verify by hand, the reference dates, the assumptions in force and the stamp (rules,
+assumptions, facts), so the answer can be reproduced. Markdown for the trial file, HTML
+(escaped, no scripts) for a browser or a printer.
+"""
+
+from __future__ import annotations
+
+import html
+
+from kb.evaluation import Assessment
+
+__all__ = ["report_html", "report_markdown"]
+
+
+def _cells(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def report_markdown(assessment: Assessment, story: str = "") -> str:
+    a = assessment
+    via = f" (via {', '.join(a.eligible_via)})" if a.eligible_via else ""
+    lines = [f"# Eligibility report — {a.patient_id}", "", f"**Verdict: {a.verdict}{via}**", ""]
+    if story:
+        lines += [story, ""]
+    lines += [f"Scope: {a.scope}.", ""]
+    for cohort in a.cohorts:
+        lines.append(
+            f"- cohort {cohort.cohort}: {cohort.verdict}"
+            + (f"; blocking {', '.join(cohort.blocking)}" if cohort.blocking else "")
+            + (f"; unknown {', '.join(cohort.unknown)}" if cohort.unknown else "")
+            + (f" ({cohort.note})" if cohort.note else "")
+        )
+    lines += ["", "Reference dates: " + ", ".join(f"{k} {v}" for k, v in a.reference.as_dict().items()), ""]
+    elsewhere = {r.id for r in a.elsewhere}
+    lines += ["| criterion | kind | status | reason |", "|---|---|---|---|"]
+    lines += [
+        f"| {r.id} | {r.criterion.kind} | {r.status} | {_cells(r.message)} |"
+        for r in a.criteria
+        if r.id not in elsewhere
+    ]
+    if a.to_collect:
+        lines += ["", "## Data to collect", ""] + [f"- {g.item} ({g.reason}): {g.detail}" for g in a.to_collect]
+    if a.manual_checks:
+        lines += ["", "## Verify by hand", ""] + [f"- {r.id}: {r.criterion.text}" for r in a.manual_checks]
+    lines += ["", "## Basis", ""]
+    lines += ["Assumptions: " + ", ".join(f"{k} = {v}" for k, v in a.assumptions.items())]
+    lines += ["", "Stamp: " + ", ".join(f"{k} {v}" for k, v in a.stamp.items())]
+    return "\n".join(lines) + "\n"
+
+
+def report_html(assessment: Assessment, story: str = "") -> str:
+    a = assessment
+    e = html.escape
+    via = f" (via {', '.join(a.eligible_via)})" if a.eligible_via else ""
+    elsewhere = {r.id for r in a.elsewhere}
+    rows = "".join(
+        f"<tr><td>{e(r.id)}</td><td>{e(r.criterion.kind)}</td><td>{e(r.status)}</td><td>{e(r.message)}</td></tr>"
+        for r in a.criteria
+        if r.id not in elsewhere
+    )
+    collect = "".join(f"<li>{e(g.item)} ({e(g.reason)}): {e(g.detail)}</li>" for g in a.to_collect)
+    manual = "".join(f"<li>{e(r.id)}: {e(r.criterion.text)}</li>" for r in a.manual_checks)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Eligibility report {e(a.patient_id)}</title></head>"
+        f"<body><h1>Eligibility report — {e(a.patient_id)}</h1><p><strong>Verdict: {e(a.verdict + via)}</strong></p>"
+        f"<p>{e(story)}</p><p>Reference dates: {e(', '.join(f'{k} {v}' for k, v in a.reference.as_dict().items()))}</p>"
+        f"<table border='1'><tr><th>criterion</th><th>kind</th><th>status</th><th>reason</th></tr>{rows}</table>"
+        + (f"<h2>Data to collect</h2><ul>{collect}</ul>" if collect else "")
+        + (f"<h2>Verify by hand</h2><ul>{manual}</ul>" if manual else "")
+        + f"<h2>Basis</h2><p>Assumptions: {e(', '.join(f'{k} = {v}' for k, v in a.assumptions.items()))}</p>"
+        f"<p>Stamp: {e(', '.join(f'{k} {v}' for k, v in a.stamp.items()))}</p></body></html>"
+    )
