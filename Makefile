@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/repair.py
 	$(BIN)/python benchmarks/review.py
+	$(BIN)/python benchmarks/chat.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TextIO
 
 from kb.errors import KbError, Problem, UnknownPatientError
 from kb.units import UnitError, convert, exact, ucum
@@ -30,6 +32,7 @@ __all__ = [
     "Patient",
     "Source",
     "load_dataset",
+    "load_uploaded",
 ]
 
 DEMO_DATASET = Path(__file__).parent / "facts" / "demo"
@@ -171,19 +174,34 @@ def _suggestion(wanted: str, ids: list[str]) -> str:
 class _Reader:
     """Reads one CSV file, collecting problems instead of raising."""
 
-    def __init__(self, folder: Path, name: str, columns: tuple[str, ...], problems: list[Problem]):
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        columns: tuple[str, ...],
+        problems: list[Problem],
+        uploaded: Mapping[str, bytes] | None = None,
+    ):
         self.name, self.path, self.columns, self.problems = name, folder / name, columns, problems
+        self.uploaded = uploaded  # files held in memory (an upload): never written to disk
         self.missing: set[str] = set()
         self.current_patient: str | None = None
 
     def problem(self, row: int | None, column: str | None, message: str, hint: str = "") -> None:
         self.problems.append(Problem(self.name, row, column, message, hint, self.current_patient))
 
+    def _open(self) -> TextIO | None:
+        if self.uploaded is not None:
+            content = self.uploaded.get(self.name)
+            return None if content is None else io.StringIO(content.decode("utf-8-sig"), newline="")
+        return self.path.open(encoding="utf-8-sig", newline="") if self.path.exists() else None
+
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
-        if not self.path.exists():
-            return
         try:
-            with self.path.open(encoding="utf-8-sig", newline="") as fh:
+            opened = self._open()
+            if opened is None:
+                return
+            with opened as fh:
                 reader = csv.DictReader(fh)
                 header = [h.strip() for h in (reader.fieldnames or [])]
                 reader.fieldnames = header
@@ -230,22 +248,49 @@ def load_dataset(
 ) -> Dataset:
     """Load the file set in `folder`. Raises only if there is no patients.csv at all."""
     folder = Path(folder)
-    vocab = vocabulary or load_vocabulary()
     if not (folder / "patients.csv").exists():
         raise KbError(
             f"{folder}: no patients.csv here (a data set is a folder with patients.csv, "
             "observations.csv, events.csv and attestations.csv)"
         )
-    problems: list[Problem] = []
-    patients = _load_patients(_Reader(folder, "patients.csv", PATIENT_COLUMNS, problems), vocab, today or date.today())
-    _load_observations(_Reader(folder, "observations.csv", OBSERVATION_COLUMNS, problems), patients, vocab)
-    _load_events(_Reader(folder, "events.csv", EVENT_COLUMNS, problems), patients, vocab)
-    _load_attestations(_Reader(folder, "attestations.csv", ATTESTATION_COLUMNS, problems), patients, vocab)
     stories = {}
     if (folder / "stories.csv").exists():
         with (folder / "stories.csv").open(encoding="utf-8", newline="") as fh:
             stories = {r["patient_id"]: r["story"] for r in csv.DictReader(fh) if r.get("patient_id")}
-    return Dataset(folder.name, str(folder), patients, problems, stories)
+    return _load(folder, folder.name, None, vocabulary, today, stories)
+
+
+def load_uploaded(
+    files: Mapping[str, bytes], vocabulary: Vocabulary | None = None, today: date | None = None
+) -> Dataset:
+    """A data set from files held in memory (an upload), by file name; nothing touches the disk."""
+    if "patients.csv" not in files:
+        raise KbError(
+            f"no patients.csv among {', '.join(sorted(files)) or 'the files'} (upload patients.csv, "
+            "observations.csv, events.csv and attestations.csv)"
+        )
+    return _load(Path("upload"), "upload", files, vocabulary, today, {})
+
+
+def _load(
+    folder: Path,
+    name: str,
+    uploaded: Mapping[str, bytes] | None,
+    vocabulary: Vocabulary | None,
+    today: date | None,
+    stories: dict[str, str],
+) -> Dataset:
+    vocab = vocabulary or load_vocabulary()
+    problems: list[Problem] = []
+
+    def reader(file: str, columns: tuple[str, ...]) -> _Reader:
+        return _Reader(folder, file, columns, problems, uploaded)
+
+    patients = _load_patients(reader("patients.csv", PATIENT_COLUMNS), vocab, today or date.today())
+    _load_observations(reader("observations.csv", OBSERVATION_COLUMNS), patients, vocab)
+    _load_events(reader("events.csv", EVENT_COLUMNS), patients, vocab)
+    _load_attestations(reader("attestations.csv", ATTESTATION_COLUMNS), patients, vocab)
+    return Dataset(name, str(folder), patients, problems, stories)
 
 
 class _Rejected(Exception):

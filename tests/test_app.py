@@ -65,3 +65,18 @@ def test_the_grid_filters_and_the_report_downloads(app: AppTest) -> None:
     downloads = [d.proto.label for d in app.get("download_button")]
     assert downloads == ["Eligibility report (Markdown)", "Eligibility report (HTML)"]
     assert app.get("arrow_vega_lite_chart") or app.get("vega_lite_chart")  # the timeline
+
+
+def test_an_uploaded_data_set_replaces_the_demo_for_this_session(app: AppTest, tmp_path: object) -> None:
+    from kb.patients import DEMO_DATASET
+
+    wanted = ("patients.csv", "observations.csv", "events.csv", "attestations.csv")
+    files = []
+    for name in wanted:
+        lines = (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines()
+        keep = [lines[0]] + [line for line in lines[1:] if line.startswith(("P061,", "P062,"))]
+        files.append((name, ("\n".join(keep) + "\n").encode(), "text/csv"))
+    app.sidebar.file_uploader(key="upload").set_value(files).run()
+    assert not app.exception
+    assert app.sidebar.selectbox(key="patient").options == ["P061", "P062"]
+    assert app.error[0].value.startswith("**P061: Ineligible**")

@@ -21,7 +21,7 @@ def test_the_cohort_page_screens_every_patient() -> None:
     grid = app.dataframe[0].value.set_index("patient")
     assert grid.loc["P061", "verdict"] == "ineligible" and grid.loc["P061", "GI6.3"] == "✗"
     assert grid.loc["P004", "verdict"] == "eligible"
-    assert app.get("download_button")
+    assert [d.proto.label for d in app.get("download_button")] == ["Download (CSV)", "Download (Excel)"]
 
 
 def test_the_review_page_lists_the_findings_with_their_witnesses() -> None:

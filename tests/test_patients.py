@@ -187,3 +187,26 @@ def test_unknown_patient_id_suggests_the_nearest(demo: object, asked: str, sugge
 def test_a_folder_without_patients_csv_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(KbError, match=r"no patients\.csv here"):
         load_dataset(tmp_path)
+
+
+def test_an_upload_is_read_from_memory_like_a_folder() -> None:
+    from kb.patients import DEMO_DATASET, load_dataset, load_uploaded
+
+    files = {p.name: p.read_bytes() for p in DEMO_DATASET.glob("*.csv") if p.name != "stories.csv"}
+    uploaded = load_uploaded(files)
+    demo = load_dataset(DEMO_DATASET)
+    assert sorted(uploaded.patients) == sorted(demo.patients)
+    assert uploaded.patients["P061"].observations == demo.patients["P061"].observations
+    assert uploaded.name == "upload"
+
+
+def test_a_broken_upload_names_the_file_and_keeps_the_rest() -> None:
+    from kb.patients import DEMO_DATASET, load_uploaded
+
+    files = {p.name: p.read_bytes() for p in DEMO_DATASET.glob("*.csv") if p.name != "stories.csv"}
+    files["events.csv"] = b"\xff\xfe not text"
+    dataset = load_uploaded(files)
+    assert [str(p) for p in dataset.problems] == ["events.csv: the file is not UTF-8 text (save it as CSV UTF-8)"]
+    assert "P061" in dataset.patients
+    with pytest.raises(KbError, match=r"no patients\.csv among events\.csv"):
+        load_uploaded({"events.csv": b""})

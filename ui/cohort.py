@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 import streamlit as st
 
@@ -12,7 +14,7 @@ _MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "manual": "✎", "not_app
 
 
 @st.cache_data(show_spinner=False)
-def _screen(overrides: tuple[str, ...], as_of: object) -> list[dict[str, str]]:
+def _screen(dataset_key: str, overrides: tuple[str, ...], as_of: object) -> list[dict[str, str]]:
     ctx = context()
     rows = []
     for patient in ctx.dataset.patients.values():
@@ -27,7 +29,7 @@ def page() -> None:
     ctx = context()
     st.header("Cohort")
     with st.spinner(f"Screening {len(ctx.dataset.patients)} patients…"):
-        table = pd.DataFrame(_screen(ctx.overrides, ctx.as_of))
+        table = pd.DataFrame(_screen(ctx.dataset_key, ctx.overrides, ctx.as_of))
     counts = table["verdict"].value_counts()
     columns = st.columns(3)
     for column, verdict in zip(columns, ("eligible", "needs_data", "ineligible"), strict=True):
@@ -45,7 +47,11 @@ def page() -> None:
     for c in criteria:
         shown[c] = shown[c].map(lambda s: _MARK.get(str(s), str(s)))
     st.dataframe(shown, hide_index=True, width="stretch")
-    st.download_button("Download (CSV)", table.to_csv(index=False), "screening.csv", "text/csv", key="csv")
+    left, right = st.columns(2)
+    left.download_button("Download (CSV)", table.to_csv(index=False), "screening.csv", "text/csv", key="csv")
+    workbook = io.BytesIO()
+    table.to_excel(workbook, index=False, sheet_name="screening", engine="openpyxl")
+    right.download_button("Download (Excel)", workbook.getvalue(), "screening.xlsx", key="xlsx")
 
 
 page()

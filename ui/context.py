@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 
 import streamlit as st
 
 from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.errors import KbError
 from kb.knowledge import KnowledgeBase, load_knowledge
-from kb.patients import DEMO_DATASET, Dataset, load_dataset
+from kb.patients import DEMO_DATASET, Dataset, load_dataset, load_uploaded
+from kb.workbook import workbook_files
 
 __all__ = ["Context", "context", "demo_dataset", "knowledge", "sidebar"]
 
@@ -31,17 +34,50 @@ class Context:
     patient_id: str
     as_of: date | None
     overrides: tuple[str, ...]
+    dataset_key: str = "demo"  # which data set (a cache key): "demo" or a digest of the upload
 
     @property
     def assumptions(self) -> AssumptionSet:
         return resolve_assumptions(list(self.overrides))
 
 
+def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
+    """The uploaded data set if there is one (kept in this session's memory only)."""
+    files = st.sidebar.file_uploader(
+        "Or upload a data set: patients.csv, observations.csv, events.csv, attestations.csv, or one Excel "
+        "workbook with those sheets (kept in this session's memory only)",
+        type=["csv", "xlsx"],
+        accept_multiple_files=True,
+        key="upload",
+    )
+    if not files:
+        return dataset, "demo"
+    contents = {f.name: f.getvalue() for f in files}
+    key = hashlib.sha256(b"".join(n.encode() + c for n, c in sorted(contents.items()))).hexdigest()[:16]
+    try:
+        for name in [n for n in contents if n.endswith(".xlsx")]:
+            contents.update(workbook_files(contents.pop(name), name))
+        loaded = load_uploaded(contents)
+    except KbError as exc:
+        st.sidebar.error(str(exc))
+        return dataset, "demo"
+    if loaded.problems:
+        st.sidebar.warning(f"{len(loaded.problems)} row(s) rejected: " + "; ".join(str(p) for p in loaded.problems[:5]))
+    if not loaded.patients:
+        st.sidebar.error("no patient could be read from the upload")
+        return dataset, "demo"
+    return loaded, key
+
+
 def sidebar(kb: KnowledgeBase, dataset: Dataset) -> Context:
     st.sidebar.header("Patient")
+    dataset, dataset_key = _uploaded(dataset)
     ids = list(dataset.patients)
     patient_id = st.sidebar.selectbox(
-        "Demo patient", ids, key="patient", format_func=lambda pid: f"{pid} — {dataset.stories.get(pid, '')[:60]}"
+        "Patient" if dataset_key != "demo" else "Demo patient",
+        ids,
+        key="patient",
+        format_func=lambda pid: f"{pid} — {dataset.stories[pid][:60]}" if pid in dataset.stories else pid,
     )
     use_date = st.sidebar.checkbox("Evaluate as of another enrolment date", key="use_as_of")
     as_of = st.sidebar.date_input("Enrolment date", value=date(2026, 11, 24), key="as_of") if use_date else None
@@ -71,7 +107,7 @@ def sidebar(kb: KnowledgeBase, dataset: Dataset) -> Context:
         if str(value) != str(assumption.default):
             overrides.append(f"{assumption.id}={value}")
     chosen = as_of if isinstance(as_of, date) else None
-    return Context(kb, dataset, str(patient_id), chosen, tuple(overrides))
+    return Context(kb, dataset, str(patient_id), chosen, tuple(overrides), dataset_key)
 
 
 def context() -> Context:

@@ -11,7 +11,7 @@ from ui.context import context
 
 
 @st.cache_data(show_spinner=False)
-def _review(overrides: tuple[str, ...]) -> Review:
+def _review(dataset_key: str, overrides: tuple[str, ...]) -> Review:
     ctx = context()
     return review(ctx.kb, ctx.assumptions, ctx.dataset)
 
@@ -20,7 +20,7 @@ def page() -> None:
     ctx = context()
     st.header("Protocol review")
     with st.spinner("Reviewing the rules (z3, windows probed by the engine, every witness checked)…"):
-        result = _review(ctx.overrides)
+        result = _review(ctx.dataset_key, ctx.overrides)
     st.markdown(" · ".join(f"**{len(result.of_kind(kind))}** {kind}" for kind in KINDS))
     for n, finding in enumerate(result.findings):
         confirmed = "" if n not in result.unconfirmed else " — witness NOT confirmed"

@@ -9,7 +9,7 @@ import streamlit as st
 from kb.assumptions import resolve_assumptions
 from kb.evaluation import assess
 from kb.vignettes import load_vignettes
-from ui.context import context
+from ui.context import context, demo_dataset
 
 
 @st.cache_data(show_spinner=False)
@@ -19,7 +19,7 @@ def _statuses() -> dict[str, tuple[str, dict[str, str], str]]:
     out = {}
     for vignette in load_vignettes():
         result = assess(
-            ctx.dataset.patient(vignette.patient_id),
+            demo_dataset().patient(vignette.patient_id),
             ctx.kb,
             resolve_assumptions(list(vignette.assume)),
             explain="status",
@@ -52,9 +52,11 @@ def page() -> None:
     verdict, by_id, story = statuses[pid]
     st.markdown(f"**{pid}**: {story}")
     guess = st.radio("Is this patient eligible?", ["eligible", "ineligible", "needs_data"], key=f"q{state['asked']}")
+    counted = [c.id for c in ctx.kb.criteria if c.counted]
+    blocker = st.selectbox("Which criterion blocks? (if any)", ["none", *counted], key=f"b{state['asked']}")
     if st.button("Answer", key="quiz_answer"):
-        blocking = sorted(c for c, s in by_id.items() if s == "fail")
-        right = guess == verdict
+        blocking = sorted(c for c, s in by_id.items() if s == "fail" and c in counted)
+        right = guess == verdict and (blocker in blocking if blocking else blocker == "none")
         state["asked"] += 1
         state["right"] += int(right)
         (st.success if right else st.error)(

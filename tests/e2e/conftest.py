@@ -103,3 +103,13 @@ def browser() -> Iterator[object]:
         )
         yield chromium
         chromium.close()
+
+
+#: Where the browser tests leave their screenshots (the README's come from here).
+SHOTS = ROOT / "build" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def shots() -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return SHOTS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
@@ -22,7 +23,7 @@ def test_pick_a_patient_and_see_the_blocking_criterion_with_its_proof(app_url: s
     page.close()
 
 
-def test_ask_in_the_chat_and_open_the_proof(app_url: str, browser: Any) -> None:
+def test_ask_in_the_chat_and_open_the_proof(app_url: str, browser: Any, shots: Path) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(app_url, wait_until="domcontentloaded")
     box = page.get_by_test_id("stChatInputTextArea")
@@ -32,8 +33,51 @@ def test_ask_in_the_chat_and_open_the_proof(app_url: str, browser: Any) -> None:
     blocker = page.get_by_test_id("stExpander").filter(has_text="GE4.3 — fail").first
     blocker.click()
     expect(blocker.get_by_test_id("stGraphVizChart").locator("svg").first).to_contain_text("rituximab", timeout=30000)
+    blocker.screenshot(path=str(shots / "proof.png"))
     box.fill("what if p2's platelets were 80")
     box.press("Enter")
     expect(page.get_by_text("understood: what-if · P002 · platelets=80")).to_be_visible(timeout=60000)
     expect(page.get_by_text("P002: ineligible → ineligible")).to_be_visible()
+    page.screenshot(path=str(shots / "chat.png"))
     page.close()
+
+
+def test_switch_an_assumption_in_the_sidebar(app_url: str, browser: Any, shots: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/patient", wait_until="domcontentloaded")
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
+    page.keyboard.type("P017")  # the list is long: filter it by typing
+    page.get_by_role("option").filter(has_text="P017").click()
+    expect(page.get_by_test_id("stAlert").first).to_contain_text("P017: Eligible", timeout=30000)
+    window = page.get_by_role("spinbutton", name="ge4_7_window_days")  # "within 4 days" read as 4 weeks
+    window.fill("28")
+    window.press("Enter")
+    expect(page.get_by_test_id("stAlert").first).to_contain_text("P017: Ineligible", timeout=30000)
+    expect(page.get_by_test_id("stExpander").filter(has_text="GE4.7 — fail").first).to_be_visible()
+    page.screenshot(path=str(shots / "assumption.png"))
+    page.close()
+
+
+def test_two_sessions_never_see_each_others_what_ifs(app_url: str, browser: Any) -> None:
+    first, second = browser.new_context(), browser.new_context()
+    a, b = first.new_page(), second.new_page()
+    for page in (a, b):
+        page.goto(app_url, wait_until="domcontentloaded")
+        expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=60000)
+    ask(a, "what if P002's platelets were 80")
+    ask(b, "is P002 eligible?")
+    expect(a.get_by_text("understood: what-if · P002 · platelets=80")).to_be_visible(timeout=60000)
+    expect(b.get_by_text("understood: check · P002")).to_be_visible(timeout=60000)
+    expect(b.get_by_test_id("stExpander").filter(has_text="GI6.3 — fail").first).to_contain_text("platelets 49")
+    expect(b.get_by_text("platelets=80")).to_have_count(0)  # the other session's hypothetical
+    ask(a, "is P002 eligible?")
+    expect(a.get_by_text("understood: check · P002")).to_be_visible(timeout=60000)
+    expect(a.get_by_test_id("stExpander").filter(has_text="GI6.3 — fail").first).to_contain_text("platelets 49")
+    first.close()
+    second.close()
+
+
+def ask(page: Any, question: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(question)
+    box.press("Enter")
