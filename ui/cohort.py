@@ -1,49 +1,66 @@
-"""Cohort page: screen the loaded patients, the attrition by criterion, and a heatmap."""
+"""Cohort page: screen the loaded patients, the attrition funnel, and a patients × criteria heatmap."""
 
 from __future__ import annotations
 
 import io
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb.evaluation import Assessment, assess
+from kb.screening import ScreenRow, funnel, screen
 from ui.context import context
 
 _MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "manual": "✎", "not_applicable": ""}
+_COLOURS = {
+    "pass": "#4c9a2a",
+    "fail": "#c0392b",
+    "unknown": "#e69f00",
+    "manual": "#8e8e8e",
+    "not_applicable": "#f4f4f4",
+}
 
 
 @st.cache_data(show_spinner=False)
-def _screen(dataset_key: str, overrides: tuple[str, ...], as_of: object) -> list[dict[str, str]]:
+def _screen(dataset_key: str, overrides: tuple[str, ...], as_of: object) -> list[ScreenRow]:
     ctx = context()
-    rows = []
-    for patient in ctx.dataset.patients.values():
-        result: Assessment = assess(patient, ctx.kb, ctx.assumptions, ctx.as_of, explain="status")
-        row = {"patient": patient.id, "verdict": result.verdict, "cohorts": ", ".join(c.cohort for c in result.cohorts)}
-        row.update({r.id: r.status for r in result.criteria if r.criterion.counted})
-        rows.append(row)
-    return rows
+    return screen(ctx.kb, ctx.dataset, ctx.assumptions, ctx.as_of)
 
 
 def page() -> None:
     ctx = context()
     st.header("Cohort")
     with st.spinner(f"Screening {len(ctx.dataset.patients)} patients…"):
-        table = pd.DataFrame(_screen(ctx.dataset_key, ctx.overrides, ctx.as_of))
+        rows = _screen(ctx.dataset_key, ctx.overrides, ctx.as_of)
+    table = pd.DataFrame(
+        [{"patient": r.patient, "verdict": r.verdict, "cohorts": ", ".join(r.cohorts), **r.statuses} for r in rows]
+    )
     counts = table["verdict"].value_counts()
     columns = st.columns(3)
     for column, verdict in zip(columns, ("eligible", "needs_data", "ineligible"), strict=True):
         column.metric(verdict.replace("_", " "), int(counts.get(verdict, 0)))
-    criteria = [c for c in table.columns if c not in ("patient", "verdict", "cohorts")]
-    attrition = (
-        pd.DataFrame({"criterion": criteria, "fail": [int((table[c] == "fail").sum()) for c in criteria]})
-        .query("fail > 0")
-        .sort_values("fail", ascending=False)
+    st.subheader("Attrition funnel")
+    stages = pd.DataFrame([{"stage": f"{n + 1}. {name}", "patients": k} for n, (name, k) in enumerate(funnel(rows))])
+    st.altair_chart(
+        alt.Chart(stages).mark_bar().encode(x="patients:Q", y=alt.Y("stage:N", sort=None, title=None)),
+        width="stretch",
     )
-    st.subheader("Attrition: patients each criterion fails")
-    st.bar_chart(attrition, x="criterion", y="fail")
+    st.dataframe(stages, hide_index=True)
     st.subheader("Patients × criteria")
-    shown = table[["patient", "verdict", "cohorts", *criteria]].copy()
+    criteria = [c for c in table.columns if c not in ("patient", "verdict", "cohorts")]
+    cells = table.melt(id_vars=["patient"], value_vars=criteria, var_name="criterion", value_name="status")
+    heat = (
+        alt.Chart(cells)
+        .mark_rect()
+        .encode(
+            x=alt.X("criterion:N", sort=criteria),
+            y=alt.Y("patient:N"),
+            color=alt.Color("status:N", scale=alt.Scale(domain=list(_COLOURS), range=list(_COLOURS.values()))),
+            tooltip=["patient", "criterion", "status"],
+        )
+    )
+    st.altair_chart(heat, width="stretch")
+    shown = table.copy()
     for c in criteria:
         shown[c] = shown[c].map(lambda s: _MARK.get(str(s), str(s)))
     st.dataframe(shown, hide_index=True, width="stretch")
