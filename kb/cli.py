@@ -7,6 +7,7 @@ Exit codes: 0 answered, 1 the answer is a failure the user asked about (lint err
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from kb.repairs import find_repairs
 from kb.review.impact import population_impact
 from kb.review.report import review_markdown
 from kb.review.reviewer import review
+from kb.screening import earliest_dates, funnel, screen
 from kb.trace import Node
 from kb.vignettes import check_vignettes, load_vignettes
 from kb.whatif import parse_change, what_if
@@ -49,6 +51,7 @@ EXAMPLES = {
     "         remove:ITEM, assume:ID=VALUE",
     "repair": "example:\n  kb repair P062          (the smallest changes that make P062 eligible, and from when)\n"
     "  kb repair P064 --max 2 --json",
+    "screen": "example:\n  kb screen\n  kb screen --facts my_site/ --out report.xlsx\n  kb screen --dates --json",
     "ask": 'example:\n  kb ask "why is P11 not eligible?"\n  kb ask "what if p2\'s platelets were 80"\n'
     '  kb ask "what would make P062 eligible"\n  kb ask "explain the steroid rule"',
     "review": "example:\n  kb review                 (findings and the impact on the vignettes)\n"
@@ -150,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     repair = command("repair", "The minimal changes that make a patient eligible, each confirmed by the engine.")
     repair.add_argument("patient")
     repair.add_argument("--max", type=int, default=5, metavar="N", help="at most N repairs (default 5)")
+    screen_cmd = command("screen", "Screen every patient of a data set: verdicts, blockers, the attrition funnel.")
+    screen_cmd.add_argument("--out", type=Path, metavar="FILE", help="also write the report: .csv, .xlsx or .json")
+    screen_cmd.add_argument(
+        "--dates", action="store_true", help="the earliest enrolment date when waiting is all it takes (slower)"
+    )
     ask = command("ask", "Ask a question in your own words (the chat's parser, deterministic, offline).")
     ask.add_argument("question")
     command("review", "Review the protocol: contradictory, dead and redundant rules, each with a witness.")
@@ -194,6 +202,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _review(args, kb, dataset, assumptions)
     if args.command == "ask":
         return _ask(args, kb, dataset, assumptions)
+    if args.command == "screen":
+        return _screen(args, kb, dataset, assumptions)
     if args.command == "patients":
         return _patients(args, kb, dataset, assumptions)
     patient = dataset.patient(args.patient)
@@ -455,19 +465,58 @@ def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumpti
 
 
 def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
-    rows = []
-    for patient in dataset.patients.values():
-        assessment = assess(patient, kb, assumptions, args.as_of, explain="status")
-        rows.append((patient.id, assessment.verdict, [r.id for r in assessment.blocking]))
+    """Every patient of the data set: verdict, cohorts, blockers, open criteria, the funnel."""
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            width = 30
+            filled = width * done // max(total, 1)
+            print(f"\r  screening [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
+
+    rows = screen(kb, dataset, assumptions, args.as_of, progress)
+    if getattr(args, "dates", False):
+        rows = earliest_dates(rows, kb, dataset, assumptions, args.as_of)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    _report_problems(dataset.problems, dataset.name)
+    table = [r.as_dict() for r in rows]
+    stages = funnel(rows)
+    out = getattr(args, "out", None)
+    if out is not None:
+        _write_report(Path(out), table, stages)
     if args.format == "json":
-        _json([{"patient": p, "verdict": v, "blocking": b} for p, v, b in rows])
+        _json({"patients": table, "funnel": [{"stage": s, "patients": n} for s, n in stages]})
         return 0
-    eligible = [p for p, v, _ in rows if v == "eligible"]
+    eligible = [r.patient for r in rows if r.verdict == "eligible"]
     _emit(f"{len(eligible)} of {len(rows)} eligible: {', '.join(eligible) or 'none'}")
-    for pid, verdict, blocking in rows:
-        if verdict != "eligible":
-            _emit(f"  {pid:<6} {verdict:<11} {', '.join(blocking)}")
+    for row in rows:
+        if row.verdict != "eligible":
+            when = f"  (eligible from {row.earliest})" if row.earliest else ""
+            listed = ", ".join(row.blocking) or "unknown " + ", ".join(row.unknown[:6])
+            _emit(f"  {row.patient:<6} {row.verdict:<11} {listed}{when}")
+    _emit("attrition: " + " → ".join(f"{name} {n}" for name, n in stages))
     return 0
+
+
+def _write_report(path: Path, table: list[dict[str, str]], stages: list[tuple[str, int]]) -> None:
+    suffix = path.suffix.casefold()
+    if suffix == ".json":
+        funnel_rows = [{"stage": s, "patients": n} for s, n in stages]
+        path.write_text(json.dumps({"patients": table, "funnel": funnel_rows}, indent=2), encoding="utf-8")
+    elif suffix == ".csv":
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(table[0]) if table else ["patient"])
+            writer.writeheader()
+            writer.writerows(table)
+    elif suffix == ".xlsx":
+        import pandas as pd  # only this report needs it
+
+        with pd.ExcelWriter(path, engine="openpyxl") as writer:
+            pd.DataFrame(table).to_excel(writer, sheet_name="patients", index=False)
+            pd.DataFrame(stages, columns=["stage", "patients"]).to_excel(writer, sheet_name="funnel", index=False)
+    else:
+        raise KbError(f"{path}: the report is written as .csv, .xlsx or .json")
+    print(f"kb: report written to {path}", file=sys.stderr)
 
 
 def _review(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:

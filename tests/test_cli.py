@@ -177,3 +177,41 @@ def test_kb_ask_answers_in_free_wording(question: str, shown: list[str], capsys:
     out = capsys.readouterr().out
     for text in shown:
         assert text in out, (text, out[:400])
+
+
+def test_kb_screen_agrees_with_kb_check_for_every_patient(
+    capsys: pytest.CaptureFixture[str], demo_assessments: dict[str, object]
+) -> None:
+    assert main(["screen", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    rows = {r["patient"]: r for r in shown["patients"]}
+    assert len(rows) == len(demo_assessments)  # one row per input patient
+    for pid, assessment in demo_assessments.items():
+        assert rows[pid]["verdict"] == assessment.verdict  # type: ignore[attr-defined]
+        assert rows[pid]["blocking"] == " ".join(r.id for r in assessment.blocking)  # type: ignore[attr-defined]
+    assert shown["funnel"][0] == {"stage": "all patients", "patients": 64}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".json"])
+def test_kb_screen_writes_its_report(suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / f"report{suffix}"
+    assert main(["screen", "--out", str(out)]) == 0
+    assert "kb: report written to" in capsys.readouterr().err
+    if suffix == ".csv":
+        lines = out.read_text(encoding="utf-8").splitlines()
+        assert lines[0] == "patient,verdict,cohorts,blocking,unknown,earliest_date,left_at" and len(lines) == 65
+    elif suffix == ".xlsx":
+        import pandas as pd
+
+        assert len(pd.read_excel(out, sheet_name="patients")) == 64
+    else:
+        assert len(json.loads(out.read_text(encoding="utf-8"))["patients"]) == 64
+
+
+def test_kb_screen_dates_when_waiting_is_all_it_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["screen", "--dates"]) == 0
+    out = capsys.readouterr().out
+    assert "P059   ineligible  GE4.2  (eligible from 2026-12-19)" in out
+    assert "P063   ineligible  GI2  (eligible from 2027-01-15)" in out
+    assert main(["screen", "--out", "report.txt"]) == 2
+    assert "written as .csv, .xlsx or .json" in capsys.readouterr().err
