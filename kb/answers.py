@@ -20,6 +20,7 @@ from kb.patients import Dataset
 from kb.questions import Clarification, Question, parse_question
 from kb.repairs import RepairAnswer, find_repairs
 from kb.review.reviewer import Review, review
+from kb.screening import screen
 from kb.whatif import WhatIf, parse_change, what_if
 
 __all__ = ["EXAMPLES", "Answer", "answer"]
@@ -97,13 +98,9 @@ def _answer(q: Question, kb: KnowledgeBase, dataset: Dataset, assumptions: Assum
         )
         return Answer(q.text, "criterion", f"{crit.id} ({crit.kind}, {crit.cohort})", q, details=details)
     if q.intent == "screen":
-        screened: list[dict[str, str]] = []
-        for patient in dataset.patients.values():
-            status = assess(patient, kb, assumptions, as_of, explain="status")
-            blocking = ", ".join(r.id for r in status.blocking)
-            screened.append({"patient": patient.id, "verdict": status.verdict, "blocking": blocking})
+        screened = tuple(row.as_dict() for row in screen(kb, dataset, assumptions, as_of))
         eligible = [r["patient"] for r in screened if r["verdict"] == "eligible"]
-        return Answer(q.text, "screen", f"{len(eligible)} of {len(screened)} eligible", q, rows=tuple(screened))
+        return Answer(q.text, "screen", f"{len(eligible)} of {len(screened)} eligible", q, rows=screened)
     patient = dataset.patient(str(q.patient))
     if q.intent == "whatif":
         changes = [parse_change(c, kb.vocabulary) for c in q.changes]

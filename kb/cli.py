@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from kb.answers import answer
 from kb.assumptions import AssumptionSet, resolve_assumptions
 from kb.coverage import PROTOCOL_ITEMS, protocol_coverage
 from kb.engine import EngineError
@@ -24,7 +25,6 @@ from kb.factbase import build_facts
 from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
 from kb.mutation import run_mutation_check
 from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
-from kb.questions import Clarification, parse_question
 from kb.render import assessment_text, coverage_text, repair_text, trace_dot, trace_text
 from kb.repairs import find_repairs
 from kb.review.impact import population_impact
@@ -33,7 +33,7 @@ from kb.review.reviewer import review
 from kb.screening import earliest_dates, funnel, screen
 from kb.trace import Node
 from kb.vignettes import check_vignettes, load_vignettes
-from kb.whatif import parse_change, what_if
+from kb.whatif import WhatIf, parse_change, what_if
 
 __all__ = ["main"]
 
@@ -396,8 +396,13 @@ def _whatif(args: argparse.Namespace, kb: KnowledgeBase, patient: Patient, assum
     answer = what_if(patient, changes, kb, assumptions, args.as_of)
     if args.format == "json":
         _json(answer.as_dict())
-        return 0
-    _emit(f"{patient.id} what if: " + "; ".join(c.describe() for c in changes))
+    else:
+        _whatif_text(answer)
+    return 0
+
+
+def _whatif_text(answer: WhatIf) -> None:
+    _emit(f"{answer.patient_id} what if: " + "; ".join(c.describe() for c in answer.changes))
     before, after = answer.before, answer.after
     via = f" (via {', '.join(after.eligible_via)})" if after.eligible_via else ""
     _emit(f"verdict: {before.verdict} → {after.verdict}{via}")
@@ -412,56 +417,46 @@ def _whatif(args: argparse.Namespace, kb: KnowledgeBase, patient: Patient, assum
     still = [r.id for r in after.blocking]
     if still:
         _emit(f"still blocking: {', '.join(still)}")
-    return 0
-
-
-HELP = (
-    "I can answer, for one patient: is P003 eligible? · which criteria block P011? · why is P059 excluded "
-    "by GE4.2? · what would make P062 eligible? · until when is P004 eligible? · what if P002's platelets "
-    "were 80? · what if we enrol P006 on 2027-01-12? · what data are missing for P010?\n"
-    "and about the protocol: explain criterion GE4.7 · review the protocol · which patients are eligible?"
-)
 
 
 def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
-    """One question in free wording, answered by the command it means (what was understood first)."""
-    question = parse_question(args.question, kb, sorted(dataset.patients), None, args.as_of or date.today())
-    if isinstance(question, Clarification):
-        _emit(question.prompt + "".join(f"\n  - {option}" for option in question.options))
+    """One question in free wording: the chat's answer (kb.answers), shown with the CLI's renderers."""
+    reply = answer(args.question, kb, dataset, assumptions, None, args.as_of)
+    if reply.kind == "error":
+        raise KbError(reply.headline)
+    if reply.kind in ("clarify", "help"):
+        _emit(reply.headline + "".join(f"\n  - {option}" for option in reply.options))
         return 0
+    question = reply.question
+    assert question is not None
     if args.format != "json":
-        _emit(question.understood() + "".join(f" ({note})" for note in question.notes))
-    sub = argparse.Namespace(**{**vars(args), "patient": question.patient, "criterion": question.criterion})
-    intent = question.intent
-    if intent == "help":
-        _emit(HELP)
-        return 0
-    if intent == "review":
-        return _review(sub, kb, dataset, assumptions)
-    if intent == "criterion":
-        return _criteria(argparse.Namespace(**{**vars(sub), "assumptions": False}), kb)
-    if intent == "screen":
-        return _screen(sub, kb, dataset, assumptions)
-    patient = dataset.patient(str(question.patient))
-    if intent == "whatif":
-        return _whatif(argparse.Namespace(**{**vars(sub), "changes": list(question.changes)}), kb, patient, assumptions)
-    if intent in ("repair", "until"):
-        answer = find_repairs(patient, kb, assumptions, args.as_of, 3)
-        if intent == "until" and answer.until is None:
-            _emit(f"{patient.id} is not eligible now ({answer.verdict}); what would make it eligible:")
-        _json(answer.as_dict()) if args.format == "json" else _emit(repair_text(answer))
-        return 0
-    explain = "all" if intent == "why" else "decisive"
-    assessment = assess(patient, kb, assumptions, args.as_of, explain=explain)
-    if intent == "missing":
-        gaps = assessment.to_collect
-        _emit(f"{patient.id}: {assessment.verdict}; {len(gaps)} item(s) to collect" + ("" if gaps else "."))
-        for gap in gaps:
-            _emit(f"  {gap.item}: {gap.detail}")
-        return 0
-    if intent == "check":
-        return _check(sub, assessment, [p for p in dataset.problems if p.patient_id == patient.id])
-    return _why(sub, assessment, kb)
+        _emit(reply.understood + "".join(f" ({note})" for note in question.notes))
+    if reply.review is not None:
+        _json(reply.review.as_dict()) if args.format == "json" else _emit(review_markdown(reply.review, kb))
+    elif reply.kind == "criterion":
+        _criteria(argparse.Namespace(**{**vars(args), "criterion": question.criterion, "assumptions": False}), kb)
+    elif reply.whatif is not None:
+        _json(reply.whatif.as_dict()) if args.format == "json" else _whatif_text(reply.whatif)
+    elif reply.repairs is not None:
+        if reply.kind == "until" and reply.repairs.until is None:
+            _emit(f"{question.patient} is not eligible now ({reply.repairs.verdict}); what would make it eligible:")
+        _json(reply.repairs.as_dict()) if args.format == "json" else _emit(repair_text(reply.repairs))
+    elif reply.kind == "check" and reply.assessment is not None:
+        problems = [p for p in dataset.problems if p.patient_id == question.patient]
+        _check(args, reply.assessment, problems)
+    elif reply.kind in ("blockers", "why") and reply.assessment is not None:
+        _why(argparse.Namespace(**{**vars(args), "criterion": question.criterion}), reply.assessment, kb)
+    else:  # screening, data to collect: a headline and a table
+        _json({"answer": reply.headline, "rows": list(reply.rows)}) if args.format == "json" else _emit(
+            "\n".join([reply.headline, *(_row_text(reply.kind, r) for r in reply.rows)])
+        )
+    return 0
+
+
+def _row_text(kind: str, row: dict[str, str]) -> str:
+    if kind == "missing":
+        return f"  {row['item']}: {row['detail']}"
+    return f"  {row['patient']:<6} {row['verdict']:<11} {row['blocking']}"
 
 
 def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:

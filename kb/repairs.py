@@ -451,13 +451,13 @@ class _Search:
             spec = self.vocab.items[item]
             if not missing and not spec.modifiable:
                 return []
-            uln = self._uln(item)
-            limit_text = ""
+            uln = self._uln(item)  # a new result keeps the limit of the stored one (kb.whatif)
+            limit_text, suffix = "", ""
             if uln is None:  # no stored limit: simulate with a nominal one, say so
                 uln, suffix = Decimal(100), " ULN 100"
             else:
-                suffix = "" if self._has_uln(item) else f" ULN {_value_text(uln)}"
-                limit_text = f" = {_value_text(_scaled(reqs, uln))} {spec.display_unit} with ULN {_value_text(uln)}"
+                limit = _value_text(Decimal(reqs[0].value) * uln)
+                limit_text = f" = {limit} {spec.display_unit} with ULN {_value_text(uln)}"
             scaled = [replace(r, relation="obs_num", value=Decimal(r.value) * uln) for r in reqs]
             witness, _ = _witness(scaled, "")
             wanted = " and ".join(r.describe() for r in reqs).removeprefix(f"{item} ") + limit_text
@@ -665,9 +665,6 @@ class _Search:
         limits = [o for o in self.patient.observations if o.item == item and o.uln is not None]
         return max(limits, key=lambda o: o.date).uln if limits else None
 
-    def _has_uln(self, item: str) -> bool:
-        return self._uln(item) is not None
-
     def _why_not(self, result: CriterionResult) -> str:
         crit = result.criterion
         if result.status == "unknown":
@@ -730,14 +727,7 @@ def _merge_changes(changes: list[RepairChange]) -> list[RepairChange]:
 
 
 def _value_text(value: Decimal | str) -> str:
-    if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return text
-    return value
-
-
-def _scaled(reqs: list[Requirement], uln: Decimal) -> Decimal:
-    return Decimal(reqs[0].value) * uln
+    return format(value.normalize(), "f") if isinstance(value, Decimal) else value
 
 
 def _witness(reqs: list[Requirement], unit: str) -> tuple[Decimal, str]:

@@ -117,7 +117,6 @@ def test_an_ambiguous_question_gets_a_clarifying_choice(
 
 
 def test_nothing_in_a_question_is_executed(kb: KnowledgeBase, demo: Dataset) -> None:
+    """Code in a question is text: no change is read from it, and the user is asked what to change."""
     question = ask(kb, demo, "what if P002's platelets were __import__('os').system('echo hi')")
-    assert isinstance(question, Clarification | Question)
-    if isinstance(question, Question):
-        assert all("import" not in c for c in question.changes)
+    assert isinstance(question, Clarification) and question.prompt.startswith("What should change?")
