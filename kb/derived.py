@@ -135,7 +135,22 @@ def cockcroft_gault_si(age: Decimal, weight_kg: Decimal, creatinine_umol_l: Deci
     )
 
 
+_EGFR_MEMO: dict[tuple[str, str, bool, str], Derivation] = {}
+
+
 def ckd_epi_2021(age: Decimal, creatinine_umol_l: Decimal, female: bool, umol_per_mg_dl: Decimal) -> Derivation:
+    """The same, remembered: its fractional powers cost ~0.1 ms, and a clinic's ages and
+    creatinine values repeat (keyed by the values as written, so the trace text is theirs)."""
+    key = (str(age), str(creatinine_umol_l), female, str(umol_per_mg_dl))
+    found = _EGFR_MEMO.get(key)
+    if found is None:
+        if len(_EGFR_MEMO) > 100_000:
+            _EGFR_MEMO.clear()
+        found = _EGFR_MEMO[key] = _ckd_epi_2021(age, creatinine_umol_l, female, umol_per_mg_dl)
+    return found
+
+
+def _ckd_epi_2021(age: Decimal, creatinine_umol_l: Decimal, female: bool, umol_per_mg_dl: Decimal) -> Derivation:
     """eGFR by the race-free CKD-EPI 2021 equation, rounded to 0.1 mL/min/1.73 m².
 
     142 × min(Scr/κ, 1)^α × max(Scr/κ, 1)^−1.200 × 0.9938^age [× 1.012 if female], Scr in

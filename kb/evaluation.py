@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -28,11 +29,17 @@ __all__ = [
     "Assessment",
     "CohortVerdict",
     "CriterionResult",
+    "applicable_criteria",
     "assess",
     "cohort_of",
+    "cohort_verdict",
     "criterion_status",
+    "decide",
+    "decide_statuses",
     "kleene_and",
     "kleene_or",
+    "not_applicable",
+    "status_from_truth",
     "verdict_without",
 ]
 
@@ -217,13 +224,13 @@ def assess(
     # cohorts come straight from the diagnosis facts (in_cohort copies them), so that only the
     # rules of the criteria that apply need compiling
     cohorts = sorted({str(args[1]) for relation, args in base.facts if relation == "cohort_diagnosis"})
-    applicable = _applicable(kb, cohorts, assumptions)
+    applicable = applicable_criteria(kb, cohorts, assumptions)
     roots = frozenset({"in_cohort"} | {c.predicate for c in kb.criteria if c.id in applicable and c.predicate})
     with kb.engine.session(base.facts, roots) as session:
         explainers = (Explainer(session, kb, base), Explainer(session, kb, base, examine=False))
         for crit in kb.criteria:
             if crit.id not in applicable:
-                results.append(_not_applicable(crit, assumptions))
+                results.append(not_applicable(crit, assumptions))
             elif crit.manual_unless and assumptions[crit.manual_unless] == "none":
                 hint = f" (or set the assumption {crit.manual_unless})"
                 results.append(CriterionResult(crit, "manual", None, MANUAL_MESSAGE + hint))
@@ -231,22 +238,45 @@ def assess(
                 results.append(_evaluate(crit, session, explainers, base, kb, explain))
         if explain == "status":
             _check_consistency(session, kb, roots, patient.id)
-    verdicts = [_cohort_verdict(cohort, results, assumptions) for cohort in cohorts]
-    if verdicts:
-        verdict = max((v.verdict for v in verdicts), key=VERDICT_ORDER.__getitem__)
-    else:  # no cohort: the COHORT criterion fails or is unknown, and decides with the rest
-        verdict = _verdict(
-            kleene_and([_truth(r.status) for r in results if r.criterion.cohort == "general" and r.criterion.counted])
-        )
+    verdict, verdicts = decide(cohorts, results, assumptions)
     return Assessment(
         patient.id,
         verdict,
-        tuple(verdicts),
+        verdicts,
         tuple(results),
         base.reference,
         assumptions.in_force(),
         _stamp(kb, assumptions, base),
     )
+
+
+def decide(
+    cohorts: Sequence[str], results: Sequence[CriterionResult], assumptions: AssumptionSet
+) -> tuple[str, tuple[CohortVerdict, ...]]:
+    """The patient's verdict and each cohort's, from the criteria results."""
+    return decide_statuses(cohorts, [r.criterion for r in results], [r.status for r in results], assumptions)
+
+
+def decide_statuses(
+    cohorts: Sequence[str], criteria: Sequence[Criterion], statuses: Sequence[str], assumptions: AssumptionSet
+) -> tuple[str, tuple[CohortVerdict, ...]]:
+    """The same from bare statuses (`statuses[n]` of `criteria[n]`): both the per-patient
+    engine and the set-at-a-time screening decide through here."""
+    verdicts = tuple(cohort_verdict(cohort, criteria, statuses, assumptions) for cohort in cohorts)
+    if verdicts:
+        return max((v.verdict for v in verdicts), key=VERDICT_ORDER.__getitem__), verdicts
+    # no cohort: the COHORT criterion fails or is unknown, and decides with the rest
+    general = [_truth(st) for c, st in zip(criteria, statuses, strict=True) if c.cohort == "general" and c.counted]
+    return _verdict(kleene_and(general)), verdicts
+
+
+def status_from_truth(crit: Criterion, truth: str) -> str:
+    """A criterion's status from the truth its deciding predicate derived."""
+    if truth == "na":
+        return "not_applicable"
+    if crit.kind in ("inclusion", "definition"):  # a definition passes when it holds
+        return "pass" if truth == "yes" else "fail"
+    return "fail" if truth == "yes" else "pass"
 
 
 def verdict_without(assessment: Assessment, criterion_id: str, assumptions: AssumptionSet) -> str:
@@ -282,8 +312,8 @@ def _check_consistency(session: Session, kb: KnowledgeBase, roots: frozenset[str
     rules that derive both yes and no for a sub-condition contradict themselves."""
     declarations = kb.program.declarations
     for name in sorted(kb.program.depends_on(roots)):
-        decl = declarations[name]
-        if decl.role == "rule" and [t for _, t in decl.params] == ["patient", "truth"]:
+        decl = declarations.get(name)  # in_cohort is asked for even where no rule set declares it
+        if decl is not None and decl.role == "rule" and [t for _, t in decl.params] == ["patient", "truth"]:
             truths = {row[1] for row in session.ask(name, [patient_id, None])}
             if len(truths) > 1:
                 raise EngineError(f"the rules derive {sorted(truths)} for {name}({patient_id}, _)")
@@ -296,14 +326,14 @@ def cohort_of(crit: Criterion, assumptions: AssumptionSet) -> str:
     return crit.cohort
 
 
-def _applicable(kb: KnowledgeBase, cohorts: list[str], assumptions: AssumptionSet) -> set[str]:
+def applicable_criteria(kb: KnowledgeBase, cohorts: list[str], assumptions: AssumptionSet) -> set[str]:
     """General criteria, those of the patient's cohorts, and the definitions these use."""
     ids = {c.id for c in kb.criteria if c.kind != "definition" and cohort_of(c, assumptions) in ("general", *cohorts)}
     used = {c.predicate for c in kb.criteria if c.id in ids and c.cohort != "general"}
     return ids | {c.id for c in kb.criteria if c.kind == "definition" and c.predicate in used}
 
 
-def _not_applicable(crit: Criterion, assumptions: AssumptionSet) -> CriterionResult:
+def not_applicable(crit: Criterion, assumptions: AssumptionSet) -> CriterionResult:
     if crit.kind == "definition":
         return CriterionResult(crit, "not_applicable", None, "not applicable: no criterion of the patient's uses it")
     owner = cohort_of(crit, assumptions)
@@ -314,46 +344,84 @@ def _not_applicable(crit: Criterion, assumptions: AssumptionSet) -> CriterionRes
     return CriterionResult(crit, "not_applicable", None, f"not applicable: {why}")
 
 
-def _cohort_verdict(cohort: str, results: list[CriterionResult], assumptions: AssumptionSet) -> CohortVerdict:
-    """General and cohort criteria combined by Kleene's AND, alternatives (groups) by OR."""
-    relevant = [
-        r for r in results if r.criterion.counted and cohort_of(r.criterion, assumptions) in ("general", cohort)
-    ]
+@dataclass(frozen=True)
+class _Counted:
+    index: int  # position in the catalogue (and in a list of results)
+    id: str
+    group: str
+    entry_note: str  # set for a lost entry criterion that only an assumption can read
+
+
+_PLANS: dict[tuple[str, str], tuple[tuple[Criterion, ...], tuple[_Counted, ...]]] = {}
+
+
+def _counted(cohort: str, criteria: Sequence[Criterion], assumptions: AssumptionSet) -> tuple[_Counted, ...]:
+    """The criteria a cohort's verdict counts, worked out once per catalogue and cohort (a
+    screening of thousands of patients asks the same question each time)."""
+    key = (cohort, str(assumptions["x_block_owner"]))
+    cached = _PLANS.get(key)
+    same = cached is not None and len(cached[0]) == len(criteria)
+    if cached is not None and same and all(a is b for a, b in zip(cached[0], criteria, strict=True)):
+        return cached[1]
+    plan = tuple(
+        _Counted(
+            n,
+            c.id,
+            c.group,
+            f"{c.id}, this cohort's entry criterion, was lost from the record: at best needs_data "
+            f"unless the assumption {c.manual_unless} supplies a reading"
+            if c.manual_unless
+            else "",
+        )
+        for n, c in enumerate(criteria)
+        if c.counted and cohort_of(c, assumptions) in ("general", cohort)
+    )
+    _PLANS[key] = (tuple(criteria), plan)
+    return plan
+
+
+def cohort_verdict(
+    cohort: str, criteria: Sequence[Criterion], statuses: Sequence[str], assumptions: AssumptionSet
+) -> CohortVerdict:
+    """General and cohort criteria combined by Kleene's AND, alternatives (groups) by OR.
+
+    `statuses[n]` is the status of `criteria[n]`."""
     values: list[bool | None] = []
-    blocking: list[str] = []
-    unknown: list[str] = []
-    groups: dict[str, list[CriterionResult]] = {}
+    blocking: list[int] = []
+    unknown: list[int] = []
+    groups: dict[str, list[_Counted]] = {}
     notes = []
-    for r in relevant:
-        if r.status == "manual" and r.criterion.manual_unless:
+    for c in _counted(cohort, criteria, assumptions):
+        status = statuses[c.index]
+        if status == "manual" and c.entry_note:
             # a lost entry criterion that only an assumption can read: the cohort stays open
             values.append(None)
-            notes.append(
-                f"{r.id}, this cohort's entry criterion, was lost from the record: at best needs_data "
-                f"unless the assumption {r.criterion.manual_unless} supplies a reading"
-            )
+            notes.append(c.entry_note)
             continue
-        if r.criterion.group:
-            groups.setdefault(r.criterion.group, []).append(r)
+        if c.group:
+            groups.setdefault(c.group, []).append(c)
             continue
-        values.append(_truth(r.status))
-        blocking += [r.id] if r.status == "fail" else []
-        unknown += [r.id] if r.status == "unknown" else []
+        values.append(_truth(status))
+        blocking += [c.index] if status == "fail" else []
+        unknown += [c.index] if status == "unknown" else []
     for members in groups.values():
-        value = kleene_or([_truth(r.status) for r in members])
+        value = kleene_or([_truth(statuses[c.index]) for c in members])
         values.append(value)
         if value is False:
-            blocking += [r.id for r in members if r.status == "fail"]
+            blocking += [c.index for c in members if statuses[c.index] == "fail"]
         elif value is None:
-            unknown += [r.id for r in members if r.status == "unknown"]
-    order = {r.id: n for n, r in enumerate(results)}
+            unknown += [c.index for c in members if statuses[c.index] == "unknown"]
     return CohortVerdict(
         cohort,
         _verdict(kleene_and(values)),
-        tuple(sorted(blocking, key=order.__getitem__)),
-        tuple(sorted(unknown, key=order.__getitem__)),
+        tuple(criteria[n].id for n in sorted(blocking)),
+        tuple(criteria[n].id for n in sorted(unknown)),
         "; ".join(notes),
     )
+
+
+def _cohort_verdict(cohort: str, results: list[CriterionResult], assumptions: AssumptionSet) -> CohortVerdict:
+    return cohort_verdict(cohort, [r.criterion for r in results], [r.status for r in results], assumptions)
 
 
 def _evaluate(
@@ -385,12 +453,7 @@ def _evaluate(
             crit, "unknown", reason, message, tuple(gaps), unknown_node if explain != "none" else None
         )
     truth = truths.pop()
-    if truth == "na":
-        status = "not_applicable"
-    elif crit.kind in ("inclusion", "definition"):  # a definition passes when it holds
-        status = "pass" if truth == "yes" else "fail"
-    else:
-        status = "fail" if truth == "yes" else "pass"
+    status = status_from_truth(crit, str(truth))
     if explain == "status":  # statuses only (the vignette suite, the mutation check)
         return CriterionResult(crit, status, None, "")
     wanted = explain == "all" or (explain == "decisive" and status == "fail")

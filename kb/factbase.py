@@ -9,6 +9,7 @@ as a gap with its reason, so that an unknown criterion can say what to collect.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -30,7 +31,7 @@ from kb.derived import (
 from kb.engine import Fact, FactValue
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
-from kb.patients import AGENT_KINDS, Event, Observation, Patient, Source
+from kb.patients import AGENT_KINDS, Attestation, Event, Observation, Patient, Source
 from kb.units import exact
 from kb.vocabulary import Vocabulary
 
@@ -61,6 +62,31 @@ KEYED_GAPS = frozenset({"item", "xuln", "attested", "reviewed", "term", "instrum
 POINT_EVENTS = frozenset(
     {"vaccination", "transfusion", "cell_therapy", "diagnosis", "procedure", "cardiac_event", "thrombosis"}
 )
+
+
+def _no_provenance() -> Provenance:
+    return Provenance("")
+
+
+def _note(description: str, source: Source | None = None) -> Callable[[], Provenance]:
+    return lambda: Provenance(description, source)
+
+
+def _attested_note(item: str, att: Attestation) -> Callable[[], Provenance]:
+    def note() -> Provenance:
+        by = f" by {att.by}" if att.by else ""
+        when = f" on {att.date.isoformat()}" if att.date else ""
+        return Provenance(f"{item} = {att.value}, attested{by}{when}", att.source)
+
+    return note
+
+
+def _age_note(at: Derivation, anchor: str, source: Source | None) -> Callable[[], Provenance]:
+    return lambda: Provenance(f"age {at.value} years at {anchor}", source, at)
+
+
+def _vocabulary_note(name: str, cls: str, file: str) -> Callable[[], Provenance]:
+    return lambda: Provenance(f"{name} is {cls.replace('_', ' ')}", origin=f"vocabulary/{file}.csv")
 
 
 def day_number(when: date) -> int:
@@ -108,15 +134,29 @@ class FactBase:
     facts: list[Fact] = field(default_factory=list)
     provenance: dict[Fact, Provenance] = field(default_factory=dict)
     gaps: dict[tuple[str, str], list[Gap]] = field(default_factory=dict)
+    #: facts only, no provenance or gaps: what screening thousands of patients needs (their
+    #: explanations are built again, in full, when someone asks about one of them)
+    lean: bool = False
+    _seen: set[Fact] = field(default_factory=set, repr=False)
 
-    def add(self, relation: str, args: tuple[FactValue, ...], provenance: Provenance) -> None:
+    def add(
+        self, relation: str, args: tuple[FactValue, ...], provenance: Provenance | Callable[[], Provenance]
+    ) -> None:
+        """Add a fact once; `provenance` may be a function, called only when it is kept."""
         fact = (relation, args)
-        if fact not in self.provenance:
+        if self.lean:  # duplicates do no harm to set-at-a-time evaluation
             self.facts.append(fact)
-            self.provenance[fact] = provenance
+            return
+        if fact in self._seen:
+            return
+        self._seen.add(fact)
+        self.facts.append(fact)
+        if not self.lean:
+            self.provenance[fact] = provenance() if callable(provenance) else provenance
 
     def gap(self, group: str, key: str, gap: Gap) -> None:
-        self.gaps.setdefault((group, key), []).append(gap)
+        if not self.lean:
+            self.gaps.setdefault((group, key), []).append(gap)
 
     def gaps_for(self, relation: str, key: str | None) -> list[Gap]:
         """The gaps that can explain why `relation(P, key, ...)` has no fact."""
@@ -159,15 +199,16 @@ def build_facts(
     assumptions: AssumptionSet,
     as_of: date | None = None,
     today: date | None = None,
+    lean: bool = False,
 ) -> FactBase:
     refs = reference_dates(patient, assumptions, as_of, today)
-    base = FactBase(patient.id, refs)
+    base = FactBase(patient.id, refs, lean=lean)
     pid = patient.id
     vocab = kb.vocabulary
-    base.add("patient", (pid,), Provenance(f"patient {pid}", patient.source))
+    base.add("patient", (pid,), lambda: Provenance(f"patient {pid}", patient.source))
     for anchor in ("screening", "enrolment", "apheresis"):
         when: date = getattr(refs, anchor)
-        base.add("ref_day", (pid, anchor, day_number(when)), Provenance(f"{anchor} date {when.isoformat()}"))
+        base.add("ref_day", (pid, anchor, day_number(when)), _note(f"{anchor} date {when.isoformat()}"))
     if patient.sex:
         base.add("sex", (pid, patient.sex), Provenance(f"sex {patient.sex}", patient.source))
     else:
@@ -178,7 +219,9 @@ def build_facts(
         for anchor in ("screening", "enrolment", "apheresis"):
             at = age_in_years(patient.birth_date, getattr(refs, anchor))
             base.add(
-                "age_at", (pid, anchor, at.value), Provenance(f"age {at.value} years at {anchor}", patient.source, at)
+                "age_at",
+                (pid, anchor, at.value),
+                _age_note(at, anchor, patient.source),
             )
     else:
         base.gap("age", "", Gap("birth_date", "missing", "birth date not recorded in patients.csv"))
@@ -194,13 +237,19 @@ def build_facts(
     from kb.measures import add_measures  # measures build on this module's fact base
 
     add_measures(base, patient, selected, vocab, assumptions)
-    for key, value in assumptions.in_force().items():
-        provenance = Provenance(f"assumption {key} = {value}", origin="assumptions.toml")
-        if isinstance(value, str):
-            base.add("assumption", (key, value), provenance)
-        else:
-            base.add("assumption_days", (key, Decimal(value)), provenance)
+    if not lean:  # the same for every patient: a lean caller adds them once (`assumption_facts`)
+        for fact in assumption_facts(assumptions):
+            key, value = fact[1]
+            base.add(*fact, Provenance(f"assumption {key} = {value}", origin="assumptions.toml"))
     return base
+
+
+def assumption_facts(assumptions: AssumptionSet) -> list[Fact]:
+    """The assumptions in force as the facts the rules read (`assumption`, `assumption_days`)."""
+    return [
+        ("assumption", (key, value)) if isinstance(value, str) else ("assumption_days", (key, Decimal(value)))
+        for key, value in assumptions.in_force().items()
+    ]
 
 
 def _describe(obs: Observation, vocab: Vocabulary, converted: str = "") -> str:
@@ -218,6 +267,8 @@ def _select_observations(
     lookback = assumptions.days("lab_lookback_days")
     enrolment = base.reference.enrolment
     recent = enrolment - timedelta(days=lookback)
+    if base.lean:
+        return _latest_results(patient, base, vocab, assumptions, recent)
     by_item: dict[str, list[Observation]] = {}
     for obs in patient.observations:
         by_item.setdefault(obs.item, []).append(obs)
@@ -231,6 +282,8 @@ def _select_observations(
             continue
         latest = max(results, key=lambda o: (o.date, o.source.row))
         if vocab.items[name].window == "lookback" and latest.date < recent:
+            if base.lean:
+                continue
             base.gap(
                 "item",
                 name,
@@ -249,18 +302,46 @@ def _select_observations(
             latest = replace(latest, value=Decimal(latest.value) * factor, factor_assumption="")
         selected[name] = latest
         others = len(results) - 1
-        note = f" (latest of {others + 1} results up to enrolment)" if others else ""
         relation = "obs_num" if vocab.items[name].quantitative else "obs_cat"
-        base.add(
-            relation,
-            (patient.id, name, latest.value, day_number(latest.date)),
-            Provenance(_describe(latest, vocab, converted) + note, latest.source),
-        )
+
+        def provenance(latest: Observation = latest, converted: str = converted, others: int = others) -> Provenance:
+            note = f" (latest of {others + 1} results up to enrolment)" if others else ""
+            return Provenance(_describe(latest, vocab, converted) + note, latest.source)
+
+        base.add(relation, (patient.id, name, latest.value, day_number(latest.date)), provenance)
+    return selected
+
+
+def _latest_results(
+    patient: Patient, base: FactBase, vocab: Vocabulary, assumptions: AssumptionSet, recent: date
+) -> dict[str, Observation]:
+    """`_select_observations` without gaps or provenance, in one pass (screening): the same
+    choice, the latest result up to enrolment by (date, row), dropped when stale."""
+    enrolment = base.reference.enrolment
+    latest: dict[str, Observation] = {}
+    for obs in patient.observations:
+        if obs.date > enrolment:
+            continue
+        current = latest.get(obs.item)
+        if current is None or (obs.date, obs.source.row) > (current.date, current.source.row):
+            latest[obs.item] = obs
+    selected: dict[str, Observation] = {}
+    for name, obs in latest.items():
+        item = vocab.items.get(name)
+        if item is None or (item.window == "lookback" and obs.date < recent):
+            continue
+        if obs.factor_assumption:
+            factor = Decimal(str(assumptions[obs.factor_assumption]))
+            obs = replace(obs, value=Decimal(obs.value) * factor, factor_assumption="")
+        selected[name] = obs
+        relation = "obs_num" if item.kind == "quantitative" else "obs_cat"
+        base.facts.append((relation, (patient.id, name, obs.value, obs.date.toordinal())))
     return selected
 
 
 def _ratios(base: FactBase, selected: dict[str, Observation], vocab: Vocabulary) -> None:
-    for name, item in vocab.items.items():
+    for name in selected if base.lean else vocab.items:
+        item = vocab.items[name]
         if not item.quantitative:
             continue
         obs = selected.get(name)
@@ -271,11 +352,13 @@ def _ratios(base: FactBase, selected: dict[str, Observation], vocab: Vocabulary)
         else:
             assert isinstance(obs.value, Decimal)
             derivation = times_uln(name, obs.value, obs.uln, item.display_unit)
-            base.add(
-                "xuln",
-                (base.patient_id, name, derivation.value),
-                Provenance(f"{name} {derivation.value:.2f} ×ULN on {obs.date.isoformat()}", obs.source, derivation),
-            )
+
+            def provenance(name: str = name, obs: Observation = obs, derivation: Derivation = derivation) -> Provenance:
+                return Provenance(
+                    f"{name} {derivation.value:.2f} ×ULN on {obs.date.isoformat()}", obs.source, derivation
+                )
+
+            base.add("xuln", (base.patient_id, name, derivation.value), provenance)
 
 
 def _clearance(
@@ -417,8 +500,14 @@ def _washouts(base: FactBase, patient: Patient, vocab: Vocabulary, assumptions: 
         )
 
 
-def _windows(base: FactBase, kb: KnowledgeBase, refs: ReferenceDates, mode: str) -> None:
-    """`months_before(P, Anchor, N, Day)` for each (anchor, N) that a rule asks about."""
+_WINDOWS: dict[int, tuple[object, list[tuple[str, int]]]] = {}
+
+
+def _windows_asked(kb: KnowledgeBase) -> list[tuple[str, int]]:
+    """The (anchor, months) pairs the rules ask `months_before` about (read once per program)."""
+    cached = _WINDOWS.get(id(kb.program))
+    if cached is not None and cached[0] is kb.program:
+        return cached[1]
     wanted: set[tuple[str, int]] = set()
     for rule in kb.program.rules:
         for lit in rule.body:
@@ -426,8 +515,17 @@ def _windows(base: FactBase, kb: KnowledgeBase, refs: ReferenceDates, mode: str)
                 anchor_arg, months_arg = lit.args[1], lit.args[2]
                 if isinstance(anchor_arg, Const) and isinstance(months_arg, Const):
                     wanted.add((str(anchor_arg.value), int(Decimal(months_arg.value))))
-    for anchor, months in sorted(wanted):
+    _WINDOWS[id(kb.program)] = (kb.program, sorted(wanted))
+    return sorted(wanted)
+
+
+def _windows(base: FactBase, kb: KnowledgeBase, refs: ReferenceDates, mode: str) -> None:
+    """`months_before(P, Anchor, N, Day)` for each (anchor, N) that a rule asks about."""
+    for anchor, months in _windows_asked(kb):
         when = months_before(getattr(refs, anchor), months, mode)
+        if base.lean:
+            base.add("months_before", (base.patient_id, anchor, Decimal(months), day_number(when)), _no_provenance)
+            continue
         unit = "calendar months" if mode == "calendar" else "months of 30 days"
         derivation = Derivation(
             f"{months} months before {anchor}",
@@ -456,23 +554,15 @@ def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: st
             end = start
         else:  # ongoing: up to the as-of date
             end = max(start, enrolment_day)
-        label = _event_label(event)
+        label = "" if base.lean else _event_label(event)
         name = event.agent or event.name or event.code
-        base.add("event", (patient.id, event.kind, name, start, end), Provenance(label, event.source))
+        base.add("event", (patient.id, event.kind, name, start, end), _note(label, event.source))
         if event.agent and event.agent in vocab.conditions and event.kind not in AGENT_KINDS:
             for cls in vocab.conditions[event.agent].classes:
-                base.add(
-                    "condition_class",
-                    (event.agent, cls),
-                    Provenance(f"{event.agent} is {cls.replace('_', ' ')}", origin="vocabulary/conditions.csv"),
-                )
+                base.add("condition_class", (event.agent, cls), _vocabulary_note(event.agent, cls, "conditions"))
         elif event.agent:
             for cls in vocab.agents[event.agent].classes:
-                base.add(
-                    "agent_class",
-                    (event.agent, cls),
-                    Provenance(f"{event.agent} is {cls.replace('_', ' ')}", origin="vocabulary/agents.csv"),
-                )
+                base.add("agent_class", (event.agent, cls), _vocabulary_note(event.agent, cls, "agents"))
         elif not event.recognised:
             base.add(
                 "unrecognised",
@@ -523,20 +613,18 @@ def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: Ref
             base.add(
                 "reviewed",
                 (patient.id, category, day_number(att.date)),
-                Provenance(f"{category} history reviewed {att.date.isoformat()}", att.source),
+                _note(f"{category} history reviewed {att.date.isoformat()}", att.source)
+                if not base.lean
+                else _no_provenance,
             )
             continue
         if att.item not in latest or key > latest[att.item]:
             latest[att.item] = key
             chosen[att.item] = att
     for item, att in chosen.items():
-        by = f" by {att.by}" if att.by else ""
-        when = f" on {att.date.isoformat()}" if att.date else ""
-        base.add(
-            "attested",
-            (patient.id, item, att.value),
-            Provenance(f"{item} = {att.value}, attested{by}{when}", att.source),
-        )
+        base.add("attested", (patient.id, item, att.value), _attested_note(item, att))
+    if base.lean:
+        return  # what follows only records gaps
     for item in vocab.attestation_items:
         if item.startswith("reviewed:"):
             category = item.split(":", 1)[1]

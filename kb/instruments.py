@@ -135,11 +135,13 @@ def measure_instrument(
     instrument: Instrument,
     values: Mapping[str, str],
     major_set: str = "",
+    explain: bool = True,
 ) -> list[Measure]:
     """The measures of `instrument` given the recorded item values (item name → value).
 
     Items missing from `values` are unknown. No item recorded at all: no measure (the
-    caller may still use a recorded total).
+    caller may still use a recorded total). `explain=False` leaves out the formula and
+    inputs (screening thousands of patients needs the ranges only).
     """
     recorded = {i.name: values[instrument.item_name(i)] for i in instrument.items if instrument.item_name(i) in values}
     if not recorded:
@@ -148,6 +150,8 @@ def measure_instrument(
 
     def inputs_of(members: set[str]) -> tuple[tuple[str, str], ...]:
         """The members present or not recorded (the absent ones are only counted)."""
+        if not explain:
+            return ()
         shown = [
             (instrument.item_name(i), recorded.get(i.name, "not recorded"))
             for i in instrument.items
@@ -169,7 +173,7 @@ def measure_instrument(
                     Decimal(graded),
                     Decimal(graded + len(unknown)),
                     formula,
-                    tuple((instrument.item_name(i), recorded.get(i.name, "not recorded")) for i in instrument.items),
+                    inputs_of({i.name for i in instrument.items}),
                 )
             )
         return measures

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from kb.assumptions import AssumptionSet
 from kb.derived import Derivation
 from kb.factbase import FactBase, Gap, Provenance
-from kb.instruments import Instrument, load_instruments, measure_instrument
+from kb.instruments import Instrument, Measure, load_instruments, measure_instrument
 from kb.patients import Observation, Patient
 from kb.units import exact
 from kb.vocabulary import Vocabulary
@@ -40,32 +40,61 @@ def add_measures(
     vocab: Vocabulary,
     assumptions: AssumptionSet,
 ) -> None:
+    by_instrument: dict[str, dict[str, str]] = {}
+    for name, obs in selected.items():
+        prefix, dot, _ = name.partition(".")
+        if dot:
+            by_instrument.setdefault(prefix, {})[name] = str(obs.value)
     for instrument in load_instruments().values():
-        _scores(base, instrument, selected, str(assumptions["bvas_major_items"]))
+        values = by_instrument.get(instrument.id, {})
+        _scores(base, instrument, values, selected, str(assumptions["bvas_major_items"]))
     for item, direction in PROGRESSION_ITEMS.items():
         _worsening(base, patient, item, direction, assumptions)
     _apl_tests(base, patient, assumptions)
 
 
-def _scores(base: FactBase, instrument: Instrument, selected: dict[str, Observation], major_set: str) -> None:
-    values = {name: str(obs.value) for name, obs in selected.items() if name.startswith(instrument.id + ".")}
-    measures = measure_instrument(instrument, values, major_set) if values else []
+_MEMO: dict[tuple[int, str, tuple[tuple[str, str], ...], str], list[Measure]] = {}
+
+
+def _measures(instrument: Instrument, values: dict[str, str], major_set: str, explain: bool) -> list[Measure]:
+    """`measure_instrument`, remembered for the ranges alone (screening): item values are a
+    few categories, so a clinic's patients repeat the same combinations."""
+    if explain:
+        return measure_instrument(instrument, values, major_set)
+    key = (id(instrument), instrument.id, tuple(sorted(values.items())), major_set)
+    found = _MEMO.get(key)
+    if found is None:
+        if len(_MEMO) > 50_000:
+            _MEMO.clear()
+        found = _MEMO[key] = measure_instrument(instrument, values, major_set, explain=False)
+    return found
+
+
+def _scores(
+    base: FactBase,
+    instrument: Instrument,
+    values: dict[str, str],
+    selected: dict[str, Observation],
+    major_set: str,
+) -> None:
+    """`values`: the instrument's recorded items (item name → value)."""
+    measures = _measures(instrument, values, major_set, explain=not base.lean) if values else []
     recorded_total = selected.get(instrument.total_item) if instrument.total_item else None
-    unrecorded = [instrument.item_name(i) for i in instrument.items if instrument.item_name(i) not in values]
+    unrecorded = [] if base.lean else [n for i in instrument.items if (n := instrument.item_name(i)) not in values]
     if unrecorded:
         what = "none of its items recorded" if not values else f"not recorded: {', '.join(unrecorded)}"
         base.gap("instrument", instrument.id, Gap(f"{instrument.id} items", "missing", f"{instrument.label}: {what}"))
     for m in measures:
         if m.measure == "total" and recorded_total is not None:
             continue  # the recorded total (the CRF's) is used instead, below
-        shown = exact(m.low) if m.low == m.high else f"{exact(m.low)} to {exact(m.high)}"
-        derivation = Derivation(f"{instrument.id} {m.measure}", m.formula, m.inputs, m.low)
-        base.add(
-            "score",
-            (base.patient_id, instrument.id, m.measure, m.low, m.high),
+
+        def provenance(m: Measure = m) -> Provenance:
+            shown = exact(m.low) if m.low == m.high else f"{exact(m.low)} to {exact(m.high)}"
+            derivation = Derivation(f"{instrument.id} {m.measure}", m.formula, m.inputs, m.low)
             # from many rows: the derivation lists them, no single row is "the" source
-            Provenance(f"{instrument.label}, {m.measure}: {shown} (from items)", None, derivation),
-        )
+            return Provenance(f"{instrument.label}, {m.measure}: {shown} (from items)", None, derivation)
+
+        base.add("score", (base.patient_id, instrument.id, m.measure, m.low, m.high), provenance)
     if recorded_total is not None:
         value = Decimal(recorded_total.value)
         base.add(

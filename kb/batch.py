@@ -1,0 +1,407 @@
+"""Set-at-a-time evaluation: every criterion for thousands of patients in one pass.
+
+Per-patient pyDatalog pays for a fresh logic, the compiled rules and a query per criterion
+for each patient (tens of milliseconds). For a clinic export the same checked rule AST is
+compiled to SQL (`kb/language/sql.py`) and DuckDB derives each relation for a whole chunk of
+patients in one join. The fact base is the one the engine reads (`build_facts`), so both
+paths see the same facts, and the statuses become verdicts through the same function
+(`evaluation.decide`). pyDatalog stays the reference: a patient with a number the SQL
+columns cannot hold exactly is evaluated by it, and the tests prove both paths identical.
+
+Chunks go to worker processes (both cores); messages and proof trees are not built here:
+they come from the per-patient path when someone asks why.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from multiprocessing.pool import AsyncResult
+
+import duckdb
+import pyarrow as pa
+
+from kb.assumptions import AssumptionSet
+from kb.criteria import Criterion
+from kb.engine import EngineError, Fact
+from kb.evaluation import (
+    CohortVerdict,
+    applicable_criteria,
+    assess,
+    decide_statuses,
+    status_from_truth,
+)
+from kb.factbase import assumption_facts, build_facts
+from kb.knowledge import KnowledgeBase
+from kb.language.sql import SqlPlan, SqlUnsupported, column_type, compile_sql, fits_exactly, table_name
+from kb.patients import Patient
+
+__all__ = ["CHUNK", "BatchVerdict", "evaluate_many", "sql_plan"]
+
+#: Patients per DuckDB pass, at most: each pass runs ~200 statements at ~2 ms each whatever
+#: the chunk's size, so chunks are as large as this allows; it keeps a worker's facts to a
+#: few hundred MB.
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    """One patient's verdict and every criterion's status, without messages or proofs."""
+
+    patient_id: str
+    verdict: str
+    cohorts: tuple[CohortVerdict, ...]
+    #: every criterion's status, in catalogue order (`criteria` holds the ids, shared by all
+    #: rows of a chunk: 100,000 patients do not need 100,000 dictionaries)
+    status_codes: tuple[str, ...]
+    criteria: tuple[str, ...]
+    engine: str  # "sql", or "pydatalog" for a patient the SQL path cannot hold exactly
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        return dict(zip(self.criteria, self.status_codes, strict=True))
+
+
+_PLANS: dict[int, tuple[KnowledgeBase, SqlPlan | None]] = {}
+_DECIDERS: dict[tuple[int, int], tuple[KnowledgeBase, AssumptionSet, _Decider]] = {}
+
+
+def sql_plan(kb: KnowledgeBase) -> SqlPlan | None:
+    """The SQL for every criterion of this knowledge base (compiled once per process), or
+    None if a rule uses what SQL cannot evaluate exactly: then pyDatalog screens everyone."""
+    cached = _PLANS.get(id(kb))
+    if cached is None or cached[0] is not kb:
+        try:
+            plan: SqlPlan | None = compile_sql(kb.program, _predicates(kb))
+        except SqlUnsupported:
+            plan = None
+        cached = (kb, plan)
+        _PLANS[id(kb)] = cached
+    return cached[1]
+
+
+def _predicates(kb: KnowledgeBase) -> list[str]:
+    return sorted({c.predicate for c in kb.criteria if c.predicate})
+
+
+def _decider(kb: KnowledgeBase, assumptions: AssumptionSet) -> _Decider:
+    cached = _DECIDERS.get((id(kb), id(assumptions)))
+    if cached is None or cached[0] is not kb or cached[1] is not assumptions:
+        if len(_DECIDERS) > 16:  # an app session tries many assumption sets: keep the recent ones
+            _DECIDERS.clear()
+        cached = (kb, assumptions, _Decider(kb, assumptions))
+        _DECIDERS[(id(kb), id(assumptions))] = cached
+    return cached[2]
+
+
+_TEXTS: dict[object, str | None] = {}
+
+
+def _exact_text(value: object) -> str | None:
+    """A number as decimal text DuckDB casts exactly, or None if DECIMAL(38, 28) cannot hold it.
+
+    Remembered by value (results repeat): equal numbers such as 1.0 and 1 share a text,
+    which casts to the same DECIMAL."""
+    found = _TEXTS.get(value, "")
+    if found != "":
+        return found
+    number = Decimal(value) if isinstance(value, int) else value
+    text = format(number, "f") if isinstance(number, Decimal) and fits_exactly(number) else None
+    if len(_TEXTS) > 200_000:
+        _TEXTS.clear()
+    _TEXTS[value] = text
+    return text
+
+
+class _Tables:
+    """The input facts of a chunk, column by column, ready to become DuckDB tables."""
+
+    def __init__(self, plan: SqlPlan) -> None:
+        self.plan = plan
+        self.types = {name: [t for _, t in decl.params] for name, decl in plan.inputs.items()}
+        self.numbers = {name: [i for i, t in enumerate(ts) if t == "number"] for name, ts in self.types.items()}
+        # facts about one patient are never repeated across patients; reference facts are
+        self.per_patient = {name for name, ts in self.types.items() if ts and ts[0] == "patient"}
+        self.rows: dict[str, list[tuple[object, ...]]] = {name: [] for name in self.per_patient}
+        self.shared: dict[str, set[tuple[object, ...]]] = {n: set() for n in self.types if n not in self.per_patient}
+
+    def add(self, facts: Iterable[Fact]) -> bool:
+        """Take one patient's facts; False, and nothing taken, if a number does not fit."""
+        taken = []
+        for relation, args in facts:
+            numbers = self.numbers.get(relation)
+            if numbers is None:
+                continue  # a relation no criterion needs
+            row: tuple[object, ...] = args
+            if numbers:
+                values: list[object] = list(args)
+                for i in numbers:
+                    text = _exact_text(values[i])
+                    if text is None:
+                        return False
+                    values[i] = text
+                row = tuple(values)
+            taken.append((relation, row))
+        for relation, row in taken:
+            if relation in self.per_patient:
+                self.rows[relation].append(row)
+            else:
+                self.shared[relation].add(row)
+        return True
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        """One table per input relation (Arrow columns; numbers cast from exact text)."""
+        for relation, types in self.types.items():
+            con.execute(self.plan.empty_table(relation))
+            found = self.rows[relation] if relation in self.rows else list(self.shared[relation])
+            if not found:
+                continue
+            columns = zip(*found, strict=True)
+            table = pa.table(
+                {
+                    f"c{i}": pa.array(col, pa.int64() if types[i] == "day" else pa.string())
+                    for i, col in enumerate(columns)
+                }
+            )
+            con.register("incoming", table)
+            casts = ", ".join(f"CAST(c{i} AS {column_type(t)})" for i, t in enumerate(types))
+            con.execute(f"INSERT INTO {table_name(relation)} SELECT {casts} FROM incoming")
+            con.unregister("incoming")
+
+
+def _truths(con: duckdb.DuckDBPyConnection, predicates: list[str]) -> Iterator[tuple[str, dict[int, set[str]]]]:
+    """Each patient's derived truths, keyed by the predicate's position in `predicates`
+    (one grouped query: reading every table row by row costs more than deriving them)."""
+    union = " UNION ALL ".join(f"SELECT {k} AS k, c0, c1 FROM {table_name(p)}" for k, p in enumerate(predicates))
+    query = f"SELECT c0, string_agg(k || ':' || c1, ',') FROM ({union}) GROUP BY c0"
+    for pid, packed in con.execute(query).fetchall():
+        found: dict[int, set[str]] = {}
+        for pair in packed.split(","):
+            k, _, truth = pair.partition(":")
+            found.setdefault(int(k), set()).add(truth)
+        yield pid, found
+
+
+def _run(con: duckdb.DuckDBPyConnection, plan: SqlPlan) -> None:
+    for step in plan.steps:
+        for statement in step.create:
+            con.execute(statement)
+        while step.repeat:
+            added = 0
+            for statement in step.repeat:
+                result = con.execute(statement).fetchall()
+                added += int(result[0][0]) if result else 0
+            if not added:
+                break
+
+
+class _Decider:
+    """Statuses and verdicts from the truths the SQL derived, as `assess` decides them.
+
+    What does not depend on the truths (which criteria apply to a set of cohorts, the
+    not-applicable and manual statuses) is worked out once per set of cohorts, and a
+    verdict once per distinct list of statuses.
+    """
+
+    def __init__(self, kb: KnowledgeBase, assumptions: AssumptionSet) -> None:
+        self.kb, self.assumptions = kb, assumptions
+        self.ids = tuple(c.id for c in kb.criteria)
+        self._index = {p: k for k, p in enumerate(_predicates(kb))}
+        self._templates: dict[tuple[str, ...], tuple[list[str], list[tuple[int, int, Criterion]]]] = {}
+        self._verdicts: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, tuple[CohortVerdict, ...]]] = {}
+
+    def _template(self, cohorts: tuple[str, ...]) -> tuple[list[str], list[tuple[int, int, Criterion]]]:
+        """The fixed statuses for these cohorts, and (position, predicate key, criterion) of
+        those the rules decide."""
+        if cohorts not in self._templates:
+            applicable = applicable_criteria(self.kb, list(cohorts), self.assumptions)
+            fixed: list[str] = []
+            decided = []
+            for n, crit in enumerate(self.kb.criteria):
+                if crit.id not in applicable:
+                    fixed.append("not_applicable")
+                elif crit.predicate is None or (crit.manual_unless and self.assumptions[crit.manual_unless] == "none"):
+                    fixed.append("manual")
+                else:
+                    fixed.append("unknown")  # unless a truth is derived
+                    decided.append((n, self._index[crit.predicate], crit))
+            self._templates[cohorts] = (fixed, decided)
+        return self._templates[cohorts]
+
+    def __call__(self, patient_id: str, cohorts: tuple[str, ...], truths: dict[int, set[str]]) -> BatchVerdict:
+        fixed, decided = self._template(cohorts)
+        codes = list(fixed)
+        for n, key, crit in decided:
+            found = truths.get(key)
+            if not found:
+                continue
+            if len(found) > 1:
+                raise EngineError(
+                    f"{crit.id}: the rules derive {sorted(found)} for {crit.predicate}({patient_id}, _); "
+                    "a criterion's rules must be mutually exclusive"
+                )
+            codes[n] = status_from_truth(crit, next(iter(found)))
+        statuses = tuple(codes)
+        if (cohorts, statuses) not in self._verdicts:
+            if len(self._verdicts) > 100_000:
+                self._verdicts.clear()
+            self._verdicts[cohorts, statuses] = decide_statuses(cohorts, self.kb.criteria, statuses, self.assumptions)
+        verdict, verdicts = self._verdicts[cohorts, statuses]
+        return BatchVerdict(patient_id, verdict, verdicts, statuses, self.ids, "sql")
+
+
+def _evaluate_chunk(
+    patients: Sequence[Patient],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None,
+    today: date | None,
+) -> list[BatchVerdict]:
+    # a chunk allocates a million small tuples and frees them together: the cyclic collector
+    # would walk them again and again (a third of the time), and they hold no cycles
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _evaluate_facts(patients, kb, assumptions, as_of, today)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _evaluate_facts(
+    patients: Sequence[Patient],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None,
+    today: date | None,
+) -> list[BatchVerdict]:
+    plan = sql_plan(kb)
+    if plan is None:
+        return [_reference(patient, kb, assumptions, as_of, today) for patient in patients]
+    tables = _Tables(plan)
+    tables.add(assumption_facts(assumptions))
+    cohorts: dict[str, tuple[str, ...]] = {}
+    reference: list[Patient] = []
+    for patient in patients:
+        base = build_facts(patient, kb, assumptions, as_of, today, lean=True)
+        if not tables.add(base.facts):
+            reference.append(patient)  # a number DECIMAL(38, 28) cannot hold: the reference engine decides
+            continue
+        cohorts[patient.id] = tuple(sorted({str(a[1]) for r, a in base.facts if r == "cohort_diagnosis"}))
+    decider = _decider(kb, assumptions)
+    out: dict[str, BatchVerdict] = {}
+    if cohorts:
+        con = duckdb.connect(config={"threads": 1})
+        try:
+            tables.load(con)
+            _run(con, plan)
+            for pid, found in _truths(con, _predicates(kb)):
+                out[pid] = decider(pid, cohorts[pid], found)
+        finally:
+            con.close()
+    for pid in cohorts.keys() - out.keys():  # no criterion derived anything: every one unknown
+        out[pid] = decider(pid, cohorts[pid], {})
+    for patient in reference:
+        out[patient.id] = _reference(patient, kb, assumptions, as_of, today)
+    return [out[p.id] for p in patients]
+
+
+def _reference(
+    patient: Patient, kb: KnowledgeBase, assumptions: AssumptionSet, as_of: date | None, today: date | None
+) -> BatchVerdict:
+    result = assess(patient, kb, assumptions, as_of, explain="status", today=today)
+    ids = tuple(c.id for c in kb.criteria)
+    return BatchVerdict(
+        patient.id, result.verdict, result.cohorts, tuple(r.status for r in result.criteria), ids, "pydatalog"
+    )
+
+
+#: what the workers need besides their chunk, set before the fork (inherited, never pickled)
+_SHARED: list[tuple[Sequence[Patient] | None, KnowledgeBase, AssumptionSet, date | None, date | None]] = []
+
+
+def _worker(job: tuple[int, int] | list[Patient]) -> list[BatchVerdict]:
+    patients, kb, assumptions, as_of, today = _SHARED[-1]
+    if isinstance(job, tuple):  # bounds into the inherited sequence
+        assert patients is not None
+        job = list(patients[job[0] : job[1]])
+    return _evaluate_chunk(job, kb, assumptions, as_of, today)
+
+
+def _jobs(patients: Iterable[Patient], size: int) -> Iterator[tuple[int, int] | list[Patient]]:
+    if isinstance(patients, Sequence):
+        for start in range(0, len(patients), size):
+            yield (start, min(start + size, len(patients)))
+        return
+    chunk: list[Patient] = []
+    for patient in patients:
+        chunk.append(patient)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def evaluate_many(
+    patients: Iterable[Patient],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None = None,
+    today: date | None = None,
+    workers: int | None = None,
+    chunk: int = CHUNK,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[BatchVerdict]:
+    """Every patient's verdict and statuses, in input order, as `kb check` would give them.
+
+    A sequence is shared with the workers by the fork (they take their chunks themselves);
+    any other iterable is read as it is needed, never held whole. At most two chunks per
+    worker are in flight. `workers`: processes (default: the cores, at most 2 here; 1 runs
+    in this process). `progress(done)` after each chunk.
+    """
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    if isinstance(patients, Sequence):  # an even share per worker, up to `chunk`
+        chunk = max(1, min(chunk, -(-len(patients) // max(workers, 1))))
+    done = 0
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        _SHARED.append((patients if isinstance(patients, Sequence) else None, kb, assumptions, as_of, today))
+        try:
+            for job in _jobs(patients, chunk):
+                rows = _worker(job)
+                done += len(rows)
+                yield from rows
+                if progress is not None:
+                    progress(done)
+        finally:
+            _SHARED.pop()
+        return
+    sql_plan(kb)  # compiled before the fork, so that every worker inherits it
+    _SHARED.append((patients if isinstance(patients, Sequence) else None, kb, assumptions, as_of, today))
+    try:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+    finally:
+        _SHARED.pop()
+    with pool:
+        pending: deque[AsyncResult[list[BatchVerdict]]] = deque()
+        jobs = _jobs(patients, chunk)
+        for job in jobs:
+            pending.append(pool.apply_async(_worker, (job,)))
+            if len(pending) >= 2 * workers:
+                rows = pending.popleft().get()
+                done += len(rows)
+                yield from rows
+                if progress is not None:
+                    progress(done)
+        while pending:
+            rows = pending.popleft().get()
+            done += len(rows)
+            yield from rows
+            if progress is not None:
+                progress(done)
