@@ -22,6 +22,7 @@ from kb.engine import EngineError
 from kb.errors import KbError, Problem
 from kb.evaluation import Assessment, assess
 from kb.factbase import build_facts
+from kb.importers import load_data
 from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
 from kb.mutation import run_mutation_check
 from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
@@ -88,13 +89,17 @@ def _global_options(for_subcommand: bool) -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--facts", type=Path, default=default(None), help="patient data set folder (default: the demo patients)"
+        "--facts",
+        type=Path,
+        default=default(None),
+        help="patient data: a folder, workbook, wide table, FHIR bundle or OMOP database (default: the demo patients)",
     )
     common.add_argument(
         "--input-format",
         default=default("auto"),
         choices=["auto", "csv", "wide", "xlsx", "fhir", "omop"],
-        help="format of --facts (only the csv file set is read so far)",
+        help="format of --facts: the csv file set (a folder), xlsx (that file set as a workbook), wide (one row "
+        "per patient, CSV or Excel), fhir (R4 bundles), omop (a DuckDB CDM database); auto recognises it",
     )
     common.add_argument(
         "--as-of",
@@ -157,6 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     screen_cmd.add_argument("--out", type=Path, metavar="FILE", help="also write the report: .csv, .xlsx or .json")
     screen_cmd.add_argument(
         "--dates", action="store_true", help="the earliest enrolment date when waiting is all it takes (slower)"
+    )
+    screen_cmd.add_argument(
+        "--engine",
+        choices=["sql", "pydatalog"],
+        default="sql",
+        help="sql: all patients at once in DuckDB, both cores (default); pydatalog: one patient at a time, "
+        "the reference (same statuses, ~100x slower)",
+    )
+    screen_cmd.add_argument(
+        "--diagnoses-complete",
+        action="store_true",
+        help="assumption for OMOP and FHIR extracts: each patient's diagnosis list is complete, so no trial "
+        "diagnosis code means no cohort (default off: COHORT stays unknown)",
     )
     ask = command("ask", "Ask a question in your own words (the chat's parser, deterministic, offline).")
     ask.add_argument("question")
@@ -227,10 +245,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _dataset(args: argparse.Namespace) -> Dataset:
-    if args.input_format not in ("auto", "csv"):
-        raise KbError(f"--input-format {args.input_format} is not supported yet; use the csv file set")
-    dataset = load_dataset(args.facts or DEMO_DATASET)
-    return dataset
+    complete = None
+    if getattr(args, "diagnoses_complete", False):
+        complete = max(args.as_of or date.today(), date.today())
+    return load_data(args.facts or DEMO_DATASET, args.input_format, diagnoses_complete=complete)
 
 
 def _emit(text: str) -> None:
@@ -241,11 +259,13 @@ def _json(value: Any) -> None:
     _emit(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
-def _report_problems(problems: list[Problem], dataset_name: str) -> None:
+def _report_problems(problems: list[Problem], dataset_name: str, limit: int = 200) -> None:
     if problems:
-        print(f"kb: {len(problems)} row(s) of {dataset_name} were rejected:", file=sys.stderr)
-        for problem in problems:
+        print(f"kb: {len(problems)} problem(s) reading {dataset_name} (the rest was read):", file=sys.stderr)
+        for problem in problems[:limit]:
             print(f"  {problem}", file=sys.stderr)
+        if len(problems) > limit:
+            print(f"  … and {len(problems) - limit} more", file=sys.stderr)
 
 
 def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
@@ -468,7 +488,7 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assum
             filled = width * done // max(total, 1)
             print(f"\r  screening [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
 
-    rows = screen(kb, dataset, assumptions, args.as_of, progress)
+    rows = screen(kb, dataset, assumptions, args.as_of, progress, engine=args.engine)
     if getattr(args, "dates", False):
         rows = earliest_dates(rows, kb, dataset, assumptions, args.as_of)
     if sys.stderr.isatty():
@@ -483,9 +503,17 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assum
         _json({"patients": table, "funnel": [{"stage": s, "patients": n} for s, n in stages]})
         return 0
     eligible = [r.patient for r in rows if r.verdict == "eligible"]
-    _emit(f"{len(eligible)} of {len(rows)} eligible: {', '.join(eligible) or 'none'}")
+    _emit(f"{len(eligible)} of {len(rows)} eligible: {', '.join(eligible[:50]) or 'none'}")
+    if len(eligible) > 50:
+        _emit(f"  … and {len(eligible) - 50} more (the report lists them all: --out, --json)")
+    counts = {
+        v: sum(1 for r in rows if r.verdict == v) for v in ("eligible", "needs_data", "ineligible", "not_evaluated")
+    }
+    _emit("verdicts: " + ", ".join(f"{v} {n}" for v, n in counts.items() if n or v != "not_evaluated"))
     for row in rows:
-        if row.verdict != "eligible":
+        if row.verdict == "not_evaluated":
+            _emit(f"  {row.patient:<6} not_evaluated  {row.reason}")
+        elif row.verdict != "eligible":
             when = f"  (eligible from {row.earliest})" if row.earliest else ""
             listed = ", ".join(row.blocking) or "unknown " + ", ".join(row.unknown[:6])
             _emit(f"  {row.patient:<6} {row.verdict:<11} {listed}{when}")

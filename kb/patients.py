@@ -153,6 +153,17 @@ class Dataset:
     problems: list[Problem]
     stories: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def not_loaded(self) -> dict[str, str]:
+        """Patients named in the input none of whose rows could be used, with the first reason:
+        a screening reports them `not_evaluated`, so that it accounts for every input patient."""
+        out: dict[str, str] = {}
+        for problem in self.problems:
+            pid = problem.patient_id
+            if pid and pid not in self.patients and pid not in out:
+                out[pid] = str(problem)
+        return out
+
     def patient(self, patient_id: str) -> Patient:
         """The patient with this id, or an error that suggests the nearest ids."""
         found = self.patients.get(patient_id.strip())
@@ -261,15 +272,16 @@ def load_dataset(
 
 
 def load_uploaded(
-    files: Mapping[str, bytes], vocabulary: Vocabulary | None = None, today: date | None = None
+    files: Mapping[str, bytes], vocabulary: Vocabulary | None = None, today: date | None = None, name: str = "upload"
 ) -> Dataset:
-    """A data set from files held in memory (an upload), by file name; nothing touches the disk."""
+    """A data set from files held in memory (an upload, an import), by file name; nothing
+    touches the disk."""
     if "patients.csv" not in files:
         raise KbError(
             f"no patients.csv among {', '.join(sorted(files)) or 'the files'} (upload patients.csv, "
             "observations.csv, events.csv and attestations.csv)"
         )
-    return _load(Path("upload"), "upload", files, vocabulary, today, {})
+    return _load(Path(name), name, files, vocabulary, today, {})
 
 
 def _load(

@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from kb.assumptions import AssumptionSet
+from kb.batch import evaluate_many
 from kb.criteria import Criterion
-from kb.evaluation import assess
+from kb.evaluation import CohortVerdict, assess
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
 from kb.repairs import find_repairs
@@ -33,13 +34,14 @@ STAGES = (
 @dataclass(frozen=True)
 class ScreenRow:
     patient: str
-    verdict: str
+    verdict: str  # eligible | needs_data | ineligible | not_evaluated (no row of the patient could be read)
     cohorts: tuple[str, ...]
     statuses: dict[str, str]  # counted criteria only
     blocking: tuple[str, ...]
     dropped_at: int  # the stage (index into STAGES) the patient leaves at; len(STAGES) if never
     unknown: tuple[str, ...] = ()
     earliest: date | None = None  # the first enrolment day, when waiting is all it takes
+    reason: str = ""  # why a patient was not evaluated
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -50,6 +52,7 @@ class ScreenRow:
             "unknown": " ".join(self.unknown),
             "earliest_date": self.earliest.isoformat() if self.earliest else "",
             "left_at": STAGES[self.dropped_at] if self.dropped_at < len(STAGES) else "",
+            "reason": self.reason,
         }
 
 
@@ -61,33 +64,61 @@ def _stage(crit: Criterion) -> int:
     return 4
 
 
+def _row(
+    kb: KnowledgeBase, patient_id: str, verdict: str, cohorts: tuple[CohortVerdict, ...], statuses: dict[str, str]
+) -> ScreenRow:
+    """A screening row from a patient's verdicts and statuses, whichever engine gave them."""
+    blocking_ids = {i for c in cohorts for i in c.blocking}
+    unknown_ids = {i for c in cohorts for i in c.unknown}
+    if not cohorts:  # no cohort: every counted general criterion speaks
+        counted = [c for c in kb.criteria if c.counted]
+        blocking_ids = {c.id for c in counted if statuses[c.id] == "fail"}
+        unknown_ids = {c.id for c in counted if statuses[c.id] == "unknown"}
+    blocking = [c for c in kb.criteria if c.id in blocking_ids]
+    stages = [_stage(c) for c in blocking]
+    return ScreenRow(
+        patient_id,
+        verdict,
+        tuple(c.cohort for c in cohorts),
+        {c.id: statuses[c.id] for c in kb.criteria if c.counted},
+        tuple(c.id for c in blocking),
+        min(stages) if stages and verdict == "ineligible" else len(STAGES),
+        tuple(c.id for c in kb.criteria if c.id in unknown_ids),
+    )
+
+
 def screen(
     kb: KnowledgeBase,
     dataset: Dataset,
     assumptions: AssumptionSet,
     as_of: date | None = None,
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "sql",
 ) -> list[ScreenRow]:
-    """Every patient of the data set, in its order; `progress(done, total)` after each."""
+    """Every input patient, in the data set's order, then those none of whose rows could be
+    read (`not_evaluated`, with the reason): as many rows as the input has patients.
+
+    `engine`: "sql", the set-at-a-time path (`kb.batch`, identical statuses, both cores), or
+    "pydatalog", one patient at a time. `progress(done, total)` as patients are done.
+    """
+    patients = list(dataset.patients.values())
+    missing = dataset.not_loaded
+    total = len(patients) + len(missing)
     rows = []
-    total = len(dataset.patients)
-    for n, patient in enumerate(dataset.patients.values()):
-        if progress is not None:
-            progress(n, total)
-        result = assess(patient, kb, assumptions, as_of, explain="status")
-        blocking = tuple(r.id for r in result.blocking)
-        stages = [_stage(r.criterion) for r in result.blocking]
-        rows.append(
-            ScreenRow(
-                patient.id,
-                result.verdict,
-                tuple(c.cohort for c in result.cohorts),
-                {r.id: r.status for r in result.criteria if r.criterion.counted},
-                blocking,
-                min(stages) if stages and result.verdict == "ineligible" else len(STAGES),
-                tuple(r.id for r in result.unknown),
-            )
-        )
+    if engine == "pydatalog":
+        for n, patient in enumerate(patients):
+            result = assess(patient, kb, assumptions, as_of, explain="status")
+            rows.append(_row(kb, patient.id, result.verdict, result.cohorts, {r.id: r.status for r in result.criteria}))
+            if progress is not None:
+                progress(n + 1, total)
+    else:
+        tick = (lambda done: progress(done, total)) if progress is not None else None
+        for verdict in evaluate_many(patients, kb, assumptions, as_of, progress=tick):
+            rows.append(_row(kb, verdict.patient_id, verdict.verdict, verdict.cohorts, verdict.statuses))
+    for pid, reason in missing.items():
+        rows.append(ScreenRow(pid, "not_evaluated", (), {}, (), 0, reason=reason))
+    if progress is not None:
+        progress(total, total)
     return rows
 
 

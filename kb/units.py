@@ -15,7 +15,7 @@ from typing import Any
 
 from kb.vocabulary import Item, Vocabulary
 
-__all__ = ["UnitError", "convert", "exact", "ucum"]
+__all__ = ["UnitError", "convert", "convert_unit", "exact", "ucum"]
 
 
 class UnitError(ValueError):
@@ -83,3 +83,10 @@ def convert(value: Decimal, unit: str, item: Item, vocabulary: Vocabulary) -> De
     # mass concentration -> molar concentration through mg/dL and the item's factor
     mg_dl = value * _factor(source, "mg/dL")
     return exact(mg_dl * item.molar_factor * _factor("umol/L", target))
+
+
+def convert_unit(value: Decimal, source: str, target: str, vocabulary: Vocabulary) -> Decimal:
+    """`value` in `source` expressed in `target` (UCUM or a common spelling), exactly: a body
+    weight in [lb_av] as kg. Raises UnitError for a unit that cannot be read or converted."""
+    source = _ucum(source, vocabulary)
+    return value if source == target else exact(value * _factor(source, target))

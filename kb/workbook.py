@@ -16,7 +16,7 @@ import pandas as pd
 
 from kb.errors import KbError
 
-__all__ = ["SHEETS", "workbook_files"]
+__all__ = ["SHEETS", "excel_rows", "sheet_names", "workbook_files"]
 
 SHEETS = ("patients", "observations", "events", "attestations")
 
@@ -49,3 +49,26 @@ def workbook_files(content: bytes, name: str = "workbook.xlsx") -> dict[str, byt
         text = frame.map(_cell).to_csv(index=False, lineterminator="\n")
         files[f"{sheet}.csv"] = text.encode("utf-8")
     return files
+
+
+def _sheets(content: bytes, name: str) -> dict[str, pd.DataFrame]:
+    try:
+        sheets: dict[str, pd.DataFrame] = pd.read_excel(
+            io.BytesIO(content), sheet_name=None, dtype=object, engine="openpyxl", header=None
+        )
+        return sheets
+    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
+        raise KbError(f"{name}: not an Excel workbook ({type(exc).__name__})") from None
+
+
+def sheet_names(content: bytes, name: str) -> list[str]:
+    return [str(sheet) for sheet in _sheets(content, name)]
+
+
+def excel_rows(content: bytes, name: str) -> list[list[str]]:
+    """The first sheet's cells as text, row by row (a wide table kept in Excel)."""
+    sheets = _sheets(content, name)
+    if not sheets:
+        return []
+    frame = next(iter(sheets.values()))
+    return [[_cell(v) for v in row] for row in frame.itertuples(index=False)]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kb.cli import main
+from kb.patients import Dataset
 from tests.support import ROOT, demo_files, set_value
 
 
@@ -105,7 +106,7 @@ def test_patients_and_criteria(capsys: pytest.CaptureFixture[str]) -> None:
         (["--assume", "lab_lookback=3", "check", "P001"], "kb: unknown assumption 'lab_lookback'"),
         (["--as-of", "tomorrow", "check", "P001"], "'tomorrow' is not a date"),
         (["why", "P001", "GE99"], "kb: no criterion GE99"),
-        (["--input-format", "fhir", "patients"], "kb: --input-format fhir is not supported yet"),
+        (["--input-format", "fhir", "patients"], "this looks like the CSV file set"),
     ],
 )
 def test_user_errors_exit_2_with_one_clear_line(
@@ -124,7 +125,7 @@ def test_rejected_rows_are_reported_with_the_answer(
     folder = write_dataset(**files)
     code, out, err = run(capsys, "--facts", str(folder), "check", "P001", "--json")
     assert code == 0
-    assert "1 row(s) of this patient's files were rejected" in err
+    assert "1 problem(s) reading this patient's files" in err
     answer = json.loads(out)
     assert answer["rejected_rows"] and "impossible value -5" in answer["rejected_rows"][0]
     gi63 = next(c for c in answer["criteria"] if c["id"] == "GI6.3")
@@ -199,7 +200,7 @@ def test_kb_screen_writes_its_report(suffix: str, tmp_path: Path, capsys: pytest
     assert "kb: report written to" in capsys.readouterr().err
     if suffix == ".csv":
         lines = out.read_text(encoding="utf-8").splitlines()
-        assert lines[0] == "patient,verdict,cohorts,blocking,unknown,earliest_date,left_at" and len(lines) == 65
+        assert lines[0] == "patient,verdict,cohorts,blocking,unknown,earliest_date,left_at,reason" and len(lines) == 65
     elif suffix == ".xlsx":
         import pandas as pd
 
@@ -215,3 +216,41 @@ def test_kb_screen_dates_when_waiting_is_all_it_takes(capsys: pytest.CaptureFixt
     assert "P063   ineligible  GI2  (eligible from 2027-01-15)" in out
     assert main(["screen", "--out", "report.txt"]) == 2
     assert "written as .csv, .xlsx or .json" in capsys.readouterr().err
+
+
+def test_kb_screen_reads_a_fhir_bundle_like_kb_check(
+    tmp_path: Path, demo: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kb.vocabulary import load_vocabulary
+    from tests.fhir_bundles import bundle_bytes
+
+    patients = [demo.patients[pid] for pid in ("P001", "P013", "P061", "P064")]
+    bundle = tmp_path / "site.json"
+    bundle.write_bytes(bundle_bytes(patients, load_vocabulary()))
+    assert main(["--facts", str(bundle), "--input-format", "fhir", "screen", "--json"]) == 0
+    rows = {r["patient"]: r for r in json.loads(capsys.readouterr().out)["patients"]}
+    assert list(rows) == ["P001", "P013", "P061", "P064"]
+    for pid, row in rows.items():
+        assert main(["--facts", str(bundle), "check", pid, "--json"]) == 0
+        checked = json.loads(capsys.readouterr().out)
+        assert row["verdict"] == checked["verdict"], pid
+        blocking = {i for c in checked["cohorts"] for i in c["blocking"]}
+        if not checked["cohorts"]:
+            blocking = {c["id"] for c in checked["criteria"] if c["status"] == "fail" and c["kind"] != "definition"}
+        assert set(row["blocking"].split()) == blocking, pid
+
+
+def test_kb_screen_refuses_a_file_of_another_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wide = tmp_path / "export.csv"
+    wide.write_text("patient_id,platelets\nA,120\n", encoding="utf-8")
+    assert main(["--facts", str(wide), "--input-format", "fhir", "screen"]) == 2
+    err = capsys.readouterr().err
+    assert "this looks like a wide table" in err and "expected a FHIR R4 bundle" in err
+    assert "Traceback" not in err
+
+
+def test_kb_screen_with_the_reference_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["screen", "--json"]) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert main(["screen", "--json", "--engine", "pydatalog"]) == 0
+    assert json.loads(capsys.readouterr().out) == fast

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from kb.assumptions import resolve_assumptions
 from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
+from kb.patients import Dataset, load_dataset
 from kb.screening import STAGES, funnel, screen
+from tests.support import demo_files
 
 
 def test_the_funnel_counts_who_is_still_in_after_each_stage(kb: KnowledgeBase, demo: Dataset) -> None:
@@ -20,3 +24,29 @@ def test_the_funnel_counts_who_is_still_in_after_each_stage(kb: KnowledgeBase, d
     assert list(counts.values()) == sorted(counts.values(), reverse=True)
     eligible_or_open = sum(1 for r in rows.values() if r.verdict != "ineligible")
     assert counts["meeting their cohort's criteria"] == eligible_or_open
+
+
+def test_the_fast_path_and_pydatalog_give_the_same_rows(kb: KnowledgeBase, demo: Dataset) -> None:
+    assumptions = resolve_assumptions()
+    fast = screen(kb, demo, assumptions)
+    reference = screen(kb, demo, assumptions, engine="pydatalog")
+    assert fast == reference and len(fast) == 64
+
+
+def test_a_patient_none_of_whose_rows_load_is_not_evaluated(
+    kb: KnowledgeBase, write_dataset: Callable[..., Path]
+) -> None:
+    files = demo_files("P001")
+    ghost = [dict(row, patient_id="GHOST") for row in files["observations"][:3]]
+    folder = write_dataset(**{**files, "observations": files["observations"] + ghost})
+    dataset = load_dataset(folder)
+    done: list[tuple[int, int]] = []
+    rows = screen(kb, dataset, resolve_assumptions(), progress=lambda n, total: done.append((n, total)))
+    assert [r.patient for r in rows] == ["P001", "GHOST"]  # as many rows as input patients
+    ghost_row = rows[1]
+    assert ghost_row.verdict == "not_evaluated" and ghost_row.cohorts == () and ghost_row.dropped_at == 0
+    assert "no patient 'GHOST' in patients.csv" in ghost_row.reason
+    assert ghost_row.as_dict()["reason"] == ghost_row.reason
+    assert rows[0].verdict == "eligible"
+    assert done[-1] == (2, 2)
+    assert dict(funnel(rows))["all patients"] == 1  # the funnel counts the evaluated patients

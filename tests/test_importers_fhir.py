@@ -1,0 +1,91 @@
+"""FHIR R4 bundles written for the vignettes give the same verdicts as their CSV files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kb.assumptions import resolve_assumptions
+from kb.batch import evaluate_many
+from kb.errors import KbError
+from kb.importers import load_data
+from kb.importers.fhir import agent_name, read_fhir
+from kb.knowledge import KnowledgeBase
+from kb.patients import Dataset
+from kb.vocabulary import load_vocabulary
+from tests.fhir_bundles import bundle, bundle_bytes
+
+
+def test_every_vignette_through_fhir(kb: KnowledgeBase, demo: Dataset, tmp_path: Path) -> None:
+    vocab = load_vocabulary()
+    patients = list(demo.patients.values())
+    path = tmp_path / "vignettes.json"
+    path.write_bytes(bundle_bytes(patients, vocab))
+    imported = load_data(path)  # recognised as FHIR from its content
+    assert imported.problems == []
+    assert list(imported.patients) == list(demo.patients)
+    assumptions = resolve_assumptions()
+    direct = {r.patient_id: r for r in evaluate_many(patients, kb, assumptions, workers=1)}
+    via_fhir = {r.patient_id: r for r in evaluate_many(list(imported.patients.values()), kb, assumptions, workers=1)}
+    for pid, row in direct.items():
+        assert (via_fhir[pid].verdict, via_fhir[pid].statuses) == (row.verdict, row.statuses), pid
+
+
+def test_units_codes_and_dates_are_read(demo: Dataset) -> None:
+    vocab = load_vocabulary()
+    p023 = demo.patients["P023"]
+    imported = read_fhir([("p023.json", bundle_bytes([p023], vocab))], vocab).dataset(vocab)
+    again = imported.patients["P023"]
+    assert (again.enrolment_date, again.screening_date, again.weight_kg) == (
+        p023.enrolment_date,
+        p023.screening_date,
+        p023.weight_kg,
+    )
+    assert sorted((o.item, o.value, o.date) for o in again.observations) == sorted(
+        (o.item, o.value, o.date) for o in p023.observations
+    )
+    codes = {e.code for e in again.events if e.kind == "diagnosis"}
+    assert codes == {f"icd10:{e.code}" for e in p023.events if e.kind == "diagnosis"}
+
+
+def test_a_malformed_entry_is_named_and_the_rest_kept(demo: Dataset) -> None:
+    vocab = load_vocabulary()
+    document = bundle([demo.patients["P001"]], vocab)
+    entries = document["entry"]
+    entries[3]["resource"]["valueQuantity"]["value"] = "fifty"  # not a decimal
+    entries[4]["resource"]["valueQuantity"]["code"] = "furlongs"  # not a unit of the item
+    entries.append({"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}})
+    imported = read_fhir([("p001.json", json.dumps(document).encode())], vocab).dataset(vocab)
+    messages = [str(p) for p in imported.problems]
+    assert any(m.startswith("p001.json (Observation/observation-3):4") and "not a valid FHIR" in m for m in messages)
+    assert any(m.startswith("p001.json (Observation/observation-4):5 column unit") for m in messages)
+    assert any("without a subject" in m for m in messages)
+    kept = len(imported.patients["P001"].observations)
+    assert kept == len(demo.patients["P001"].observations) - 2
+
+
+@pytest.mark.parametrize(
+    ("text", "agent"),
+    [
+        ("Prednisone 5 MG Oral Tablet", "prednisone"),
+        ("methotrexate 2.5 MG Oral Tablet", "methotrexate"),
+        ("Acetaminophen 325 MG Oral Tablet", "Acetaminophen 325 MG Oral Tablet"),
+    ],
+)
+def test_drug_texts_are_matched_to_agents(text: str, agent: str) -> None:
+    assert agent_name(text, load_vocabulary()) == agent
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b'{"name": "not fhir"}', "looks like JSON without a resourceType"),
+        (b"{not json", "not JSON"),
+    ],
+)
+def test_not_a_bundle(content: bytes, message: str) -> None:
+    with pytest.raises(KbError, match=message):
+        read_fhir([("x.json", content)], load_vocabulary())
