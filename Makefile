@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/repair.py
 	$(BIN)/python benchmarks/review.py
 	$(BIN)/python benchmarks/chat.py
+	$(BIN)/python benchmarks/screen.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

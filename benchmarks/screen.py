@@ -64,6 +64,8 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, ", end="")
     print(f"{__import__('os').cpu_count()} cores; seed {SEED}")
     sizes = [int(n) for n in args.sizes.split(",")]
+    share = sum(cohort.complete(n) for n in range(10_000)) / 100
+    print(f"synthetic patients: {share:.1f}% with complete data (of the first 10,000), the rest with gaps")
     fast_rate: dict[int, float] = {}
     for n in sizes:
         if n > 10_000:

@@ -5,7 +5,7 @@ for each patient (tens of milliseconds). For a clinic export the same checked ru
 compiled to SQL (`kb/language/sql.py`) and DuckDB derives each relation for a whole chunk of
 patients in one join. The fact base is the one the engine reads (`build_facts`), so both
 paths see the same facts, and the statuses become verdicts through the same function
-(`evaluation.decide`). pyDatalog stays the reference: a patient with a number the SQL
+(`evaluation.decide_statuses`). pyDatalog stays the reference: a patient with a number the SQL
 columns cannot hold exactly is evaluated by it, and the tests prove both paths identical.
 
 Chunks go to worker processes (both cores); messages and proof trees are not built here:

@@ -22,6 +22,9 @@ from kb.repairs import find_repairs
 
 __all__ = ["STAGES", "ScreenRow", "earliest_dates", "funnel", "screen"]
 
+#: patients from which screening uses both cores
+PARALLEL_FROM = 1000
+
 STAGES = (
     "all patients",
     "with a trial diagnosis",
@@ -113,7 +116,10 @@ def screen(
                 progress(n + 1, total)
     else:
         tick = (lambda done: progress(done, total)) if progress is not None else None
-        for verdict in evaluate_many(patients, kb, assumptions, as_of, progress=tick):
+        # below a thousand patients a second process costs more than it saves (and the app
+        # should not fork its server for a clinic's worth)
+        workers = 1 if len(patients) < PARALLEL_FROM else None
+        for verdict in evaluate_many(patients, kb, assumptions, as_of, workers=workers, progress=tick):
             rows.append(_row(kb, verdict.patient_id, verdict.verdict, verdict.cohorts, verdict.statuses))
     for pid, reason in missing.items():
         rows.append(ScreenRow(pid, "not_evaluated", (), {}, (), 0, reason=reason))

@@ -78,6 +78,10 @@ class SyntheticCohort:
         never in memory at once (a screening worker makes the slice it screens)."""
         return _Lazy(self, count)
 
+    def complete(self, n: int) -> bool:
+        """Whether patient `n` keeps a complete record (no result, attestation or event lost)."""
+        return random.Random(self.seed * 1_000_003 + n).random() < COMPLETE_SHARE
+
     def patient(self, n: int) -> Patient:
         rng = random.Random(self.seed * 1_000_003 + n)
         complete = rng.random() < COMPLETE_SHARE

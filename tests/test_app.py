@@ -80,3 +80,20 @@ def test_an_uploaded_data_set_replaces_the_demo_for_this_session(app: AppTest, t
     assert not app.exception
     assert app.sidebar.selectbox(key="patient").options == ["P061", "P062"]
     assert app.error[0].value.startswith("**P061: Ineligible**")
+
+
+def test_a_fhir_bundle_or_a_wide_table_can_be_uploaded(app: AppTest) -> None:
+    from kb.patients import DEMO_DATASET, load_dataset
+    from kb.vocabulary import load_vocabulary
+    from tests.fhir_bundles import bundle_bytes
+
+    demo = load_dataset(DEMO_DATASET)
+    bundle = bundle_bytes([demo.patients["P061"], demo.patients["P023"]], load_vocabulary())
+    app.sidebar.file_uploader(key="upload").set_value([("site.json", bundle, "application/json")]).run()
+    assert not app.exception
+    assert app.sidebar.selectbox(key="patient").options == ["P061", "P023"]
+    assert app.error[0].value.startswith("**P061: Ineligible**")
+    wide = b"patient_id,sex,platelets [10^9/L],result_date\nW1,female,120,2026-11-17\n"
+    app.sidebar.file_uploader(key="upload").set_value([("export.csv", wide, "text/csv")]).run()
+    assert not app.exception
+    assert app.sidebar.selectbox(key="patient").options == ["W1"]

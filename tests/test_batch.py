@@ -161,3 +161,17 @@ dose_doubled(P, no) :- obs_num(P, platelets, C, _), D = C * 2, D < 100.
     rows = list(evaluate_many(patients, kb, resolve_assumptions(), workers=1))
     assert [r.engine for r in rows] == ["pydatalog", "pydatalog"]
     assert [r.statuses["GI1"] for r in rows] == ["pass", "fail"]
+
+
+def test_the_synthetic_cohort_is_seeded_and_a_third_complete(kb: KnowledgeBase, demo: Dataset) -> None:
+    assumptions = resolve_assumptions()
+    cohort = SyntheticCohort.from_vignettes(demo, kb, assumptions, seed=5)
+    assert cohort.patient(17) == cohort.patient(17) == cohort.sequence(20)[17]
+    assert cohort.patient(17) != cohort.patient(18)
+    share = sum(cohort.complete(n) for n in range(2000)) / 2000
+    assert 0.30 <= share <= 0.40
+    complete = [cohort.patient(n) for n in range(200) if cohort.complete(n)]
+    rows = list(evaluate_many(complete, kb, assumptions, workers=1))
+    assert all(r.cohorts for r in rows)  # every complete one keeps a trial diagnosis
+    everyone = list(evaluate_many(cohort.sequence(300), kb, assumptions, workers=1))
+    assert {c.cohort for r in everyone for c in r.cohorts} == {"sle", "pss", "ssc", "iim", "aav", "aps"}

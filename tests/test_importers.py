@@ -82,3 +82,17 @@ def test_an_empty_file(tmp_path: Path, fmt: str) -> None:
 def test_a_missing_path(tmp_path: Path) -> None:
     with pytest.raises(KbError, match="no such file or folder"):
         load_data(tmp_path / "nowhere.csv")
+
+
+def test_uploaded_files_are_read_by_their_names(files: dict[str, Path]) -> None:
+    from kb.importers import load_files
+
+    fileset = {f"{name}.csv": (files["csv"] / f"{name}.csv").read_bytes() for name in ("patients", "observations")}
+    assert "P001" in load_files(fileset).patients
+    assert "A1" in load_files({"wide.csv": files["wide"].read_bytes()}).patients
+    assert "P001" in load_files({"b.json": files["fhir"].read_bytes()}).patients
+    assert "B1" in load_files({"set.xlsx": files["xlsx"].read_bytes()}).patients
+    with pytest.raises(KbError, match="one file of the CSV file set"):
+        load_files({"observations.csv": fileset["observations.csv"]})
+    with pytest.raises(KbError, match="the file is empty"):
+        load_files({"export.csv": b"  "})

@@ -10,9 +10,9 @@ import streamlit as st
 
 from kb.assumptions import AssumptionSet, resolve_assumptions
 from kb.errors import KbError
+from kb.importers import load_files
 from kb.knowledge import KnowledgeBase, load_knowledge
-from kb.patients import DEMO_DATASET, Dataset, load_dataset, load_uploaded
-from kb.workbook import workbook_files
+from kb.patients import DEMO_DATASET, Dataset, load_dataset
 
 __all__ = ["Context", "context", "demo_dataset", "knowledge", "sidebar"]
 
@@ -44,9 +44,10 @@ class Context:
 def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
     """The uploaded data set if there is one (kept in this session's memory only)."""
     files = st.sidebar.file_uploader(
-        "Or upload a data set: patients.csv, observations.csv, events.csv, attestations.csv, or one Excel "
-        "workbook with those sheets (kept in this session's memory only)",
-        type=["csv", "xlsx"],
+        "Or upload a data set: the CSV files (patients.csv, observations.csv, events.csv, attestations.csv), "
+        "an Excel workbook with those sheets, a wide table (one row per patient, CSV or Excel) or FHIR R4 "
+        "bundles (.json); kept in this session's memory only",
+        type=["csv", "xlsx", "json", "ndjson"],
         accept_multiple_files=True,
         key="upload",
     )
@@ -55,14 +56,13 @@ def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
     contents = {f.name: f.getvalue() for f in files}
     key = hashlib.sha256(b"".join(n.encode() + c for n, c in sorted(contents.items()))).hexdigest()[:16]
     try:
-        for name in [n for n in contents if n.endswith(".xlsx")]:
-            contents.update(workbook_files(contents.pop(name), name))
-        loaded = load_uploaded(contents)
+        loaded = load_files(contents)
     except KbError as exc:
         st.sidebar.error(str(exc))
         return dataset, "demo"
     if loaded.problems:
-        st.sidebar.warning(f"{len(loaded.problems)} row(s) rejected: " + "; ".join(str(p) for p in loaded.problems[:5]))
+        shown = "; ".join(str(p) for p in loaded.problems[:5])
+        st.sidebar.warning(f"{len(loaded.problems)} problem(s) reading the upload (the rest was read): {shown}")
     if not loaded.patients:
         st.sidebar.error("no patient could be read from the upload")
         return dataset, "demo"

@@ -22,7 +22,7 @@ from kb.patients import Dataset, load_dataset, load_uploaded
 from kb.vocabulary import Vocabulary, load_vocabulary
 from kb.workbook import SHEETS, sheet_names, workbook_files
 
-__all__ = ["FORMATS", "describe", "detect_format", "load_data"]
+__all__ = ["FORMATS", "describe", "detect_format", "load_data", "load_files"]
 
 FORMATS = {
     "csv": "the CSV file set (a folder with patients.csv, observations.csv, events.csv, attestations.csv)",
@@ -127,3 +127,32 @@ def _declare_diagnoses(imported: Imported, when: date) -> None:
         pid = row["patient_id"]
         attestation = {"patient_id": pid, "item": "reviewed:diagnoses", "value": "yes", "date": when.isoformat()}
         imported.add("attestations.csv", attestation | {"by": "assumption diagnoses_complete"}, Origin(imported.name))
+
+
+def load_files(files: dict[str, bytes], vocabulary: Vocabulary | None = None, today: date | None = None) -> Dataset:
+    """A data set from uploaded files held in memory (never written to disk), by their names:
+    FHIR bundles (.json, .ndjson), the CSV file set (patients.csv …), a workbook of that file
+    set, or one wide table (CSV or Excel)."""
+    vocab = vocabulary or load_vocabulary()
+    if not files:
+        raise KbError("no file was uploaded")
+    bundles = [(n, c) for n, c in files.items() if n.casefold().endswith((".json", ".ndjson"))]
+    if bundles:
+        return read_fhir(bundles, vocab).dataset(vocab, today)
+    if "patients.csv" in files:
+        return load_uploaded(files, vocab, today)
+    if len(files) > 1:
+        raise KbError(
+            f"{', '.join(sorted(files))}: upload the file set (patients.csv, observations.csv, events.csv, "
+            "attestations.csv), one workbook, one wide table, or FHIR bundles"
+        )
+    ((name, content),) = files.items()
+    if not content.strip():
+        raise KbError(f"{name}: the file is empty")
+    if name.casefold().endswith((".xlsx", ".xlsm")):
+        sheets = {s.strip().casefold() for s in sheet_names(content, name)}
+        if "patients" in sheets and len(sheets & set(SHEETS)) > 1:
+            return load_uploaded(workbook_files(content, name), vocab, today, name=name)
+    elif name in {f"{sheet}.csv" for sheet in SHEETS}:
+        raise KbError(f"{name}: this looks like one file of the CSV file set; upload patients.csv with it")
+    return read_wide(content, name, vocab).dataset(vocab, today)
