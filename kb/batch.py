@@ -28,7 +28,6 @@ import duckdb
 import pyarrow as pa
 
 from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
 from kb.engine import EngineError, Fact
 from kb.evaluation import (
     CohortVerdict,
@@ -120,85 +119,119 @@ def _exact_text(value: object) -> str | None:
 
 
 class _Tables:
-    """The input facts of a chunk, column by column, ready to become DuckDB tables."""
+    """The input facts of a chunk, relation by relation, ready to become DuckDB tables."""
 
     def __init__(self, plan: SqlPlan) -> None:
         self.plan = plan
         self.types = {name: [t for _, t in decl.params] for name, decl in plan.inputs.items()}
-        self.numbers = {name: [i for i, t in enumerate(ts) if t == "number"] for name, ts in self.types.items()}
-        # facts about one patient are never repeated across patients; reference facts are
-        self.per_patient = {name for name, ts in self.types.items() if ts and ts[0] == "patient"}
-        self.rows: dict[str, list[tuple[object, ...]]] = {name: [] for name in self.per_patient}
-        self.shared: dict[str, set[tuple[object, ...]]] = {n: set() for n in self.types if n not in self.per_patient}
+        self.rows: dict[str, list[tuple[object, ...]]] = {name: [] for name in self.types}
 
-    def add(self, facts: Iterable[Fact]) -> bool:
-        """Take one patient's facts; False, and nothing taken, if a number does not fit."""
-        taken = []
+    def add(self, facts: Iterable[Fact]) -> None:
+        rows, selective = self.rows, self.plan.selective
         for relation, args in facts:
-            numbers = self.numbers.get(relation)
-            if numbers is None:
+            target = rows.get(relation)
+            if target is None:
                 continue  # a relation no criterion needs
-            row: tuple[object, ...] = args
-            if numbers:
-                values: list[object] = list(args)
-                for i in numbers:
-                    text = _exact_text(values[i])
-                    if text is None:
-                        return False
-                    values[i] = text
-                row = tuple(values)
-            taken.append((relation, row))
-        for relation, row in taken:
-            if relation in self.per_patient:
-                self.rows[relation].append(row)
-            else:
-                self.shared[relation].add(row)
-        return True
+            wanted = selective.get(relation)
+            if wanted is None or args[1] in wanted:  # else no rule can match it
+                target.append(args)
+
+    def misfits(self) -> set[str]:
+        """Patients with a number DECIMAL(38, 28) cannot hold exactly (their rows are dropped,
+        for the reference engine to decide); a reference fact that does not fit drops all."""
+        out: set[str] = set()
+        for relation, types in self.types.items():
+            for i, type_name in enumerate(types):
+                if type_name != "number":
+                    continue
+                texts = [_exact_text(row[i]) for row in self.rows[relation]]
+                if None in texts:
+                    if types[0] != "patient":
+                        raise _NotExact(relation)
+                    out.update(
+                        str(row[0]) for row, text in zip(self.rows[relation], texts, strict=True) if text is None
+                    )
+        if out:
+            for relation, types in self.types.items():
+                if types and types[0] == "patient":
+                    self.rows[relation] = [row for row in self.rows[relation] if row[0] not in out]
+        return out
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
-        """One table per input relation (Arrow columns; numbers cast from exact text)."""
+        """One table per input relation (Arrow columns; numbers cast from exact decimal text)."""
         for relation, types in self.types.items():
             con.execute(self.plan.empty_table(relation))
-            found = self.rows[relation] if relation in self.rows else list(self.shared[relation])
+            found = self.rows[relation]
+            if types and types[0] != "patient":
+                found = list(set(found))  # reference facts: every patient repeats them
             if not found:
                 continue
-            columns = zip(*found, strict=True)
-            table = pa.table(
-                {
-                    f"c{i}": pa.array(col, pa.int64() if types[i] == "day" else pa.string())
-                    for i, col in enumerate(columns)
-                }
-            )
-            con.register("incoming", table)
+            columns = []
+            for i, column in enumerate(zip(*found, strict=True)):
+                if types[i] == "number":
+                    columns.append(pa.array([_exact_text(v) for v in column], pa.string()))
+                else:
+                    columns.append(pa.array(column, pa.int64() if types[i] == "day" else pa.string()))
+            con.register("incoming", pa.table({f"c{i}": col for i, col in enumerate(columns)}))
             casts = ", ".join(f"CAST(c{i} AS {column_type(t)})" for i, t in enumerate(types))
             con.execute(f"INSERT INTO {table_name(relation)} SELECT {casts} FROM incoming")
             con.unregister("incoming")
 
 
-def _truths(con: duckdb.DuckDBPyConnection, predicates: list[str]) -> Iterator[tuple[str, dict[int, set[str]]]]:
-    """Each patient's derived truths, keyed by the predicate's position in `predicates`
-    (one grouped query: reading every table row by row costs more than deriving them)."""
-    union = " UNION ALL ".join(f"SELECT {k} AS k, c0, c1 FROM {table_name(p)}" for k, p in enumerate(predicates))
-    query = f"SELECT c0, string_agg(k || ':' || c1, ',') FROM ({union}) GROUP BY c0"
+class _NotExact(Exception):
+    """A reference fact (no patient column) holds a number SQL cannot hold exactly."""
+
+
+#: a derived truth as one letter: yes, no, not applicable
+_LETTER = {"yes": "y", "no": "n", "na": "a"}
+
+
+def _truths(con: duckdb.DuckDBPyConnection, predicates: list[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """Each patient's derived truths: predicate key (one character per predicate) → letter.
+
+    One grouped query packs them into a string per patient, read with C-speed slicing:
+    reading every table row by row would cost more than deriving them. A predicate with two
+    truths for one patient is a defect of the rules and is reported as such."""
+    letters = " ".join(f"WHEN '{truth}' THEN '{letter}'" for truth, letter in _LETTER.items())
+    union = " UNION ALL ".join(
+        f"SELECT '{_key(k)}' AS k, c0, CASE c1 {letters} ELSE '?' END AS t FROM {table_name(p)}"
+        for k, p in enumerate(predicates)
+    )
+    query = f"SELECT c0, string_agg(k || t, '' ORDER BY k, t) FROM ({union}) GROUP BY c0"
     for pid, packed in con.execute(query).fetchall():
-        found: dict[int, set[str]] = {}
-        for pair in packed.split(","):
-            k, _, truth = pair.partition(":")
-            found.setdefault(int(k), set()).add(truth)
+        found = dict(zip(packed[0::2], packed[1::2], strict=True))
+        if len(found) * 2 != len(packed):
+            keys = packed[0::2]
+            twice = sorted({predicates[ord(k) - _BASE] for k in keys if keys.count(k) > 1})
+            raise EngineError(f"the rules derive two truths for {', '.join(twice)}({pid}, _)")
         yield pid, found
+
+
+_BASE = 0x100  # keys are characters from here on: clear of quotes and of the letters
+
+
+def _key(k: int) -> str:
+    return chr(_BASE + k)
 
 
 def _run(con: duckdb.DuckDBPyConnection, plan: SqlPlan) -> None:
     for step in plan.steps:
         for statement in step.create:
             con.execute(statement)
-        while step.repeat:
-            added = 0
+        while step.repeat:  # a recursive component: insert until nothing is new
+            before = _count(con, step.relations)
             for statement in step.repeat:
-                result = con.execute(statement).fetchall()
-                added += int(result[0][0]) if result else 0
-            if not added:
+                con.execute(statement)
+            if _count(con, step.relations) == before:
                 break
+
+
+def _count(con: duckdb.DuckDBPyConnection, relations: tuple[str, ...]) -> int:
+    total = 0
+    for relation in relations:
+        row = con.execute(f"SELECT count(*) FROM {table_name(relation)}").fetchone()
+        total += int(row[0]) if row else 0
+    return total
 
 
 class _Decider:
@@ -212,13 +245,13 @@ class _Decider:
     def __init__(self, kb: KnowledgeBase, assumptions: AssumptionSet) -> None:
         self.kb, self.assumptions = kb, assumptions
         self.ids = tuple(c.id for c in kb.criteria)
-        self._index = {p: k for k, p in enumerate(_predicates(kb))}
-        self._templates: dict[tuple[str, ...], tuple[list[str], list[tuple[int, int, Criterion]]]] = {}
+        self._index = {p: _key(k) for k, p in enumerate(_predicates(kb))}
+        self._templates: dict[tuple[str, ...], tuple[list[str], list[tuple[int, str, dict[str, str]]]]] = {}
         self._verdicts: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, tuple[CohortVerdict, ...]]] = {}
 
-    def _template(self, cohorts: tuple[str, ...]) -> tuple[list[str], list[tuple[int, int, Criterion]]]:
-        """The fixed statuses for these cohorts, and (position, predicate key, criterion) of
-        those the rules decide."""
+    def _template(self, cohorts: tuple[str, ...]) -> tuple[list[str], list[tuple[int, str, dict[str, str]]]]:
+        """The fixed statuses for these cohorts, and (position, predicate key, truth letter →
+        status) of those the rules decide."""
         if cohorts not in self._templates:
             applicable = applicable_criteria(self.kb, list(cohorts), self.assumptions)
             fixed: list[str] = []
@@ -230,23 +263,18 @@ class _Decider:
                     fixed.append("manual")
                 else:
                     fixed.append("unknown")  # unless a truth is derived
-                    decided.append((n, self._index[crit.predicate], crit))
+                    statuses = {letter: status_from_truth(crit, truth) for truth, letter in _LETTER.items()}
+                    decided.append((n, self._index[crit.predicate], statuses))
             self._templates[cohorts] = (fixed, decided)
         return self._templates[cohorts]
 
-    def __call__(self, patient_id: str, cohorts: tuple[str, ...], truths: dict[int, set[str]]) -> BatchVerdict:
+    def __call__(self, patient_id: str, cohorts: tuple[str, ...], truths: dict[str, str]) -> BatchVerdict:
         fixed, decided = self._template(cohorts)
         codes = list(fixed)
-        for n, key, crit in decided:
-            found = truths.get(key)
-            if not found:
-                continue
-            if len(found) > 1:
-                raise EngineError(
-                    f"{crit.id}: the rules derive {sorted(found)} for {crit.predicate}({patient_id}, _); "
-                    "a criterion's rules must be mutually exclusive"
-                )
-            codes[n] = status_from_truth(crit, next(iter(found)))
+        for n, key, statuses_of in decided:
+            letter = truths.get(key)
+            if letter is not None:
+                codes[n] = statuses_of[letter]
         statuses = tuple(codes)
         if (cohorts, statuses) not in self._verdicts:
             if len(self._verdicts) > 100_000:
@@ -287,13 +315,17 @@ def _evaluate_facts(
     tables = _Tables(plan)
     tables.add(assumption_facts(assumptions))
     cohorts: dict[str, tuple[str, ...]] = {}
-    reference: list[Patient] = []
     for patient in patients:
-        base = build_facts(patient, kb, assumptions, as_of, today, lean=True)
-        if not tables.add(base.facts):
-            reference.append(patient)  # a number DECIMAL(38, 28) cannot hold: the reference engine decides
-            continue
+        base = build_facts(patient, kb, assumptions, as_of, today, lean=True, wanted=plan.selective)
+        tables.add(base.facts)
         cohorts[patient.id] = tuple(sorted({str(a[1]) for r, a in base.facts if r == "cohort_diagnosis"}))
+    try:
+        misfits = tables.misfits()  # a number DECIMAL(38, 28) cannot hold: the reference engine decides
+    except _NotExact:
+        return [_reference(patient, kb, assumptions, as_of, today) for patient in patients]
+    reference = [p for p in patients if p.id in misfits]
+    for pid in misfits:
+        del cohorts[pid]
     decider = _decider(kb, assumptions)
     out: dict[str, BatchVerdict] = {}
     if cohorts:
@@ -326,12 +358,31 @@ def _reference(
 _SHARED: list[tuple[Sequence[Patient] | None, KnowledgeBase, AssumptionSet, date | None, date | None]] = []
 
 
-def _worker(job: tuple[int, int] | list[Patient]) -> list[BatchVerdict]:
+#: a BatchVerdict as plain tuples, which unpickle several times faster than dataclasses
+#: (the parent reads every worker's results on its own)
+_Plain = tuple[str, str, tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], str], ...], tuple[str, ...], str]
+
+
+def _worker(job: tuple[int, int] | list[Patient]) -> tuple[tuple[str, ...], list[_Plain]]:
     patients, kb, assumptions, as_of, today = _SHARED[-1]
     if isinstance(job, tuple):  # bounds into the inherited sequence
         assert patients is not None
         job = list(patients[job[0] : job[1]])
-    return _evaluate_chunk(job, kb, assumptions, as_of, today)
+    rows = _evaluate_chunk(job, kb, assumptions, as_of, today)
+    plain = [(r.patient_id, r.verdict, tuple(_plain(c) for c in r.cohorts), r.status_codes, r.engine) for r in rows]
+    return tuple(c.id for c in kb.criteria), plain
+
+
+def _plain(c: CohortVerdict) -> tuple[str, str, tuple[str, ...], tuple[str, ...], str]:
+    return (c.cohort, c.verdict, c.blocking, c.unknown, c.note)
+
+
+def _unpack(result: tuple[tuple[str, ...], list[_Plain]]) -> list[BatchVerdict]:
+    ids, plain = result
+    return [
+        BatchVerdict(pid, verdict, tuple(CohortVerdict(*c) for c in cohorts), codes, ids, engine)
+        for pid, verdict, cohorts, codes, engine in plain
+    ]
 
 
 def _jobs(patients: Iterable[Patient], size: int) -> Iterator[tuple[int, int] | list[Patient]]:
@@ -374,7 +425,7 @@ def evaluate_many(
         _SHARED.append((patients if isinstance(patients, Sequence) else None, kb, assumptions, as_of, today))
         try:
             for job in _jobs(patients, chunk):
-                rows = _worker(job)
+                rows = _unpack(_worker(job))
                 done += len(rows)
                 yield from rows
                 if progress is not None:
@@ -389,18 +440,18 @@ def evaluate_many(
     finally:
         _SHARED.pop()
     with pool:
-        pending: deque[AsyncResult[list[BatchVerdict]]] = deque()
+        pending: deque[AsyncResult[tuple[tuple[str, ...], list[_Plain]]]] = deque()
         jobs = _jobs(patients, chunk)
         for job in jobs:
             pending.append(pool.apply_async(_worker, (job,)))
             if len(pending) >= 2 * workers:
-                rows = pending.popleft().get()
+                rows = _unpack(pending.popleft().get())
                 done += len(rows)
                 yield from rows
                 if progress is not None:
                     progress(done)
         while pending:
-            rows = pending.popleft().get()
+            rows = _unpack(pending.popleft().get())
             done += len(rows)
             yield from rows
             if progress is not None:

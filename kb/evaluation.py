@@ -344,15 +344,10 @@ def not_applicable(crit: Criterion, assumptions: AssumptionSet) -> CriterionResu
     return CriterionResult(crit, "not_applicable", None, f"not applicable: {why}")
 
 
-@dataclass(frozen=True)
-class _Counted:
-    index: int  # position in the catalogue (and in a list of results)
-    id: str
-    group: str
-    entry_note: str  # set for a lost entry criterion that only an assumption can read
-
-
-_PLANS: dict[tuple[str, str], tuple[tuple[Criterion, ...], tuple[_Counted, ...]]] = {}
+#: one counted criterion of a cohort: (position in the catalogue, its group, the note shown
+#: when it is a lost entry criterion left `manual`)
+_Counted = tuple[int, str, str]
+_PLANS: dict[tuple[str, str], tuple[Sequence[Criterion], tuple[_Counted, ...]]] = {}
 
 
 def _counted(cohort: str, criteria: Sequence[Criterion], assumptions: AssumptionSet) -> tuple[_Counted, ...]:
@@ -360,13 +355,14 @@ def _counted(cohort: str, criteria: Sequence[Criterion], assumptions: Assumption
     screening of thousands of patients asks the same question each time)."""
     key = (cohort, str(assumptions["x_block_owner"]))
     cached = _PLANS.get(key)
-    same = cached is not None and len(cached[0]) == len(criteria)
-    if cached is not None and same and all(a is b for a, b in zip(cached[0], criteria, strict=True)):
+    if cached is not None and (
+        cached[0] is criteria
+        or (len(cached[0]) == len(criteria) and all(a is b for a, b in zip(cached[0], criteria, strict=True)))
+    ):
         return cached[1]
     plan = tuple(
-        _Counted(
+        (
             n,
-            c.id,
             c.group,
             f"{c.id}, this cohort's entry criterion, was lost from the record: at best needs_data "
             f"unless the assumption {c.manual_unless} supplies a reading"
@@ -376,7 +372,7 @@ def _counted(cohort: str, criteria: Sequence[Criterion], assumptions: Assumption
         for n, c in enumerate(criteria)
         if c.counted and cohort_of(c, assumptions) in ("general", cohort)
     )
-    _PLANS[key] = (tuple(criteria), plan)
+    _PLANS[key] = (criteria if isinstance(criteria, tuple) else tuple(criteria), plan)
     return plan
 
 
@@ -385,35 +381,40 @@ def cohort_verdict(
 ) -> CohortVerdict:
     """General and cohort criteria combined by Kleene's AND, alternatives (groups) by OR.
 
-    `statuses[n]` is the status of `criteria[n]`."""
-    values: list[bool | None] = []
+    `statuses[n]` is the status of `criteria[n]`; pass, not_applicable and manual count as
+    true, fail as false, unknown as unknown."""
+    false = undecided = False
     blocking: list[int] = []
     unknown: list[int] = []
-    groups: dict[str, list[_Counted]] = {}
+    groups: dict[str, list[int]] = {}
     notes = []
-    for c in _counted(cohort, criteria, assumptions):
-        status = statuses[c.index]
-        if status == "manual" and c.entry_note:
+    for index, group, entry_note in _counted(cohort, criteria, assumptions):
+        status = statuses[index]
+        if entry_note and status == "manual":
             # a lost entry criterion that only an assumption can read: the cohort stays open
-            values.append(None)
-            notes.append(c.entry_note)
+            undecided = True
+            notes.append(entry_note)
+        elif group:
+            groups.setdefault(group, []).append(index)
+        elif status == "fail":
+            false = True
+            blocking.append(index)
+        elif status == "unknown":
+            undecided = True
+            unknown.append(index)
+    for members in groups.values():  # an alternative holds if any member holds
+        found = [statuses[i] for i in members]
+        if any(s != "fail" and s != "unknown" for s in found):
             continue
-        if c.group:
-            groups.setdefault(c.group, []).append(c)
-            continue
-        values.append(_truth(status))
-        blocking += [c.index] if status == "fail" else []
-        unknown += [c.index] if status == "unknown" else []
-    for members in groups.values():
-        value = kleene_or([_truth(statuses[c.index]) for c in members])
-        values.append(value)
-        if value is False:
-            blocking += [c.index for c in members if statuses[c.index] == "fail"]
-        elif value is None:
-            unknown += [c.index for c in members if statuses[c.index] == "unknown"]
+        if "unknown" in found:
+            undecided = True
+            unknown += [i for i in members if statuses[i] == "unknown"]
+        else:
+            false = True
+            blocking += [i for i in members if statuses[i] == "fail"]
     return CohortVerdict(
         cohort,
-        _verdict(kleene_and(values)),
+        "ineligible" if false else "needs_data" if undecided else "eligible",
         tuple(criteria[n].id for n in sorted(blocking)),
         tuple(criteria[n].id for n in sorted(unknown)),
         "; ".join(notes),

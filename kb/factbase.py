@@ -9,7 +9,7 @@ as a gap with its reason, so that an unknown criterion can say what to collect.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -137,6 +137,9 @@ class FactBase:
     #: facts only, no provenance or gaps: what screening thousands of patients needs (their
     #: explanations are built again, in full, when someone asks about one of them)
     lean: bool = False
+    #: with `lean`, the keys (second arguments) the rules can match, by relation: derived
+    #: facts no rule reads (a ×ULN ratio of an item no rule bounds) are not computed
+    wanted: Mapping[str, frozenset[str]] = field(default_factory=dict)
     _seen: set[Fact] = field(default_factory=set, repr=False)
 
     def add(
@@ -200,9 +203,10 @@ def build_facts(
     as_of: date | None = None,
     today: date | None = None,
     lean: bool = False,
+    wanted: Mapping[str, frozenset[str]] | None = None,
 ) -> FactBase:
     refs = reference_dates(patient, assumptions, as_of, today)
-    base = FactBase(patient.id, refs, lean=lean)
+    base = FactBase(patient.id, refs, lean=lean, wanted=(wanted or {}) if lean else {})
     pid = patient.id
     vocab = kb.vocabulary
     base.add("patient", (pid,), lambda: Provenance(f"patient {pid}", patient.source))
@@ -340,7 +344,16 @@ def _latest_results(
 
 
 def _ratios(base: FactBase, selected: dict[str, Observation], vocab: Vocabulary) -> None:
-    for name in selected if base.lean else vocab.items:
+    if base.lean:
+        wanted = base.wanted.get("xuln")
+        for name, result in selected.items():
+            usable = result.uln is not None and result.uln > 0 and isinstance(result.value, Decimal)
+            if usable and (wanted is None or name in wanted) and vocab.items[name].quantitative:
+                assert isinstance(result.value, Decimal) and result.uln is not None
+                value = times_uln(name, result.value, result.uln, "").value
+                base.add("xuln", (base.patient_id, name, value), _no_provenance)
+        return
+    for name in vocab.items:
         item = vocab.items[name]
         if not item.quantitative:
             continue
@@ -622,7 +635,7 @@ def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: Ref
             latest[att.item] = key
             chosen[att.item] = att
     for item, att in chosen.items():
-        base.add("attested", (patient.id, item, att.value), _attested_note(item, att))
+        base.add("attested", (patient.id, item, att.value), _no_provenance if base.lean else _attested_note(item, att))
     if base.lean:
         return  # what follows only records gaps
     for item in vocab.attestation_items:

@@ -9,7 +9,7 @@ trial site, and the diagnosis codes that define the cohorts.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -102,6 +102,18 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split("|") if part.strip())
 
 
+def _cohort_of(codes: tuple[DiagnosisCode, ...], system: str, code: str) -> str | None:
+    wanted = normalise_code(code)
+    best: DiagnosisCode | None = None
+    for entry in codes:
+        if entry.system != system:
+            continue
+        prefix = normalise_code(entry.code)
+        if wanted.startswith(prefix) and (best is None or len(prefix) > len(normalise_code(best.code))):
+            best = entry
+    return best.cohort or None if best else None
+
+
 def normalise_code(code: str) -> str:
     return code.strip().upper().replace(".", "")
 
@@ -119,6 +131,7 @@ class Vocabulary:
     unit_aliases: dict[str, str]
     conditions: dict[str, Condition]
     condition_names: dict[str, str]  # casefolded name or synonym -> condition
+    _cohorts: dict[tuple[str, str], str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -144,15 +157,10 @@ class Vocabulary:
         Matching is on codes per code system, never on names, so M34.1 (CREST) is not
         systemic sclerosis although M34 is.
         """
-        wanted = normalise_code(code)
-        best: DiagnosisCode | None = None
-        for entry in self.diagnosis_codes:
-            if entry.system != system:
-                continue
-            prefix = normalise_code(entry.code)
-            if wanted.startswith(prefix) and (best is None or len(prefix) > len(normalise_code(best.code))):
-                best = entry
-        return best.cohort or None if best else None
+        key = (system, code)
+        if key not in self._cohorts:  # a clinic export repeats a few hundred codes
+            self._cohorts[key] = _cohort_of(self.diagnosis_codes, system, code)
+        return self._cohorts[key]
 
     def known_constants(self) -> dict[str, frozenset[str]]:
         """Constants the rule checker accepts for each vocabulary-typed argument."""

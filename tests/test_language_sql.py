@@ -7,6 +7,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
+from kb.batch import _run as run_plan
 from kb.language.parser import parse_text
 from kb.language.sql import SqlUnsupported, compile_sql, fits_exactly, table_name
 
@@ -19,16 +20,7 @@ def _run(source: str, facts: dict[str, list[tuple[object, ...]]], ask: str) -> s
         con.execute(plan.empty_table(relation))
         for row in facts.get(relation, []):
             con.execute(f"INSERT INTO {table_name(relation)} VALUES ({', '.join('?' for _ in row)})", list(row))
-    for step in plan.steps:
-        for statement in step.create:
-            con.execute(statement)
-        for _ in range(20):
-            before = sum(con.execute(f"SELECT count(*) FROM {table_name(r)}").fetchall()[0][0] for r in step.relations)
-            for statement in step.repeat:
-                con.execute(statement)
-            after = sum(con.execute(f"SELECT count(*) FROM {table_name(r)}").fetchall()[0][0] for r in step.relations)
-            if after == before:
-                break
+    run_plan(con, plan)  # the batch path's own runner, fixpoints included
     return set(con.execute(f"SELECT * FROM {table_name(ask)}").fetchall())
 
 

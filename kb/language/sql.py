@@ -81,6 +81,9 @@ class SqlPlan:
 
     inputs: dict[str, Declaration]  # input and computed relations: loaded as data
     steps: tuple[Step, ...]  # in the order they must run
+    #: input relations whose second argument every rule names by a constant: only facts with
+    #: one of these values can match (a patient's 30 score items when the rules read 9 items)
+    selective: dict[str, frozenset[str]]
 
     def empty_table(self, relation: str) -> str:
         return _create_empty(relation, self.inputs[relation])
@@ -256,4 +259,22 @@ def compile_sql(program: Program, roots: Iterable[str] | None = None) -> SqlPlan
             else:  # UNION: set semantics, as in Datalog
                 create.append(f"CREATE OR REPLACE TABLE {table_name(name)} AS {' UNION '.join(selects)}")
         steps.append(Step(tuple(component), tuple(create), tuple(repeat)))
-    return SqlPlan(inputs, tuple(steps))
+    return SqlPlan(inputs, tuple(steps), _selective(program, derived, inputs))
+
+
+def _selective(program: Program, derived: list[str], inputs: Mapping[str, Declaration]) -> dict[str, frozenset[str]]:
+    constants: dict[str, set[str]] = {name: set() for name, d in inputs.items() if d.arity >= 2}
+    for name in derived:
+        for rule in program.rules_for(name):
+            for lit in rule.body:
+                if not isinstance(lit, Atom | Negation):
+                    continue
+                atom = lit.atom if isinstance(lit, Negation) else lit
+                if atom.predicate not in constants:
+                    continue
+                key = atom.args[1]
+                if isinstance(key, Const) and isinstance(key.value, str):
+                    constants[atom.predicate].add(key.value)
+                else:
+                    del constants[atom.predicate]  # read whatever the value: every fact counts
+    return {name: frozenset(values) for name, values in constants.items()}
