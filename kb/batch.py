@@ -19,6 +19,7 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -284,25 +285,20 @@ class _Decider:
         return BatchVerdict(patient_id, verdict, verdicts, statuses, self.ids, "sql")
 
 
-def _evaluate_chunk(
-    patients: Sequence[Patient],
-    kb: KnowledgeBase,
-    assumptions: AssumptionSet,
-    as_of: date | None,
-    today: date | None,
-) -> list[BatchVerdict]:
-    # a chunk allocates a million small tuples and frees them together: the cyclic collector
-    # would walk them again and again (a third of the time), and they hold no cycles
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A chunk allocates a million small tuples and frees them together: the cyclic collector
+    would walk them again and again (a third of the time), and they hold no cycles."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _evaluate_facts(patients, kb, assumptions, as_of, today)
+        yield
     finally:
         if enabled:
             gc.enable()
 
 
-def _evaluate_facts(
+def _evaluate_chunk(
     patients: Sequence[Patient],
     kb: KnowledgeBase,
     assumptions: AssumptionSet,
@@ -368,7 +364,8 @@ def _worker(job: tuple[int, int] | list[Patient]) -> tuple[tuple[str, ...], list
     if isinstance(job, tuple):  # bounds into the inherited sequence
         assert patients is not None
         job = list(patients[job[0] : job[1]])
-    rows = _evaluate_chunk(job, kb, assumptions, as_of, today)
+    with _collector_paused():
+        rows = _evaluate_chunk(job, kb, assumptions, as_of, today)
     plain = [(r.patient_id, r.verdict, tuple(_plain(c) for c in r.cohorts), r.status_codes, r.engine) for r in rows]
     return tuple(c.id for c in kb.criteria), plain
 
