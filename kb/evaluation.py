@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "assess",
     "cohort_of",
     "cohort_verdict",
+    "criteria_with",
     "criterion_status",
     "decide",
     "decide_statuses",
@@ -119,18 +120,18 @@ class Assessment:
     @property
     def blocking(self) -> list[CriterionResult]:
         """The criteria that block in some cohort (an alternative that another rescues does not)."""
-        ids = {i for c in self.cohorts for i in c.blocking}
-        if not self.cohorts:
-            ids = {r.id for r in self.criteria if r.criterion.counted and r.status == "fail"}
+        ids = criteria_with(self.cohorts, "fail", [r.criterion for r in self.criteria], self._statuses)
         return [r for r in self.criteria if r.id in ids]
 
     @property
     def unknown(self) -> list[CriterionResult]:
         """The undecided criteria that keep some cohort's verdict open."""
-        ids = {i for c in self.cohorts for i in c.unknown}
-        if not self.cohorts:
-            ids = {r.id for r in self.criteria if r.criterion.counted and r.status == "unknown"}
+        ids = criteria_with(self.cohorts, "unknown", [r.criterion for r in self.criteria], self._statuses)
         return [r for r in self.criteria if r.id in ids]
+
+    @property
+    def _statuses(self) -> dict[str, str]:
+        return {r.id: r.status for r in self.criteria}
 
     @property
     def elsewhere(self) -> list[CriterionResult]:
@@ -176,6 +177,16 @@ class Assessment:
             "to_collect": [{"item": g.item, "reason": g.reason, "detail": g.detail} for g in self.to_collect],
             "criteria": [r.as_dict() for r in self.criteria],
         }
+
+
+def criteria_with(
+    cohorts: Sequence[CohortVerdict], status: str, criteria: Sequence[Criterion], statuses: Mapping[str, str]
+) -> set[str]:
+    """The criteria that block ("fail") or keep open ("unknown") some cohort's verdict; with
+    no cohort, every counted criterion with that status (they decide the verdict together)."""
+    if cohorts:
+        return {i for c in cohorts for i in (c.blocking if status == "fail" else c.unknown)}
+    return {c.id for c in criteria if c.counted and statuses[c.id] == status}
 
 
 def kleene_and(values: list[bool | None]) -> bool | None:
@@ -285,13 +296,7 @@ def verdict_without(assessment: Assessment, criterion_id: str, assumptions: Assu
     results = [
         CriterionResult(r.criterion, "pass", None, "") if r.id == criterion_id else r for r in assessment.criteria
     ]
-    cohorts = sorted(v.cohort for v in assessment.cohorts)
-    verdicts = [_cohort_verdict(cohort, results, assumptions) for cohort in cohorts]
-    if verdicts:
-        return max((v.verdict for v in verdicts), key=VERDICT_ORDER.__getitem__)
-    return _verdict(
-        kleene_and([_truth(r.status) for r in results if r.criterion.cohort == "general" and r.criterion.counted])
-    )
+    return decide(sorted(v.cohort for v in assessment.cohorts), results, assumptions)[0]
 
 
 def criterion_status(
@@ -403,13 +408,11 @@ def cohort_verdict(
             undecided = True
             unknown.append(index)
     for members in groups.values():  # an alternative holds if any member holds
-        found = [statuses[i] for i in members]
-        if any(s != "fail" and s != "unknown" for s in found):
-            continue
-        if "unknown" in found:
+        value = kleene_or([_truth(statuses[i]) for i in members])
+        if value is None:
             undecided = True
             unknown += [i for i in members if statuses[i] == "unknown"]
-        else:
+        elif value is False:
             false = True
             blocking += [i for i in members if statuses[i] == "fail"]
     return CohortVerdict(
@@ -419,10 +422,6 @@ def cohort_verdict(
         tuple(criteria[n].id for n in sorted(unknown)),
         "; ".join(notes),
     )
-
-
-def _cohort_verdict(cohort: str, results: list[CriterionResult], assumptions: AssumptionSet) -> CohortVerdict:
-    return cohort_verdict(cohort, [r.criterion for r in results], [r.status for r in results], assumptions)
 
 
 def _evaluate(

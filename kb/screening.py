@@ -15,7 +15,7 @@ from datetime import date
 from kb.assumptions import AssumptionSet
 from kb.batch import evaluate_many
 from kb.criteria import Criterion
-from kb.evaluation import CohortVerdict, assess
+from kb.evaluation import CohortVerdict, assess, criteria_with
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
 from kb.repairs import find_repairs
@@ -71,12 +71,8 @@ def _row(
     kb: KnowledgeBase, patient_id: str, verdict: str, cohorts: tuple[CohortVerdict, ...], statuses: dict[str, str]
 ) -> ScreenRow:
     """A screening row from a patient's verdicts and statuses, whichever engine gave them."""
-    blocking_ids = {i for c in cohorts for i in c.blocking}
-    unknown_ids = {i for c in cohorts for i in c.unknown}
-    if not cohorts:  # no cohort: every counted general criterion speaks
-        counted = [c for c in kb.criteria if c.counted]
-        blocking_ids = {c.id for c in counted if statuses[c.id] == "fail"}
-        unknown_ids = {c.id for c in counted if statuses[c.id] == "unknown"}
+    blocking_ids = criteria_with(cohorts, "fail", kb.criteria, statuses)
+    unknown_ids = criteria_with(cohorts, "unknown", kb.criteria, statuses)
     blocking = [c for c in kb.criteria if c.id in blocking_ids]
     stages = [_stage(c) for c in blocking]
     return ScreenRow(

@@ -12,7 +12,6 @@ criteria read and are skipped.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -102,7 +101,7 @@ def _entries(content: bytes, name: str) -> list[dict[str, Any]]:
     return resources
 
 
-def _coding(concept: Any, systems: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+def _coding(concept: Any) -> list[tuple[str, str, str]]:
     """(system, code, display) of a CodeableConcept's codings."""
     if concept is None:
         return []
@@ -132,7 +131,6 @@ def _read(out: Imported, name: str, resources: list[dict[str, Any]], vocab: Voca
     for raw in resources:
         if raw.get("resourceType") == "Patient" and raw.get("id"):
             by_url[raw.get("_fullUrl", "")] = raw["id"]
-    skipped: Counter[str] = Counter()
     weights: dict[str, tuple[str, str, str]] = {}
     heights: dict[str, tuple[str, str, str]] = {}
     patients: dict[str, dict[str, object]] = {}
@@ -141,8 +139,7 @@ def _read(out: Imported, name: str, resources: list[dict[str, Any]], vocab: Voca
         kind = str(raw.get("resourceType", ""))
         where = Origin(name, number, f"{kind or 'entry'}/{raw.get('id', '?')}")
         if kind not in READ:
-            skipped[kind or "entries without a resourceType"] += 1
-            continue
+            continue  # nothing a criterion reads (Encounter, Claim …)
         body = {k: v for k, v in raw.items() if k != "_fullUrl"}
         try:
             resource: Any = get_fhir_model_class(kind).model_validate(body)

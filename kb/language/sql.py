@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from kb.language.compile import ordered_body  # the same binding order as the engine
 from kb.language.syntax import Atom, Comparison, Const, Declaration, Negation, Program, Rule, Term, Var
 
 __all__ = [
@@ -108,11 +109,8 @@ class _RuleSql:
     def __init__(self, rule: Rule, decls: Mapping[str, Declaration]) -> None:
         self.decls = decls
         self.bound: dict[str, str] = {}  # variable → SQL expression
-        self.types: dict[str, str] = {}  # variable → declared type
         self.tables: list[str] = []
         self.where: list[str] = []
-        from kb.language.compile import ordered_body  # the same binding order as the engine
-
         for n, lit in enumerate(ordered_body(rule.body)):
             if isinstance(lit, Atom):
                 self._atom(lit, f"t{n}")
@@ -135,7 +133,6 @@ class _RuleSql:
                     self.where.append(f"{column} = {self.bound[arg.name]}")
                 else:
                     self.bound[arg.name] = column
-                    self.types[arg.name] = type_name
             elif isinstance(arg, Const):
                 self.where.append(f"{column} = {_literal(arg.value, type_name)}")
             else:
@@ -156,7 +153,6 @@ class _RuleSql:
     def _comparison(self, lit: Comparison) -> None:
         if lit.op == "=" and isinstance(lit.left, Var) and lit.left.name not in self.bound:
             self.bound[lit.left.name] = self.term(lit.right)  # an assignment (ordered_body put it here)
-            self.types[lit.left.name] = _type_of(lit.right, self.types)
             return
         self.where.append(f"{self.term(lit.left)} {_OPS[lit.op]} {self.term(lit.right)}")
 
@@ -185,15 +181,6 @@ class _RuleSql:
         if self.where:
             sql += " WHERE " + " AND ".join(self.where)
         return sql
-
-
-def _type_of(term: Term, types: Mapping[str, str]) -> str:
-    if isinstance(term, Var):
-        return types.get(term.name, "symbol")
-    if isinstance(term, Const):
-        return "number" if isinstance(term.value, Decimal) else "symbol"
-    kinds = {_type_of(term.left, types), _type_of(term.right, types)}
-    return "number" if "number" in kinds else "day"
 
 
 def _components(graph: Mapping[str, set[str]]) -> list[list[str]]:
