@@ -20,7 +20,7 @@ from pyDatalog import pyEngine
 from pyDatalog.Logic import Logic
 
 from kb.language.checks import variables_of
-from kb.language.compile import compile_rules, constant, engine_literal, ordered_body, variable
+from kb.language.compile import PreparedRule, compile_rules, constant, engine_literal, ordered_body, prepare, variable
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Program, Rule, Term, Var, evaluate
 
 __all__ = ["Engine", "EngineError", "Fact", "Session"]
@@ -132,6 +132,7 @@ class Engine:
     def __init__(self, program: Program) -> None:
         self.program = program
         self._needed: dict[frozenset[str], list[Rule]] = {}
+        self._prepared: dict[frozenset[str] | None, list[PreparedRule]] = {}
 
     def rules_for_roots(self, roots: frozenset[str] | None) -> list[Rule]:
         """The rules needed to answer questions about `roots` (all rules when None)."""
@@ -142,6 +143,13 @@ class Engine:
             self._needed[roots] = [r for r in self.program.rules if r.head.predicate in needed]
         return self._needed[roots]
 
+    def _prepared_for(self, roots: frozenset[str] | None) -> list[PreparedRule]:
+        """The same rules, prepared once (ordering and terms) for every session to compile."""
+        found = self._prepared.get(roots)
+        if found is None:
+            found = self._prepared[roots] = [prepare(rule) for rule in self.rules_for_roots(roots)]
+        return found
+
     @contextmanager
     def session(self, facts: Iterable[Fact], roots: frozenset[str] | None = None) -> Iterator[Session]:
         """A session over `facts`; with `roots`, only the rules those predicates need are
@@ -151,7 +159,7 @@ class Engine:
         _local.busy = True
         try:
             Logic()  # a fresh, empty logic for this thread: nothing from an earlier request
-            compile_rules(self.rules_for_roots(roots))
+            compile_rules(self._prepared_for(roots))
             for name, args in facts:
                 pyEngine.assert_(pyEngine.Clause(pyEngine.Literal(name, [pyEngine.Term_of(a) for a in args]), []))
             yield Session()

@@ -5,11 +5,16 @@ Clauses are built directly from pyDatalog's engine objects (`pyEngine.Literal`, 
 operator-overloading layer of pyDatalog is skipped. The body is reordered so that the
 engine sees every binding before the comparison or negation that needs it (it evaluates
 left to right).
+
+Building the engine's terms and ordering the bodies depends on the rule alone, so it is done
+once per rule (`prepare`); only the predicates belong to a thread's logic, and they are
+looked up each time a session compiles its rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +23,7 @@ from pyDatalog import pyEngine
 from kb.language.checks import variables_of
 from kb.language.syntax import Atom, Comparison, Const, Literal, Negation, Rule, Term, Var
 
-__all__ = ["compile_rules", "constant", "engine_literal", "ordered_body", "variable"]
+__all__ = ["PreparedRule", "compile_rules", "constant", "engine_literal", "ordered_body", "prepare", "variable"]
 
 _OPERATORS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -71,23 +76,47 @@ def ordered_body(body: Sequence[Literal], bound: Iterable[str] = ()) -> list[Lit
     return ordered
 
 
+#: A literal as the engine takes it: the predicate's name (`~name` for a negation) and its
+#: terms. Terms (variables, constants, operations) are values that belong to no logic.
+EngineLiteral = tuple[str, tuple[Any, ...]]
+
+
+def _engine_terms(lit: Literal | Atom, counter: list[int]) -> EngineLiteral:
+    if isinstance(lit, Atom):
+        return lit.predicate, tuple(_term(a, counter) for a in lit.args)
+    if isinstance(lit, Negation):
+        return "~" + lit.atom.predicate, tuple(_term(a, counter) for a in lit.atom.args)
+    return _OPERATORS[lit.op], (_term(lit.left, counter), _term(lit.right, counter))
+
+
 def engine_literal(lit: Literal | Atom, anonymous: list[int] | None = None) -> Any:
     """One literal as a pyDatalog engine literal (negation is the `~` predicate)."""
-    counter = anonymous if anonymous is not None else [0]
-    if isinstance(lit, Atom):
-        return pyEngine.Literal(lit.predicate, [_term(a, counter) for a in lit.args])
-    if isinstance(lit, Negation):
-        return pyEngine.Literal("~" + lit.atom.predicate, [_term(a, counter) for a in lit.atom.args])
-    return pyEngine.Literal(_OPERATORS[lit.op], [_term(lit.left, counter), _term(lit.right, counter)])
+    name, terms = _engine_terms(lit, anonymous if anonymous is not None else [0])
+    return pyEngine.Literal(name, list(terms))
 
 
-def compile_rules(rules: Iterable[Rule]) -> int:
+@dataclass(frozen=True)
+class PreparedRule:
+    """A rule with its body ordered and its engine terms built, ready to compile into any logic."""
+
+    head: EngineLiteral
+    body: tuple[EngineLiteral, ...]
+
+
+def prepare(rule: Rule) -> PreparedRule:
+    counter = [0]
+    head = _engine_terms(rule.head, counter)
+    return PreparedRule(head, tuple(_engine_terms(lit, counter) for lit in ordered_body(rule.body)))
+
+
+def compile_rules(rules: Iterable[Rule | PreparedRule]) -> int:
     """Add every rule to the current thread's pyDatalog logic; returns how many."""
     n = 0
     for rule in rules:
-        counter = [0]
-        head = engine_literal(rule.head, counter)
-        body = [engine_literal(lit, counter) for lit in ordered_body(rule.body)]
+        ready = rule if isinstance(rule, PreparedRule) else prepare(rule)
+        # a fresh list per literal: the engine rewrites a literal's terms in place on some paths
+        head = pyEngine.Literal(ready.head[0], list(ready.head[1]))
+        body = [pyEngine.Literal(name, list(terms)) for name, terms in ready.body]
         pyEngine.assert_(pyEngine.Clause(head, body))
         n += 1
     return n
