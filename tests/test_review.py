@@ -106,3 +106,13 @@ def test_kb_review_under_a_switched_assumption(capsys: pytest.CaptureFixture[str
     before = {r["criterion"]: r["blocks"] for r in shown["impact"]}
     after = {r["criterion"]: r["blocks"] for r in shown["impact_switched"]}
     assert after.get("GE4.7", 0) > before.get("GE4.7", 0)  # a 28-day window blocks more patients
+
+
+def test_findings_are_worked_out_once_per_rule_set_and_assumptions(kb: KnowledgeBase, real_review: Review) -> None:
+    # the chat, the review page and the CLI share them: the same objects, not a second run
+    assert review(kb, resolve_assumptions()).findings is real_review.findings
+    longer = review(kb, resolve_assumptions(["ge4_7_window_days=28"]))
+    assert longer.findings is not real_review.findings
+    pairs = {f.criteria[:2] for f in longer.of_kind("redundancy")}
+    assert ("GE4.7", "GE4.5") in {f.criteria[:2] for f in real_review.of_kind("redundancy")}
+    assert ("GE4.7", "GE4.5") not in pairs  # a 28-day GE4.7 window no longer lies inside GE4.5's 14 days

@@ -20,7 +20,7 @@ from kb.review.logic import logic_findings
 from kb.review.terms import vocabulary_findings
 from kb.review.windows import probe_windows, window_findings
 
-__all__ = ["Review", "review"]
+__all__ = ["Review", "checked_findings", "review"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +54,7 @@ def review(
     population: Dataset | None = None,
     switched: AssumptionSet | None = None,
 ) -> Review:
-    findings = [
-        *logic_findings(kb, assumptions),
-        *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
-        *vocabulary_findings(kb),
-    ]
-    findings.sort(key=lambda f: KINDS.index(f.kind))
-    unconfirmed = {}
-    for n, finding in enumerate(findings):
-        problems = check_witness(finding.witness, kb, assumptions)
-        if problems:
-            unconfirmed[n] = problems
+    findings, unconfirmed = checked_findings(kb, assumptions)
     impact: tuple[Impact, ...] = ()
     impact_switched: tuple[Impact, ...] = ()
     if population is not None:
@@ -72,10 +62,53 @@ def review(
         if switched is not None:
             impact_switched = tuple(population_impact(kb, population, switched))
     return Review(
-        tuple(findings),
-        unconfirmed,
+        findings,
+        dict(unconfirmed),
         impact,
         assumptions.in_force(),
         impact_switched,
         switched.changed() if switched is not None else None,
     )
+
+
+#: The findings of recently reviewed (knowledge base, assumptions) pairs, oldest first.
+_FINDINGS: dict[tuple[int, tuple[tuple[str, int | str], ...]], _Checked] = {}
+_KEEP = 8
+
+
+@dataclass(frozen=True)
+class _Checked:
+    kb: KnowledgeBase  # held, so that the id in the key cannot be reused by another object
+    findings: tuple[Finding, ...]
+    unconfirmed: dict[int, list[str]]
+
+
+def checked_findings(kb: KnowledgeBase, assumptions: AssumptionSet) -> tuple[tuple[Finding, ...], dict[int, list[str]]]:
+    """Every finding, sorted by kind, and what did not hold in each unconfirmed witness.
+
+    They depend on the rules and the assumptions alone, not on any patient, and take
+    seconds (windows probed by the engine, every witness evaluated): so they are worked out
+    once per knowledge base and assumption set and kept, like the compiled rule plans, for
+    the chat, the review page and the CLI to share. A knowledge base is immutable; an edited
+    rule set is another one.
+    """
+    key = (id(kb), tuple(assumptions.in_force().items()))
+    cached = _FINDINGS.get(key)
+    if cached is None or cached.kb is not kb:
+        found = [
+            *logic_findings(kb, assumptions),
+            *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
+            *vocabulary_findings(kb),
+        ]
+        found.sort(key=lambda f: KINDS.index(f.kind))
+        unconfirmed = {}
+        for n, finding in enumerate(found):
+            problems = check_witness(finding.witness, kb, assumptions)
+            if problems:
+                unconfirmed[n] = problems
+        cached = _Checked(kb, tuple(found), unconfirmed)
+        _FINDINGS.pop(key, None)
+        _FINDINGS[key] = cached
+        while len(_FINDINGS) > _KEEP:
+            del _FINDINGS[next(iter(_FINDINGS))]
+    return cached.findings, cached.unconfirmed
