@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test lint bench clean
+.PHONY: run test slow lint bench clean
 
 # (Re)install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -25,9 +25,22 @@ lint: $(STAMP)
 	$(BIN)/mypy kb
 	$(BIN)/kb lint
 
+# Both profiles run over every core (pytest-xdist: one process, so one pyDatalog state, per
+# worker); tests that share one server or browser are kept on one worker by xdist_group.
 # pytest exits 5 when it collects no test: that is not a failure of the code.
+define pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+endef
+
+# The fast profile, after every change: everything but the exhaustive checks (a few minutes).
 test: lint
-	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(call pytest,-m "not slow")
+
+# The exhaustive checks (the mutation check over every constant, the 2,000-patient engine
+# identity ...): minutes more; .ci/run runs them after `make test`.
+slow: $(STAMP)
+	$(call pytest,-m slow)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluate.py

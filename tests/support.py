@@ -1,8 +1,10 @@
-"""Helpers for tests built on the demo vignettes: read a patient's rows, change a value."""
+"""Helpers for tests built on the demo vignettes: read a patient's rows, change a value; the
+size of an exhaustive check in the run at hand."""
 
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 from kb.patients import DEMO_DATASET
@@ -40,3 +42,9 @@ def set_value(rows: Rows, item: str, value: str, **extra: str) -> Rows:
         }
     )
     return rows
+
+
+def deep(ci: int, by_hand: int) -> int:
+    """How many cases an exhaustive check tries: `ci` in CI's slow profile, `by_hand` in the
+    deep run a developer starts by hand with FUZZ=deep (see the README's Tests section)."""
+    return by_hand if os.environ.get("FUZZ", "").strip().lower() == "deep" else ci

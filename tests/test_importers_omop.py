@@ -133,6 +133,7 @@ def test_eunomia_is_opened_read_only(eunomia: Path) -> None:
     assert (eunomia.stat().st_mtime_ns, eunomia.read_bytes()[:4096]) == before
 
 
+@pytest.mark.slow  # a big screening run: 2,694 patients, twice
 @pytest.mark.parametrize("complete", [True, False])
 def test_eunomia_end_to_end(eunomia: Path, kb: KnowledgeBase, complete: bool) -> None:
     today = date(2026, 11, 25)

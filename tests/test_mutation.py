@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from kb.knowledge import KnowledgeBase
 from kb.mutation import Mutant, mutants, run_mutation_check
 from kb.patients import Dataset
@@ -53,6 +55,7 @@ def test_a_mutant_no_vignette_watches_survives_and_is_named(
     assert 0 < report.ratio < 1
 
 
+@pytest.mark.slow
 def test_the_vignettes_kill_every_mutant_of_the_shipped_rules(
     kb: KnowledgeBase, demo: Dataset, vignette_outcomes: dict[str, VignetteOutcome]
 ) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
+
+# one streamlit server and one browser serve every test here: keep them on one xdist worker
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 def test_pick_a_patient_and_see_the_blocking_criterion_with_its_proof(app_url: str, browser: Any) -> None:
