@@ -8,6 +8,7 @@ measures what each criterion does to a cohort of patients.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +72,10 @@ def review(
     )
 
 
-#: The findings of recently reviewed (knowledge base, assumptions) pairs, oldest first.
+#: The findings of the most recently used (knowledge base, assumptions) pairs, oldest first.
 _FINDINGS: dict[tuple[int, tuple[tuple[str, int | str], ...]], _Checked] = {}
 _KEEP = 8
+_LOCK = threading.Lock()  # app sessions run in threads of one process
 
 
 @dataclass(frozen=True)
@@ -93,22 +95,27 @@ def checked_findings(kb: KnowledgeBase, assumptions: AssumptionSet) -> tuple[tup
     rule set is another one.
     """
     key = (id(kb), tuple(assumptions.in_force().items()))
-    cached = _FINDINGS.get(key)
+    with _LOCK:
+        cached = _FINDINGS.pop(key, None)
     if cached is None or cached.kb is not kb:
-        found = [
-            *logic_findings(kb, assumptions),
-            *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
-            *vocabulary_findings(kb),
-        ]
-        found.sort(key=lambda f: KINDS.index(f.kind))
-        unconfirmed = {}
-        for n, finding in enumerate(found):
-            problems = check_witness(finding.witness, kb, assumptions)
-            if problems:
-                unconfirmed[n] = problems
-        cached = _Checked(kb, tuple(found), unconfirmed)
-        _FINDINGS.pop(key, None)
+        cached = _Checked(kb, *_work_out(kb, assumptions))
+    with _LOCK:
         _FINDINGS[key] = cached
         while len(_FINDINGS) > _KEEP:
             del _FINDINGS[next(iter(_FINDINGS))]
     return cached.findings, cached.unconfirmed
+
+
+def _work_out(kb: KnowledgeBase, assumptions: AssumptionSet) -> tuple[tuple[Finding, ...], dict[int, list[str]]]:
+    found = [
+        *logic_findings(kb, assumptions),
+        *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
+        *vocabulary_findings(kb),
+    ]
+    found.sort(key=lambda f: KINDS.index(f.kind))
+    unconfirmed = {}
+    for n, finding in enumerate(found):
+        problems = check_witness(finding.witness, kb, assumptions)
+        if problems:
+            unconfirmed[n] = problems
+    return tuple(found), unconfirmed
