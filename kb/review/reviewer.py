@@ -9,7 +9,9 @@ measures what each criterion does to a cohort of patients.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from kb.assumptions import AssumptionSet
@@ -64,7 +66,7 @@ def review(
             impact_switched = tuple(population_impact(kb, population, switched))
     return Review(
         findings,
-        dict(unconfirmed),
+        {n: list(problems) for n, problems in unconfirmed.items()},
         impact,
         assumptions.in_force(),
         impact_switched,
@@ -82,10 +84,12 @@ _LOCK = threading.Lock()  # app sessions run in threads of one process
 class _Checked:
     kb: KnowledgeBase  # held, so that the id in the key cannot be reused by another object
     findings: tuple[Finding, ...]
-    unconfirmed: dict[int, list[str]]
+    unconfirmed: Mapping[int, tuple[str, ...]]
 
 
-def checked_findings(kb: KnowledgeBase, assumptions: AssumptionSet) -> tuple[tuple[Finding, ...], dict[int, list[str]]]:
+def checked_findings(
+    kb: KnowledgeBase, assumptions: AssumptionSet
+) -> tuple[tuple[Finding, ...], Mapping[int, tuple[str, ...]]]:
     """Every finding, sorted by kind, and what did not hold in each unconfirmed witness.
 
     They depend on the rules and the assumptions alone, not on any patient, and take
@@ -97,7 +101,7 @@ def checked_findings(kb: KnowledgeBase, assumptions: AssumptionSet) -> tuple[tup
     key = (id(kb), tuple(assumptions.in_force().items()))
     with _LOCK:
         cached = _FINDINGS.pop(key, None)
-    if cached is None or cached.kb is not kb:
+    if cached is None:  # (an id in the key is never reused: the entry holds its knowledge base)
         cached = _Checked(kb, *_work_out(kb, assumptions))
     with _LOCK:
         _FINDINGS[key] = cached
@@ -106,7 +110,9 @@ def checked_findings(kb: KnowledgeBase, assumptions: AssumptionSet) -> tuple[tup
     return cached.findings, cached.unconfirmed
 
 
-def _work_out(kb: KnowledgeBase, assumptions: AssumptionSet) -> tuple[tuple[Finding, ...], dict[int, list[str]]]:
+def _work_out(
+    kb: KnowledgeBase, assumptions: AssumptionSet
+) -> tuple[tuple[Finding, ...], Mapping[int, tuple[str, ...]]]:
     found = [
         *logic_findings(kb, assumptions),
         *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
@@ -117,5 +123,5 @@ def _work_out(kb: KnowledgeBase, assumptions: AssumptionSet) -> tuple[tuple[Find
     for n, finding in enumerate(found):
         problems = check_witness(finding.witness, kb, assumptions)
         if problems:
-            unconfirmed[n] = problems
-    return tuple(found), unconfirmed
+            unconfirmed[n] = tuple(problems)
+    return tuple(found), MappingProxyType(unconfirmed)  # shared by every caller: read-only
