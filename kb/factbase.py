@@ -9,6 +9,7 @@ as a gap with its reason, so that an unknown criterion can say what to collect.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -29,11 +30,12 @@ from kb.derived import (
     washout_days,
 )
 from kb.engine import Fact, FactValue
+from kb.exposures import Course, courses, exposure_end, ongoing
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
-from kb.patients import AGENT_KINDS, Attestation, Event, Observation, Patient, Source
+from kb.patients import AGENT_KINDS, STRICT_CONDITION_KINDS, Attestation, Event, Observation, Patient, Source
 from kb.units import exact
-from kb.vocabulary import Vocabulary
+from kb.vocabulary import CLOSED_CODE_SYSTEMS, Vocabulary
 
 __all__ = ["FactBase", "Gap", "Provenance", "ReferenceDates", "build_facts", "day_number", "from_day"]
 
@@ -53,15 +55,14 @@ RELATION_GAPS = {
     "score": "instrument",
     "worsening": "worsening",
     "apl_positive_tests": "apl",
+    "washout_days": "washout",
 }
+#: Agent classes whose exclusion window is counted in half-lives (GE4.4's ge4_4_agent in
+#: kb/rules/general_exclusion.dl): an agent of them without a half-life is a gap to name.
+WASHOUT_CLASSES = frozenset({"ge4_4_listed", "calcineurin_inhibitor", "interferon", "interleukin_2"})
 #: Gap groups whose relation's second argument says which gap (an item, a category, a kind);
 #: in the others (age, sex, crcl, egfr, dose) it does not.
 KEYED_GAPS = frozenset({"item", "xuln", "attested", "reviewed", "term", "instrument", "worsening"})
-#: Kinds of event that happen on one day unless an end date is given. A malignancy without
-#: an end date (of its last treatment) is taken as still active, up to the as-of date.
-POINT_EVENTS = frozenset(
-    {"vaccination", "transfusion", "cell_therapy", "diagnosis", "procedure", "cardiac_event", "thrombosis"}
-)
 
 
 def _no_provenance() -> Provenance:
@@ -235,6 +236,7 @@ def build_facts(
     _egfr(base, patient, selected, vocab, age)
     _events(base, patient, vocab, str(assumptions["default_code_system"]), refs)
     _doses(base, patient, vocab)
+    _courses(base, patient, assumptions.days("course_gap_days"))
     _washouts(base, patient, vocab, assumptions)
     _windows(base, kb, refs, str(assumptions["month_length"]))
     _attestations(base, patient, vocab, refs)
@@ -446,13 +448,13 @@ def _egfr(
 
 def _doses(base: FactBase, patient: Patient, vocab: Vocabulary) -> None:
     """Daily prednisone-equivalent dose of each glucocorticoid record (and per kg)."""
-    enrolment_day = day_number(base.reference.enrolment)
+    refs = base.reference
     for event in patient.events:
         agent = vocab.agents.get(event.agent or "")
         if event.kind != "medication" or agent is None or agent.prednisone_factor is None:
             continue
         start = day_number(event.start)
-        end = day_number(event.end) if event.end else max(start, enrolment_day)
+        end = day_number(exposure_end(event, (refs.screening, refs.enrolment, refs.apheresis)))
         per_day = doses_per_day(event.frequency)
         unit = event.dose_unit.strip().casefold()
         scale = {"": Decimal(1), "mg": Decimal(1), "g": Decimal(1000)}.get(unit)
@@ -494,6 +496,29 @@ def _doses(base: FactBase, patient: Patient, vocab: Vocabulary) -> None:
             )
 
 
+def _courses(base: FactBase, patient: Patient, gap_days: int) -> None:
+    """Each agent's courses (records joined across pauses of up to `gap_days`) and their
+    length up to enrolment: what "for more than 6 months" measures (kb/exposures.py)."""
+    refs = base.reference
+    for course in courses(patient.events, (refs.screening, refs.enrolment, refs.apheresis), refs.enrolment, gap_days):
+        args = (patient.id, course.agent, day_number(course.start), day_number(course.end), Decimal(course.days))
+        base.add("course", args, _course_note(course, gap_days))
+
+
+def _course_note(course: Course, gap_days: int) -> Callable[[], Provenance]:
+    def note() -> Provenance:
+        derivation = Derivation(
+            f"{course.agent} course",
+            f"its records joined across pauses of up to {gap_days} days; days from the first start to the last "
+            "end or to enrolment, whichever is first",
+            tuple((str(e.source), _event_label(e)) for e in course.records),
+            Decimal(course.days),
+        )
+        return Provenance(course.describe(), course.records[0].source, derivation, origin="assumption course_gap_days")
+
+    return note
+
+
 def _washouts(base: FactBase, patient: Patient, vocab: Vocabulary, assumptions: AssumptionSet) -> None:
     """Washout days (5 half-lives) of every agent in the patient's records that has a half-life."""
     for name in sorted({e.agent for e in patient.events if e.agent in vocab.agents}):
@@ -504,6 +529,17 @@ def _washouts(base: FactBase, patient: Patient, vocab: Vocabulary, assumptions: 
             half_life = Decimal(str(assumptions["tacrolimus_half_life_hours"]))
             origin = "assumption tacrolimus_half_life_hours"
         if half_life is None:
+            if WASHOUT_CLASSES & set(agent.classes):
+                base.gap(
+                    "washout",
+                    name,
+                    Gap(
+                        f"half_life:{name}",
+                        "unknown_term",
+                        f"{name}: no half-life in the agent vocabulary, so its washout of 5 half-lives (GE4.4) "
+                        "cannot be counted",
+                    ),
+                )
             continue
         derivation = washout_days(name, half_life, str(assumptions["washout_rounding"]))
         base.add(
@@ -558,42 +594,39 @@ def _windows(base: FactBase, kb: KnowledgeBase, refs: ReferenceDates, mode: str)
 
 
 def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: str, refs: ReferenceDates) -> None:
-    enrolment_day = day_number(refs.enrolment)
+    reference_days = (refs.screening, refs.enrolment, refs.apheresis)
     for event in patient.events:
         start = day_number(event.start)
-        if event.end is not None:
-            end = day_number(event.end)
-        elif event.kind in POINT_EVENTS:
-            end = start
-        else:  # ongoing: up to the as-of date
-            end = max(start, enrolment_day)
+        end = day_number(exposure_end(event, reference_days))  # ongoing: through every reference date
         label = "" if base.lean else _event_label(event)
-        name = event.agent or event.name or event.code
+        system, code = _code(event, code_system)
+        condition, understood = _condition(event, vocab, system, code)
+        name = event.agent or condition or event.name or event.code
         base.add("event", (patient.id, event.kind, name, start, end), _note(label, event.source))
-        if event.agent and event.agent in vocab.conditions and event.kind not in AGENT_KINDS:
-            for cls in vocab.conditions[event.agent].classes:
-                base.add("condition_class", (event.agent, cls), _vocabulary_note(event.agent, cls, "conditions"))
+        if condition:
+            for cls in vocab.conditions[condition].classes:
+                base.add("condition_class", (condition, cls), _vocabulary_note(condition, cls, "conditions"))
         elif event.agent:
             for cls in vocab.agents[event.agent].classes:
                 base.add("agent_class", (event.agent, cls), _vocabulary_note(event.agent, cls, "agents"))
-        elif not event.recognised:
+        elif not understood:
             base.add(
                 "unrecognised",
                 (patient.id, event.kind, start, end),
                 Provenance(f"{label}: name not in the vocabulary", event.source),
             )
+            what = f"'{event.name}'" if event.name else f"code {event.code}"
             base.gap(
                 "term",
                 event.kind,
                 Gap(
-                    f"{event.kind}:{event.name}",
+                    f"{event.kind}:{event.name or event.code}",
                     "unknown_term",
-                    f"'{event.name}' ({event.source}) is not a known {event.kind} name",
+                    f"{what} ({event.source}) is not a known {event.kind.replace('_', ' ')}: "
+                    "say what it is (a name or code of the vocabulary)",
                 ),
             )
-        if event.kind == "diagnosis" and event.code:
-            system, _, code = event.code.rpartition(":")
-            system = system.casefold().replace("-", "").replace(" ", "") or code_system
+        if event.kind == "diagnosis" and code:
             cohort = vocab.cohort_of(system, code)
             if cohort:
                 base.add(
@@ -603,6 +636,33 @@ def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: st
                 )
 
 
+#: An ICD-10 (or ICD-10-CM) code: a letter, two characters, and up to four more after a dot.
+_ICD10 = re.compile(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
+
+
+def _code(event: Event, default_system: str) -> tuple[str, str]:
+    """The code system (`icd10`, `snomed` ...; the default when the code names none) and code."""
+    if not event.code:
+        return "", ""
+    system, _, code = event.code.rpartition(":")
+    return system.casefold().replace("-", "").replace(" ", "") or default_system, code.strip()
+
+
+def _condition(event: Event, vocab: Vocabulary, system: str, code: str) -> tuple[str | None, bool]:
+    """The vocabulary condition an event of a condition kind names (by name, else by code), and
+    whether the record is understood at all. A diagnosis, procedure, cardiac event or
+    thrombosis that is not understood leaves every criterion reading its history undecided."""
+    if event.kind in AGENT_KINDS:
+        return None, event.agent is not None
+    if event.agent:
+        return event.agent, True
+    if code and (system not in CLOSED_CODE_SYSTEMS or _ICD10.fullmatch(code.upper())):
+        condition, understood = vocab.condition_of_code(system, code)
+        if condition or understood:
+            return condition, True
+    return None, event.kind not in STRICT_CONDITION_KINDS
+
+
 def _event_label(event: Event) -> str:
     what = event.name or event.code
     if event.agent and event.agent.casefold() != what.casefold():
@@ -610,7 +670,7 @@ def _event_label(event: Event) -> str:
     span = event.start.isoformat()
     if event.end and event.end != event.start:
         span += f" to {event.end.isoformat()}"
-    elif event.end is None and event.kind not in POINT_EVENTS:
+    elif ongoing(event):
         span += ", ongoing"
     return f"{event.kind} {what} {span}"
 

@@ -155,23 +155,32 @@ def _worsening(base: FactBase, patient: Patient, item: str, direction: str, assu
 
 
 def _apl_tests(base: FactBase, patient: Patient, assumptions: AssumptionSet) -> None:
-    """Most medium-to-high positive aPL test dates within one window of `apl_window_days`."""
+    """How many medium-to-high positive aPL test dates count for APS-I2 (assumption
+    apl_timing): the longest series each at least `apl_window_days` after the one before
+    (the Sydney 2006 persistence), or the most within one span of that many days."""
     enrolment = base.reference.enrolment
     window = assumptions.days("apl_window_days")
+    apart = assumptions["apl_timing"] == "sydney_apart"
     tested = [o for o in patient.observations if o.item in APL_ITEMS and o.date <= enrolment]
     if not tested:
         base.gap("apl", "", Gap("lupus_anticoagulant", "missing", "no antiphospholipid antibody results"))
         return
     positive = sorted({o.date for o in tested if str(o.value) in APL_ITEMS[o.item]})
     best: list[date] = []
-    for start in positive:
-        run = [d for d in positive if start <= d <= start + timedelta(days=window)]
-        if len(run) > len(best):
-            best = run
+    if apart:  # the earliest test, then each next one at least `window` days later
+        for day in positive:
+            if not best or (day - best[-1]).days >= window:
+                best.append(day)
+    else:
+        for start in positive:
+            run = [d for d in positive if start <= d <= start + timedelta(days=window)]
+            if len(run) > len(best):
+                best = run
+    how = f"each at least {window} days after the one before" if apart else f"within {window} days"
     inputs = tuple((f"{o.item} {o.date.isoformat()}", str(o.value)) for o in sorted(tested, key=lambda o: o.date))
     derivation = Derivation(
         "positive aPL tests",
-        f"largest number of dates with a medium/high positive aPL test within {window} days",
+        f"largest number of dates with a medium/high positive aPL test {how}",
         inputs,
         Decimal(len(best)),
     )
@@ -179,5 +188,5 @@ def _apl_tests(base: FactBase, patient: Patient, assumptions: AssumptionSet) -> 
     base.add(
         "apl_positive_tests",
         (base.patient_id, Decimal(len(best))),
-        Provenance(f"{len(best)} positive aPL test dates within {window} days ({dates})", None, derivation),
+        Provenance(f"{len(best)} positive aPL test dates {how} ({dates})", None, derivation),
     )

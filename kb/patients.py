@@ -70,10 +70,12 @@ ESSENTIAL = {
 }
 #: Event kinds whose names must be found in the agent vocabulary to be understood.
 AGENT_KINDS = frozenset({"medication", "vaccination", "transfusion", "cell_therapy"})
-#: Event kinds named from the condition vocabulary; for cardiac events and thromboses an
-#: unknown name leaves the criteria that ask about them undecided.
+#: Event kinds named from the condition vocabulary (a diagnosis also by its code). For these
+#: strict kinds a record understood neither by name nor by code leaves the criteria that
+#: read its history undecided; a malignancy counts whatever its name (GE8), and infections
+#: are the investigator's judgement (GE2).
 CONDITION_KINDS = frozenset({"diagnosis", "cardiac_event", "thrombosis", "malignancy", "infection", "procedure"})
-STRICT_CONDITION_KINDS = frozenset({"cardiac_event", "thrombosis"})
+STRICT_CONDITION_KINDS = frozenset({"diagnosis", "procedure", "cardiac_event", "thrombosis"})
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,6 @@ class Event:
     dose: Decimal | None = None
     dose_unit: str = ""
     frequency: str = ""
-
-    @property
-    def recognised(self) -> bool:
-        return self.kind not in (AGENT_KINDS | STRICT_CONDITION_KINDS) or self.agent is not None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any
 from kb.assumptions import AssumptionSet, resolve_assumptions
 from kb.clearance import creatinine_for_clearance
 from kb.evaluation import Assessment, CriterionResult, assess, criterion_status
+from kb.exposures import ongoing
 from kb.factbase import build_facts
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
@@ -641,7 +642,7 @@ class _Search:
         for event in self.patient.events:
             if event.kind != "medication" or not event.agent or str(event.source) not in sources:
                 continue
-            if event.end is None or event.end > self.now:
+            if ongoing(event) or (event.end is not None and event.end > self.now):
                 drugs[event.agent] = max(event.start, drugs.get(event.agent, event.start))
         return sorted(drugs.items())
 

@@ -3,12 +3,18 @@
 Items (with canonical unit, kind and allowed values), event kinds and the history category
 each belongs to, attestation items (including `reviewed:<category>`), sex codes, agents
 (drugs, vaccines, cell products, blood products) with their classes and names in use at the
-trial site, and the diagnosis codes that define the cohorts.
+trial site, the diagnosis codes that define the cohorts, and the conditions (by name, and
+by code for diagnoses) that criteria read.
+
+A diagnosis coded in ICD-10 or ICD-10-CM is always understood: every code of a condition a
+criterion reads is listed in `condition_codes.csv`, so a code outside them is known not to
+be one. A SNOMED CT code has no such structure: it is understood only when listed.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -17,9 +23,11 @@ from pathlib import Path
 from kb.instruments import load_instruments
 
 __all__ = [
+    "CLOSED_CODE_SYSTEMS",
     "Agent",
     "AttestationItem",
     "Condition",
+    "ConditionCode",
     "DiagnosisCode",
     "Item",
     "Vocabulary",
@@ -93,6 +101,18 @@ class DiagnosisCode:
     label: str
 
 
+@dataclass(frozen=True)
+class ConditionCode:
+    system: str
+    code: str
+    condition: str
+    label: str
+
+
+#: Code systems whose codes are all understood (see the module's docstring).
+CLOSED_CODE_SYSTEMS = frozenset({"icd10", "icd10cm"})
+
+
 def _read(name: str) -> list[dict[str, str]]:
     with (VOCABULARY_DIR / name).open(encoding="utf-8", newline="") as fh:
         return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
@@ -102,16 +122,21 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split("|") if part.strip())
 
 
-def _cohort_of(codes: tuple[DiagnosisCode, ...], system: str, code: str) -> str | None:
+def _longest_prefix(codes: Sequence[DiagnosisCode | ConditionCode], system: str, code: str) -> int | None:
+    """The index of the entry of `system` whose code is the longest prefix of `code`."""
     wanted = normalise_code(code)
-    best: DiagnosisCode | None = None
-    for entry in codes:
-        if entry.system != system:
-            continue
+    best: int | None = None
+    length = -1
+    for n, entry in enumerate(codes):
         prefix = normalise_code(entry.code)
-        if wanted.startswith(prefix) and (best is None or len(prefix) > len(normalise_code(best.code))):
-            best = entry
-    return best.cohort or None if best else None
+        if entry.system == system and wanted.startswith(prefix) and len(prefix) > length:
+            best, length = n, len(prefix)
+    return best
+
+
+def _cohort_of(codes: tuple[DiagnosisCode, ...], system: str, code: str) -> str | None:
+    found = _longest_prefix(codes, system, code)
+    return codes[found].cohort or None if found is not None else None
 
 
 def normalise_code(code: str) -> str:
@@ -131,6 +156,7 @@ class Vocabulary:
     unit_aliases: dict[str, str]
     conditions: dict[str, Condition]
     condition_names: dict[str, str]  # casefolded name or synonym -> condition
+    condition_codes: tuple[ConditionCode, ...] = ()
     _cohorts: dict[tuple[str, str], str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -161,6 +187,15 @@ class Vocabulary:
         if key not in self._cohorts:  # a clinic export repeats a few hundred codes
             self._cohorts[key] = _cohort_of(self.diagnosis_codes, system, code)
         return self._cohorts[key]
+
+    def condition_of_code(self, system: str, code: str) -> tuple[str | None, bool]:
+        """The condition a diagnosis code names, and whether the code is understood at all:
+        (None, True) is a code known to be none of the conditions the criteria read."""
+        found = _longest_prefix(self.condition_codes, system, code)
+        if found is not None:
+            return self.condition_codes[found].condition, True
+        listed = _longest_prefix(self.diagnosis_codes, system, code) is not None
+        return None, system in CLOSED_CODE_SYSTEMS or listed
 
     def known_constants(self) -> dict[str, frozenset[str]]:
         """Constants the rule checker accepts for each vocabulary-typed argument."""
@@ -248,6 +283,13 @@ def load_vocabulary() -> Vocabulary:
     codes = tuple(
         DiagnosisCode(row["system"], row["code"], row["cohort"], row["label"]) for row in _read("diagnosis_codes.csv")
     )
+    condition_codes = tuple(
+        ConditionCode(row["system"], row["code"], row["condition"], row["label"])
+        for row in _read("condition_codes.csv")
+    )
+    unknown = sorted({c.condition for c in condition_codes} - set(conditions))
+    if unknown:
+        raise ValueError(f"condition_codes.csv names conditions conditions.csv lacks: {', '.join(unknown)}")
     return Vocabulary(
         items=items,
         loinc_to_item=loinc,
@@ -260,6 +302,7 @@ def load_vocabulary() -> Vocabulary:
         unit_aliases={row["alias"]: row["ucum"] for row in _read("unit_aliases.csv")},
         conditions=conditions,
         condition_names=condition_names,
+        condition_codes=condition_codes,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from kb.assumptions import AssumptionSet, resolve_assumptions
 from kb.errors import KbError
 from kb.evaluation import Assessment, CriterionResult, assess
+from kb.exposures import ongoing
 from kb.factbase import ReferenceDates
 from kb.knowledge import KnowledgeBase
 from kb.patients import Attestation, Event, Observation, Patient, Source
@@ -264,14 +265,22 @@ def _stopped(patient: Patient, change: Change) -> list[Event]:
     when = change.when
     if when is None:
         raise KbError(f"'{change.text}' needs the date: stop:{change.target}@YYYY-MM-DD")
-    out = []
-    for event in patient.events:
-        if event in records and event.start > when:
-            continue  # a course that would not have started
-        if event in records and (event.end is None or event.end > when):
-            event = replace(event, end=when)
-        out.append(event)
-    return out
+    given_after = [e for e in records if e.start > when]
+    if given_after:
+        first = min(given_after, key=lambda e: e.start)
+        raise KbError(
+            f"'{change.text}': {change.target} is recorded as given on {first.start.isoformat()} ({first.source}), "
+            f"after {when.isoformat()}; a stop ends a course under way and cannot undo a dose already recorded"
+        )
+    running = [e for e in records if ongoing(e) or (e.end is not None and e.end > when)]
+    if not running:
+        last = max(records, key=lambda e: e.end or e.start)
+        ended = (last.end or last.start).isoformat()
+        raise KbError(
+            f"'{change.text}': {change.target} is not being taken on {when.isoformat()} "
+            f"(its last record, {last.source}, ended {ended}): there is nothing to stop"
+        )
+    return [replace(e, end=when) if e in running else e for e in patient.events]
 
 
 def moved_enrolment(patient: Patient, reference: ReferenceDates, when: date) -> list[str]:

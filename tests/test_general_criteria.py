@@ -123,7 +123,12 @@ FLIPS = [
     ("progression_window_days", "300", "P031", "SSC-I1", "pass", "unknown"),
     ("fvc_decline_mode", "absolute", "P033", "SSC-I2", "pass", "fail"),
     ("apl_tests_reading", "more_than_two", "P005", "APS-I2", "pass", "fail"),
-    ("apl_window_days", "83", "P005", "APS-I2", "pass", "fail"),
+    ("apl_window_days", "85", "P005", "APS-I2", "pass", "fail"),
+    ("apl_timing", "within_window", "P073", "APS-I2", "pass", "fail"),
+    ("aps_rr_treatment_order", "any_time", "P069", "APS-I3", "fail", "pass"),
+    ("pss_primary", "as_coded", "P072", "PSS-I1", "fail", "pass"),
+    ("ge4_4_scope", "listed", "P074", "GE4.4", "fail", "pass"),
+    ("course_gap_days", "5", "P067", "SLE-I4", "pass", "fail"),
     ("obstetric_aps_scope", "any_obstetric", "P005", "APS-E1", "pass", "fail"),
 ]
 

@@ -32,10 +32,17 @@ def test_no_reference_inside_the_window_leaves_a_gap(kb: KnowledgeBase, demo: Da
     assert [g.item for g in base.gaps_for("worsening", "mrss")] == ["mrss (reference)"]
 
 
-def test_apl_tests_are_counted_within_one_window(kb: KnowledgeBase, demo: Dataset) -> None:
+def test_apl_tests_count_as_the_sydney_persistence_or_within_one_window(kb: KnowledgeBase, demo: Dataset) -> None:
+    # the Sydney 2006 persistence by default: each counted test at least 84 days after the one before
     assert facts(kb, demo, "P005", "apl_positive_tests") == [("P005", Decimal(2))]  # exactly 84 days apart
-    assert facts(kb, demo, "P005", "apl_positive_tests", "apl_window_days=83") == [("P005", Decimal(1))]
-    assert facts(kb, demo, "P051", "apl_positive_tests") == [("P051", Decimal(3))]
+    assert facts(kb, demo, "P073", "apl_positive_tests") == [("P073", Decimal(2))]  # 91 days apart
+    assert facts(kb, demo, "P005", "apl_positive_tests", "apl_window_days=85") == [("P005", Decimal(1))]
+    assert facts(kb, demo, "P051", "apl_positive_tests") == [("P051", Decimal(3))]  # 85 and 85 days apart
+    # read literally: the most positive tests within one span of 84 days
+    literal = "apl_timing=within_window"
+    assert facts(kb, demo, "P005", "apl_positive_tests", literal) == [("P005", Decimal(2))]
+    assert facts(kb, demo, "P073", "apl_positive_tests", literal) == [("P073", Decimal(1))]
+    assert facts(kb, demo, "P051", "apl_positive_tests", literal) == [("P051", Decimal(1))]
 
 
 def test_a_recorded_total_stands_for_the_items(kb: KnowledgeBase, demo: Dataset) -> None:

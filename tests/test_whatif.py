@@ -26,7 +26,11 @@ def run(kb: KnowledgeBase, demo: Dataset, pid: str, *texts: str) -> dict[str, tu
         ("P002", ["platelets=80"], {"GI6.3": ("fail", "pass")}),
         ("P001", ["platelets=49"], {"GI6.3": ("pass", "fail")}),
         ("P001", ["hemoglobin=5.9 g/dL"], {"GI6.2": ("pass", "fail")}),  # converted: 59 g/L
-        ("P011", ["stop:rituximab@2026-10-01"], {"GE4": ("fail", "pass"), "GE4.3": ("fail", "pass")}),
+        (
+            "P060",
+            ["stop:tacrolimus@2026-11-10"],
+            {"GE4": ("fail", "pass"), "GE4.4": ("fail", "pass"), "GE4.7": ("fail", "pass")},
+        ),
         ("P010", ["hbv_dna=900", "breastfeeding=no"], {"GE3": ("unknown", "pass"), "GE10": ("unknown", "pass")}),
         ("P036", ["assume:iim_entry=probable"], {"IIM-I1": ("manual", "pass")}),
         ("P001", ["remove:platelets"], {"GI6.3": ("pass", "unknown")}),
@@ -37,6 +41,24 @@ def test_a_change_flips_exactly_the_criteria_it_should(
     kb: KnowledgeBase, demo: Dataset, pid: str, changes: list[str], expected: dict[str, tuple[str, str]]
 ) -> None:
     assert run(kb, demo, pid, *changes) == expected
+
+
+@pytest.mark.parametrize(
+    ("pid", "change", "message"),
+    [
+        # a stop before the only dose would erase a dose already given (GE4.3 would pass)
+        ("P011", "stop:rituximab@2026-10-01", "rituximab is recorded as given on 2026-11-03"),
+        # a drug that ended before the stop date: nothing to stop
+        ("P001", "stop:prednisone@2026-11-01", "prednisone is not being taken on 2026-11-01"),
+        # a single infusion (frequency once) ends on its day: nothing to stop either
+        ("P066", "stop:obinutuzumab@2026-11-01", "obinutuzumab is not being taken on 2026-11-01"),
+    ],
+)
+def test_a_stop_that_cannot_happen_is_refused_with_the_reason(
+    kb: KnowledgeBase, demo: Dataset, pid: str, change: str, message: str
+) -> None:
+    with pytest.raises(KbError, match=message):
+        run(kb, demo, pid, change)
 
 
 def test_moving_enrolment_moves_age_and_windows(kb: KnowledgeBase, demo: Dataset) -> None:
