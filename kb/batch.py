@@ -39,7 +39,15 @@ from kb.evaluation import (
 )
 from kb.factbase import assumption_facts, build_facts
 from kb.knowledge import KnowledgeBase
-from kb.language.sql import SqlPlan, SqlUnsupported, column_type, compile_sql, fits_exactly, table_name
+from kb.language.sql import (
+    DECIMAL_TYPES,
+    SqlPlan,
+    SqlUnsupported,
+    column_type,
+    compile_sql,
+    fits_exactly,
+    table_name,
+)
 from kb.patients import Patient
 
 __all__ = ["CHUNK", "BatchVerdict", "evaluate_many", "sql_plan"]
@@ -143,7 +151,7 @@ class _Tables:
         out: set[str] = set()
         for relation, types in self.types.items():
             for i, type_name in enumerate(types):
-                if type_name != "number":
+                if type_name not in DECIMAL_TYPES:
                     continue
                 texts = [_exact_text(row[i]) for row in self.rows[relation]]
                 if None in texts:
@@ -169,7 +177,7 @@ class _Tables:
                 continue
             columns = []
             for i, column in enumerate(zip(*found, strict=True)):
-                if types[i] == "number":
+                if types[i] in DECIMAL_TYPES:
                     columns.append(pa.array([_exact_text(v) for v in column], pa.string()))
                 else:
                     columns.append(pa.array(column, pa.int64() if types[i] == "day" else pa.string()))

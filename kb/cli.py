@@ -515,7 +515,9 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assum
             _emit(f"  {row.patient:<6} not_evaluated  {row.reason}")
         elif row.verdict != "eligible":
             when = f"  (eligible from {row.earliest})" if row.earliest else ""
-            listed = ", ".join(row.blocking) or "unknown " + ", ".join(row.unknown[:6])
+            listed = ", ".join(row.blocking) or "; ".join(
+                part for part in ("unknown " + ", ".join(row.unknown[:6]) if row.unknown else "", row.reason) if part
+            )
             _emit(f"  {row.patient:<6} {row.verdict:<11} {listed}{when}")
     _emit("attrition: " + " → ".join(f"{name} {n}" for name, n in stages))
     return 0

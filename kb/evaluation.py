@@ -21,7 +21,7 @@ from kb.criteria import X_BLOCK, Criterion
 from kb.engine import EngineError, Session
 from kb.factbase import FactBase, Gap, ReferenceDates, build_facts
 from kb.knowledge import KnowledgeBase, load_knowledge
-from kb.language.syntax import Atom, Const, Negation
+from kb.language.syntax import Atom, Const, Negation, Term, Var
 from kb.patients import Patient
 from kb.trace import Explainer, Node, message_from
 
@@ -479,35 +479,55 @@ def _criterion_node(crit: Criterion, status: str, answer: str, children: list[No
 
 
 def _gaps(predicate: str, session: Session, base: FactBase, kb: KnowledgeBase) -> list[Gap]:
-    """The data whose absence leaves `predicate` undecided, from the rules behind it."""
+    """The data whose absence leaves `predicate` undecided, from the rules behind it.
+
+    Constants passed down follow the walk: `history_complete(P, medications)` reads the
+    medication review only, not every review the helper could read."""
     found: dict[str, Gap] = {}
-    seen: set[str] = set()
+    seen: set[tuple[str, tuple[str | None, ...]]] = set()
     decls = kb.program.declarations
 
-    def walk(name: str) -> None:
-        if name in seen:
+    def walk(name: str, given: tuple[str | None, ...]) -> None:
+        if (name, given) in seen:
             return
-        seen.add(name)
+        seen.add((name, given))
         for rule in kb.program.rules_for(name):
+            bound: dict[str, str] = {}
+            if not _head_accepts(rule.head.args, given, bound):
+                continue
             for lit in rule.body:
                 atom = lit if isinstance(lit, Atom) else lit.atom if isinstance(lit, Negation) else None
                 if atom is None:
                     continue
+                args = tuple(
+                    str(a.value) if isinstance(a, Const) else bound.get(a.name) if isinstance(a, Var) else None
+                    for a in atom.args
+                )
                 decl = decls[atom.predicate]
                 if decl.role != "rule":
-                    key_arg = atom.args[1] if len(atom.args) > 1 else None
-                    key = str(key_arg.value) if isinstance(key_arg, Const) else None
-                    for gap in base.gaps_for(atom.predicate, key):
+                    for gap in base.gaps_for(atom.predicate, args[1] if len(args) > 1 else None):
                         found.setdefault(gap.item, gap)
                 elif [t for _, t in decl.params] == ["patient", "truth"] and session.ask(
                     atom.predicate, [base.patient_id, None]
                 ):
                     continue  # that sub-condition is decided: its data are not what is missing
                 else:
-                    walk(atom.predicate)
+                    walk(atom.predicate, args)
 
-    walk(predicate)
+    walk(predicate, ())
     return list(found.values())
+
+
+def _head_accepts(head: Sequence[Term], given: tuple[str | None, ...], bound: dict[str, str]) -> bool:
+    """Whether a rule's head can match the constants a caller passes; binds its variables."""
+    for arg, value in zip(head, given, strict=False):
+        if value is None:
+            continue
+        if isinstance(arg, Const) and str(arg.value) != value:
+            return False
+        if isinstance(arg, Var) and not arg.anonymous:
+            bound[arg.name] = value
+    return True
 
 
 def _stamp(kb: KnowledgeBase, assumptions: AssumptionSet, base: FactBase) -> dict[str, str]:

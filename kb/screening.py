@@ -44,7 +44,9 @@ class ScreenRow:
     dropped_at: int  # the stage (index into STAGES) the patient leaves at; len(STAGES) if never
     unknown: tuple[str, ...] = ()
     earliest: date | None = None  # the first enrolment day, when waiting is all it takes
-    reason: str = ""  # why a patient was not evaluated
+    #: why a patient was not evaluated, or what keeps a cohort open beyond its unknown
+    #: criteria (a lost entry criterion that only an assumption can read)
+    reason: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -83,6 +85,7 @@ def _row(
         tuple(c.id for c in blocking),
         min(stages) if stages and verdict == "ineligible" else len(STAGES),
         tuple(c.id for c in kb.criteria if c.id in unknown_ids),
+        reason="; ".join(c.note for c in cohorts if c.note) if verdict == "needs_data" else "",
     )
 
 

@@ -127,8 +127,9 @@ class Explainer:
             if lit.op == "=" and isinstance(lit.left, Var) and isinstance(lit.right, BinOp)
             else "comparison"
         )
-        typ = _term_type(lit.left, types) or _term_type(lit.right, types)
-        shown_left, shown_right = self._show(left, typ), self._show(right, typ)
+        left_type, right_type = _term_type(lit.left, types), _term_type(lit.right, types)
+        shown_left = self._show(left, left_type or right_type)
+        shown_right = self._show(right, right_type or left_type)
         expr = f"{_format(lit.left)} {_SYMBOLS[lit.op]} {_format(lit.right)}"
         label = f"{shown_left} {_SYMBOLS[lit.op]} {shown_right}"
         if kind == "assignment":  # a value computed in the rule: show how
@@ -225,11 +226,13 @@ class Explainer:
         if isinstance(failed, Negation):
             return f"{_humanise(failed.atom.predicate)} holds"
         left, right = _evaluate(failed.left, env), _evaluate(failed.right, env)
-        typ = _term_type(failed.left, types) or _term_type(failed.right, types)
+        left_type, right_type = _term_type(failed.left, types), _term_type(failed.right, types)
         if left is None or right is None:
             return f"{_format(failed.left)} is not known"
+        shown_left = self._show(left, left_type or right_type)
+        shown_right = self._show(right, right_type or left_type)
         return (
-            f"{self._show(left, typ)} is not {_SYMBOLS[failed.op]} {self._show(right, typ)} "
+            f"{shown_left} is not {_SYMBOLS[failed.op]} {shown_right} "
             f"({_format(failed.left)} {_SYMBOLS[failed.op]} {_format(failed.right)})"
         )
 
@@ -284,6 +287,8 @@ class Explainer:
             return "?"
         if typ == "day" and isinstance(value, int | Decimal):
             return from_day(int(value)).isoformat()
+        if typ == "days" and isinstance(value, int | Decimal):
+            return duration(value)
         if isinstance(value, Decimal):
             return _decimal(value)
         return str(value)
@@ -376,10 +381,27 @@ def _value(term: Term, env: dict[str, FactValue]) -> FactValue:
 
 
 def _term_type(term: Term, types: dict[str, str]) -> str | None:
-    for var in variables_of(term):
-        if var.name in types:
-            return types[var.name]
-    return None
+    """The type an expression shows as: a date minus a date is a duration (`days`), a date
+    plus or minus a duration is a date, anything else takes its operands' type."""
+    if isinstance(term, Var):
+        return types.get(term.name)
+    if isinstance(term, Const):
+        return None
+    left, right = _term_type(term.left, types), _term_type(term.right, types)
+    if term.op == "-" and left == right == "day":
+        return "days"
+    if "day" in (left, right) and term.op in "+-":
+        return "day"
+    return left or right
+
+
+def duration(days: int | Decimal) -> str:
+    """A number of days as a clinician reads it: '273 days (about 9 months)'."""
+    n = int(days)
+    text = f"{n} day" if abs(n) == 1 else f"{n} days"
+    if abs(n) >= 60:
+        text += f" (about {round(Decimal(n) / Decimal('30.44'))} months)"
+    return text
 
 
 def _format(term: Term) -> str:

@@ -367,3 +367,21 @@ def test_json_answer_has_the_contract_fields(demo_assessments: dict[str, Assessm
     ge43 = next(c for c in answer["criteria"] if c["id"] == "GE4.3")
     assert set(ge43) == {"id", "kind", "cohort", "status", "reason", "message", "missing"}
     assert ge43["kind"] == "exclusion" and ge43["status"] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("criterion", "to_collect"),
+    [
+        # the refractory definition reads the medication history and the attested course only;
+        # it once listed every unreviewed history (cardiac events, infections ...)
+        ("DEF-RR", {"rr_course", "reviewed:medications"}),
+        ("SLE-I4", {"rr_course", "reviewed:medications"}),
+        ("GE7", {"reviewed:thrombosis", "reviewed:medications"}),
+    ],
+)
+def test_an_unknown_names_only_the_histories_its_criterion_reads(
+    demo_assessments: dict[str, Assessment], criterion: str, to_collect: set[str]
+) -> None:
+    result = demo_assessments["P007"].result(criterion)  # a referral letter: nothing reviewed
+    assert result.status == "unknown"
+    assert {g.item for g in result.missing} == to_collect

@@ -50,3 +50,11 @@ def test_a_patient_none_of_whose_rows_load_is_not_evaluated(
     assert rows[0].verdict == "eligible"
     assert done[-1] == (2, 2)
     assert dict(funnel(rows))["all patients"] == 1  # the funnel counts the evaluated patients
+
+
+def test_an_open_myositis_cohort_says_why_in_the_screening_row(kb: KnowledgeBase, demo: Dataset) -> None:
+    # no criterion is unknown: the lost entry criterion is what keeps the cohort open
+    (row,) = [r for r in screen(kb, demo, resolve_assumptions()) if r.patient == "P036"]
+    assert (row.verdict, row.unknown) == ("needs_data", ())
+    assert row.reason.startswith("IIM-I1, this cohort's entry criterion, was lost from the record")
+    assert "iim_entry" in row.as_dict()["reason"]

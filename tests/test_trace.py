@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kb.evaluation import assess
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
@@ -72,3 +74,31 @@ def test_explain_none_builds_no_trees(kb: KnowledgeBase, demo: Dataset) -> None:
     quick = assess(demo.patient("P002"), kb, explain="none")
     assert all(r.trace is None for r in quick.criteria)
     assert quick.result("GI6.3").message == "platelets 49 ×10^9/L on 2026-11-17 < 50 required"
+
+
+def test_a_duration_reads_as_days_not_as_a_date(kb: KnowledgeBase, demo: Dataset) -> None:
+    # `kb why P001 SLE-I4` once printed "0007-11-24 ≥ 0001-07-02 [End − Start ≥ Days]"
+    tree = assess(demo.patient("P001"), kb, explain="all").result("SLE-I4").trace
+    assert tree is not None
+    labels = [n.label for n in find(tree, "comparison")]
+    assert "2519 days (about 83 months) ≥ 183 days (about 6 months)" in labels
+    assert not [label for label in labels if label.startswith("000")]
+
+
+def test_a_difference_of_dates_is_a_duration_in_any_rule(tmp_path: Path, demo: Dataset) -> None:
+    from tests.review_rules import criterion, rule_set
+
+    rules = """
+.decl long_exposure(P: patient, T: truth)
+.decl any_long_exposure(P: patient)
+any_long_exposure(P) :- event(P, medication, Agent, Start, End), Days = End - Start, Days >= 30, Start >= End - 400.
+long_exposure(P, yes) :- any_long_exposure(P).
+long_exposure(P, no) :- patient(P), not any_long_exposure(P).
+"""
+    planted = rule_set(tmp_path, rules, [criterion("GE99", "exclusion", "long_exposure")])
+    tree = assess(demo.patient("P001"), planted, explain="all").result("GE99").trace  # cyclophosphamide, 183 days
+    assert tree is not None
+    labels = {n.label for n in tree.walk() if n.kind in ("comparison", "assignment")}
+    assert "183 days (about 6 months) ≥ 30 days" in labels  # days against a bare number
+    assert "Days = End − Start = 183 days (about 6 months)" in labels
+    assert "2023-03-01 ≥ 2022-07-27" in labels  # a date minus a number of days is still a date

@@ -23,6 +23,7 @@ from kb.language.compile import ordered_body  # the same binding order as the en
 from kb.language.syntax import Atom, Comparison, Const, Declaration, Negation, Program, Rule, Term, Var
 
 __all__ = [
+    "DECIMAL_TYPES",
     "NUMBER_SCALE",
     "SqlPlan",
     "SqlUnsupported",
@@ -48,10 +49,14 @@ def table_name(relation: str) -> str:
     return f'"r_{relation}"'
 
 
+#: Declared types held as exact decimals (a `day` is an integer day number).
+DECIMAL_TYPES = frozenset({"number", "days"})
+
+
 def column_type(type_name: str) -> str:
     if type_name == "day":
         return "BIGINT"
-    if type_name == "number":
+    if type_name in DECIMAL_TYPES:
         return _NUMBER_SQL
     return "VARCHAR"
 
