@@ -598,9 +598,9 @@ def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: st
     for event in patient.events:
         start = day_number(event.start)
         end = day_number(exposure_end(event, reference_days))  # ongoing: through every reference date
-        label = "" if base.lean else _event_label(event)
         system, code = _code(event, code_system)
         condition, understood = _condition(event, vocab, system, code)
+        label = "" if base.lean else _event_label(event, condition if condition != event.agent else None)
         name = event.agent or condition or event.name or event.code
         base.add("event", (patient.id, event.kind, name, start, end), _note(label, event.source))
         if condition:
@@ -663,9 +663,13 @@ def _condition(event: Event, vocab: Vocabulary, system: str, code: str) -> tuple
     return None, event.kind not in STRICT_CONDITION_KINDS
 
 
-def _event_label(event: Event) -> str:
+def _event_label(event: Event, by_code: str | None = None) -> str:
+    """How a record reads in a proof: its words, what the vocabulary took them for (by name,
+    or `by_code`: the condition its code names), and its days."""
     what = event.name or event.code
-    if event.agent and event.agent.casefold() != what.casefold():
+    if by_code:
+        what = f"{what} ({event.code}: {by_code.replace('_', ' ')})"
+    elif event.agent and event.agent.casefold() != what.casefold():
         what = f"{what} ({event.agent})"
     span = event.start.isoformat()
     if event.end and event.end != event.start:

@@ -199,3 +199,43 @@ def test_a_later_apheresis_asks_for_a_review_that_covers_it(kb: KnowledgeBase, d
     result = assess(demo.patient("P021"), kb, resolve_assumptions(["apheresis_offset_days=3"])).result("GE4.6")
     assert (result.status, result.reason) == ("unknown", "history_not_reviewed")
     assert result.missing[0].detail == "medications history reviewed 2026-11-24, before apheresis 2026-11-27"
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "code", "criteria"),
+    [
+        # a diagnosis understood neither by name nor by code: every exclusion reading the list is open
+        ("diagnosis", "Zorblax syndrome", "", ("X-E1", "X-E2", "X-E4", "GE6")),
+        ("diagnosis", "Zorblax syndrome", "snomed:999999999", ("X-E1", "X-E2", "X-E4", "GE6")),
+        ("procedure", "Zorblax procedure", "", ()),  # no pSS criterion reads procedures
+    ],
+)
+def test_a_record_not_understood_leaves_the_exclusions_reading_its_history_unknown(
+    kb: KnowledgeBase, write_dataset: Callable[..., Path], kind: str, name: str, code: str, criteria: tuple[str, ...]
+) -> None:
+    files = demo_files("P020")  # primary Sjögren's, eligible, every history reviewed
+    files["events"].append({**files["events"][0], "kind": kind, "name": name, "code": code, "start_date": "2024-01-01"})
+    result = assess(load_dataset(write_dataset(**files)).patient("P020"), kb)
+    for criterion in criteria:
+        found = result.result(criterion)
+        assert (found.status, found.reason) == ("unknown", "unknown_term"), criterion
+        assert [g.item for g in found.missing] == [f"{kind}:{name}"]
+        assert "events.csv row" in found.missing[0].detail
+    assert result.verdict == ("needs_data" if criteria else "eligible")
+
+
+def test_a_diagnosis_is_understood_by_its_icd10_code_whatever_its_wording(
+    kb: KnowledgeBase, write_dataset: Callable[..., Path]
+) -> None:
+    files = demo_files("P020")
+    template = files["events"][0]
+    files["events"] += [
+        {**template, "kind": "diagnosis", "name": "Essential (primary) hypertension", "code": "I10"},
+        {**template, "kind": "diagnosis", "name": "MDS with ring sideroblasts", "code": "icd10:D46.1"},
+    ]
+    result = assess(load_dataset(write_dataset(**files)).patient("P020"), kb)
+    assert result.result("X-E1").status == "pass"  # I10 is known not to be cirrhosis
+    assert result.result("X-E2").status == "fail"  # D46: a myelodysplastic syndrome
+    assert result.result("X-E2").message.startswith(
+        "diagnosis MDS with ring sideroblasts (icd10:D46.1: myelodysplastic syndrome) 2019-03-01"
+    )
