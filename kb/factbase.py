@@ -105,6 +105,11 @@ class ReferenceDates:
     apheresis: date
     notes: tuple[str, ...]  # how each date was obtained when it was not in the file
 
+    @property
+    def dates(self) -> tuple[date, date, date]:
+        """Screening, enrolment and apheresis: an ongoing exposure lasts through all of them."""
+        return (self.screening, self.enrolment, self.apheresis)
+
     def as_dict(self) -> dict[str, str]:
         return {
             "screening": self.screening.isoformat(),
@@ -454,7 +459,7 @@ def _doses(base: FactBase, patient: Patient, vocab: Vocabulary) -> None:
         if event.kind != "medication" or agent is None or agent.prednisone_factor is None:
             continue
         start = day_number(event.start)
-        end = day_number(exposure_end(event, (refs.screening, refs.enrolment, refs.apheresis)))
+        end = day_number(exposure_end(event, refs.dates))
         per_day = doses_per_day(event.frequency)
         unit = event.dose_unit.strip().casefold()
         scale = {"": Decimal(1), "mg": Decimal(1), "g": Decimal(1000)}.get(unit)
@@ -500,7 +505,7 @@ def _courses(base: FactBase, patient: Patient, gap_days: int) -> None:
     """Each agent's courses (records joined across pauses of up to `gap_days`) and their
     length up to enrolment: what "for more than 6 months" measures (kb/exposures.py)."""
     refs = base.reference
-    for course in courses(patient.events, (refs.screening, refs.enrolment, refs.apheresis), refs.enrolment, gap_days):
+    for course in courses(patient.events, refs.dates, refs.enrolment, gap_days):
         args = (patient.id, course.agent, day_number(course.start), day_number(course.end), Decimal(course.days))
         base.add("course", args, _course_note(course, gap_days))
 
@@ -594,10 +599,9 @@ def _windows(base: FactBase, kb: KnowledgeBase, refs: ReferenceDates, mode: str)
 
 
 def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: str, refs: ReferenceDates) -> None:
-    reference_days = (refs.screening, refs.enrolment, refs.apheresis)
     for event in patient.events:
         start = day_number(event.start)
-        end = day_number(exposure_end(event, reference_days))  # ongoing: through every reference date
+        end = day_number(exposure_end(event, refs.dates))  # ongoing: through every reference date
         system, code = _code(event, code_system)
         condition, understood = _condition(event, vocab, system, code)
         label = "" if base.lean else _event_label(event, condition if condition != event.agent else None)

@@ -10,6 +10,7 @@ import streamlit as st
 
 from kb.errors import KbError
 from kb.evaluation import Assessment, assess
+from kb.exposures import exposure_end, ongoing
 from kb.patients import Patient
 from kb.report import report_html, report_markdown
 from ui.context import context
@@ -71,14 +72,16 @@ def show_timeline(patient: Patient, assessment: Assessment) -> None:
     """Medications, vaccinations, transfusions and results against the reference dates."""
     enrolment = assessment.reference.enrolment
     start = enrolment - timedelta(days=120)
+    horizon = max(assessment.reference.dates) + timedelta(days=30)
+    ends = {id(e): exposure_end(e, assessment.reference.dates) for e in patient.events}  # ongoing: past apheresis
     rows = [
         {
-            "what": f"{e.kind}: {e.agent or e.name}",
+            "what": f"{e.kind}: {e.agent or e.name}" + (" (ongoing)" if ongoing(e) else ""),
             "from": max(e.start, start),
-            "to": min(e.end or enrolment, enrolment + timedelta(days=30)),
+            "to": min(ends[id(e)], horizon),
         }
         for e in patient.events
-        if e.kind in ("medication", "vaccination", "transfusion", "cell_therapy") and (e.end or enrolment) >= start
+        if e.kind in ("medication", "vaccination", "transfusion", "cell_therapy") and ends[id(e)] >= start
     ]
     rows += [
         {"what": f"result: {o.item}", "from": o.date, "to": o.date}
