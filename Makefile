@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test slow lint bench clean
+.PHONY: run test slow fuzz lint bench clean
 
 # (Re)install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -30,7 +30,7 @@ lint: $(STAMP)
 # pytest exits 5 when it collects no test: not a failure of the code in the fast profile, but
 # in the slow one it would mean CI's exhaustive checks silently ran nothing.
 define pytest
-	$(BIN)/python -m pytest -n auto --dist loadgroup $(1); rc=$$?; \
+$(BIN)/python -m pytest -n auto --dist loadgroup $(1); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit $(2); fi; exit $$rc
 endef
 
@@ -42,6 +42,12 @@ test: lint
 # identity ...): minutes more; .ci/run runs them after `make test`.
 slow: $(STAMP)
 	$(call pytest,-m slow,1)
+
+# The property and fuzz suites with more examples (FUZZ=ci, at most 15 minutes; .ci/run runs
+# it too). `make test` runs the same suites bounded; `FUZZ=deep make fuzz` is the deep run
+# by hand (see the README's Tests section).
+fuzz: $(STAMP)
+	FUZZ=$${FUZZ:-ci} $(call pytest,-m fuzz,1)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluate.py
