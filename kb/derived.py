@@ -203,11 +203,14 @@ def doses_per_day(frequency: str) -> Decimal | None:
 def prednisone_equivalent(
     agent: str, dose_mg: Decimal, factor: Decimal, per_day: Decimal, frequency: str
 ) -> Derivation:
-    """Daily prednisone-equivalent dose: dose × potency factor × administrations per day."""
-    value = dose_mg * factor * per_day
+    """Daily prednisone-equivalent dose: dose × potency factor × administrations per day. A
+    dose taken less often than daily (alternate days, weekly) counts as what it is on the
+    day it is taken, not averaged: 20 mg every other day is 20 mg on those days, above
+    GE4.7's 10 mg/day (averaging would hide a pharmacological dose)."""
+    value = dose_mg * factor * max(per_day, Decimal(1))
     return Derivation(
         "prednisone-equivalent daily dose",
-        "dose × potency factor × doses per day",
+        "dose × potency factor × doses per day (a dose taken less than daily: as on the day it is taken)",
         ((agent, f"{dose_mg} mg"), ("factor", str(factor)), ("frequency", frequency or "daily (no frequency given)")),
         value,
     )

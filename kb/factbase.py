@@ -33,7 +33,16 @@ from kb.engine import Fact, FactValue
 from kb.exposures import Course, courses, exposure_end, ongoing
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
-from kb.patients import AGENT_KINDS, STRICT_CONDITION_KINDS, Attestation, Event, Observation, Patient, Source
+from kb.patients import (
+    AGENT_KINDS,
+    STRICT_CONDITION_KINDS,
+    Attestation,
+    Event,
+    Observation,
+    Patient,
+    Source,
+    Unreadable,
+)
 from kb.units import exact
 from kb.vocabulary import CLOSED_CODE_SYSTEMS, Vocabulary
 
@@ -283,9 +292,16 @@ def _select_observations(
     by_item: dict[str, list[Observation]] = {}
     for obs in patient.observations:
         by_item.setdefault(obs.item, []).append(obs)
+    unreadable = _unreadable_results(patient)
     selected: dict[str, Observation] = {}
     for name in vocab.items:
         results = [o for o in by_item.get(name, []) if o.date <= enrolment]
+        blocking = _hiding(
+            unreadable.get(name, []), results, enrolment, recent if vocab.items[name].window == "lookback" else None
+        )
+        if blocking is not None:
+            base.gap("item", name, _unreadable_gap(name, blocking))
+            continue
         if not results:
             later = len(by_item.get(name, []))
             detail = f"no {name} result" + (f" on or before enrolment ({later} later)" if later else "")
@@ -336,10 +352,13 @@ def _latest_results(
         current = latest.get(obs.item)
         if current is None or (obs.date, obs.source.row) > (current.date, current.source.row):
             latest[obs.item] = obs
+    unreadable = _unreadable_results(patient)
     selected: dict[str, Observation] = {}
     for name, obs in latest.items():
         item = vocab.items.get(name)
         if item is None or (item.window == "lookback" and obs.date < recent):
+            continue
+        if name in unreadable and _hiding(unreadable[name], [obs], enrolment, None) is not None:
             continue
         if obs.factor_assumption:
             factor = Decimal(str(assumptions[obs.factor_assumption]))
@@ -348,6 +367,29 @@ def _latest_results(
         relation = "obs_num" if item.kind == "quantitative" else "obs_cat"
         base.facts.append((relation, (patient.id, name, obs.value, obs.date.toordinal())))
     return selected
+
+
+def _unreadable_results(patient: Patient) -> dict[str, list[Unreadable]]:
+    found: dict[str, list[Unreadable]] = {}
+    for row in patient.unreadable:
+        if row.file == "observations.csv" and row.what:
+            found.setdefault(row.what, []).append(row)
+    return found
+
+
+def _hiding(
+    rows: list[Unreadable], results: list[Observation], enrolment: date, since: date | None
+) -> Unreadable | None:
+    """An unreadable result row that may be the latest result of its item up to enrolment
+    (within the look-back window `since`, if any), hiding the one that would be used."""
+    latest = max((o.date for o in results), default=None)
+    for row in rows:
+        if row.when is None:
+            return row
+        in_window = row.when <= enrolment and (since is None or row.when >= since)
+        if in_window and (latest is None or row.when >= latest):
+            return row
+    return None
 
 
 def _ratios(base: FactBase, selected: dict[str, Observation], vocab: Vocabulary) -> None:
@@ -599,6 +641,16 @@ def _windows(base: FactBase, kb: KnowledgeBase, refs: ReferenceDates, mode: str)
 
 
 def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: str, refs: ReferenceDates) -> None:
+    # an event row that could not be read is a record of its history (of every history, if
+    # its kind could not be read) that nobody understood, at any time: never an absence
+    for row in patient.unreadable:
+        if row.file != "events.csv":
+            continue
+        for kind in [row.what] if row.what else sorted(vocab.event_kinds):
+            base.add(
+                "unrecognised", (patient.id, kind, *ALL_TIME), Provenance(f"{row.source}: {row.reason}", row.source)
+            )
+            base.gap("term", kind, _unreadable_gap(f"{kind}:{row.source}", row))
     for event in patient.events:
         start = day_number(event.start)
         end = day_number(exposure_end(event, refs.dates))  # ongoing: through every reference date
@@ -613,20 +665,22 @@ def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: st
         elif event.agent:
             for cls in vocab.agents[event.agent].classes:
                 base.add("agent_class", (event.agent, cls), _vocabulary_note(event.agent, cls, "agents"))
-        elif not understood:
+        if not understood:
             base.add(
                 "unrecognised",
                 (patient.id, event.kind, start, end),
                 Provenance(f"{label}: name not in the vocabulary", event.source),
             )
             what = f"'{event.name}'" if event.name else f"code {event.code}"
+            read = f" (its code {event.code} reads as {(condition or '').replace('_', ' ')}, the words may say more)"
+            kind = event.kind.replace("_", " ")
             base.gap(
                 "term",
                 event.kind,
                 Gap(
                     f"{event.kind}:{event.name or event.code}",
                     "unknown_term",
-                    f"{what} ({event.source}) is not a known {event.kind.replace('_', ' ')}: "
+                    f"{what} ({event.source}) is not a known {kind}{read if condition else ''}: "
                     "say what it is (a name or code of the vocabulary)",
                 ),
             )
@@ -644,6 +698,23 @@ def _events(base: FactBase, patient: Patient, vocab: Vocabulary, code_system: st
 _ICD10 = re.compile(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
 
 
+#: The days an unreadable record may cover: any day a window can reach.
+ALL_TIME = (day_number(date(1900, 1, 1)), day_number(date(2999, 12, 31)))
+
+
+def _may_be_later(row: Unreadable, than: date | None) -> bool:
+    """Whether a row that could not be read may be newer than the record chosen as latest."""
+    return row.when is None or than is None or row.when >= than
+
+
+def _unreadable_gap(item: str, row: Unreadable) -> Gap:
+    return Gap(
+        item,
+        "unreadable_source",
+        f"{row.source} could not be read ({row.reason}): correct that row, and its record counts",
+    )
+
+
 def _code(event: Event, default_system: str) -> tuple[str, str]:
     """The code system (`icd10`, `snomed` ...; the default when the code names none) and code."""
     if not event.code:
@@ -654,17 +725,23 @@ def _code(event: Event, default_system: str) -> tuple[str, str]:
 
 def _condition(event: Event, vocab: Vocabulary, system: str, code: str) -> tuple[str | None, bool]:
     """The vocabulary condition an event of a condition kind names (by name, else by code), and
-    whether the record is understood at all. A diagnosis, procedure, cardiac event or
-    thrombosis that is not understood leaves every criterion reading its history undecided."""
+    whether the record is understood. A diagnosis, procedure, cardiac event or thrombosis that
+    is not understood leaves every criterion reading its history undecided.
+
+    The words decide when the vocabulary knows them. Words it does not know may say more
+    than the code ("secondary Sjögren's" under M35.0, "HBV cirrhosis" under B18.1): the
+    condition a code names still counts (it can block), but the record is not understood,
+    so it can never make a history count as complete. A code alone is understood when the
+    code system is closed (ICD-10) or the code is listed."""
     if event.kind in AGENT_KINDS:
         return None, event.agent is not None
     if event.agent:
         return event.agent, True
+    strict = event.kind in STRICT_CONDITION_KINDS
     if code and (system not in CLOSED_CODE_SYSTEMS or _ICD10.fullmatch(code.upper())):
         condition, understood = vocab.condition_of_code(system, code)
-        if condition or understood:
-            return condition, True
-    return None, event.kind not in STRICT_CONDITION_KINDS
+        return condition, (understood and not event.name) or not strict
+    return None, not strict
 
 
 def _event_label(event: Event, by_code: str | None = None) -> str:
@@ -702,6 +779,11 @@ def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: Ref
         if att.item not in latest or key > latest[att.item]:
             latest[att.item] = key
             chosen[att.item] = att
+    for row in patient.unreadable:  # a row that could not be read may be the latest word
+        current = chosen.get(row.what)
+        if row.file == "attestations.csv" and current is not None and _may_be_later(row, current.date):
+            del chosen[row.what]
+            base.gap("attested", row.what, _unreadable_gap(row.what, row))
     for item, att in chosen.items():
         base.add("attested", (patient.id, item, att.value), _no_provenance if base.lean else _attested_note(item, att))
     if base.lean:
@@ -721,5 +803,5 @@ def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: Ref
                         detail = f"{category} history reviewed {from_day(max(days))}, before {anchor_name} {deadline}"
                         base.gap("reviewed", category, Gap(item, "history_not_reviewed", detail))
                         break
-        elif item not in chosen:
+        elif item not in chosen and not base.gaps_for("attested", item):
             base.gap("attested", item, Gap(item, "not_attested", f"{item} not attested"))

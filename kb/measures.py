@@ -156,8 +156,8 @@ def _worsening(base: FactBase, patient: Patient, item: str, direction: str, assu
 
 def _apl_tests(base: FactBase, patient: Patient, assumptions: AssumptionSet) -> None:
     """How many medium-to-high positive aPL test dates count for APS-I2 (assumption
-    apl_timing): the longest series each at least `apl_window_days` after the one before
-    (the Sydney 2006 persistence), or the most within one span of that many days."""
+    apl_timing): the longest series of one antibody each at least `apl_window_days` after the
+    one before (the Sydney 2006 persistence), or the most within one span of that many days."""
     enrolment = base.reference.enrolment
     window = assumptions.days("apl_window_days")
     apart = assumptions["apl_timing"] == "sydney_apart"
@@ -165,22 +165,26 @@ def _apl_tests(base: FactBase, patient: Patient, assumptions: AssumptionSet) -> 
     if not tested:
         base.gap("apl", "", Gap("lupus_anticoagulant", "missing", "no antiphospholipid antibody results"))
         return
-    positive = sorted({o.date for o in tested if str(o.value) in APL_ITEMS[o.item]})
     best: list[date] = []
-    if apart:  # the earliest test, then each next one at least `window` days later
-        for day in positive:
-            if not best or (day - best[-1]).days >= window:
-                best.append(day)
-    else:
-        for start in positive:
-            run = [d for d in positive if start <= d <= start + timedelta(days=window)]
-            if len(run) > len(best):
-                best = run
+    for item in APL_ITEMS:  # persistence is of one antibody: LA twice, not LA then aCL
+        positive = sorted({o.date for o in tested if o.item == item and str(o.value) in APL_ITEMS[item]})
+        series: list[date] = []
+        if apart:  # the earliest test, then each next one at least `window` days later
+            for day in positive:
+                if not series or (day - series[-1]).days >= window:
+                    series.append(day)
+        else:
+            for start in positive:
+                run = [d for d in positive if start <= d <= start + timedelta(days=window)]
+                if len(run) > len(series):
+                    series = run
+        if len(series) > len(best):
+            best = series
     how = f"each at least {window} days after the one before" if apart else f"within {window} days"
     inputs = tuple((f"{o.item} {o.date.isoformat()}", str(o.value)) for o in sorted(tested, key=lambda o: o.date))
     derivation = Derivation(
         "positive aPL tests",
-        f"largest number of dates with a medium/high positive aPL test {how}",
+        f"largest number of dates with a medium/high positive result of one aPL test {how}",
         inputs,
         Decimal(len(best)),
     )

@@ -21,7 +21,7 @@ from typing import TextIO
 
 from kb.errors import KbError, Problem, UnknownPatientError
 from kb.units import UnitError, convert, exact, ucum
-from kb.vocabulary import Vocabulary, load_vocabulary
+from kb.vocabulary import AttestationItem, Item, Vocabulary, load_vocabulary
 
 __all__ = [
     "DEMO_DATASET",
@@ -31,6 +31,7 @@ __all__ = [
     "Observation",
     "Patient",
     "Source",
+    "Unreadable",
     "load_dataset",
     "load_uploaded",
 ]
@@ -119,6 +120,18 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """A row of a known patient that could not be read. It is not absent: the history (or the
+    result, or the attestation) it belongs to can never count as complete because of it."""
+
+    file: str  # observations.csv | events.csv | attestations.csv
+    what: str  # the event kind, item or attestation item it concerns ("" if that could not be read)
+    when: date | None  # its date, if that could be read
+    source: Source
+    reason: str
+
+
+@dataclass(frozen=True)
 class Attestation:
     item: str
     value: str
@@ -141,6 +154,7 @@ class Patient:
     observations: list[Observation] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     attestations: list[Attestation] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
 
 
 @dataclass
@@ -411,67 +425,74 @@ def _load_observations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
                 f"did you mean '{close[0]}'?" if close else "see kb/facts/vocabulary/items.csv",
             )
             continue
-        try:
-            when = _row_date(reader, number, row, "date")
-        except _Rejected:
-            continue
-        if when is None:
-            reader.problem(number, "date", "empty date", "a result without a date cannot be placed in a window")
-            continue
-        raw = row["value"]
-        original = f"{raw} {row['unit']}".strip()
-        pending = ""
-        if item.alternate_unit and ucum(row["unit"], vocab) == item.alternate_unit[0]:
-            pending = item.alternate_unit[1]  # converted when the assumption is known
-        if item.quantitative and pending:
-            try:
-                amount = _number(raw)
-            except ValueError as exc:
-                reader.problem(number, "value", f"{item.name}: {exc}", "the row is rejected")
-                continue
-            value: Decimal | str = amount
-            if amount < 0:
-                reader.problem(number, "value", f"impossible value {original} for {item.name}", "the row is rejected")
-                continue
-        elif item.quantitative:
-            try:
-                value = convert(_number(raw), row["unit"], item, vocab)
-            except ValueError as exc:
-                column = "unit" if isinstance(exc, UnitError) else "value"
-                reader.problem(number, column, f"{item.name}: {exc}", "the row is rejected")
-                continue
-            assert isinstance(value, Decimal)
-            if (item.minimum is not None and value < item.minimum) or (
-                item.maximum is not None and value > item.maximum
-            ):
-                reader.problem(
-                    number,
-                    "value",
-                    f"impossible value {original} for {item.name}",
-                    f"expected {item.minimum}-{item.maximum} {item.display_unit}".rstrip(),
-                )
-                continue
+        found = _observation(reader, number, row, item, vocab)
+        if found is None:
+            patient.unreadable.append(_unreadable(reader, number, row, "date", item.name))
         else:
-            value = raw.casefold().replace(" ", "_")
-            if value not in item.allowed_values:
-                reader.problem(
-                    number,
-                    "value",
-                    f"'{raw}' is not an allowed value for {item.name}",
-                    f"use one of {', '.join(item.allowed_values)}",
-                )
-                continue
-        limits: list[Decimal | None] = []
-        for column in ("uln", "lln"):
-            text = row.get(column, "")
-            try:
-                limits.append(convert(_number(text), row["unit"], item, vocab) if text else None)
-            except ValueError as exc:
-                reader.problem(number, column, f"{item.name} {column}: {exc}", "read as empty")
-                limits.append(None)
-        patient.observations.append(
-            Observation(item.name, value, when, limits[0], limits[1], original, Source(reader.name, number), pending)
-        )
+            patient.observations.append(found)
+
+
+def _observation(
+    reader: _Reader, number: int, row: dict[str, str], item: Item, vocab: Vocabulary
+) -> Observation | None:
+    """One result row of a known item, or None (the problem reported) if it cannot be used."""
+    try:
+        when = _row_date(reader, number, row, "date")
+    except _Rejected:
+        return None
+    if when is None:
+        reader.problem(number, "date", "empty date", "a result without a date cannot be placed in a window")
+        return None
+    raw = row["value"]
+    original = f"{raw} {row['unit']}".strip()
+    pending = ""
+    if item.alternate_unit and ucum(row["unit"], vocab) == item.alternate_unit[0]:
+        pending = item.alternate_unit[1]  # converted when the assumption is known
+    if item.quantitative and pending:
+        try:
+            amount = _number(raw)
+        except ValueError as exc:
+            reader.problem(number, "value", f"{item.name}: {exc}", "the row is rejected")
+            return None
+        value: Decimal | str = amount
+        if amount < 0:
+            reader.problem(number, "value", f"impossible value {original} for {item.name}", "the row is rejected")
+            return None
+    elif item.quantitative:
+        try:
+            value = convert(_number(raw), row["unit"], item, vocab)
+        except ValueError as exc:
+            column = "unit" if isinstance(exc, UnitError) else "value"
+            reader.problem(number, column, f"{item.name}: {exc}", "the row is rejected")
+            return None
+        assert isinstance(value, Decimal)
+        if (item.minimum is not None and value < item.minimum) or (item.maximum is not None and value > item.maximum):
+            reader.problem(
+                number,
+                "value",
+                f"impossible value {original} for {item.name}",
+                f"expected {item.minimum}-{item.maximum} {item.display_unit}".rstrip(),
+            )
+            return None
+    else:
+        value = raw.casefold().replace(" ", "_")
+        if value not in item.allowed_values:
+            reader.problem(
+                number,
+                "value",
+                f"'{raw}' is not an allowed value for {item.name}",
+                f"use one of {', '.join(item.allowed_values)}",
+            )
+            return None
+    limits: list[Decimal | None] = []
+    for column in ("uln", "lln"):
+        text = row.get(column, "")
+        try:
+            limits.append(convert(_number(text), row["unit"], item, vocab) if text else None)
+        except ValueError as exc:
+            reader.problem(number, column, f"{item.name} {column}: {exc}", "read as empty")
+            limits.append(None)
+    return Observation(item.name, value, when, limits[0], limits[1], original, Source(reader.name, number), pending)
 
 
 def _load_events(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
@@ -479,59 +500,79 @@ def _load_events(reader: _Reader, patients: dict[str, Patient], vocab: Vocabular
         patient = _owner(reader, number, row, patients)
         if patient is None:
             continue
-        kind = row["kind"]
-        if kind not in vocab.event_kinds:
-            close = difflib.get_close_matches(kind, list(vocab.event_kinds), n=1)
-            reader.problem(
-                number,
-                "kind",
-                f"unknown event kind '{kind}'",
-                f"did you mean '{close[0]}'?" if close else ", ".join(vocab.event_kinds),
-            )
-            continue
-        if not row["name"] and not row["code"]:
-            reader.problem(number, "name", "neither name nor code given", "the row is rejected")
-            continue
-        try:
-            start = _row_date(reader, number, row, "start_date")
-            end = _row_date(reader, number, row, "end_date")
-        except _Rejected:
-            continue
-        if start is None:
-            reader.problem(number, "start_date", "empty start_date", "the row is rejected")
-            continue
-        if end is not None and end < start:
-            reader.problem(number, "end_date", f"end_date {end} is before start_date {start}", "the row is rejected")
-            continue
-        known: str | None = None
-        if row["name"] and kind in AGENT_KINDS:
-            agent = vocab.agent(row["name"])
-            known = agent.name if agent else None
-        elif row["name"] and kind in CONDITION_KINDS:
-            condition = vocab.condition(row["name"])
-            known = condition.name if condition else None
-        try:
-            dose = _number(row["dose"]) if row.get("dose") else None
-        except ValueError as exc:
-            reader.problem(number, "dose", str(exc), "the row is rejected")
-            continue
-        if dose is not None and dose < 0:
-            reader.problem(number, "dose", f"impossible dose {row['dose']}", "the row is rejected")
-            continue
-        patient.events.append(
-            Event(
-                kind,
-                row["name"],
-                known,
-                row["code"],
-                start,
-                end,
-                Source(reader.name, number),
-                dose,
-                row.get("dose_unit", ""),
-                row.get("frequency", ""),
-            )
+        found = _event(reader, number, row, vocab)
+        if found is None:
+            kind = row["kind"] if row["kind"] in vocab.event_kinds else ""
+            patient.unreadable.append(_unreadable(reader, number, row, "start_date", kind))
+        else:
+            patient.events.append(found)
+
+
+def _event(reader: _Reader, number: int, row: dict[str, str], vocab: Vocabulary) -> Event | None:
+    """One event row, or None (the problem reported) if it cannot be used."""
+    kind = row["kind"]
+    if kind not in vocab.event_kinds:
+        close = difflib.get_close_matches(kind, list(vocab.event_kinds), n=1)
+        reader.problem(
+            number,
+            "kind",
+            f"unknown event kind '{kind}'",
+            f"did you mean '{close[0]}'?" if close else ", ".join(vocab.event_kinds),
         )
+        return None
+    if not row["name"] and not row["code"]:
+        reader.problem(number, "name", "neither name nor code given", "the row is rejected")
+        return None
+    try:
+        start = _row_date(reader, number, row, "start_date")
+        end = _row_date(reader, number, row, "end_date")
+    except _Rejected:
+        return None
+    if start is None:
+        reader.problem(number, "start_date", "empty start_date", "the row is rejected")
+        return None
+    if end is not None and end < start:
+        reader.problem(number, "end_date", f"end_date {end} is before start_date {start}", "the row is rejected")
+        return None
+    known: str | None = None
+    if row["name"] and kind in AGENT_KINDS:
+        agent = vocab.agent(row["name"])
+        known = agent.name if agent else None
+    elif row["name"] and kind in CONDITION_KINDS:
+        condition = vocab.condition(row["name"])
+        known = condition.name if condition else None
+    try:
+        dose = _number(row["dose"]) if row.get("dose") else None
+    except ValueError as exc:
+        reader.problem(number, "dose", str(exc), "the row is rejected")
+        return None
+    if dose is not None and dose < 0:
+        reader.problem(number, "dose", f"impossible dose {row['dose']}", "the row is rejected")
+        return None
+    return Event(
+        kind,
+        row["name"],
+        known,
+        row["code"],
+        start,
+        end,
+        Source(reader.name, number),
+        dose,
+        row.get("dose_unit", ""),
+        row.get("frequency", ""),
+    )
+
+
+def _unreadable(reader: _Reader, number: int, row: dict[str, str], date_column: str, what: str) -> Unreadable:
+    """The record of a row just rejected (its problem is the reader's last): what it was about
+    and its date, as far as they could be read."""
+    try:
+        when = _date(row.get(date_column, "")) if row.get(date_column) else None
+    except ValueError:
+        when = None
+    problem = reader.problems[-1]
+    where = f"column {problem.column}: " if problem.column else ""
+    return Unreadable(reader.name, what, when, Source(reader.name, number), where + problem.message)
 
 
 def _load_attestations(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
@@ -549,25 +590,34 @@ def _load_attestations(reader: _Reader, patients: dict[str, Patient], vocab: Voc
                 f"did you mean '{close[0]}'?" if close else "see attestation_items.csv",
             )
             continue
-        value = row["value"].casefold()
-        if value not in spec.values:
-            reader.problem(
-                number,
-                "value",
-                f"'{row['value']}' is not an allowed value for {spec.name}",
-                f"use one of {', '.join(spec.values)}",
-            )
-            continue
-        try:
-            when = _row_date(reader, number, row, "date")
-        except _Rejected:
-            continue
-        if when is None and spec.name.startswith("reviewed:"):
-            reader.problem(
-                number,
-                "date",
-                "a reviewed-history declaration needs its date",
-                "a review covers records up to its date",
-            )
-            continue
-        patient.attestations.append(Attestation(spec.name, value, when, row.get("by", ""), Source(reader.name, number)))
+        found = _attestation(reader, number, row, spec)
+        if found is None:
+            patient.unreadable.append(_unreadable(reader, number, row, "date", spec.name))
+        else:
+            patient.attestations.append(found)
+
+
+def _attestation(reader: _Reader, number: int, row: dict[str, str], spec: AttestationItem) -> Attestation | None:
+    """One attestation row of a known item, or None (the problem reported) if it cannot be used."""
+    value = row["value"].casefold()
+    if value not in spec.values:
+        reader.problem(
+            number,
+            "value",
+            f"'{row['value']}' is not an allowed value for {spec.name}",
+            f"use one of {', '.join(spec.values)}",
+        )
+        return None
+    try:
+        when = _row_date(reader, number, row, "date")
+    except _Rejected:
+        return None
+    if when is None and spec.name.startswith("reviewed:"):
+        reader.problem(
+            number,
+            "date",
+            "a reviewed-history declaration needs its date",
+            "a review covers records up to its date",
+        )
+        return None
+    return Attestation(spec.name, value, when, row.get("by", ""), Source(reader.name, number))

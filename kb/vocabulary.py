@@ -24,6 +24,7 @@ from kb.instruments import load_instruments
 
 __all__ = [
     "CLOSED_CODE_SYSTEMS",
+    "ONE_OFF_CLASSES",
     "Agent",
     "AttestationItem",
     "Condition",
@@ -75,6 +76,31 @@ class AttestationItem:
     label: str
 
 
+#: Classes of agents given as single administrations (infusions, injections of long-acting
+#: products, cell products, vaccines, blood products): for them a frequency "once" is one
+#: dose; for the others (tablets taken daily, ...) it reads as once daily.
+ONE_OFF_CLASSES = frozenset(
+    {
+        "car_t",
+        "gm_t_cell",
+        "cd19_directed",
+        "anti_cd20",
+        "anti_tnf",
+        "anti_il6",
+        "anti_il6r",
+        "anti_il5",
+        "immunosuppressive_biologic",
+        "immunoglobulin",
+        "long_acting_gcsf",
+        "live_vaccine",
+        "non_live_vaccine",
+        "rbc_transfusion",
+        "platelet_transfusion",
+        "plasma_transfusion",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Agent:
     name: str
@@ -82,6 +108,13 @@ class Agent:
     synonyms: tuple[str, ...]
     half_life_hours: Decimal | None
     prednisone_factor: Decimal | None = None  # glucocorticoids: mg prednisone per mg
+    #: the active drug, when several agents deliver it (mycophenolate mofetil and mycophenolic
+    #: acid): a switch from one to the other continues the course
+    moiety: str = ""
+
+    @property
+    def one_off(self) -> bool:
+        return bool(ONE_OFF_CLASSES & set(self.classes))
 
 
 @dataclass(frozen=True)
@@ -190,10 +223,12 @@ class Vocabulary:
 
     def condition_of_code(self, system: str, code: str) -> tuple[str | None, bool]:
         """The condition a diagnosis code names, and whether the code is understood at all:
-        (None, True) is a code known to be none of the conditions the criteria read."""
+        (None, True) is a code known to be none of the conditions the criteria read; a listed
+        code without a condition (I80.3: deep or superficial?) is not understood."""
         found = _longest_prefix(self.condition_codes, system, code)
-        if found is not None:
-            return self.condition_codes[found].condition, True
+        if found is not None:  # a listed code with no condition is one that does not say enough
+            condition = self.condition_codes[found].condition
+            return condition or None, bool(condition)
         listed = _longest_prefix(self.diagnosis_codes, system, code) is not None
         return None, system in CLOSED_CODE_SYSTEMS or listed
 
@@ -271,6 +306,7 @@ def load_vocabulary() -> Vocabulary:
             _split(row["synonyms"]),
             _decimal(row["half_life_hours"]),
             _decimal(row["prednisone_factor"]),
+            row.get("moiety") or row["name"],
         )
         agents[agent.name] = agent
         _index_names("agents.csv", names, agent.name, agent.synonyms)
@@ -287,7 +323,7 @@ def load_vocabulary() -> Vocabulary:
         ConditionCode(row["system"], row["code"], row["condition"], row["label"])
         for row in _read("condition_codes.csv")
     )
-    unknown = sorted({c.condition for c in condition_codes} - set(conditions))
+    unknown = sorted({c.condition for c in condition_codes if c.condition} - set(conditions))
     if unknown:
         raise ValueError(f"condition_codes.csv names conditions conditions.csv lacks: {', '.join(unknown)}")
     return Vocabulary(

@@ -21,7 +21,7 @@ from kb.patients import Dataset
         ("what if P061's platelets were 50", "whatif", "P061: ineligible → eligible"),
         ("what data are missing for P064", "missing", "P064: needs_data; 3 item(s) to collect"),  # or HBV DNA
         ("explain GE4.2", "criterion", "GE4.2 (exclusion, general)"),
-        ("which patients are eligible", "screen", "17 of 77 eligible"),
+        ("which patients are eligible", "screen", "17 of 78 eligible"),
     ],
 )
 def test_each_intent_gets_its_library_answer(

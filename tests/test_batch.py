@@ -45,7 +45,7 @@ def test_every_vignette_under_its_own_assumptions(kb: KnowledgeBase, demo: Datas
             assert fast.engine == "sql"
             assert _same(fast, assess(patient, kb, assumptions, explain="status")) == [], patient.id
             checked += 1
-    assert checked == len(demo.patients) == 77
+    assert checked == len(demo.patients) == 78
 
 
 def test_every_vignette_under_the_defaults_keeps_the_input_order(kb: KnowledgeBase, demo: Dataset) -> None:
@@ -54,7 +54,7 @@ def test_every_vignette_under_the_defaults_keeps_the_input_order(kb: KnowledgeBa
     rows = list(evaluate_many(patients, kb, assumptions, workers=2, chunk=20))  # four chunks, two workers
     assert [r.patient_id for r in rows] == [p.id for p in patients]
     verdicts = [r.verdict for r in rows]
-    assert (verdicts.count("eligible"), verdicts.count("needs_data"), verdicts.count("ineligible")) == (17, 12, 48)
+    assert (verdicts.count("eligible"), verdicts.count("needs_data"), verdicts.count("ineligible")) == (17, 12, 49)
     for patient, fast in zip(patients, rows, strict=True):
         assert _same(fast, assess(patient, kb, assumptions, explain="status")) == [], patient.id
 
@@ -147,9 +147,9 @@ def test_a_generator_is_read_as_it_goes(kb: KnowledgeBase, demo: Dataset, worker
     rows = evaluate_many(patients(), kb, resolve_assumptions(), workers=workers, chunk=8, progress=done.append)
     first = next(rows)
     assert first.patient_id == "P001"
-    assert len(seen) < 77  # not read whole before the first answer
-    assert len([first, *rows]) == 77
-    assert done[-1] == 77
+    assert len(seen) < 78  # not read whole before the first answer
+    assert len([first, *rows]) == 78
+    assert done[-1] == 78
 
 
 def test_rules_sql_cannot_hold_exactly_are_screened_by_pydatalog(tmp_path: Path, demo: Dataset) -> None:

@@ -68,7 +68,7 @@ def shown(app: AppTest) -> str:
         ("review the protocol", ["understood: review", "clotrexate"]),
         ("any redundant or dead rules?", ["understood: review", "redundancy"]),
         # screening
-        ("which patients are eligible?", ["understood: screen", "17 of 77 eligible", "P061"]),
+        ("which patients are eligible?", ["understood: screen", "17 of 78 eligible", "P061"]),
         ("screen the cohort", ["understood: screen", "P004"]),
         ("who is eligible?", ["understood: screen"]),
         # help and anything else

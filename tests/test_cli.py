@@ -168,7 +168,7 @@ def test_python_dash_m_kb_runs() -> None:
         ("until when is patient 4 eligible", ["understood: until · P004", "from 2026-11-25: GI2 pass → fail"]),
         ("what data are missing for P010", ["understood: missing · P010", "hbv_dna: no hbv_dna result"]),
         ("explain the steroid rule", ["understood: criterion · GE4.7", "deciding predicate: recent_steroid"]),
-        ("who is eligible?", ["understood: screen", "17 of 77 eligible", "P061   ineligible  GI6.3"]),
+        ("who is eligible?", ["understood: screen", "17 of 78 eligible", "P061   ineligible  GI6.3"]),
         ("what if platelets were 80", ["Which patient do you mean?", "- what if platelets were 80 (P001)"]),
         ("tell me a joke", ["I can answer these questions", "- What would make P001 eligible?"]),
     ],
@@ -190,7 +190,7 @@ def test_kb_screen_agrees_with_kb_check_for_every_patient(
     for pid, assessment in demo_assessments.items():
         assert rows[pid]["verdict"] == assessment.verdict  # type: ignore[attr-defined]
         assert rows[pid]["blocking"] == " ".join(r.id for r in assessment.blocking)  # type: ignore[attr-defined]
-    assert shown["funnel"][0] == {"stage": "all patients", "patients": 77}
+    assert shown["funnel"][0] == {"stage": "all patients", "patients": 78}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".json"])
@@ -200,13 +200,13 @@ def test_kb_screen_writes_its_report(suffix: str, tmp_path: Path, capsys: pytest
     assert "kb: report written to" in capsys.readouterr().err
     if suffix == ".csv":
         lines = out.read_text(encoding="utf-8").splitlines()
-        assert lines[0] == "patient,verdict,cohorts,blocking,unknown,earliest_date,left_at,reason" and len(lines) == 78
+        assert lines[0] == "patient,verdict,cohorts,blocking,unknown,earliest_date,left_at,reason" and len(lines) == 79
     elif suffix == ".xlsx":
         import pandas as pd
 
-        assert len(pd.read_excel(out, sheet_name="patients")) == 77
+        assert len(pd.read_excel(out, sheet_name="patients")) == 78
     else:
-        assert len(json.loads(out.read_text(encoding="utf-8"))["patients"]) == 77
+        assert len(json.loads(out.read_text(encoding="utf-8"))["patients"]) == 78
 
 
 def test_kb_screen_dates_when_waiting_is_all_it_takes(capsys: pytest.CaptureFixture[str]) -> None:

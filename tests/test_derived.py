@@ -87,6 +87,8 @@ def test_washout_of_five_half_lives(half_life: str, rounding: str, days: int) ->
         ("8", "1.25", "", "10.00"),
         ("5", "1", "bid", "10"),
         ("500", "1.25", "once", "625"),
+        ("20", "1", "qod", "20"),  # 20 mg every other day is 20 mg on the day taken, not 10 on average
+        ("20", "1", "weekly", "20"),
     ],
 )
 def test_prednisone_equivalent_daily_dose(dose: str, factor: str, frequency: str, expected: str) -> None:

@@ -129,6 +129,7 @@ FLIPS = [
     ("pss_primary", "as_coded", "P072", "PSS-I1", "fail", "pass"),
     ("ge4_4_scope", "listed", "P074", "GE4.4", "fail", "pass"),
     ("course_gap_days", "5", "P067", "SLE-I4", "pass", "fail"),
+    ("aps_anticoagulation_days", "0", "P078", "APS-I3", "fail", "pass"),
     ("obstetric_aps_scope", "any_obstetric", "P005", "APS-E1", "pass", "fail"),
 ]
 
@@ -224,18 +225,93 @@ def test_a_record_not_understood_leaves_the_exclusions_reading_its_history_unkno
     assert result.verdict == ("needs_data" if criteria else "eligible")
 
 
-def test_a_diagnosis_is_understood_by_its_icd10_code_whatever_its_wording(
+def test_a_code_alone_is_understood_and_unknown_words_never_pass(
     kb: KnowledgeBase, write_dataset: Callable[..., Path]
 ) -> None:
     files = demo_files("P020")
     template = files["events"][0]
     files["events"] += [
-        {**template, "kind": "diagnosis", "name": "Essential (primary) hypertension", "code": "I10"},
+        {**template, "kind": "diagnosis", "name": "", "code": "I10"},  # a code alone: not one of the conditions
         {**template, "kind": "diagnosis", "name": "MDS with ring sideroblasts", "code": "icd10:D46.1"},
     ]
     result = assess(load_dataset(write_dataset(**files)).patient("P020"), kb)
-    assert result.result("X-E1").status == "pass"  # I10 is known not to be cirrhosis
-    assert result.result("X-E2").status == "fail"  # D46: a myelodysplastic syndrome
+    assert result.result("X-E2").status == "fail"  # D46: a myelodysplastic syndrome, whatever the words
     assert result.result("X-E2").message.startswith(
         "diagnosis MDS with ring sideroblasts (icd10:D46.1: myelodysplastic syndrome) 2019-03-01"
     )
+    # the words are not understood: they may say more than the code, so no absence is known
+    cirrhosis = result.result("X-E1")
+    assert (cirrhosis.status, cirrhosis.reason) == ("unknown", "unknown_term")
+    assert "its code icd10:D46.1 reads as myelodysplastic syndrome" in cirrhosis.missing[0].detail
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "code", "criterion", "status"),
+    [
+        # a DVT recorded as a diagnosis is still a DVT (GE7 reads every kind of record)
+        ("diagnosis", "deep vein thrombosis", "", "GE7", "fail"),
+        # a malignancy recorded as a diagnosis, by its code alone
+        ("diagnosis", "", "C50.9", "GE8", "fail"),
+        # a code that does not say enough (deep or superficial?) leaves GE7 open
+        ("thrombosis", "", "I80.3", "GE7", "unknown"),
+        # words the vocabulary does not know, under a code it does not list: open, never a pass
+        ("thrombosis", "左下肢静脉血栓", "I80.3", "GE7", "unknown"),
+        ("cardiac_event", "不稳定心绞痛", "I20.0", "GE5", "fail"),  # the code names unstable angina
+        # Sjögren's said to be secondary is not primary
+        ("diagnosis", "secondary Sjögren's syndrome", "M35.0", "PSS-I1", "fail"),
+        ("diagnosis", "Secondary Sjögren's syndrome (rheumatoid arthritis)", "M35.0", "PSS-I1", "unknown"),
+    ],
+)
+def test_conditions_are_read_from_any_record_and_code_and_never_pass_unread(
+    kb: KnowledgeBase,
+    write_dataset: Callable[..., Path],
+    kind: str,
+    name: str,
+    code: str,
+    criterion: str,
+    status: str,
+) -> None:
+    files = demo_files("P020")  # primary Sjögren's, eligible, every history reviewed
+    template = files["events"][0]
+    files["events"] += [
+        {**template, "kind": kind, "name": name, "code": code, "start_date": "2026-10-01"},
+        {**template, "kind": "medication", "name": "rivaroxaban", "code": "", "start_date": "2026-10-01"},
+    ]
+    result = assess(load_dataset(write_dataset(**files)).patient("P020"), kb)
+    assert result.result(criterion).status == status
+    assert result.verdict != "eligible"
+
+
+@pytest.mark.parametrize(
+    ("file", "row", "criteria"),
+    [
+        # a medication row that cannot be read: the drug is not absent, the history is open
+        (
+            "events",
+            {"kind": "medication", "name": "tacrolimus", "start_date": "2025-01-01", "end_date": "ongoing"},
+            ("GE4.4", "GE4.7"),
+        ),
+        (
+            "events",
+            {"kind": "medication", "name": "tacrolimus", "start_date": "2026-11-20", "end_date": "2025-11-30"},
+            ("GE4.4", "GE4.7"),
+        ),
+        # a newer platelet count that cannot be read hides the older one
+        ("observations", {"item": "platelets", "value": "4O", "unit": "10*9/L", "date": "2026-11-20"}, ("GI6.3",)),
+        # a newer attestation that cannot be read hides the older one
+        ("attestations", {"item": "uncontrolled_infection", "value": "nope", "date": "2026-11-20"}, ("GE2",)),
+    ],
+)
+def test_a_row_that_could_not_be_read_never_counts_as_absent(
+    kb: KnowledgeBase, write_dataset: Callable[..., Path], file: str, row: dict[str, str], criteria: tuple[str, ...]
+) -> None:
+    files = demo_files("P001")  # eligible
+    files[file].append({**files[file][0], **row})
+    dataset = load_dataset(write_dataset(**files))
+    assert [p.patient_id for p in dataset.problems] == ["P001"]  # reported, with the row
+    result = assess(dataset.patient("P001"), kb)
+    for criterion in criteria:
+        found = result.result(criterion)
+        assert (found.status, found.reason) == ("unknown", "unreadable_source"), criterion
+        assert f"{file}.csv row" in found.missing[0].detail and "could not be read" in found.missing[0].detail
+    assert result.verdict == "needs_data"

@@ -3,6 +3,7 @@ a recorded total used in place of the items' sum."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from kb.assumptions import resolve_assumptions
@@ -57,3 +58,14 @@ def test_score_facts_carry_their_derivation(kb: KnowledgeBase, demo: Dataset) ->
     derivation = base.provenance[fact].derivation
     assert derivation is not None and "highest weight" in derivation.formula
     assert ("sle_2019.low_c3_and_c4", "present") in derivation.inputs
+
+
+def test_persistence_is_of_one_antibody(kb: KnowledgeBase, demo: Dataset) -> None:
+    # lupus anticoagulant once and anticardiolipin 84 days later: two antibodies, once each
+    patient = demo.patient("P005")
+    first, second = (o for o in patient.observations if o.item == "lupus_anticoagulant")
+    mixed = replace(patient, observations=[o for o in patient.observations if o is not second])
+    mixed.observations.append(replace(second, item="anticardiolipin", value="medium"))
+    base = build_facts(mixed, kb, resolve_assumptions())
+    assert [a for n, a in base.facts if n == "apl_positive_tests"] == [("P005", Decimal(1))]
+    assert (second.date - first.date).days == 84

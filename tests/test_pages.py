@@ -17,9 +17,9 @@ def page(path: str) -> AppTest:
 
 def test_the_cohort_page_screens_every_patient() -> None:
     app = page("ui/cohort.py")
-    assert {m.label: m.value for m in app.metric} == {"eligible": "17", "needs data": "12", "ineligible": "48"}
+    assert {m.label: m.value for m in app.metric} == {"eligible": "17", "needs data": "12", "ineligible": "49"}
     stages = app.dataframe[0].value
-    assert stages["patients"].iloc[0] == 77 and stages["stage"].iloc[-1] == "5. meeting their cohort's criteria"
+    assert stages["patients"].iloc[0] == 78 and stages["stage"].iloc[-1] == "5. meeting their cohort's criteria"
     grid = app.dataframe[1].value.set_index("patient")
     assert grid.loc["P061", "verdict"] == "ineligible" and grid.loc["P061", "GI6.3"] == "✗"
     assert grid.loc["P004", "verdict"] == "eligible"

@@ -210,3 +210,15 @@ def test_a_broken_upload_names_the_file_and_keeps_the_rest() -> None:
     assert "P061" in dataset.patients
     with pytest.raises(KbError, match=r"no patients\.csv among events\.csv"):
         load_uploaded({"events.csv": b""})
+
+
+def test_a_rejected_row_of_a_known_patient_is_kept_as_unreadable(write_dataset: Callable[..., Path]) -> None:
+    files = demo_files("P001")
+    files["events"].append({**files["events"][0], "kind": "medication", "name": "tacrolimus", "end_date": "ongoing"})
+    files["events"].append({**files["events"][0], "kind": "medicaton", "name": "x"})  # the kind itself unreadable
+    patient = load_dataset(write_dataset(**files)).patient("P001")
+    assert [(u.file, u.what, u.source.row) for u in patient.unreadable] == [
+        ("events.csv", "medication", len(files["events"])),
+        ("events.csv", "", len(files["events"]) + 1),
+    ]
+    assert patient.unreadable[0].reason.startswith("column end_date: ")
