@@ -267,14 +267,15 @@ def _date(text: str) -> date:
 
 
 def _number(text: str) -> Decimal:
+    shown = text if len(text) <= 40 else f"{text[:20]}…({len(text):,} characters)"
     try:
         value = Decimal(text.replace(",", "."))
     except InvalidOperation:
-        raise ValueError(f"'{text}' is not a number") from None
+        raise ValueError(f"'{shown}' is not a number") from None
     if not value.is_finite():
-        raise ValueError(f"'{text}' is not a number")
+        raise ValueError(f"'{shown}' is not a number")
     if value and not -20 <= value.adjusted() <= 20:  # 1e-999999999 would underflow, 1e999999 overflow
-        raise ValueError(f"'{text}' is too large or too small for a measurement (between 1e-20 and 1e20, or 0)")
+        raise ValueError(f"'{shown}' is too large or too small for a measurement (between 1e-20 and 1e20, or 0)")
     return value
 
 
