@@ -69,15 +69,22 @@ def answer(
     as_of: date | None = None,
     today: date | None = None,
 ) -> Answer:
-    """The answer to one question; a user's mistake comes back as an error answer, not raised."""
-    assumptions = assumptions or resolve_assumptions()
-    parsed = parse_question(text, kb, sorted(dataset.patients), current_patient, as_of or today or date.today())
-    if isinstance(parsed, Clarification):
-        return Answer(text, "clarify", parsed.prompt, clarification=parsed, options=parsed.options)
+    """The answer to one question; a user's mistake comes back as an error answer, not raised:
+    every KbError (a bad value or date in a what-if, an unknown patient, a rule engine failure,
+    which is a KbError too), from parsing the question as well as from answering it, and a
+    date that arithmetic would take out of the calendar (OverflowError)."""
+    parsed: Question | Clarification | None = None
     try:
+        assumptions = assumptions or resolve_assumptions()
+        parsed = parse_question(text, kb, sorted(dataset.patients), current_patient, as_of or today or date.today())
+        if isinstance(parsed, Clarification):
+            return Answer(text, "clarify", parsed.prompt, clarification=parsed, options=parsed.options)
         return _answer(parsed, kb, dataset, assumptions, as_of)
     except KbError as exc:
-        return Answer(text, "error", str(exc), question=parsed)
+        return Answer(text, "error", str(exc), question=parsed if isinstance(parsed, Question) else None)
+    except OverflowError as exc:  # date arithmetic past year 9999 that no check caught: still an answer
+        head = f"a date out of range ({exc}); dates are read from 1900-01-01 to 2200-12-31"
+        return Answer(text, "error", head, question=parsed if isinstance(parsed, Question) else None)
 
 
 def _answer(q: Question, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet, as_of: date | None) -> Answer:

@@ -194,16 +194,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.json:
         args.format = "json"
+    # Exit codes: 0 answered, 1 only for a failure the user asked about (lint problems,
+    # coverage gaps, surviving mutants: returned by those commands), 2 for every error.
     try:
         return int(_dispatch(args))
-    except KbError as exc:
-        print(f"kb: {exc}", file=sys.stderr)
-        return 2
     except EngineError as exc:  # a defect of the rule set, not of the user's input: still no stack trace
         print(f"kb: the rule engine failed: {exc}", file=sys.stderr)
         return 2
+    except KbError as exc:
+        print(f"kb: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
+    except OverflowError as exc:  # date arithmetic past year 9999 that no check caught
+        print(f"kb: a date out of range ({exc}); dates are read from 1900-01-01 to 2200-12-31", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder that cannot be read or written (--facts, --out)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kb: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 def _dispatch(args: argparse.Namespace) -> int:

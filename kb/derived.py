@@ -11,13 +11,19 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, DecimalException
+
+from kb.errors import KbError
 
 __all__ = [
     "CRCL_RESOLUTION",
+    "EARLIEST_DATE",
     "EGFR_RESOLUTION",
+    "LATEST_DATE",
+    "DateRangeError",
     "Derivation",
     "age_in_years",
+    "check_date",
     "ckd_epi_2021",
     "cockcroft_gault",
     "cockcroft_gault_si",
@@ -31,6 +37,42 @@ __all__ = [
 
 #: Cockcroft–Gault results are rounded to this resolution before any comparison.
 CRCL_RESOLUTION = Decimal("0.01")
+#: The dates read anywhere (files, --as-of, what-ifs): every window and offset the criteria
+#: compute from a date in this range stays inside Python's calendar (years 1-9999), so no
+#: date arithmetic can overflow, and no clinical record falls outside it.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2200, 12, 31)
+
+
+class DateRangeError(KbError):
+    """A date, or a date computed from one, outside the dates read (EARLIEST_DATE-LATEST_DATE)."""
+
+
+def check_date(when: date, what: str = "date") -> date:
+    """`when` if it is within the dates read; else a DateRangeError with the range."""
+    if not EARLIEST_DATE <= when <= LATEST_DATE:
+        raise DateRangeError(
+            f"{what} {when.isoformat()} is outside the dates accepted "
+            f"({EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()})"
+        )
+    return when
+
+
+class _Guarded:
+    """Turns a Decimal failure of a derivation (a division by a zero creatinine, an overflow)
+    into a KbError that names the derivation and its inputs: a value that reached here
+    unchecked is the caller's mistake, never a stack trace."""
+
+    def __init__(self, name: str, *inputs: object) -> None:
+        self.name, self.inputs = name, inputs
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is not None and issubclass(kind, DecimalException | ZeroDivisionError):
+            shown = ", ".join(str(i) for i in self.inputs)
+            raise KbError(f"{self.name} cannot be computed from {shown}: a value is outside its plausible range")
 
 
 @dataclass(frozen=True)
@@ -64,8 +106,17 @@ def times_uln(item: str, value: Decimal, uln: Decimal, unit: str) -> Derivation:
         f"{item} ×ULN",
         f"{item} / ULN",
         ((item, f"{value} {unit}".strip()), ("ULN", f"{uln} {unit}".strip())),
-        value / uln,
+        _ratio(item, value, uln),
     )
+
+
+def _ratio(item: str, value: Decimal, uln: Decimal) -> Decimal:
+    with _Guarded(f"{item} ×ULN", value, f"ULN {uln}"):
+        if uln <= 0:
+            raise ZeroDivisionError
+        ratio = value / uln
+        ratio.quantize(Decimal("0.0001"))  # a ratio no trace could show (1e-31 ULN) fails here
+        return ratio
 
 
 def cockcroft_gault(
@@ -76,11 +127,12 @@ def cockcroft_gault(
     A 50-year-old 60 kg woman with creatinine 80 µmol/L: (140 − 50) × 60 / (72 × 80/88.4)
     × 0.85 = 70.44 mL/min.
     """
-    scr_mg_dl = creatinine_umol_l / umol_per_mg_dl
-    value = (Decimal(140) - age) * weight_kg / (Decimal(72) * scr_mg_dl)
-    if female:
-        value *= Decimal("0.85")
-    rounded = value.quantize(CRCL_RESOLUTION, rounding=ROUND_HALF_UP)
+    with _Guarded("creatinine clearance", f"creatinine {creatinine_umol_l} µmol/L", f"weight {weight_kg} kg"):
+        scr_mg_dl = creatinine_umol_l / umol_per_mg_dl
+        value = (Decimal(140) - age) * weight_kg / (Decimal(72) * scr_mg_dl)
+        if female:
+            value *= Decimal("0.85")
+        rounded = value.quantize(CRCL_RESOLUTION, rounding=ROUND_HALF_UP)
     formula = "(140 − age) × weight / (72 × creatinine mg/dL)" + (" × 0.85" if female else "")
     return Derivation(
         "creatinine clearance (Cockcroft–Gault)",
@@ -120,8 +172,9 @@ _FREQUENCIES = {
 def cockcroft_gault_si(age: Decimal, weight_kg: Decimal, creatinine_umol_l: Decimal, female: bool) -> Derivation:
     """The SI variant: (140 − age) × weight × 1.23 (men) or 1.04 (women) / creatinine µmol/L."""
     constant = Decimal("1.04") if female else Decimal("1.23")
-    value = (Decimal(140) - age) * weight_kg * constant / creatinine_umol_l
-    rounded = value.quantize(CRCL_RESOLUTION, rounding=ROUND_HALF_UP)
+    with _Guarded("creatinine clearance", f"creatinine {creatinine_umol_l} µmol/L", f"weight {weight_kg} kg"):
+        value = (Decimal(140) - age) * weight_kg * constant / creatinine_umol_l
+        rounded = value.quantize(CRCL_RESOLUTION, rounding=ROUND_HALF_UP)
     return Derivation(
         "creatinine clearance (Cockcroft–Gault, SI)",
         f"(140 − age) × weight × {constant} / creatinine µmol/L",
@@ -157,19 +210,20 @@ def _ckd_epi_2021(age: Decimal, creatinine_umol_l: Decimal, female: bool, umol_p
     mg/dL, κ 0.7 (women) / 0.9 (men), α −0.241 / −0.302. Decimal powers are correctly
     rounded to 28 digits, so the result does not depend on the platform's floats.
     """
-    scr = creatinine_umol_l / umol_per_mg_dl
     kappa = Decimal("0.7") if female else Decimal("0.9")
     alpha = Decimal("-0.241") if female else Decimal("-0.302")
-    ratio = scr / kappa
-    value = (
-        Decimal(142)
-        * min(ratio, Decimal(1)) ** alpha
-        * max(ratio, Decimal(1)) ** Decimal("-1.200")
-        * Decimal("0.9938") ** age
-    )
-    if female:
-        value *= Decimal("1.012")
-    rounded = value.quantize(EGFR_RESOLUTION, rounding=ROUND_HALF_UP)
+    with _Guarded("eGFR", f"creatinine {creatinine_umol_l} µmol/L", f"age {age}"):
+        scr = creatinine_umol_l / umol_per_mg_dl
+        ratio = scr / kappa
+        value = (
+            Decimal(142)
+            * min(ratio, Decimal(1)) ** alpha
+            * max(ratio, Decimal(1)) ** Decimal("-1.200")
+            * Decimal("0.9938") ** age
+        )
+        if female:
+            value *= Decimal("1.012")
+        rounded = value.quantize(EGFR_RESOLUTION, rounding=ROUND_HALF_UP)
     return Derivation(
         "eGFR (CKD-EPI 2021)",
         "142 × min(Scr/κ,1)^α × max(Scr/κ,1)^−1.200 × 0.9938^age" + (" × 1.012" if female else ""),
@@ -222,14 +276,23 @@ def per_kg(daily: Derivation, weight_kg: Decimal) -> Derivation:
         "prednisone-equivalent mg/kg/day",
         "daily dose / weight",
         (("daily dose", f"{daily.value} mg"), ("weight", f"{weight_kg} kg")),
-        daily.value / weight_kg,
+        _per(daily.value, weight_kg),
     )
 
 
+def _per(dose: Decimal, weight_kg: Decimal) -> Decimal:
+    with _Guarded("prednisone-equivalent mg/kg/day", f"{dose} mg", f"weight {weight_kg} kg"):
+        return dose / weight_kg
+
+
 def months_before(anchor: date, months: int, mode: str) -> date:
-    """The day `months` before `anchor`: calendar months (clamped to the month's end) or 30 days each."""
-    if mode == "30":
-        return anchor - timedelta(days=30 * months)
-    year, month = divmod(anchor.year * 12 + anchor.month - 1 - months, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(anchor.day, last))
+    """The day `months` before `anchor`: calendar months (clamped to the month's end) or 30 days
+    each. A day before the calendar's first (an anchor near year 1) is a DateRangeError."""
+    try:
+        if mode == "30":
+            return anchor - timedelta(days=30 * months)
+        year, month = divmod(anchor.year * 12 + anchor.month - 1 - months, 12)
+        last = calendar.monthrange(year, month + 1)[1]
+        return date(year, month + 1, min(anchor.day, last))
+    except (OverflowError, ValueError):
+        raise DateRangeError(f"{months} months before {anchor.isoformat()} is outside the calendar") from None

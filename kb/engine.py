@@ -19,6 +19,7 @@ from typing import Any
 from pyDatalog import pyEngine
 from pyDatalog.Logic import Logic
 
+from kb.errors import KbError
 from kb.language.checks import variables_of
 from kb.language.compile import PreparedRule, compile_rules, constant, engine_literal, ordered_body, prepare, variable
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Program, Rule, Term, Var, evaluate
@@ -35,8 +36,10 @@ _local = threading.local()
 _queries = count(1)
 
 
-class EngineError(RuntimeError):
-    """pyDatalog failed on a query; the rule set, not the user's data, needs fixing."""
+class EngineError(KbError):
+    """pyDatalog failed on a query; the rule set, not the user's data, needs fixing. A KbError
+    all the same, so that every front end reports it without a stack trace (the CLI says it
+    is the rule engine's)."""
 
 
 class Session:

@@ -19,6 +19,7 @@ from kb.assumptions import AssumptionSet
 from kb.derived import (
     Derivation,
     age_in_years,
+    check_date,
     ckd_epi_2021,
     cockcroft_gault,
     cockcroft_gault_si,
@@ -203,11 +204,16 @@ def reference_dates(
         else:
             notes.append("no screening date: the enrolment date was used")
         screening = enrolment
+    # an --as-of date or a hand-built patient is not checked by the loader: a reference date
+    # outside the dates read would leave the calendar in a window's arithmetic
+    check_date(enrolment, f"{patient.id}: enrolment date")
+    check_date(screening, f"{patient.id}: screening date")
     apheresis = patient.apheresis_date
     if apheresis is None:
         offset = assumptions.days("apheresis_offset_days")
         apheresis = enrolment + timedelta(days=offset)
         notes.append(f"no apheresis date: enrolment + {offset} days (assumption apheresis_offset_days)")
+    check_date(apheresis, f"{patient.id}: apheresis date")
     return ReferenceDates(screening, enrolment, apheresis, tuple(notes))
 
 

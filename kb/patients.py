@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TextIO
 
+from kb.derived import DateRangeError, check_date
 from kb.errors import KbError, Problem, UnknownPatientError
 from kb.units import UnitError, convert, exact, ucum
 from kb.vocabulary import AttestationItem, Item, Vocabulary, load_vocabulary
@@ -77,6 +78,11 @@ AGENT_KINDS = frozenset({"medication", "vaccination", "transfusion", "cell_thera
 #: are the investigator's judgement (GE2).
 CONDITION_KINDS = frozenset({"diagnosis", "cardiac_event", "thrombosis", "malignancy", "infection", "procedure"})
 STRICT_CONDITION_KINDS = frozenset({"diagnosis", "procedure", "cardiac_event", "thrombosis"})
+#: The longest cell read (the csv module's own default limit). The parser itself accepts
+#: longer ones (a process-wide setting, raised once here), so that one over-long cell
+#: rejects its row, located with its column, instead of stopping the whole file.
+CELL_LIMIT = 131_072
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 @dataclass(frozen=True)
@@ -251,18 +257,25 @@ class _Reader:
 
 def _date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        when = date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"'{text}' is not a date (use YYYY-MM-DD)") from None
+    try:  # a date near year 1 or 9999 would leave the calendar in a window's arithmetic
+        return check_date(when)
+    except DateRangeError as exc:
+        raise ValueError(exc.args[0]) from None
 
 
 def _number(text: str) -> Decimal:
+    shown = text if len(text) <= 40 else f"{text[:20]}…({len(text):,} characters)"
     try:
         value = Decimal(text.replace(",", "."))
     except InvalidOperation:
-        raise ValueError(f"'{text}' is not a number") from None
+        raise ValueError(f"'{shown}' is not a number") from None
     if not value.is_finite():
-        raise ValueError(f"'{text}' is not a number")
+        raise ValueError(f"'{shown}' is not a number")
+    if value and not -20 <= value.adjusted() <= 20:  # 1e-999999999 would underflow, 1e999999 overflow
+        raise ValueError(f"'{shown}' is too large or too small for a measurement (between 1e-20 and 1e20, or 0)")
     return value
 
 
@@ -345,9 +358,28 @@ def _field(reader: _Reader, number: int, row: dict[str, str], column: str, parse
         return None
 
 
+def _too_long(
+    reader: _Reader, number: int, row: dict[str, str], patients: dict[str, Patient], date_column: str, what: str
+) -> bool:
+    """Whether a cell of the row is longer than CELL_LIMIT: if so the row is rejected, and a
+    known patient's record of it kept as unreadable (its history can then never be complete)."""
+    long = [column for column, text in row.items() if len(text) > CELL_LIMIT]
+    if not long:
+        return False
+    pid = "" if "patient_id" in long else row.get("patient_id", "")
+    size = len(row[long[0]])
+    message = f"the cell is {size:,} characters long, more than the {CELL_LIMIT:,} a cell may hold"
+    reader.problems.append(Problem(reader.name, number, long[0], message, "the row is rejected", pid or None))
+    if pid in patients:
+        patients[pid].unreadable.append(_unreadable(reader, number, row, date_column, what))
+    return True
+
+
 def _load_patients(reader: _Reader, vocab: Vocabulary, today: date) -> dict[str, Patient]:
     patients: dict[str, Patient] = {}
     for number, row in reader.rows():
+        if _too_long(reader, number, row, patients, "", ""):
+            continue
         pid = row["patient_id"]
         if not pid:
             reader.problem(number, "patient_id", "empty patient_id", "the row is rejected")
@@ -406,6 +438,8 @@ def _owner(reader: _Reader, number: int, row: dict[str, str], patients: dict[str
 
 def _load_observations(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
     for number, row in reader.rows():
+        if _too_long(reader, number, row, patients, "date", row["item"] if row["item"] in vocab.items else ""):
+            continue
         patient = _owner(reader, number, row, patients)
         if patient is None:
             continue
@@ -448,31 +482,21 @@ def _observation(
     pending = ""
     if item.alternate_unit and ucum(row["unit"], vocab) == item.alternate_unit[0]:
         pending = item.alternate_unit[1]  # converted when the assumption is known
-    if item.quantitative and pending:
+    if item.quantitative:
         try:
             amount = _number(raw)
-        except ValueError as exc:
-            reader.problem(number, "value", f"{item.name}: {exc}", "the row is rejected")
-            return None
-        value: Decimal | str = amount
-        if amount < 0:
-            reader.problem(number, "value", f"impossible value {original} for {item.name}", "the row is rejected")
-            return None
-    elif item.quantitative:
-        try:
-            value = convert(_number(raw), row["unit"], item, vocab)
+            value: Decimal | str = amount if pending else convert(amount, row["unit"], item, vocab)
         except ValueError as exc:
             column = "unit" if isinstance(exc, UnitError) else "value"
             reader.problem(number, column, f"{item.name}: {exc}", "the row is rejected")
             return None
         assert isinstance(value, Decimal)
-        if (item.minimum is not None and value < item.minimum) or (item.maximum is not None and value > item.maximum):
-            reader.problem(
-                number,
-                "value",
-                f"impossible value {original} for {item.name}",
-                f"expected {item.minimum}-{item.maximum} {item.display_unit}".rstrip(),
-            )
+        if pending:  # in an alternate unit (HBV DNA in IU/mL): its range is checked once converted
+            why = f"{item.name} {original} cannot be negative" if amount < 0 else ""
+        else:
+            why = item.implausible(value, "" if value == amount else original)
+        if why:
+            reader.problem(number, "value", why, "the row is rejected")
             return None
     else:
         value = raw.casefold().replace(" ", "_")
@@ -488,15 +512,24 @@ def _observation(
     for column in ("uln", "lln"):
         text = row.get(column, "")
         try:
-            limits.append(convert(_number(text), row["unit"], item, vocab) if text else None)
+            limit = convert(_number(text), row["unit"], item, vocab) if text else None
+            if limit is not None and not pending:  # a limit no result could be compared with
+                result = value if isinstance(value, Decimal) else None
+                reason = item.implausible_uln(limit, result) if column == "uln" else item.implausible(limit)
+                if reason:
+                    raise ValueError(reason)
         except ValueError as exc:
             reader.problem(number, column, f"{item.name} {column}: {exc}", "read as empty")
-            limits.append(None)
+            limit = None
+        limits.append(limit)
     return Observation(item.name, value, when, limits[0], limits[1], original, Source(reader.name, number), pending)
 
 
 def _load_events(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
     for number, row in reader.rows():
+        known = row["kind"] if row["kind"] in vocab.event_kinds else ""
+        if _too_long(reader, number, row, patients, "start_date", known):
+            continue
         patient = _owner(reader, number, row, patients)
         if patient is None:
             continue
@@ -577,6 +610,9 @@ def _unreadable(reader: _Reader, number: int, row: dict[str, str], date_column: 
 
 def _load_attestations(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
     for number, row in reader.rows():
+        known = row["item"] if row["item"] in vocab.attestation_items else ""
+        if _too_long(reader, number, row, patients, "date", known):
+            continue
         patient = _owner(reader, number, row, patients)
         if patient is None:
             continue

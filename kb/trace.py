@@ -300,6 +300,10 @@ class Explainer:
 
 
 def _decimal(value: Decimal) -> str:
+    """A number as a proof shows it: whole, or to 4 decimals; one too large or too small for
+    that (a ratio to a mistyped limit) in scientific notation rather than an exception."""
+    if not value.is_finite() or abs(value.adjusted()) > 20:
+        return f"{value:.4E}" if value.is_finite() else str(value)
     if value == value.to_integral_value():
         return str(value.quantize(Decimal(1)))
     text = f"{value:.4f}".rstrip("0").rstrip(".")

@@ -24,6 +24,7 @@ from kb.instruments import load_instruments
 
 __all__ = [
     "CLOSED_CODE_SYSTEMS",
+    "MAX_ULN_RATIO",
     "ONE_OFF_CLASSES",
     "Agent",
     "AttestationItem",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 VOCABULARY_DIR = Path(__file__).parent / "facts" / "vocabulary"
+#: The largest result / ULN ratio that is read: liver enzymes in ischaemic hepatitis reach a
+#: few hundred × ULN; beyond 1000 the limit (or the unit) was mistyped.
+MAX_ULN_RATIO = 1000
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class Item:
     unit: str  # canonical UCUM unit ("" for qualitative)
     display_unit: str
     allowed_values: tuple[str, ...]
+    #: the plausible range in the canonical unit (items.csv `plausible_min`/`plausible_max`,
+    #: with its basis): a result outside it is a typing or unit error, never a clinical
+    #: fact, and is rejected before any arithmetic divides by it or overflows on it
     minimum: Decimal | None
     maximum: Decimal | None
     loinc: tuple[str, ...]
@@ -67,6 +74,39 @@ class Item:
     @property
     def quantitative(self) -> bool:
         return self.kind == "quantitative"
+
+    @property
+    def plausible_range(self) -> str:
+        """The plausible range as a user reads it: '10-3000 µmol/L'."""
+        return f"{self.minimum}-{self.maximum} {self.display_unit}".rstrip()
+
+    def implausible(self, value: Decimal, written: str = "") -> str:
+        """Why `value` (in the canonical unit) cannot be a result of this item, or "" if it
+        can. `written` is the value and unit as the user wrote them, when a unit conversion
+        changed the number."""
+        low, high = self.minimum, self.maximum
+        if value.is_finite() and (low is None or value >= low) and (high is None or value <= high):
+            return ""
+        shown = f"{value} {self.display_unit}".rstrip()
+        if written:  # converted: as written, then (if it is a number worth showing) as compared
+            shown = f"{written} ({shown})" if value.is_finite() and abs(value.adjusted()) < 16 else written
+        return f"{self.name} {shown} is outside the plausible range {self.plausible_range}"
+
+    def implausible_uln(self, uln: Decimal, value: Decimal | None) -> str:
+        """Why `uln` (canonical unit) cannot be this item's upper limit of normal for a result
+        of `value`, or "": it must be positive, within the plausible range, and no more than
+        MAX_ULN_RATIO times smaller than the result (a ULN of 1e-31 would make any result
+        10^33 × ULN, a number no criterion should ever compare)."""
+        if not uln.is_finite() or uln <= 0:
+            return f"an upper limit of normal must be a positive number, not {uln}"
+        if self.maximum is not None and uln > self.maximum:
+            return f"the upper limit of normal {uln} is outside the plausible range {self.plausible_range}"
+        if value is not None and value.is_finite() and value > uln * MAX_ULN_RATIO:
+            return (
+                f"{self.name} {value} would be more than {MAX_ULN_RATIO} × its upper limit of normal "
+                f"{uln}: the limit is implausible"
+            )
+        return ""
 
 
 @dataclass(frozen=True)
@@ -260,8 +300,8 @@ def load_vocabulary() -> Vocabulary:
             unit=row["unit"],
             display_unit=row["display_unit"],
             allowed_values=_split(row["allowed_values"]),
-            minimum=_decimal(row["min"]),
-            maximum=_decimal(row["max"]),
+            minimum=_decimal(row["plausible_min"]),
+            maximum=_decimal(row["plausible_max"]),
             loinc=_split(row["loinc"]),
             molar_factor=_decimal(row["molar_factor"]),
             alternate_unit=tuple(row["alternate_unit"].split("=", 1)) if row["alternate_unit"] else None,  # type: ignore[arg-type]
@@ -269,6 +309,8 @@ def load_vocabulary() -> Vocabulary:
             modifiable=row.get("modifiable") == "yes",
             synonyms=_split(row.get("synonyms") or ""),
         )
+        if item.quantitative and (item.minimum is None or item.maximum is None or not row["plausible_basis"]):
+            raise ValueError(f"items.csv: {item.name} needs plausible_min, plausible_max and plausible_basis")
         items[item.name] = item
         for code in item.loinc:
             loinc[code] = item.name

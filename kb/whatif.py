@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.derived import check_date
 from kb.errors import KbError
 from kb.evaluation import Assessment, CriterionResult, assess
 from kb.exposures import ongoing
@@ -109,9 +110,22 @@ class WhatIf:
 
 def _date(text: str, what: str) -> date:
     try:
-        return date.fromisoformat(text.strip())
+        when = date.fromisoformat(text.strip())
     except ValueError:
         raise KbError(f"'{text}' in {what} is not a date (use YYYY-MM-DD); accepted forms: {FORMS}") from None
+    return check_date(when, f"{what}: the date")
+
+
+def _decimal(text: str, raw: str, what: str) -> Decimal:
+    """A finite number as written; NaN, sNaN and Infinity are not values (a NaN compares
+    with nothing and an sNaN raises on every comparison)."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise KbError(f"{raw}: '{text}' is not {what}") from None
+    if not value.is_finite():
+        raise KbError(f"{raw}: '{text}' is not {what} (a finite number is needed)")
+    return value
 
 
 def parse_change(text: str, vocab: Vocabulary) -> Change:
@@ -159,10 +173,7 @@ def _patient_field(name: str, value: str, raw: str) -> str:
         if value.casefold() not in ("female", "male"):
             raise KbError(f"{raw}: sex is female or male")
         return value.casefold()
-    try:
-        weight = Decimal(value)
-    except InvalidOperation:
-        raise KbError(f"{raw}: '{value}' is not a weight in kg") from None
+    weight = _decimal(value, raw, "a weight in kg")
     if not Decimal(20) <= weight <= Decimal(400):
         raise KbError(f"{raw}: impossible weight (expected 20-400 kg)")
     return str(weight)
@@ -188,23 +199,19 @@ def _observation(change: Change, vocab: Vocabulary, on: date, birth: date | None
     parts = re.split(r"\s+ULN\s+", change.value.strip(), maxsplit=1, flags=re.IGNORECASE)
     reading, limit = parts[0], (parts[1].strip() if len(parts) > 1 else "")
     value = _quantity(reading, item, vocab, change.text)
+    why = item.implausible(value, reading.strip() if " " in reading.strip() else "")  # with a unit: as written
+    if why:
+        raise KbError(f"{change.text}: {why}")
     uln = _quantity(limit, item, vocab, change.text) if limit else None
-    if uln is not None and uln <= 0:
-        raise KbError(f"{change.text}: an upper limit of normal must be positive")
-    if (item.minimum is not None and value < item.minimum) or (item.maximum is not None and value > item.maximum):
-        raise KbError(
-            f"{change.text}: impossible value for {item.name} (expected {item.minimum}-{item.maximum} "
-            f"{item.display_unit})".rstrip()
-        )
+    why = item.implausible_uln(uln, value) if uln is not None else ""
+    if why:
+        raise KbError(f"{change.text}: {why}")
     return Observation(item.name, value, on, uln, None, change.value, WHAT_IF_SOURCE)
 
 
 def _quantity(text: str, item: Item, vocab: Vocabulary, raw: str) -> Decimal:
     number, _, unit = text.strip().partition(" ")
-    try:
-        amount = Decimal(number)
-    except InvalidOperation:
-        raise KbError(f"{raw}: '{number}' is not a number") from None
+    amount = _decimal(number, raw, "a number")
     try:
         return convert(amount, unit.strip() or item.unit, item, vocab)
     except (UnitError, ValueError) as exc:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 import pytest
 
 from kb.answers import answer
+from kb.engine import EngineError
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
 
@@ -40,6 +42,42 @@ def test_the_evidence_travels_with_the_answer(kb: KnowledgeBase, demo: Dataset) 
 
 def test_a_mistake_is_an_answer_not_an_exception(kb: KnowledgeBase, demo: Dataset) -> None:
     reply = answer("what if P002's platelets were 5000", kb, demo)
-    assert reply.kind == "error" and "impossible value for platelets" in reply.headline
+    assert reply.kind == "error" and "outside the plausible range 0-3000" in reply.headline
     unclear = answer("is P3 or P4 eligible", kb, demo)
     assert unclear.kind == "clarify" and unclear.options == ("P003", "P004")
+
+
+def _raises(error: Exception) -> Callable[..., object]:
+    def fail(*args: object, **kwargs: object) -> object:
+        raise error
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("question", "as_of", "fault", "headline"),
+    [
+        ("what if P001's creatinine were 0", None, None, "creatinine 0 µmol/L is outside the plausible range"),
+        ("what if P001 enrolled on 9999-12-31", None, None, "the date 9999-12-31 is outside the dates accepted"),
+        ("is P001 eligible", date(1, 1, 1), None, "P001: enrolment date 0001-01-01 is outside the dates accepted"),
+        ("which patients are eligible", date(9999, 12, 31), None, "outside the dates accepted"),
+        ("is P001 eligible", None, EngineError("pyDatalog failed: a test double"), "pyDatalog failed: a test double"),
+        ("is P001 eligible", None, OverflowError("date value out of range"), "a date out of range"),
+    ],
+)
+def test_every_error_is_an_error_answer_never_raised(
+    kb: KnowledgeBase,
+    demo: Dataset,
+    monkeypatch: pytest.MonkeyPatch,
+    question: str,
+    as_of: date | None,
+    fault: Exception | None,
+    headline: str,
+) -> None:
+    """Issue 16.2: a what-if creatinine of 0 (DivisionByZero), a date near year 1 or 9999
+    (OverflowError) and an engine failure (EngineError, then not a KbError) escaped `answer`,
+    and the app showed a traceback page; each is now an answer of kind "error"."""
+    if fault is not None:
+        monkeypatch.setattr("kb.answers.assess", _raises(fault))
+    reply = answer(question, kb, demo, as_of=as_of, today=date(2026, 11, 24))
+    assert reply.kind == "error" and headline in reply.headline, reply.headline

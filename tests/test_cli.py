@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from kb.cli import main
+from kb.engine import EngineError
+from kb.errors import KbError
 from kb.patients import Dataset
 from tests.support import ROOT, demo_files, set_value
 
@@ -127,7 +129,9 @@ def test_rejected_rows_are_reported_with_the_answer(
     assert code == 0
     assert "1 problem(s) reading this patient's files" in err
     answer = json.loads(out)
-    assert answer["rejected_rows"] and "impossible value -5" in answer["rejected_rows"][0]
+    assert (
+        answer["rejected_rows"] and "platelets -5 ×10^9/L is outside the plausible range" in answer["rejected_rows"][0]
+    )
     gi63 = next(c for c in answer["criteria"] if c["id"] == "GI6.3")
     assert gi63["status"] == "unknown" and gi63["missing"] == ["platelets"]
 
@@ -254,3 +258,43 @@ def test_kb_screen_with_the_reference_engine(capsys: pytest.CaptureFixture[str])
     fast = json.loads(capsys.readouterr().out)
     assert main(["screen", "--json", "--engine", "pydatalog"]) == 0
     assert json.loads(capsys.readouterr().out) == fast
+
+
+def _engine_fails(*args: object, **kwargs: object) -> object:
+    raise EngineError("pyDatalog failed: a test double")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--as-of", "0001-01-01", "check", "P001"], "enrolment date 0001-01-01 is outside the dates accepted"),
+        (["--as-of", "9999-12-31", "why", "P001", "GE4.2"], "outside the dates accepted (1900-01-01 to 2200-12-31)"),
+        (["whatif", "P001", "platelets=NaN"], "'NaN' is not a number"),
+        (["whatif", "P001", "weight_kg=sNaN"], "'sNaN' is not a weight in kg"),
+        (["whatif", "P001", "creatinine=0"], "creatinine 0 µmol/L is outside the plausible range 10-3000 µmol/L"),
+        (["whatif", "P001", "enrolment=9999-12-31"], "outside the dates accepted"),
+        (["--facts", "{tmp}/set", "screen", "--out", "{tmp}/no/such/folder/x.csv"], "No such file or directory"),
+        (["check", "P001"], "kb: the rule engine failed: pyDatalog failed: a test double"),
+    ],
+)
+def test_every_error_exits_2_never_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    write_dataset: Callable[..., Path],
+    args: list[str],
+    message: str,
+) -> None:
+    """Issue 16.2: an --as-of or what-if date near year 1 or 9999 (OverflowError), a NaN in a
+    what-if (InvalidOperation), an unwritable --out (FileNotFoundError) raised with exit 1;
+    an engine failure is a KbError now and keeps its own message. Exit 1 is left for lint,
+    coverage and mutation failures (test_lint_exit_codes)."""
+    folder = write_dataset(**demo_files("P001"))
+    if "rule engine" in message:
+        monkeypatch.setattr("kb.cli.assess", _engine_fails)
+    code, _out, err = run(capsys, *(a.replace("{tmp}/set", str(folder)).replace("{tmp}", str(folder)) for a in args))
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_an_engine_error_is_a_kb_error() -> None:
+    assert issubclass(EngineError, KbError)

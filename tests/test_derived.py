@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 
 import pytest
 
-from kb.derived import age_in_years, cockcroft_gault, times_uln
+from kb.derived import (
+    DateRangeError,
+    age_in_years,
+    check_date,
+    ckd_epi_2021,
+    cockcroft_gault,
+    cockcroft_gault_si,
+    months_before,
+    times_uln,
+)
+from kb.errors import KbError
 
 
 def test_cockcroft_gault_for_the_reference_woman() -> None:
@@ -122,3 +133,38 @@ def test_months_before(anchor: str, months: int, mode: str, expected: str) -> No
     from kb.derived import months_before
 
     assert months_before(date.fromisoformat(anchor), months, mode) == date.fromisoformat(expected)
+
+
+@pytest.mark.parametrize(
+    ("compute", "message"),
+    [
+        (lambda: cockcroft_gault(Decimal(50), Decimal(60), Decimal(0), True, Decimal("88.4")), "creatinine 0"),
+        (lambda: cockcroft_gault(Decimal(50), Decimal(60), Decimal("1e-41"), True, Decimal("88.4")), "creatinine"),
+        (lambda: cockcroft_gault_si(Decimal(50), Decimal(60), Decimal(0), False), "creatinine clearance"),
+        (lambda: ckd_epi_2021(Decimal(50), Decimal(0), True, Decimal("88.4")), "eGFR"),
+        (lambda: times_uln("alt", Decimal(30), Decimal("1e-31"), "U/L"), "alt ×ULN"),
+        (lambda: times_uln("alt", Decimal(30), Decimal("1e-999999999"), "U/L"), "alt ×ULN"),
+        (lambda: times_uln("alt", Decimal(30), Decimal(0), "U/L"), "alt ×ULN"),
+        (lambda: months_before(date(1, 3, 1), 6, "calendar"), "6 months before 0001-03-01"),
+        (lambda: months_before(date(1, 3, 1), 6, "30"), "6 months before 0001-03-01"),
+    ],
+)
+def test_a_derivation_from_an_unchecked_value_is_a_kb_error(compute: Callable[[], object], message: str) -> None:
+    """Issue 16.2: these raised DivisionByZero, InvalidOperation, Overflow or OverflowError
+    from inside the arithmetic; a value that reaches a derivation unchecked (a hand-built
+    patient) is now a KbError naming the derivation, which every front end shows."""
+    with pytest.raises(KbError, match=message):
+        compute()
+
+
+@pytest.mark.parametrize(
+    ("when", "accepted"),
+    [("1900-01-01", True), ("2200-12-31", True), ("1899-12-31", False), ("0001-01-01", False), ("9999-12-31", False)],
+)
+def test_dates_are_read_within_a_range_whose_arithmetic_cannot_overflow(when: str, accepted: bool) -> None:
+    day = date.fromisoformat(when)
+    if accepted:
+        assert check_date(day) == day
+    else:
+        with pytest.raises(DateRangeError, match=r"outside the dates accepted \(1900-01-01 to 2200-12-31\)"):
+            check_date(day, "enrolment")

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kb.assumptions import resolve_assumptions
 from kb.batch import evaluate_many
+from kb.cli import main
 from kb.errors import KbError
-from kb.importers import load_data
+from kb.importers import load_data, load_files
 from kb.importers.fhir import agent_name, read_fhir
 from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
+from kb.patients import Dataset, load_dataset
 from kb.vocabulary import load_vocabulary
 from tests.fhir_bundles import bundle, bundle_bytes
 
@@ -89,3 +92,68 @@ def test_drug_texts_are_matched_to_agents(text: str, agent: str) -> None:
 def test_not_a_bundle(content: bytes, message: str) -> None:
     with pytest.raises(KbError, match=message):
         read_fhir([("x.json", content)], load_vocabulary())
+
+
+def _p001(change: Callable[[dict[str, Any]], object] | None = None) -> bytes:
+    document = bundle([load_dataset().patients["P001"]], load_vocabulary())
+    if change is not None:
+        change(document)
+    return json.dumps(document).encode()
+
+
+def _set(entry: int, field: str, value: object) -> Callable[[dict[str, Any]], None]:
+    return lambda document: document["entry"][entry]["resource"].__setitem__(field, value)
+
+
+@pytest.mark.parametrize(
+    ("content", "where", "message", "patients"),
+    [
+        (json.dumps({"resourceType": "Bundle", "entry": 5}).encode(), ("b.json (Bundle.entry)", None), "not a list", 0),
+        (_p001(_set(2, "id", {"a": 1})), ("b.json (Observation/?)", 3), "id: Input should be a valid string", 1),
+        (_p001(_set(0, "id", {"a": 1})), ("b.json (Patient/?)", 1), "id: Input should be a valid string", 0),
+        (
+            _p001().replace(b'"value": 50', b'"value": ' + b"9" * 5000, 1),
+            ("b.json (Observation/observation-6)", 7),
+            "platelets: '99999999999999999999…(5,000 characters)' is too large or too small",
+            1,
+        ),
+        (_p001(lambda d: d["entry"].insert(1, "x")), ("b.json (entry)", 2), "the entry holds no resource object", 1),
+        (_p001(_set(1, "resourceType", {"x": 1})), ("b.json (entry)", 2), "resourceType is dict", 1),
+    ],
+)
+def test_a_malformed_bundle_entry_is_a_located_problem_and_the_rest_loads(
+    content: bytes, where: tuple[str, int | None], message: str, patients: int
+) -> None:
+    """Issue 16.2: `"entry": 5` (TypeError), an object as an id (unhashable dict) and a
+    5,000-digit number (Python's int digit limit) raised from the whole file; each is now a
+    problem at its bundle entry and the other entries are read."""
+    vocab = load_vocabulary()
+    imported = read_fhir([("b.json", content)], vocab).dataset(vocab)
+    found = [p for p in imported.problems if message in p.message]
+    assert found and (found[0].path, found[0].row) == where, imported.problems
+    assert len(imported.patients) == patients
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"resourceType": "Bundle", "entry": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested more than 200"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested more than 200"),
+        (_p001().replace(b'"final"', b'"fin\xff\xfeal"', 1), r"line 1 column \d+: byte 0xff is not UTF-8"),
+        (b'{"resourceType": "Bundle",\n "entry": [}', "this is not JSON"),
+    ],
+)
+def test_a_document_that_cannot_be_read_is_a_located_error_never_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
+) -> None:
+    """Issue 16.2: a 100,000-deep nesting raised RecursionError and a bad byte
+    UnicodeDecodeError, in the importer and in format detection; now the file is refused
+    with where (line, column) and why, `kb` exits 2, and an upload gets a KbError."""
+    with pytest.raises(KbError, match=message):
+        read_fhir([("b.json", content)], load_vocabulary())
+    with pytest.raises(KbError, match=f"b.json.*{message}"):
+        load_files({"b.json": content})
+    path = tmp_path / "b.json"
+    path.write_bytes(content)
+    assert main(["--facts", str(path), "patients"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from kb.assumptions import resolve_assumptions
+from kb.cli import main
 from kb.errors import KbError
 from kb.evaluation import assess
 from kb.importers import load_data
@@ -164,3 +165,59 @@ def test_eunomia_end_to_end(eunomia: Path, kb: KnowledgeBase, complete: bool) ->
 def _age(born: date | None, on: date) -> int:
     assert born is not None
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+@pytest.mark.parametrize(
+    ("sql", "path", "column", "message", "kept"),
+    [
+        (
+            "ALTER TABLE person ALTER year_of_birth TYPE VARCHAR; UPDATE person SET year_of_birth = 'nineteen' "
+            "WHERE person_id = 2",
+            "site.duckdb person (person_id 2)",
+            "year_of_birth",
+            "'nineteen' is not a whole number",
+            {"1": date(1985, 3, 3), "2": None},
+        ),
+        (
+            "INSERT INTO measurement VALUES (NULL, 2, 3024929, DATE '2026-11-17', 5000, NULL, 9444, NULL, NULL, NULL)",
+            "site.duckdb measurement (measurement_id NULL (row 6 ordered by measurement_id))",
+            "value",
+            "platelets 5000.0 ×10^9/L is outside the plausible range",
+            {"1": date(1985, 3, 3), "2": date(1970, 1, 1)},
+        ),
+    ],
+)
+def test_a_bad_omop_row_is_a_located_problem_and_the_rest_loads(
+    tmp_path: Path, sql: str, path: str, column: str, message: str, kept: dict[str, date | None]
+) -> None:
+    """Issue 16.2: a VARCHAR year_of_birth raised ValueError (a format code on a string) and
+    a NULL measurement_id TypeError (int(None)), from the whole import; each is now a problem
+    at its table and row id, with its column, and every person still loads."""
+    database = build_omop(tmp_path / "site.duckdb")
+    con = duckdb.connect(str(database))
+    con.execute(sql)
+    con.close()
+    vocab = load_vocabulary()
+    dataset = read_omop(database, vocab).dataset(vocab)
+    found = [p for p in dataset.problems if message in p.message]
+    assert found and (found[0].path, found[0].column) == (path, column), dataset.problems
+    assert {pid: p.birth_date for pid, p in dataset.patients.items()} == kept
+    assert {o.item for o in dataset.patients["1"].observations} == {"platelets", "creatinine", "hbsag"}
+
+
+def test_an_omop_table_without_an_expected_column_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16.2: a measurement table without range_low raised duckdb's BinderException;
+    the import is refused (a table partly read would make its records look absent), naming
+    the table and the column, and `kb` exits 2."""
+    database = build_omop(tmp_path / "site.duckdb")
+    con = duckdb.connect(str(database))
+    con.execute("ALTER TABLE measurement DROP COLUMN range_low")
+    con.close()
+    with pytest.raises(KbError, match="measurement") as raised:
+        read_omop(database, load_vocabulary())
+    assert "range_low" in str(raised.value)
+    assert main(["--facts", str(database), "patients"]) == 2
+    err = capsys.readouterr().err
+    assert "range_low" in err and "Traceback" not in err

@@ -4,14 +4,17 @@ nothing else is lost."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from kb.errors import KbError, UnknownPatientError
+from kb.evaluation import assess
+from kb.knowledge import KnowledgeBase
 from kb.patients import load_dataset
-from tests.support import demo_files, set_value
+from tests.support import Rows, demo_files, set_value
 
 
 def two_patients() -> dict[str, list[dict[str, str]]]:
@@ -71,7 +74,7 @@ def test_values_are_normalised_and_kept_exact(write_dataset: Callable[..., Path]
             lambda rows: set_value(rows, "platelets", "-5"),
             None,
             "value",
-            "impossible value -5 10*9/L for platelets",
+            "platelets -5 ×10^9/L is outside the plausible range 0-3000 ×10^9/L",
         ),
         (
             "observations",
@@ -85,7 +88,7 @@ def test_values_are_normalised_and_kept_exact(write_dataset: Callable[..., Path]
             lambda rows: rows.__setitem__(0, {**rows[0], "birth_date": "1726-01-01"}),
             2,
             "birth_date",
-            "impossible birth date 1726-01-01 (age 300)",
+            "date 1726-01-01 is outside the dates accepted (1900-01-01 to 2200-12-31)",
         ),
         (
             "events",
@@ -115,7 +118,7 @@ def test_each_malformed_row_is_located_and_the_rest_still_loads(
     p001_rows = [r for r in files[file] if r["patient_id"] == "P001"]
     change(p001_rows)
     files[file] = p001_rows + [r for r in files[file] if r["patient_id"] == "P004"]
-    dataset = load_dataset(write_dataset(**files), today=__import__("datetime").date(2026, 11, 25))
+    dataset = load_dataset(write_dataset(**files), today=date(2026, 11, 25))
     assert len(dataset.problems) == 1, dataset.problems
     problem = dataset.problems[0]
     assert problem.path == f"{file}.csv" and problem.column == column and problem.patient_id == "P001"
@@ -222,3 +225,149 @@ def test_a_rejected_row_of_a_known_patient_is_kept_as_unreadable(write_dataset: 
         ("events.csv", "", len(files["events"]) + 1),
     ]
     assert patient.unreadable[0].reason.startswith("column end_date: ")
+
+
+def _p001_row(match: Callable[[dict[str, str]], bool], **values: str) -> Callable[[Rows], dict[str, str]]:
+    """A change to the first of P001's rows that `match` selects; it returns the row."""
+
+    def change(rows: Rows) -> dict[str, str]:
+        row = next(r for r in rows if match(r))
+        row.update(values)
+        return row
+
+    return change
+
+
+def _item(name: str) -> Callable[[dict[str, str]], bool]:
+    return lambda row: row.get("item") == name
+
+
+def _any(row: dict[str, str]) -> bool:
+    return True
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "column", "message"),
+    [
+        # issue 16.2: a value that divided by zero or overflowed downstream, now out of range
+        (
+            "observations",
+            _p001_row(_item("creatinine"), value="0", unit="umol/L"),
+            "value",
+            "creatinine 0 µmol/L is outside the plausible range 10-3000 µmol/L",
+        ),
+        (
+            "observations",
+            _p001_row(_item("creatinine"), value="1e-41", unit="umol/L"),
+            "value",
+            "'1e-41' is too large or too small for a measurement",
+        ),
+        (
+            "observations",
+            _p001_row(_item("creatinine"), value="0.0001", unit="mg/dL"),
+            "value",
+            "creatinine 0.0001 mg/dL (0.00884 µmol/L) is outside the plausible range 10-3000 µmol/L",
+        ),
+        (
+            "observations",
+            _p001_row(_item("hemoglobin"), value="9e19", unit="g/dL"),
+            "value",
+            "hemoglobin 9e19 g/dL is outside the plausible range 10-250 g/L",
+        ),
+        (
+            "observations",
+            _p001_row(_item("platelets"), value="50", unit="10*308/L"),
+            "value",
+            "platelets 50 10*308/L is outside the plausible range 0-3000 ×10^9/L",
+        ),
+        (
+            "observations",
+            _p001_row(_item("spo2"), value="121", unit="%"),
+            "value",
+            "spo2 121 % is outside the plausible range 50-100 %",
+        ),
+        (
+            "observations",
+            _p001_row(_item("spo2"), value="93", date="0001-01-01"),
+            "date",
+            "0001-01-01 is outside the dates accepted (1900-01-01 to 2200-12-31)",
+        ),
+        (
+            "events",
+            _p001_row(_any, start_date="9999-12-31"),
+            "start_date",
+            "9999-12-31 is outside the dates accepted (1900-01-01 to 2200-12-31)",
+        ),
+        (
+            "attestations",
+            _p001_row(_item("consent"), date="0001-01-02"),
+            "date",
+            "0001-01-02 is outside the dates accepted",
+        ),
+        (
+            "events",
+            _p001_row(_any, note="x" * 140_000),
+            "note",
+            "the cell is 140,000 characters long, more than the 131,072 a cell may hold",
+        ),
+        (
+            "observations",
+            _p001_row(_item("spo2"), source="y" * 200_000),
+            "source",
+            "the cell is 200,000 characters long",
+        ),
+    ],
+)
+def test_an_edge_value_rejects_its_row_located_and_never_stops_the_load(
+    write_dataset: Callable[..., Path],
+    kb: KnowledgeBase,
+    file: str,
+    change: Callable[[Rows], dict[str, str]],
+    column: str,
+    message: str,
+) -> None:
+    """Issue 16.2: each of these raised (DivisionByZero, InvalidOperation, OverflowError,
+    csv.Error) and stopped the whole load; now the row is rejected, located, and kept as
+    unreadable, so the patient is never eligible on it; the other patient loads whole."""
+    files = two_patients()
+    p001_rows = [r for r in files[file] if r["patient_id"] == "P001"]
+    changed = change(p001_rows)
+    files[file] = p001_rows + [r for r in files[file] if r["patient_id"] == "P004"]
+    dataset = load_dataset(write_dataset(**files), today=date(2026, 11, 25))
+    assert len(dataset.problems) == 1, dataset.problems
+    problem = dataset.problems[0]
+    assert (problem.path, problem.column, problem.patient_id) == (f"{file}.csv", column, "P001")
+    assert problem.row == 2 + next(n for n, r in enumerate(files[file]) if r is changed)
+    assert message in problem.message, problem.message
+    assert set(dataset.patients) == {"P001", "P004"}
+    p004 = dataset.patient("P004")
+    assert len(p004.observations) == len([r for r in files["observations"] if r["patient_id"] == "P004"])
+    p001 = dataset.patient("P001")
+    assert [u.source.row for u in p001.unreadable] == [problem.row]
+    assert assess(p001, kb).verdict != "eligible"  # P001 is eligible with the row; unknown without it
+
+
+@pytest.mark.parametrize(
+    ("uln", "message"),
+    [
+        ("1e-31", "'1e-31' is too large or too small for a measurement"),
+        ("1e-999999999", "'1e-999999999' is too large or too small for a measurement"),
+        ("0.001", "alt 30 would be more than 1000 × its upper limit of normal 0.001: the limit is implausible"),
+        ("0", "an upper limit of normal must be a positive number, not 0"),
+        ("50000", "the upper limit of normal 50000 is outside the plausible range 0-20000 U/L"),
+    ],
+)
+def test_an_implausible_uln_is_read_as_empty_with_its_reason(
+    write_dataset: Callable[..., Path], kb: KnowledgeBase, uln: str, message: str
+) -> None:
+    """Issue 16.2: a ULN of 1e-31 made a ×ULN ratio no trace could show (InvalidOperation),
+    1e-999999999 overflowed; an implausible limit is now rejected, the result kept."""
+    files = demo_files("P001")
+    set_value(files["observations"], "alt", "30", unit="U/L", uln=uln)
+    dataset = load_dataset(write_dataset(**files))
+    (problem,) = dataset.problems
+    assert (problem.path, problem.column) == ("observations.csv", "uln")
+    assert message in problem.message and problem.hint == "read as empty"
+    alt = next(o for o in dataset.patient("P001").observations if o.item == "alt")
+    assert alt.value == Decimal(30) and alt.uln is None
+    assert assess(dataset.patient("P001"), kb).verdict != "eligible"  # ALT ≤ 2.5 × ULN is not known

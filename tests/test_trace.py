@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from kb.evaluation import assess
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
-from kb.trace import Node
+from kb.trace import Node, _decimal
 
 
 def find(node: Node, kind: str) -> list[Node]:
@@ -102,3 +105,19 @@ long_exposure(P, no) :- patient(P), not any_long_exposure(P).
     assert "183 days (about 6 months) ≥ 30 days" in labels  # days against a bare number
     assert "Days = End − Start = 183 days (about 6 months)" in labels
     assert "2023-03-01 ≥ 2022-07-27" in labels  # a date minus a number of days is still a date
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("3E+32", "3.0000E+32"),
+        ("1E+999999", "1.0000E+999999"),
+        ("50", "50"),
+        ("2.25", "2.25"),
+        ("Infinity", "Infinity"),
+    ],
+)
+def test_a_number_too_large_for_the_context_is_shown_not_raised(value: str, shown: str) -> None:
+    """Issue 16.2: a ×ULN ratio to a ULN of 1e-31 (3E+32) made the proof's number formatting
+    raise InvalidOperation (quantize past 28 digits); it is shown in scientific notation."""
+    assert _decimal(Decimal(value)) == shown

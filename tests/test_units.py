@@ -37,3 +37,26 @@ def test_conversion_to_the_canonical_unit(value: str, unit: str, item: str, expe
 def test_units_that_cannot_be_read_or_converted(unit: str, item: str) -> None:
     with pytest.raises(UnitError):
         convert(Decimal(1), unit, VOCAB.items[item], VOCAB)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "item"),
+    [
+        ("1e28", "g/dL", "hemoglobin"),  # 1E+29 g/L: more digits than Decimal's context (exact() raised)
+        ("9e999998", "g/dL", "hemoglobin"),  # the product overflows the context (Overflow raised)
+        ("50", "10*308/L", "platelets"),  # a factor of 1e299
+        ("1e999998", "mg/dL", "creatinine"),  # through mg/dL and the molar factor
+    ],
+)
+def test_a_conversion_too_large_is_implausible_not_an_exception(value: str, unit: str, item: str) -> None:
+    """Issue 16.2: these raised InvalidOperation or Overflow inside convert(); now the result
+    is a number (or infinity) that the item's plausible range rejects, with the range."""
+    converted = convert(Decimal(value), unit, VOCAB.items[item], VOCAB)
+    why = VOCAB.items[item].implausible(converted, f"{value} {unit}")
+    assert why.startswith(f"{item} {value} {unit}") and "is outside the plausible range" in why
+
+
+@pytest.mark.parametrize("unit", ["10*400/L", "10*-400/L"])
+def test_a_unit_whose_factor_leaves_the_floats_is_a_unit_error(unit: str) -> None:
+    with pytest.raises(UnitError, match=r"out of range|cannot be|not a unit"):
+        convert(Decimal(50), unit, VOCAB.items["platelets"], VOCAB)

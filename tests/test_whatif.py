@@ -84,7 +84,7 @@ def test_the_stored_patient_is_never_changed(kb: KnowledgeBase, demo: Dataset) -
     ("text", "message"),
     [
         ("plt=80", "unknown item 'plt'"),
-        ("platelets=-5", "impossible value for platelets"),
+        ("platelets=-5", "platelets=-5: platelets -5 ×10.9/L is outside the plausible range 0-3000"),
         ("platelets=eighty", "'eighty' is not a number"),
         ("platelets=80@1900-01-01", "before the patient's birth"),
         ("enrolment=tomorrow", "'tomorrow' in enrolment=tomorrow is not a date"),
@@ -176,3 +176,35 @@ def test_patient_fields_and_a_result_with_its_limit(
 def test_impossible_patient_fields_are_refused(kb: KnowledgeBase, bad: str, demo: Dataset) -> None:
     with pytest.raises(KbError):
         what_if(demo.patient("P023"), [parse_change(bad, kb.vocabulary)], kb)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("platelets=NaN", "platelets=NaN: 'NaN' is not a number (a finite number is needed)"),
+        ("platelets=sNaN", "'sNaN' is not a number"),
+        ("platelets=-Infinity", "'-Infinity' is not a number"),
+        ("weight_kg=NaN", "weight_kg=NaN: 'NaN' is not a weight in kg (a finite number is needed)"),
+        ("weight_kg=sNaN", "'sNaN' is not a weight in kg"),
+        ("creatinine=0", "creatinine 0 µmol/L is outside the plausible range 10-3000 µmol/L"),
+        ("hemoglobin=1e30 g/dL", "hemoglobin 1e30 g/dL is outside the plausible range 10-250 g/L"),
+        ("platelets=50 10*308/L", "outside the plausible range 0-3000"),
+        ("alt=30 U/L ULN 1e-31", "the limit is implausible"),
+        ("alt=30 U/L ULN 1e-999999999", "the limit is implausible"),
+        ("enrolment=0001-01-01", "the date 0001-01-01 is outside the dates accepted (1900-01-01 to 2200-12-31)"),
+        ("screening=9999-12-31", "outside the dates accepted"),
+        ("platelets=80@9999-12-31", "outside the dates accepted"),
+        ("birth_date=0001-01-01", "outside the dates accepted"),
+    ],
+)
+def test_an_edge_value_in_a_change_is_refused_not_raised(
+    kb: KnowledgeBase, demo: Dataset, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    """Issue 16.2: NaN compared with nothing (InvalidOperation), sNaN raised on sight, a
+    creatinine of 0 divided by zero, a date near year 1 or 9999 left the calendar: each is
+    now a KbError from parsing or applying the change, and `kb whatif` exits 2 with it."""
+    with pytest.raises(KbError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        what_if(demo.patient("P001"), [parse_change(text, kb.vocabulary)], kb)
+    assert main(["whatif", "P001", text]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

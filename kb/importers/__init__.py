@@ -61,10 +61,10 @@ def _looks_like(path: Path) -> str:
         return "xlsx" if "patients" in sheets and len(sheets & set(SHEETS)) > 1 else "wide"
     text = head.decode("utf-8-sig", errors="replace").lstrip()
     if text.startswith(("{", "[")):
-        whole = path.read_text(encoding="utf-8-sig")
-        try:
+        try:  # a bad byte, a 100,000-deep nesting or a 5,000-digit number: the importer says where
+            whole = path.read_bytes().decode("utf-8-sig")
             first = json.loads(whole.splitlines()[0] if path.suffix == ".ndjson" else whole)
-        except (json.JSONDecodeError, UnicodeDecodeError, IndexError):
+        except (ValueError, RecursionError, IndexError):  # JSONDecodeError and UnicodeDecodeError too
             return "fhir" if '"resourceType"' in text else "JSON that does not parse"
         return "fhir" if isinstance(first, dict) and "resourceType" in first else "JSON without a resourceType"
     header = {h.strip().casefold() for h in text.splitlines()[0].replace(";", ",").replace("\t", ",").split(",")}

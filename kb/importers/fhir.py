@@ -76,28 +76,109 @@ def agent_name(text: str, vocab: Vocabulary) -> str:
     return text
 
 
-def _entries(content: bytes, name: str) -> list[dict[str, Any]]:
-    text = content.decode("utf-8-sig", errors="replace").strip()
+#: Python's own limit on the digits of an integer it converts from or to text (4,300):
+#: a longer integer in a document is kept as a Decimal, which has none, so that the entry
+#: holding it is reported (its value too large) instead of the whole file failing.
+_MAX_INT_DIGITS = 4000
+#: Nesting deeper than this is named in the error when json's C decoder, which recurses per
+#: level, gives up on a document (RecursionError, at about 1,000 levels): FHIR nests a few.
+MAX_DEPTH = 200
+
+
+def _int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else Decimal(text)
+
+
+def _too_deep(text: str) -> int | None:
+    """The line of the first bracket nested deeper than MAX_DEPTH (outside strings), or None:
+    scanned only once the decoder has given up, to say where."""
+    depth, quoted, escaped, line = 0, False, False, 1
+    for char in text:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line
+        elif char in "]}":
+            depth -= 1
+        if char == "\n":
+            line += 1
+    return None
+
+
+def _json(text: str, name: str, line: int | None = None) -> Any:
+    """One JSON document, or a KbError naming the file (and line) and what is wrong with it."""
+    where = f"{name}" + (f" line {line}" if line is not None else "")
+    try:
+        return json.loads(text, parse_int=_int)
+    except json.JSONDecodeError as exc:
+        raise KbError(f"{where}: this is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:  # the decoder's own guard: raised cleanly, located here
+        at = line if line is not None else _too_deep(text) or 1
+        raise KbError(f"{name} line {at}: JSON nested more than {MAX_DEPTH} levels deep; not a FHIR resource") from None
+    except ValueError as exc:
+        raise KbError(f"{where}: this JSON cannot be read ({exc})") from None
+
+
+def decode(content: bytes, name: str) -> str:
+    """The text of a JSON file (UTF-8, with or without BOM); a byte that is not UTF-8 is an
+    error at its line and column, never replaced silently (a replaced byte changes a name)."""
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = content[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise KbError(
+            f"{name} line {line} column {column}: byte 0x{content[exc.start]:02x} is not UTF-8 (save the file as UTF-8)"
+        ) from None
+
+
+def _label(value: Any) -> str:
+    """An id as shown in a place: a string, shortened; anything else is not an id."""
+    return (value if len(value) <= 64 else value[:61] + "…") if isinstance(value, str) else "?"
+
+
+def _entries(content: bytes, name: str, out: Imported) -> list[dict[str, Any]]:
+    """The resources of a document, one per entry in order (an entry that holds none is
+    reported, located, and counted as an empty entry, so that the numbering stays true)."""
+    text = decode(content, name).strip()
     if not text:
         raise KbError(f"{name}: the file is empty (expected a FHIR bundle)")
     try:
-        documents = [json.loads(text)]
-    except json.JSONDecodeError:
-        try:  # NDJSON: one resource per line
-            documents = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError:
-            raise KbError(f"{name}: this is not JSON (expected a FHIR bundle)") from None
+        documents = [_json(text, name)]
+    except KbError as whole:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        if len(lines) < 2:
+            raise whole from None
+        documents = [_json(line, name, n) for n, line in lines]  # NDJSON: one resource per line
     resources: list[dict[str, Any]] = []
     for document in documents:
         if not isinstance(document, dict) or "resourceType" not in document:
             raise KbError(f"{name}: this looks like JSON without a resourceType, expected a FHIR bundle or resource")
-        if document["resourceType"] == "Bundle":
-            for entry in document.get("entry") or []:
-                resource = entry.get("resource") if isinstance(entry, dict) else None
-                url = entry.get("fullUrl", "") if isinstance(entry, dict) else ""
-                resources.append(resource | {"_fullUrl": url} if isinstance(resource, dict) else {})
-        else:
+        if document["resourceType"] != "Bundle":
             resources.append(document)
+            continue
+        entries = document.get("entry") or []
+        if not isinstance(entries, list):
+            kind = type(entries).__name__
+            out.problem(Origin(name, None, "Bundle.entry"), f"entry is {kind}, not a list", "no entry read")
+            continue
+        for entry in entries:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            url = entry.get("fullUrl", "") if isinstance(entry, dict) else ""
+            if not isinstance(resource, dict):
+                resources.append({"_problem": "the entry holds no resource object"})
+                continue
+            resources.append(resource | {"_fullUrl": url if isinstance(url, str) else ""})
     return resources
 
 
@@ -122,22 +203,26 @@ def read_fhir(documents: list[tuple[str, bytes]], vocab: Vocabulary) -> Imported
     """The four files of one or more FHIR documents (name, content)."""
     out = Imported(documents[0][0] if len(documents) == 1 else "FHIR bundles")
     for name, content in documents:
-        _read(out, name, _entries(content, name), vocab)
+        _read(out, name, _entries(content, name, out), vocab)
     return out
 
 
 def _read(out: Imported, name: str, resources: list[dict[str, Any]], vocab: Vocabulary) -> None:
     by_url: dict[str, str] = {}
     for raw in resources:
-        if raw.get("resourceType") == "Patient" and raw.get("id"):
+        if raw.get("resourceType") == "Patient" and raw.get("id") and isinstance(raw["id"], str):
             by_url[raw.get("_fullUrl", "")] = raw["id"]
     weights: dict[str, tuple[str, str, str]] = {}
     heights: dict[str, tuple[str, str, str]] = {}
     patients: dict[str, dict[str, object]] = {}
     dates: dict[str, dict[str, str]] = {}
     for number, raw in enumerate(resources, start=1):
-        kind = str(raw.get("resourceType", ""))
-        where = Origin(name, number, f"{kind or 'entry'}/{raw.get('id', '?')}")
+        kind = raw.get("resourceType", "")
+        if "_problem" in raw or not isinstance(kind, str):
+            what = raw.get("_problem") or f"resourceType is {type(kind).__name__}, not a resource name"
+            out.problem(Origin(name, number, "entry"), what, "the entry is skipped")
+            continue
+        where = Origin(name, number, f"{_label(kind) or 'entry'}/{_label(raw.get('id', '?'))}")
         if kind not in READ:
             continue  # nothing a criterion reads (Encounter, Claim …)
         body = {k: v for k, v in raw.items() if k != "_fullUrl"}

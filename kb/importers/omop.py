@@ -22,10 +22,11 @@ import shutil
 import tempfile
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
-from kb.errors import KbError
+from kb.errors import KbError, Problem
 from kb.importers.common import Imported, Origin
 from kb.importers.fhir import agent_name
 from kb.vocabulary import Vocabulary
@@ -70,17 +71,58 @@ def read_omop(path: Path | str, vocab: Vocabulary, diagnoses_complete: date | No
             shutil.rmtree(copy, ignore_errors=True)
 
 
+def _rows(con: duckdb.DuckDBPyConnection, name: str, table: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of one query on `table`; a table DuckDB cannot read as the CDM says (a missing
+    column, a value that will not convert) refuses the import, naming the table and DuckDB's
+    reason: a table partly read would make its records look absent."""
+    try:
+        return con.execute(sql).fetchall()
+    except duckdb.Error as exc:
+        reason = str(exc).splitlines()[0]
+        raise KbError(f"{name} {table}: cannot be read as an OMOP CDM table ({reason})") from None
+
+
+def _problem(out: Imported, origin: Origin, column: str, message: str, hint: str, pid: object = None) -> None:
+    where = origin.path + (f" ({origin.what})" if origin.what else "")
+    out.problems.append(Problem(where, origin.row, column, message, hint, str(pid) if pid is not None else None))
+
+
+def _birth(out: Imported, where: Origin, pid: object, year: object, month: object, day: object) -> str:
+    """The birth date from year, month and day (a month or day missing: the first); a part
+    that is not a whole number (a VARCHAR column) is a problem and the date is left empty."""
+    parts = []
+    for column, part in (("year_of_birth", year), ("month_of_birth", month), ("day_of_birth", day)):
+        try:
+            parts.append(int(str(part).strip()) if part not in (None, "") else None)
+        except ValueError:
+            shown = str(part)[:40]
+            _problem(out, where, column, f"'{shown}' is not a whole number", "the birth date is read as empty", pid)
+            return ""
+    if parts[0] is None:
+        return ""
+    return f"{parts[0]:04d}-{parts[1] or 1:02d}-{parts[2] or 1:02d}"
+
+
+def _id(table: str, value: object, n: int) -> str:
+    """How a row is named in a problem: by its id, or by its place when the id is NULL."""
+    column = f"{table}_id"
+    return f"{column} {value}" if value is not None else f"{column} NULL (row {n} ordered by {column})"
+
+
 def _read(
     con: duckdb.DuckDBPyConnection, name: str, tables: set[str], vocab: Vocabulary, reviewed: date | None
 ) -> Imported:
     out = Imported(name)
-    persons = con.execute(
+    persons = _rows(
+        con,
+        name,
+        "person",
         "SELECT person_id, gender_concept_id, year_of_birth, month_of_birth, day_of_birth, birth_datetime "
-        "FROM person ORDER BY person_id"
-    ).fetchall()
+        "FROM person ORDER BY person_id",
+    )
     for n, (pid, gender, year, month, day, born) in enumerate(persons, start=1):
-        birth = str(born)[:10] if born else (f"{year:04d}-{month or 1:02d}-{day or 1:02d}" if year else "")
-        where = Origin(f"{name} person", n, f"person_id {pid}")
+        where = Origin(f"{name} person", n, _id("person", pid, n))
+        birth = str(born)[:10] if born else _birth(out, where, pid, year, month, day)
         out.add("patients.csv", {"patient_id": pid, "sex": _SEX.get(gender, ""), "birth_date": birth}, where)
         if reviewed is not None:
             row = {"patient_id": pid, "item": "reviewed:diagnoses", "value": "yes", "date": reviewed.isoformat()}
@@ -92,20 +134,26 @@ def _read(
     if "drug_exposure" in tables:
         _drugs(con, out, name, vocab)
     if "procedure_occurrence" in tables:
-        rows = con.execute(
+        rows = _rows(
+            con,
+            name,
+            "procedure_occurrence",
             "SELECT p.procedure_occurrence_id, p.person_id, c.concept_name, p.procedure_date "
             "FROM procedure_occurrence p LEFT JOIN concept c ON c.concept_id = p.procedure_concept_id "
-            "ORDER BY p.procedure_occurrence_id"
-        ).fetchall()
-        for rid, pid, concept, when in rows:
-            where = Origin(f"{name} procedure_occurrence", None, f"procedure_occurrence_id {rid}")
+            "ORDER BY p.procedure_occurrence_id",
+        )
+        for n, (rid, pid, concept, when) in enumerate(rows, start=1):
+            where = Origin(f"{name} procedure_occurrence", None, _id("procedure_occurrence", rid, n))
             event = {"patient_id": pid, "kind": "procedure", "name": concept or "", "start_date": str(when or "")[:10]}
             out.add("events.csv", event, where)
     return out
 
 
 def _measurements(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> None:
-    rows = con.execute(
+    rows = _rows(
+        con,
+        name,
+        "measurement",
         "SELECT m.measurement_id, m.person_id, c.concept_code, c.vocabulary_id, c.concept_name, "
         "CAST(m.value_as_number AS VARCHAR), v.concept_name, u.concept_code, m.unit_source_value, "
         "CAST(m.range_high AS VARCHAR), CAST(m.range_low AS VARCHAR), m.measurement_date "
@@ -113,15 +161,15 @@ def _measurements(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> N
         "LEFT JOIN concept c ON c.concept_id = m.measurement_concept_id "
         "LEFT JOIN concept v ON v.concept_id = m.value_as_concept_id AND m.value_as_concept_id <> 0 "
         "LEFT JOIN concept u ON u.concept_id = m.unit_concept_id AND m.unit_concept_id <> 0 "
-        "ORDER BY m.measurement_id"
-    ).fetchall()
+        "ORDER BY m.measurement_id",
+    )
     without_value = 0
-    for rid, pid, code, system, label, number, coded, unit, unit_text, high, low, when in rows:
+    for n, (rid, pid, code, system, label, number, coded, unit, unit_text, high, low, when) in enumerate(rows, 1):
         value = (number or "").strip() or (coded or "")
         if not value:
             without_value += 1  # a measurement done but not resulted says nothing a criterion reads
             continue
-        where = Origin(f"{name} measurement", None, f"measurement_id {int(rid)}")
+        where = Origin(f"{name} measurement", None, _id("measurement", rid, n))
         row = {"patient_id": pid, "value": value, "unit": unit or unit_text or "", "date": str(when or "")[:10]}
         if system == "LOINC":
             row["loinc"] = code
@@ -137,16 +185,20 @@ def _measurements(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> N
 
 
 def _conditions(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> None:
-    rows = con.execute(
+    rows = _rows(
+        con,
+        name,
+        "condition_occurrence",
         "SELECT o.condition_occurrence_id, o.person_id, c.concept_code, c.vocabulary_id, c.concept_name, "
         "s.concept_code, s.vocabulary_id, o.condition_source_value, o.condition_start_date, o.condition_end_date "
         "FROM condition_occurrence o "
         "LEFT JOIN concept c ON c.concept_id = o.condition_concept_id "
         "LEFT JOIN concept s ON s.concept_id = o.condition_source_concept_id AND o.condition_source_concept_id <> 0 "
-        "ORDER BY o.condition_occurrence_id"
-    ).fetchall()
-    for rid, pid, code, system, label, source_code, source_system, source_value, start, end in rows:
-        where = Origin(f"{name} condition_occurrence", None, f"condition_occurrence_id {rid}")
+        "ORDER BY o.condition_occurrence_id",
+    )
+    for n, (rid, pid, code, system, label, source_code, source_system, source_value, start, end) in enumerate(rows, 1):
+        where = Origin(f"{name} condition_occurrence", None, _id("condition_occurrence", rid, n))
+        source_value = str(source_value) if source_value is not None else None
         codes = []
         if system == "SNOMED" and code:
             codes.append(f"snomed:{code}")
@@ -160,16 +212,19 @@ def _conditions(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> Non
 
 
 def _drugs(con: duckdb.DuckDBPyConnection, out: Imported, name: str, vocab: Vocabulary) -> None:
-    rows = con.execute(
+    rows = _rows(
+        con,
+        name,
+        "drug_exposure",
         "SELECT d.drug_exposure_id, d.person_id, c.concept_name, c.vocabulary_id, "
         "d.drug_exposure_start_date, d.drug_exposure_end_date "
         "FROM drug_exposure d LEFT JOIN concept c ON c.concept_id = d.drug_concept_id "
-        "ORDER BY d.drug_exposure_id"
-    ).fetchall()
+        "ORDER BY d.drug_exposure_id",
+    )
     names: dict[str, str] = {}
-    for rid, pid, concept, system, start, end in rows:
-        where = Origin(f"{name} drug_exposure", None, f"drug_exposure_id {rid}")
-        text = concept or ""
+    for n, (rid, pid, concept, system, start, end) in enumerate(rows, 1):
+        where = Origin(f"{name} drug_exposure", None, _id("drug_exposure", rid, n))
+        text = str(concept or "")
         if text not in names:
             names[text] = agent_name(text, vocab)
         kind = "vaccination" if system == "CVX" else "medication"
