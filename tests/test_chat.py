@@ -105,3 +105,13 @@ def test_what_ifs_never_reach_the_stored_patient() -> None:
     app.chat_input(key="ask").set_value("is P002 eligible?").run()
     assert "P002: Ineligible" in shown(app)
     assert "platelets 49" in shown(app)  # the stored count, not the hypothetical 80
+
+
+def test_a_question_is_read_up_to_the_limit() -> None:
+    """The input box takes MAX_QUESTION_CHARS (Streamlit cuts what a client sends beyond it)."""
+    from kb.questions import MAX_QUESTION_CHARS
+
+    app = ask("why is P011 not eligible" + "?" * 2476)  # 2,500 characters
+    assert app.chat_input(key="ask").proto.max_chars == MAX_QUESTION_CHARS
+    assert len(app.session_state["chat"][0].text) == MAX_QUESTION_CHARS
+    assert "understood: blockers · P011" in shown(app)

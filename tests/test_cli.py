@@ -254,3 +254,12 @@ def test_kb_screen_with_the_reference_engine(capsys: pytest.CaptureFixture[str])
     fast = json.loads(capsys.readouterr().out)
     assert main(["screen", "--json", "--engine", "pydatalog"]) == 0
     assert json.loads(capsys.readouterr().out) == fast
+
+
+def test_kb_ask_refuses_a_question_longer_than_the_chat_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    """The chat's length limit holds in `kb ask` too: exit 2 and the limit named, not a slow answer."""
+    from kb.questions import MAX_QUESTION_CHARS
+
+    code, out, err = run(capsys, "ask", "why " * (MAX_QUESTION_CHARS // 4) + "is P001 not eligible")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"kb: the question is {MAX_QUESTION_CHARS + 20:,} characters long; at most 2,000")

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from kb.answers import Answer, answer
+from kb.questions import MAX_QUESTION_CHARS
 from ui.context import context
 from ui.evidence import criterion_evidence, verdict_box
 
@@ -73,7 +74,11 @@ def page() -> None:
     st.header("Ask")
     st.caption(f"Current patient: {ctx.patient_id} (pick another in the sidebar, or name one in the question)")
     turns: list[Answer] = st.session_state.setdefault("chat", [])
-    asked = st.chat_input("Ask about a patient or the protocol, e.g. what would make P062 eligible?", key="ask")
+    asked = st.chat_input(
+        "Ask about a patient or the protocol, e.g. what would make P062 eligible?",
+        key="ask",
+        max_chars=MAX_QUESTION_CHARS,  # the box stops there, and Streamlit cuts what any client sends to it
+    )
     asked = asked or st.session_state.pop("asked", None)
     if asked:
         with st.spinner("Evaluating…"):
