@@ -29,6 +29,7 @@ from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
 from kb.questions import MAX_QUESTION_CHARS, check_length
 from kb.render import assessment_text, coverage_text, repair_text, trace_dot, trace_text
 from kb.repairs import find_repairs
+from kb.report import spreadsheet_rows
 from kb.review.impact import population_impact
 from kb.review.report import review_markdown
 from kb.review.reviewer import review
@@ -534,13 +535,16 @@ def _write_report(path: Path, table: list[dict[str, str]], stages: list[tuple[st
         with path.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(table[0]) if table else ["patient"])
             writer.writeheader()
-            writer.writerows(table)
+            writer.writerows(spreadsheet_rows(table))  # an id such as =HYPERLINK(…) stays text
     elif suffix == ".xlsx":
         import pandas as pd  # only this report needs it
 
+        funnel_rows = [{"stage": s, "patients": n} for s, n in stages]
         with pd.ExcelWriter(path, engine="openpyxl") as writer:
-            pd.DataFrame(table).to_excel(writer, sheet_name="patients", index=False)
-            pd.DataFrame(stages, columns=["stage", "patients"]).to_excel(writer, sheet_name="funnel", index=False)
+            pd.DataFrame(spreadsheet_rows(table)).to_excel(writer, sheet_name="patients", index=False)
+            pd.DataFrame(spreadsheet_rows(funnel_rows), columns=["stage", "patients"]).to_excel(
+                writer, sheet_name="funnel", index=False
+            )
     else:
         raise KbError(f"{path}: the report is written as .csv, .xlsx or .json")
     print(f"kb: report written to {path}", file=sys.stderr)

@@ -5,15 +5,42 @@ criterion with its status and one-line reason, the data still to collect, the cr
 verify by hand, the reference dates, the assumptions in force and the stamp (rules,
 assumptions, facts), so the answer can be reproduced. Markdown for the trial file, HTML
 (escaped, no scripts) for a browser or a printer.
+
+Screening tables leave as CSV and Excel files (`kb screen --out`, the Cohort page): every
+cell goes through `spreadsheet_cell`, so a patient id or name from a file never becomes a
+formula in the investigator's spreadsheet.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Mapping
 
 from kb.evaluation import Assessment
 
-__all__ = ["report_html", "report_markdown"]
+__all__ = ["FORMULA_STARTS", "report_html", "report_markdown", "spreadsheet_cell", "spreadsheet_rows"]
+
+#: What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"): = + - @, tab, CR.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A cell that a spreadsheet shows as the text it is: a text starting a formula gets a quote.
+
+    An uploaded patient id `=HYPERLINK("http://x","y")` or `@SUM(1)` written raw turns live
+    when the CSV or workbook is opened (a link that sends data away, a command). OWASP's
+    remedy: prefix a single quote, which Excel and LibreOffice show as text. Typed numbers
+    (a count, -3 as a number) stay numbers; the text "-3" is text and gets its quote too.
+    In a workbook, the quoted text is a string cell (openpyxl data type 's'), never 'f'.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def spreadsheet_rows(rows: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
+    """Rows with every cell made inert by `spreadsheet_cell` (for csv.DictWriter or a DataFrame)."""
+    return [{key: spreadsheet_cell(value) for key, value in row.items()} for row in rows]
 
 
 def _cells(text: str) -> str:
