@@ -4,7 +4,9 @@ An investigator files what the tool said and on what basis: the verdict per coho
 criterion with its status and one-line reason, the data still to collect, the criteria to
 verify by hand, the reference dates, the assumptions in force and the stamp (rules,
 assumptions, facts), so the answer can be reproduced. Markdown for the trial file, HTML
-(escaped, no scripts) for a browser or a printer.
+(escaped, no scripts) for a browser or a printer. Both show the files' text as text: a
+patient id or drug name such as `![b](http://host/x.png)<img src=x>` is escaped (Markdown
+backslashes, HTML entities), never an image, a link or markup in the reader's viewer.
 
 Screening tables leave as CSV and Excel files (`kb screen --out`, the Cohort page): every
 cell goes through `spreadsheet_cell`, so a patient id or name from a file never becomes a
@@ -17,6 +19,7 @@ import html
 from collections.abc import Iterable, Mapping
 
 from kb.evaluation import Assessment
+from kb.render import escape_markdown
 
 __all__ = ["FORMULA_STARTS", "report_html", "report_markdown", "spreadsheet_cell", "spreadsheet_rows"]
 
@@ -44,22 +47,24 @@ def spreadsheet_rows(rows: Iterable[Mapping[str, object]]) -> list[dict[str, obj
 
 
 def _cells(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """One table cell: escaped (| included) and on one line."""
+    return escape_markdown(text.replace("\n", " "))
 
 
 def report_markdown(assessment: Assessment, story: str = "") -> str:
     a = assessment
+    e = escape_markdown  # every text that can quote a file or the protocol
     via = f" (via {', '.join(a.eligible_via)})" if a.eligible_via else ""
-    lines = [f"# Eligibility report — {a.patient_id}", "", f"**Verdict: {a.verdict}{via}**", ""]
+    lines = [f"# Eligibility report — {e(a.patient_id)}", "", f"**Verdict: {a.verdict}{via}**", ""]
     if story:
-        lines += [story, ""]
-    lines += [f"Scope: {a.scope}.", ""]
+        lines += [e(story), ""]
+    lines += [f"Scope: {e(a.scope)}.", ""]
     for cohort in a.cohorts:
         lines.append(
             f"- cohort {cohort.cohort}: {cohort.verdict}"
             + (f"; blocking {', '.join(cohort.blocking)}" if cohort.blocking else "")
             + (f"; unknown {', '.join(cohort.unknown)}" if cohort.unknown else "")
-            + (f" ({cohort.note})" if cohort.note else "")
+            + (f" ({e(cohort.note)})" if cohort.note else "")
         )
     lines += ["", "Reference dates: " + ", ".join(f"{k} {v}" for k, v in a.reference.as_dict().items()), ""]
     elsewhere = {r.id for r in a.elsewhere}
@@ -70,9 +75,9 @@ def report_markdown(assessment: Assessment, story: str = "") -> str:
         if r.id not in elsewhere
     ]
     if a.to_collect:
-        lines += ["", "## Data to collect", ""] + [f"- {g.item} ({g.reason}): {g.detail}" for g in a.to_collect]
+        lines += ["", "## Data to collect", ""] + [f"- {e(f'{g.item} ({g.reason}): {g.detail}')}" for g in a.to_collect]
     if a.manual_checks:
-        lines += ["", "## Verify by hand", ""] + [f"- {r.id}: {r.criterion.text}" for r in a.manual_checks]
+        lines += ["", "## Verify by hand", ""] + [f"- {r.id}: {e(r.criterion.text)}" for r in a.manual_checks]
     lines += ["", "## Basis", ""]
     lines += ["Assumptions: " + ", ".join(f"{k} = {v}" for k, v in a.assumptions.items())]
     lines += ["", "Stamp: " + ", ".join(f"{k} {v}" for k, v in a.stamp.items())]

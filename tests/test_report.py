@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kb.evaluation import assess
@@ -44,3 +46,20 @@ def test_the_html_report_escapes_what_it_shows(kb: KnowledgeBase, demo: Dataset)
 def test_a_spreadsheet_cell_never_starts_a_formula(value: object, written: object) -> None:
     assert spreadsheet_cell(value) == written
     assert spreadsheet_rows([{"patient": value}]) == [{"patient": written}]
+
+
+def test_the_reports_show_a_files_text_as_text(kb: KnowledgeBase) -> None:
+    """A patient id and drug name carrying a Markdown image (a beacon) and HTML: escaped, never live."""
+    from kb.importers import load_files
+    from tests.support import HOSTILE_TEXT, hostile_upload
+
+    dataset = load_files({name: data for name, data, _ in hostile_upload()})
+    assessment = assess(dataset.patient(HOSTILE_TEXT), kb)
+    escaped = r"!\[b\](http\://127.0.0.1:9/x.png)\<img src=x onerror=alert(1)>"
+    text = report_markdown(assessment, HOSTILE_TEXT)
+    assert text.startswith(f"# Eligibility report — {escaped}\n")
+    assert f"\n{escaped}\n" in text  # the story
+    assert f"| GE4.7 | exclusion | unknown | unknown: '{escaped}' (events.csv row 7) is not a known" in text
+    assert "![b](" not in text and not re.search(r"(?<!\\)<img", text)
+    page = report_html(assessment, HOSTILE_TEXT)
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
