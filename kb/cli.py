@@ -26,8 +26,10 @@ from kb.importers import load_data
 from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
 from kb.mutation import run_mutation_check
 from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
+from kb.questions import MAX_QUESTION_CHARS, check_length
 from kb.render import assessment_text, coverage_text, repair_text, trace_dot, trace_text
 from kb.repairs import find_repairs
+from kb.report import spreadsheet_rows
 from kb.review.impact import population_impact
 from kb.review.report import review_markdown
 from kb.review.reviewer import review
@@ -177,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "diagnosis code means no cohort (default off: COHORT stays unknown)",
     )
     ask = command("ask", "Ask a question in your own words (the chat's parser, deterministic, offline).")
-    ask.add_argument("question")
+    ask.add_argument("question", help=f"at most {MAX_QUESTION_CHARS:,} characters, as in the chat")
     command("review", "Review the protocol: contradictory, dead and redundant rules, each with a witness.")
     coverage = command(
         "coverage", "Every protocol item of section 2: its criterion, rules and the vignettes that exercise it."
@@ -450,6 +452,7 @@ def _whatif_text(answer: WhatIf) -> None:
 
 def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
     """One question in free wording: the chat's answer (kb.answers), shown with the CLI's renderers."""
+    check_length(args.question)  # the chat's limit: a longer question is an error (exit 2), not read
     reply = answer(args.question, kb, dataset, assumptions, None, args.as_of)
     if reply.kind == "error":
         raise KbError(reply.headline)
@@ -541,13 +544,16 @@ def _write_report(path: Path, table: list[dict[str, str]], stages: list[tuple[st
         with path.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(table[0]) if table else ["patient"])
             writer.writeheader()
-            writer.writerows(table)
+            writer.writerows(spreadsheet_rows(table))  # an id such as =HYPERLINK(…) stays text
     elif suffix == ".xlsx":
         import pandas as pd  # only this report needs it
 
+        funnel_rows = [{"stage": s, "patients": n} for s, n in stages]
         with pd.ExcelWriter(path, engine="openpyxl") as writer:
-            pd.DataFrame(table).to_excel(writer, sheet_name="patients", index=False)
-            pd.DataFrame(stages, columns=["stage", "patients"]).to_excel(writer, sheet_name="funnel", index=False)
+            pd.DataFrame(spreadsheet_rows(table)).to_excel(writer, sheet_name="patients", index=False)
+            pd.DataFrame(spreadsheet_rows(funnel_rows), columns=["stage", "patients"]).to_excel(
+                writer, sheet_name="funnel", index=False
+            )
     else:
         raise KbError(f"{path}: the report is written as .csv, .xlsx or .json")
     print(f"kb: report written to {path}", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -22,39 +23,69 @@ from pathlib import Path
 
 from rapidfuzz import fuzz, process, utils
 
+from kb.errors import KbError
 from kb.knowledge import KnowledgeBase
 
-__all__ = ["INTENTS", "Clarification", "Question", "parse_question"]
+__all__ = ["INTENTS", "MAX_QUESTION_CHARS", "Clarification", "Question", "check_length", "parse_question"]
 
 ALIASES_FILE = Path(__file__).parent / "facts" / "vocabulary" / "question_aliases.csv"
 
-#: (intent, pattern), first match wins: the order matters.
-INTENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (intent, re.compile(pattern, re.IGNORECASE))
-    for intent, pattern in (
-        ("help", r"^\s*(help|\?+|what can you (do|answer)|how do i)\b"),
-        ("review", r"contradict|review (the )?protocol|protocol review|dead rules?|redundan|inconsisten"),
-        (
-            "screen",
-            r"which patients|screen(ing)? (the )?(cohort|patients|data ?set)|^\s*screen\b|all patients|who is eligible",
+#: The longest question the chat and `kb ask` accept (the parser itself stays linear beyond it).
+MAX_QUESTION_CHARS = 2000
+
+#: One way of asking: patterns that must occur in this order (each searched from where the
+#: previous one ended), so "why …, by …" is one search per piece and never the backtracking
+#: of `why.*by`, which is quadratic in the length of the question.
+Sequence = tuple[re.Pattern[str], ...]
+
+
+def _ways(*alternatives: str) -> tuple[Sequence, ...]:
+    """Alternatives written as regular expressions whose `.*` means "then, later on"."""
+    return tuple(tuple(re.compile(piece, re.IGNORECASE) for piece in way.split(".*")) for way in alternatives)
+
+
+#: (intent, ways of asking), the first intent with a way that matches wins: the order matters.
+INTENTS: tuple[tuple[str, tuple[Sequence, ...]], ...] = (
+    ("help", _ways(r"^\s*(help|\?+|what can you (do|answer)|how do i)\b")),
+    ("review", _ways(r"contradict|review (the )?protocol|protocol review|dead rules?|redundan|inconsisten")),
+    (
+        "screen",
+        _ways(
+            r"which patients|all patients|who is eligible|^\s*screen\b",
+            r"screen(ing)? (the )?(cohort|patients|data ?set)",
         ),
-        ("whatif", r"\bwhat if\b|\bsuppose\b|\bimagine\b|\bif (we|the|his|her|their|p)\b.*\b(were|was|had|enrol|stop)"),
-        ("until", r"until when|eligible until|how long .*eligible|when .*(lapse|expire|stop being eligible)"),
-        (
-            "repair",
-            r"what would (it take|make)|what (does|do) .* need to|how (can|could) .* (become|be) eligible|"
-            r"make .* eligible|\brepair|when (can|could) .* (be )?(enrol|enroll|included)|earliest",
+    ),
+    (
+        "whatif",
+        _ways(r"\bwhat if\b|\bsuppose\b|\bimagine\b", r"\bif (we|the|his|her|their|p)\b.*\b(were|was|had|enrol|stop)"),
+    ),
+    (
+        "until",
+        _ways(r"until when|eligible until", r"how long .*eligible", r"when .*(lapse|expire|stop being eligible)"),
+    ),
+    (
+        "repair",
+        _ways(
+            r"what would (it take|make)|\brepair|earliest", r"what (does|do) .* need to",
+            r"how (can|could) .* (become|be) eligible", r"make .* eligible",
+            r"when (can|could) .* (be )?(enrol|enroll|included)",
         ),
-        ("missing", r"missing|to collect|what data|which data|what (tests|results)|still need"),
-        ("criterion", r"\bexplain\b|show (me )?the rule|what does .* (mean|say)|\brule for\b|definition of"),
-        (
-            "why",
-            r"\bwhy\b.*\b(by|under|on)\b|\bwhy\b.*\b(fail\w*)\b.*\b[a-z]{2,3}[- ]?[ie]?[- ]?\d|why .*\bcriterion\b",
+    ),
+    ("missing", _ways(r"missing|to collect|what data|which data|what (tests|results)|still need")),
+    ("criterion", _ways(r"\bexplain\b|show (me )?the rule|\brule for\b|definition of", r"what does .* (mean|say)")),
+    (
+        "why",
+        _ways(
+            r"\bwhy\b.*\b(by|under|on)\b", r"\bwhy\b.*\b(fail\w*)\b.*\b[a-z]{2,3}[- ]?[ie]?[- ]?\d",
+            r"why .*\bcriterion\b",
         ),
-        ("blockers", r"\bblock|why .*(not |in)eligible|why .*(excluded|rejected)|what stops|\breasons?\b|\bfail"),
-        ("check", r"eligib|\bcheck\b|summar|status|verdict|\bok\b|can .* (join|enrol|enroll)"),
-    )
-)
+    ),
+    (
+        "blockers",
+        _ways(r"\bblock|what stops|\breasons?\b|\bfail", r"why .*(not |in)eligible", r"why .*(excluded|rejected)"),
+    ),
+    ("check", _ways(r"eligib|\bcheck\b|summar|status|verdict|\bok\b", r"can .* (join|enrol|enroll)")),
+)  # fmt: skip
 NEEDS_PATIENT = frozenset({"check", "blockers", "why", "repair", "until", "whatif", "missing"})
 _ID = re.compile(
     r"\b(?:patient|pt)\s*#?\s*p?[-\s]?0*(\d{1,4})(?='?s\b|\b)|\bp[-\s#]?0*(\d{1,4})(?='?s\b|\b)", re.IGNORECASE
@@ -123,6 +154,19 @@ class Clarification:
     options: tuple[str, ...] = field(default_factory=tuple)  # questions to pick from, rewritten
 
 
+def check_length(text: str) -> None:
+    """Refuse a question longer than MAX_QUESTION_CHARS (the chat's input box and `kb ask`).
+
+    The parser is linear, but a question of pages is a paste gone wrong, and every answer
+    echoes its question; the limit keeps one user's paste from slowing everyone's answers.
+    """
+    if len(text) > MAX_QUESTION_CHARS:
+        raise KbError(
+            f"the question is {len(text):,} characters long; at most {MAX_QUESTION_CHARS:,} are read: "
+            "ask about one patient or criterion at a time"
+        )
+
+
 @lru_cache(maxsize=1)
 def _aliases() -> tuple[tuple[str, str, str], ...]:
     with ALIASES_FILE.open(encoding="utf-8") as fh:
@@ -140,7 +184,7 @@ def parse_question(
     """The question understood, or a clarification to ask back."""
     cleaned = " ".join(text.split())
     corrected = _corrected(cleaned)
-    intent = next((name for name, pattern in INTENTS if pattern.search(corrected)), "help")
+    intent = next((name for name, ways in INTENTS if any(_asked(way, corrected) for way in ways)), "help")
     patient = _patient(cleaned, patient_ids)
     if isinstance(patient, Clarification):
         return patient
@@ -170,6 +214,37 @@ def parse_question(
     return Question(intent, cleaned, patient, criterion, changes, notes)
 
 
+def _asked(way: Sequence, text: str) -> bool:
+    """Whether the pieces occur in order: each searched once, from the end of the one before.
+
+    The earliest match of a piece ends first, so nothing is lost by not trying later ones.
+    """
+    position = 0
+    for piece in way:
+        found = piece.search(text, position)
+        if found is None:
+            return False
+        position = found.end()
+    return True
+
+
+class _Spans:
+    """Non-overlapping spans in text order (a pattern's matches), asked by position in O(log n)."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        self.starts = [start for start, _ in spans]
+        self.ends = [end for _, end in spans]
+
+    def __contains__(self, position: object) -> bool:
+        assert isinstance(position, int)
+        k = bisect_right(self.starts, position) - 1
+        return k >= 0 and position < self.ends[k]
+
+
+def _dates(text: str) -> _Spans:
+    return _Spans([m.span() for m in _DATE.finditer(text)])
+
+
 #: The words the intent patterns hang on, to correct a typo before matching.
 _KEYWORDS = (
     "eligible", "ineligible", "eligibility", "block", "blocks", "blocked", "blocking", "excluded", "missing",
@@ -192,12 +267,16 @@ def _corrected(text: str) -> str:
 
 
 def _patient(text: str, ids: list[str] | tuple[str, ...]) -> str | Clarification | None:
-    numbers = {m.group(1) or m.group(2) for m in _ID.finditer(text) if not _inside_date(text, m.start())}
+    dates = _dates(text)
+    numbers = dict.fromkeys(m.group(1) or m.group(2) for m in _ID.finditer(text) if m.start() not in dates)
     if not numbers:
         return None
+    by_number: dict[str, list[str]] = {}  # once per question, not once per number named
+    for pid in ids:
+        by_number.setdefault(re.sub(r"\D", "", pid).lstrip("0"), []).append(pid)
     found: set[str] = set()
-    for number in numbers:
-        same = [pid for pid in ids if re.sub(r"\D", "", pid).lstrip("0") == number.lstrip("0")]
+    for number in numbers:  # in the order written, so the first unknown one is the one named
+        same = by_number.get(number.lstrip("0"), [])
         if not same:
             best = process.extractOne(f"P{number}", list(ids), scorer=fuzz.ratio, processor=utils.default_process)
             if best is None or best[1] < 75:
@@ -207,10 +286,6 @@ def _patient(text: str, ids: list[str] | tuple[str, ...]) -> str | Clarification
     if len(found) > 1:
         return Clarification(text, "Which of these patients do you mean?", tuple(sorted(found)))
     return found.pop()
-
-
-def _inside_date(text: str, position: int) -> bool:
-    return any(m.start() <= position < m.end() for m in _DATE.finditer(text))
 
 
 def _criterion(text: str, kb: KnowledgeBase, intent: str) -> str | None:
@@ -244,7 +319,7 @@ def _changes(
     lowered = text.casefold()
     changes: list[str] = []
     notes: list[str] = []
-    consumed: list[tuple[int, int]] = []
+    stops: list[tuple[int, int]] = []
     for stop in re.finditer(r"\bstop(?:ped|ping|s)?\s+([a-z][\w-]*)(?:\s+on)?(?:\s+(\d{4}-\d{2}-\d{2}))?", lowered):
         when = stop.group(2)
         if when is None:
@@ -253,15 +328,16 @@ def _changes(
             when = today.isoformat()
             notes.append(f"{stop.group(1)} stopped on {when}, the as-of date")
         changes.append(f"stop:{stop.group(1)}@{when}")
-        consumed.append(stop.span())
+        stops.append(stop.span())
+    consumed = _Spans(stops)
     for match in _DATE.finditer(lowered):
-        if any(start <= match.start() < end for start, end in consumed):
+        if match.start() in consumed:
             continue
-        before = lowered[: match.start()]
-        anchor = next((a for a in ("apheresis", "screening", "enrol") if a in before[-40:]), None)
+        before = lowered[max(0, match.start() - 40) : match.start()]  # a slice, not a copy of the whole prefix
+        anchor = next((a for a in ("apheresis", "screening", "enrol") if a in before), None)
         if anchor:
             changes.append(f"{'enrolment' if anchor == 'enrol' else anchor}={match.group(1)}")
-    window = re.search(r"(\d+)\s*(day|week|month)s?", lowered)
+    window = re.search(r"(?<!\d)(\d+)\s*(day|week|month)s?", lowered)  # from a run's first digit: linear
     if window and re.search(r"window|look-?back|course", lowered):
         days = int(window.group(1)) * {"day": 1, "week": 7, "month": 30}[window.group(2)]
         assumption = next(
@@ -273,13 +349,18 @@ def _changes(
         changes.append(f"assume:{assumption}={days}")
         return tuple(changes), tuple(notes)
     names = _items(kb)
+    known = list(names)
+    dates = _dates(lowered)
+    words = [m.span() for m in re.finditer(r"[a-z][a-z0-9_/-]*", lowered)]  # tokenised once
+    starts = [start for start, _ in words]
     for match in _NUMBER.finditer(lowered):
-        if _inside_date(lowered, match.start()) or re.match(
-            r"p[-\s#]?$", lowered[max(0, match.start() - 2) : match.start()]
-        ):
+        at = match.start()
+        if at in dates or re.match(r"p[-\s#]?$", lowered[max(0, at - 2) : at]):
             continue
-        words = [w for w in re.findall(r"[a-z][a-z0-9_/-]*", lowered[: match.start()])[-4:] if w not in _FILLER]
-        item = _item(words, names)
+        # the last four words before the number (one running into it cut where the number starts)
+        k = bisect_left(starts, at)
+        preceding = [lowered[a : min(b, at)] for a, b in words[max(0, k - 4) : k]]
+        item = _item([w for w in preceding if w not in _FILLER], names, known)
         if item is None:
             continue
         unit = f" {text[match.start(2) : match.end(2)]}" if match.group(2) else ""
@@ -287,7 +368,7 @@ def _changes(
     return tuple(changes), tuple(notes)
 
 
-def _item(words: list[str], names: dict[str, str]) -> str | None:
+def _item(words: list[str], names: dict[str, str], choices: list[str]) -> str | None:
     """The item the last words before a number name (two words first: 'ejection fraction')."""
     for size in (3, 2, 1):
         if len(words) >= size:
@@ -296,5 +377,5 @@ def _item(words: list[str], names: dict[str, str]) -> str | None:
                 return names[phrase]
     if not words:
         return None
-    best = process.extractOne(words[-1], list(names), scorer=fuzz.ratio, score_cutoff=80)
+    best = process.extractOne(words[-1], choices, scorer=fuzz.ratio, score_cutoff=80)
     return names[best[0]] if best else None

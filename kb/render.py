@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from kb.coverage import CoverageReport
@@ -9,9 +10,45 @@ from kb.evaluation import Assessment, CriterionResult
 from kb.repairs import RepairAnswer
 from kb.trace import Node
 
-__all__ = ["assessment_text", "coverage_text", "criterion_text", "repair_text", "trace_dot", "trace_text"]
+__all__ = [
+    "assessment_text",
+    "coverage_text",
+    "criterion_text",
+    "escape_markdown",
+    "repair_text",
+    "trace_dot",
+    "trace_text",
+]
 
 _MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "not_applicable": "–", "manual": "✎"}
+
+
+#: What can start Markdown (CommonMark, GFM) or Streamlit markup anywhere in a line.
+_MARKUP = re.compile(
+    r"[\\`*~\[\]|$]"  # escapes, code, emphasis, strikethrough, links and images, tables, LaTeX
+    r"|(?<![^\W_])_|_(?![^\W_])"  # underscore emphasis: one inside a word can neither open nor close it
+    r"|<(?=[A-Za-z/!?])"  # HTML: tags, comments, declarations; <http://…> autolinks
+    r"|&(?=#?\w+;)"  # character references (&lt; would show as <)
+    r"|:(?=/)|@(?=[\w-]+\.\w)|(?<=[wW]{3})\."  # autolinks: http://…, name@host.org, www.…
+)
+#: What starts a block only at the start of a line: headings, quotes, lists, setext underlines.
+_LINE_MARKUP = re.compile(r"^([ \t]*)([#>+=-]|\d+(?=[.)]))", re.MULTILINE)
+
+
+def escape_markdown(text: str) -> str:
+    """User or file text made to show as itself in Markdown (Streamlit's included), never as markup.
+
+    A patient id, drug name or question such as `![b](http://host/x.png)<img src=x>` would
+    otherwise load an image from anywhere (a beacon) or turn into a link, emphasis or
+    colour (Streamlit's :red[…] needs its bracket). Every character that can start markup
+    gets a backslash, which CommonMark defines as showing the character itself; ordinary
+    prose ("P059: ineligible", "< 50", "ge4_7_window_days", dates) is left as it is, so
+    what the user reads does not change.
+    """
+    escaped = _MARKUP.sub(lambda m: "\\" + m.group(0), text)
+    return _LINE_MARKUP.sub(
+        lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), escaped
+    )
 
 
 def trace_text(node: Node, indent: str = "") -> str:

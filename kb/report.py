@@ -4,35 +4,67 @@ An investigator files what the tool said and on what basis: the verdict per coho
 criterion with its status and one-line reason, the data still to collect, the criteria to
 verify by hand, the reference dates, the assumptions in force and the stamp (rules,
 assumptions, facts), so the answer can be reproduced. Markdown for the trial file, HTML
-(escaped, no scripts) for a browser or a printer.
+(escaped, no scripts) for a browser or a printer. Both show the files' text as text: a
+patient id or drug name such as `![b](http://host/x.png)<img src=x>` is escaped (Markdown
+backslashes, HTML entities), never an image, a link or markup in the reader's viewer.
+
+Screening tables leave as CSV and Excel files (`kb screen --out`, the Cohort page): every
+cell goes through `spreadsheet_cell`, so a patient id or name from a file never becomes a
+formula in the investigator's spreadsheet.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Mapping
 
 from kb.evaluation import Assessment
+from kb.render import escape_markdown
 
-__all__ = ["report_html", "report_markdown"]
+__all__ = ["FORMULA_STARTS", "report_html", "report_markdown", "spreadsheet_cell", "spreadsheet_rows"]
+
+#: What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"): = + - @, tab, CR.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A cell that a spreadsheet shows as the text it is: a text starting a formula gets a quote.
+
+    An uploaded patient id `=HYPERLINK("http://x","y")` or `@SUM(1)` written raw turns live
+    when the CSV or workbook is opened (a link that sends data away, a command). OWASP's
+    remedy: prefix a single quote, which Excel and LibreOffice show as text. Typed numbers
+    (a count, -3 as a number) stay numbers; the text "-3" is text and gets its quote too.
+    In a workbook, the quoted text is a string cell (openpyxl data type 's'), never 'f'.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def spreadsheet_rows(rows: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
+    """Rows with every cell made inert by `spreadsheet_cell` (for csv.DictWriter or a DataFrame)."""
+    return [{key: spreadsheet_cell(value) for key, value in row.items()} for row in rows]
 
 
 def _cells(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """One table cell: escaped (| included) and on one line."""
+    return escape_markdown(text.replace("\n", " "))
 
 
 def report_markdown(assessment: Assessment, story: str = "") -> str:
     a = assessment
+    e = escape_markdown  # every text that can quote a file or the protocol
     via = f" (via {', '.join(a.eligible_via)})" if a.eligible_via else ""
-    lines = [f"# Eligibility report — {a.patient_id}", "", f"**Verdict: {a.verdict}{via}**", ""]
+    lines = [f"# Eligibility report — {e(a.patient_id)}", "", f"**Verdict: {a.verdict}{via}**", ""]
     if story:
-        lines += [story, ""]
-    lines += [f"Scope: {a.scope}.", ""]
+        lines += [e(story), ""]
+    lines += [f"Scope: {e(a.scope)}.", ""]
     for cohort in a.cohorts:
         lines.append(
             f"- cohort {cohort.cohort}: {cohort.verdict}"
             + (f"; blocking {', '.join(cohort.blocking)}" if cohort.blocking else "")
             + (f"; unknown {', '.join(cohort.unknown)}" if cohort.unknown else "")
-            + (f" ({cohort.note})" if cohort.note else "")
+            + (f" ({e(cohort.note)})" if cohort.note else "")
         )
     lines += ["", "Reference dates: " + ", ".join(f"{k} {v}" for k, v in a.reference.as_dict().items()), ""]
     elsewhere = {r.id for r in a.elsewhere}
@@ -43,9 +75,9 @@ def report_markdown(assessment: Assessment, story: str = "") -> str:
         if r.id not in elsewhere
     ]
     if a.to_collect:
-        lines += ["", "## Data to collect", ""] + [f"- {g.item} ({g.reason}): {g.detail}" for g in a.to_collect]
+        lines += ["", "## Data to collect", ""] + [f"- {e(f'{g.item} ({g.reason}): {g.detail}')}" for g in a.to_collect]
     if a.manual_checks:
-        lines += ["", "## Verify by hand", ""] + [f"- {r.id}: {r.criterion.text}" for r in a.manual_checks]
+        lines += ["", "## Verify by hand", ""] + [f"- {r.id}: {e(r.criterion.text)}" for r in a.manual_checks]
     lines += ["", "## Basis", ""]
     lines += ["Assumptions: " + ", ".join(f"{k} = {v}" for k, v in a.assumptions.items())]
     lines += ["", "Stamp: " + ", ".join(f"{k} {v}" for k, v in a.stamp.items())]

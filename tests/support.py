@@ -4,10 +4,16 @@ size of an exhaustive check in the run at hand."""
 from __future__ import annotations
 
 import csv
+import io
 import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kb.patients import DEMO_DATASET
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,3 +54,43 @@ def deep(ci: int, by_hand: int) -> int:
     """How many cases an exhaustive check tries: `ci` in CI's slow profile, `by_hand` in the
     deep run a developer starts by hand with FUZZ=deep (see the README's Tests section)."""
     return by_hand if os.environ.get("FUZZ", "").strip().lower() == "deep" else ci
+
+
+#: A patient id and drug name a hostile file may carry: a Markdown image (a beacon) and HTML.
+HOSTILE_TEXT = "![b](http://127.0.0.1:9/x.png)<img src=x onerror=alert(1)>"
+
+
+def hostile_upload() -> list[tuple[str, bytes, str]]:
+    """Demo patient P001's files with HOSTILE_TEXT as the patient id, a medication's name and
+    a platelet count (a rejected row, so a problem that quotes it), as an upload."""
+    upload = []
+    for file, rows in demo_files("P001").items():
+        rows = [dict(r, patient_id=HOSTILE_TEXT) for r in rows]
+        if file == "events":
+            rows.append(
+                dict(rows[-1], kind="medication", name=HOSTILE_TEXT, code="", start_date="2026-11-01", end_date="")
+            )
+        if file == "observations":
+            rows.append(dict(rows[-1], item="platelets", value=HOSTILE_TEXT))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        upload.append((f"{file}.csv", text.getvalue().encode(), "text/csv"))
+    return upload
+
+
+#: HOSTILE_TEXT as escape_markdown shows it: every bracket and tag a literal character.
+ESCAPED_HOSTILE_TEXT = r"!\[b\](http\://127.0.0.1:9/x.png)\<img src=x onerror=alert(1)>"
+
+
+def rendered(app: AppTest) -> list[str]:
+    """Every text Streamlit renders as Markdown: markdown, captions, alerts, and expander and button labels."""
+    texts = [e.value for e in (*app.markdown, *app.caption, *app.success, *app.error, *app.warning, *app.info)]
+    return [str(t) for t in texts] + [e.label for e in app.expander] + [b.label for b in app.button]
+
+
+def assert_shown_as_text(texts: list[str]) -> None:
+    """No live image, link or HTML anywhere: each bracket and tag of the hostile text is escaped."""
+    for text in texts:
+        assert not re.search(r"(?<!\\)(!\[b|\]\(http|<img)", text), text

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.support import ROOT
+from tests.support import ESCAPED_HOSTILE_TEXT as ESCAPED
+from tests.support import ROOT, assert_shown_as_text, rendered
 
 APP = str(ROOT / "app.py")
 
@@ -97,3 +98,18 @@ def test_a_fhir_bundle_or_a_wide_table_can_be_uploaded(app: AppTest) -> None:
     app.sidebar.file_uploader(key="upload").set_value([("export.csv", wide, "text/csv")]).run()
     assert not app.exception
     assert app.sidebar.selectbox(key="patient").options == ["W1"]
+
+
+def test_an_uploaded_patient_id_and_drug_name_are_shown_as_text(app: AppTest) -> None:
+    """Issue 16: an image beacon in an id or drug name fired in the verdict box, labels and sidebar."""
+    from tests.support import HOSTILE_TEXT, hostile_upload
+
+    app.sidebar.file_uploader(key="upload").set_value(hostile_upload()).run()
+    assert not app.exception
+    assert app.sidebar.selectbox(key="patient").options == [HOSTILE_TEXT]  # a selectbox option is plain text
+    texts = rendered(app)
+    assert_shown_as_text(texts)
+    warning = app.sidebar.warning[0].value  # the rejected row, quoted
+    assert warning.startswith("1 problem(s) reading the upload") and ESCAPED in warning
+    assert any(t.startswith(f"**{ESCAPED}: Needs data**") for t in texts)  # the verdict box
+    assert any(t.startswith(f"? GE4.7 — unknown: unknown: '{ESCAPED}' (events.csv row") for t in texts)  # a label

@@ -105,3 +105,33 @@ def test_what_ifs_never_reach_the_stored_patient() -> None:
     app.chat_input(key="ask").set_value("is P002 eligible?").run()
     assert "P002: Ineligible" in shown(app)
     assert "platelets 49" in shown(app)  # the stored count, not the hypothetical 80
+
+
+def test_a_question_is_read_up_to_the_limit() -> None:
+    """The input box takes MAX_QUESTION_CHARS (Streamlit cuts what a client sends beyond it)."""
+    from kb.questions import MAX_QUESTION_CHARS
+
+    app = ask("why is P011 not eligible" + "?" * 2476)  # 2,500 characters
+    assert app.chat_input(key="ask").proto.max_chars == MAX_QUESTION_CHARS
+    assert len(app.session_state["chat"][0].text) == MAX_QUESTION_CHARS
+    assert "understood: blockers · P011" in shown(app)
+
+
+def test_a_question_and_an_uploaded_id_are_shown_as_text() -> None:
+    """Issue 16: the chat echoed the question through Markdown (an image beacon fired), and ids and
+    drug names from an upload reached the verdict box, labels and buttons as Markdown."""
+    from tests.support import ESCAPED_HOSTILE_TEXT as ESCAPED
+    from tests.support import HOSTILE_TEXT, assert_shown_as_text, hostile_upload, rendered
+
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    app.sidebar.file_uploader(key="upload").set_value(hostile_upload()).run()
+    assert_shown_as_text(rendered(app))  # the greeting: its example buttons name the current patient
+    assert f"Is {ESCAPED} eligible?" in [b.label for b in app.button]
+    app.chat_input(key="ask").set_value(f"is {HOSTILE_TEXT} eligible?").run()
+    assert not app.exception
+    texts = rendered(app)
+    assert_shown_as_text(texts)
+    assert app.chat_message[0].markdown[0].value == f"is {ESCAPED} eligible?"  # the question, as typed
+    assert app.session_state["chat"][0].text == f"is {HOSTILE_TEXT} eligible?"  # and kept as typed
+    assert any(t.startswith(f"**{ESCAPED}: Needs data**") for t in texts)
+    assert any(t.startswith(f"? GE4.7 — unknown: unknown: '{ESCAPED}'") for t in texts)

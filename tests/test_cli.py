@@ -298,3 +298,40 @@ def test_every_error_exits_2_never_a_traceback(
 
 def test_an_engine_error_is_a_kb_error() -> None:
     assert issubclass(EngineError, KbError)
+
+
+def test_kb_ask_refuses_a_question_longer_than_the_chat_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    """The chat's length limit holds in `kb ask` too: exit 2 and the limit named, not a slow answer."""
+    from kb.questions import MAX_QUESTION_CHARS
+
+    code, out, err = run(capsys, "ask", "why " * (MAX_QUESTION_CHARS // 4) + "is P001 not eligible")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"kb: the question is {MAX_QUESTION_CHARS + 20:,} characters long; at most 2,000")
+
+
+HOSTILE_IDS = ('=HYPERLINK("http://x","y")', "@SUM(1)", "-2+3", "+1")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_kb_screen_writes_ids_that_look_like_formulas_as_text(
+    suffix: str, tmp_path: Path, write_dataset: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OWASP CSV injection: a cell starting with = + - @ gets a quote, and no workbook cell is a formula."""
+    folder = write_dataset(patients=[{"patient_id": pid, "sex": "F"} for pid in HOSTILE_IDS])
+    out = tmp_path / f"report{suffix}"
+    assert main(["--facts", str(folder), "screen", "--out", str(out)]) == 0
+    if suffix == ".csv":
+        import csv
+
+        with out.open(encoding="utf-8", newline="") as fh:
+            shown = {row["patient"] for row in csv.DictReader(fh)}
+        assert shown == {"'" + pid for pid in HOSTILE_IDS}
+    else:
+        import openpyxl
+
+        sheet = openpyxl.load_workbook(out)["patients"]
+        cells = [row[0] for row in sheet.iter_rows(min_row=2)]
+        assert {c.value for c in cells} == {"'" + pid for pid in HOSTILE_IDS}
+        assert {c.data_type for c in cells} == {"s"}  # text, never "f" (a formula)
+        funnel = openpyxl.load_workbook(out)["funnel"]
+        assert [c.data_type for c in funnel["B"][1:]] == ["n"] * (funnel.max_row - 1)  # counts stay numbers

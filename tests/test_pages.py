@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.support import ROOT
@@ -47,3 +50,31 @@ def test_the_training_page_sets_passing_and_failing_vignettes_side_by_side() -> 
     app.button(key="quiz_answer").click().run()
     assert app.error[0].value.startswith("Not quite: P042 is eligible")
     assert app.caption[-1].value == "score: 0 of 1"
+
+
+def test_the_cohort_downloads_keep_ids_that_look_like_formulas_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OWASP CSV injection: an uploaded id starting with = or @ leaves in the CSV and the workbook as text."""
+    import io
+
+    import openpyxl
+    from streamlit.delta_generator import DeltaGenerator
+
+    downloads: dict[str, object] = {}
+    original = DeltaGenerator.download_button
+
+    def keep(self: DeltaGenerator, label: str, data: object, *args: object, **kwargs: object) -> object:
+        downloads[label] = data
+        return original(self, label, data, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", keep)
+    hostile = ('=HYPERLINK("http://x","y")', "@SUM(1)")
+    patients = "patient_id,sex\n" + "".join(f'"{pid.replace(chr(34), chr(34) * 2)}",F\n' for pid in hostile)
+    app = page("ui/cohort.py")
+    app.sidebar.file_uploader(key="upload").set_value([("patients.csv", patients.encode(), "text/csv")]).run()
+    assert not app.exception
+    assert set(app.dataframe[1].value["patient"]) == set(hostile)  # shown as they are on the page
+    written = list(csv.DictReader(io.StringIO(str(downloads["Download (CSV)"]))))
+    assert {row["patient"] for row in written} == {"'" + pid for pid in hostile}
+    sheet = openpyxl.load_workbook(io.BytesIO(downloads["Download (Excel)"]))["screening"]  # type: ignore[arg-type]
+    cells = [row[0] for row in sheet.iter_rows(min_row=2)]
+    assert {c.value for c in cells} == {"'" + pid for pid in hostile} and {c.data_type for c in cells} == {"s"}

@@ -1,5 +1,6 @@
 """The question parser: every intent in several wordings (a typo, a loose id), what-if
-changes in the forms kb whatif takes, and a clarification instead of a guess."""
+changes in the forms kb whatif takes, a clarification instead of a guess, and linear time
+on hostile questions (benchmarks/chat.py holds them and the absolute figure)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from datetime import date
 
 import pytest
 
+from benchmarks.chat import HOSTILE, hostile_question, parse_seconds
+from kb.errors import KbError
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
-from kb.questions import Clarification, Question, parse_question
+from kb.questions import MAX_QUESTION_CHARS, Clarification, Question, check_length, parse_question
 from kb.whatif import parse_change
 
 AS_OF = date(2026, 11, 24)
@@ -120,3 +123,38 @@ def test_nothing_in_a_question_is_executed(kb: KnowledgeBase, demo: Dataset) -> 
     """Code in a question is text: no change is read from it, and the user is asked what to change."""
     question = ask(kb, demo, "what if P002's platelets were __import__('os').system('echo hi')")
     assert isinstance(question, Clarification) and question.prompt.startswith("What should change?")
+
+
+@pytest.mark.parametrize(("name", "prefix", "unit", "suffix", "intent"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_hostile_question_is_parsed_in_linear_time(
+    kb: KnowledgeBase, demo: Dataset, name: str, prefix: str, unit: str, suffix: str, intent: str
+) -> None:
+    """Ten times the text takes about ten times as long, not a hundred ("why " x 8000 took 24 s).
+
+    Far beyond the length limit (the parser is called directly), for every intent; the
+    question is still read as that intent. CPU time, so other processes do not count; the
+    absolute figure (10 KB < 100 ms) is benchmarks/chat.py's.
+    """
+    ids = sorted(demo.patients)
+    short, long = (hostile_question(prefix, unit, suffix, size) for size in (1_000, 10_000))
+    parsed = parse_question(long, kb, ids, None, AS_OF)
+    assert isinstance(parsed, Question) and parsed.intent == intent
+    assert parse_seconds(long, kb, ids) / parse_seconds(short, kb, ids) < 20
+
+
+def test_a_what_if_reads_the_words_just_before_each_number(kb: KnowledgeBase, demo: Dataset) -> None:
+    """Tokenised once (not re-scanned per number): each value still goes with its own item."""
+    question = ask(kb, demo, "what if P002 had platelets 80 and an ANC of 1.2 and hgb 9.5 g/dL on 2026-11-20")
+    assert isinstance(question, Question)
+    assert question.changes == ("platelets=80", "anc=1.2", "hemoglobin=9.5 g/dL")
+
+
+def test_the_first_unknown_patient_named_is_the_one_asked_about(kb: KnowledgeBase, demo: Dataset) -> None:
+    answer = ask(kb, demo, "is P998 or P999 eligible?")
+    assert isinstance(answer, Clarification) and "no patient 998" in answer.prompt
+
+
+def test_a_question_longer_than_the_limit_is_refused_with_the_limit() -> None:
+    check_length("x" * MAX_QUESTION_CHARS)  # at the limit: read
+    with pytest.raises(KbError, match=f"is {MAX_QUESTION_CHARS + 1:,} characters long; at most 2,000"):
+        check_length("x" * (MAX_QUESTION_CHARS + 1))

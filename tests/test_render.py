@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from kb.evaluation import Assessment
-from kb.render import assessment_text, trace_dot, trace_text
+from kb.render import assessment_text, escape_markdown, trace_dot, trace_text
 
 
 def test_text_summary(demo_assessments: dict[str, Assessment]) -> None:
@@ -27,3 +30,26 @@ def test_trace_text_and_dot(demo_assessments: dict[str, Assessment]) -> None:
     assert "n1 -> n2;" in dot
     assert dot.count("->") == len(tree.walk()) - 1
     json.dumps(tree.as_dict(), ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("![b](http://127.0.0.1:9/x.png)", r"!\[b\](http\://127.0.0.1:9/x.png)"),  # an image: a beacon
+        ("<img src=x onerror=alert(1)>", r"\<img src=x onerror=alert(1)>"),
+        ("[click](javascript:alert(1))", r"\[click\](javascript:alert(1))"),
+        (":red[alarm] **bold** _it_", r":red\[alarm\] \*\*bold\*\* \_it\_"),
+        ("`code` ~~gone~~ $x$ a|b", r"\`code\` \~\~gone\~\~ \$x\$ a\|b"),
+        ("# title\n- item\n1. first\n> quote", "\\# title\n\\- item\n1\\. first\n\\> quote"),
+        ("<http://x> www.x.org me@x.org &lt;", r"\<http\://x> www\.x.org me\@x.org \&lt;"),
+        ("a \\[b", r"a \\\[b"),  # a backslash of its own stays one
+        # ordinary prose stays as it is: what the user reads does not change
+        ("P059: ineligible; GE4.2 fail", "P059: ineligible; GE4.2 fail"),
+        ("platelets 49 ×10^9/L on 2026-11-17 < 50 required", "platelets 49 ×10^9/L on 2026-11-17 < 50 required"),
+        ("assume:ge4_7_window_days=28 (P001's)", "assume:ge4_7_window_days=28 (P001's)"),
+    ],
+)
+def test_escape_markdown_shows_text_as_text(text: str, shown: str) -> None:
+    assert escape_markdown(text) == shown
+    # CommonMark: a backslash before punctuation shows the punctuation itself
+    assert re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", shown) == text

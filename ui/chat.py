@@ -3,6 +3,8 @@
 Every turn's `Answer` object (from `kb.answers`) stays in the session, so earlier turns
 keep their proofs when the page reruns; what-ifs live only in their own answers, never in
 the stored facts, so nothing hypothetical leaks into another turn or another session.
+The question, and every answer text that can quote it or a file (ids, drug and item
+names), is shown as text: escaped for Markdown, which Streamlit also applies to labels.
 """
 
 from __future__ import annotations
@@ -11,21 +13,23 @@ import pandas as pd
 import streamlit as st
 
 from kb.answers import Answer, answer
+from kb.questions import MAX_QUESTION_CHARS
+from kb.render import escape_markdown as text
 from ui.context import context
 from ui.evidence import criterion_evidence, verdict_box
 
 
 def render(turn: Answer, n: int) -> None:
     if turn.understood:
-        st.caption(turn.understood)
+        st.caption(text(turn.understood))
     if turn.kind == "error":
-        st.error(turn.headline)
+        st.error(text(turn.headline))
         return
     if turn.assessment is not None and turn.kind in ("check", "blockers", "why", "missing"):
         verdict_box(turn.assessment)
-    st.markdown(f"**{turn.headline}**")
+    st.markdown(f"**{text(turn.headline)}**")
     for line in turn.details:
-        st.markdown(line)
+        st.markdown(text(line))
     if turn.results:
         st.dataframe(
             pd.DataFrame([{"criterion": r.id, "status": r.status, "message": r.message} for r in turn.results]),
@@ -48,7 +52,9 @@ def render(turn: Answer, n: int) -> None:
         )  # fmt: skip
     if turn.repairs is not None:
         for k, repair in enumerate(turn.repairs.repairs, 1):
-            st.markdown(f"**Repair {k}** ({repair.cost}; earliest enrolment {repair.enrolment}) → {repair.verdict}")
+            st.markdown(
+                f"**Repair {k}** ({text(repair.cost)}; earliest enrolment {repair.enrolment}) → {repair.verdict}"
+            )
             st.dataframe(
                 pd.DataFrame(
                     [{"change": c.kind, "item": c.item, "from": c.current, "to": c.target,
@@ -58,22 +64,26 @@ def render(turn: Answer, n: int) -> None:
                 width="stretch",
             )  # fmt: skip
             if repair.until is not None:
-                st.caption(repair.until.describe())
+                st.caption(text(repair.until.describe()))
         for obstacle in turn.repairs.obstacles:
-            st.markdown(f"ruled out by **{obstacle.criterion}**: {obstacle.reason}")
+            st.markdown(f"ruled out by **{text(obstacle.criterion)}**: {text(obstacle.reason)}")
     if turn.review is not None:
         for finding in turn.review.findings:
-            st.markdown(f"- **{finding.kind}** ({', '.join(finding.criteria)}): {finding.explanation}")
+            st.markdown(f"- **{finding.kind}** ({', '.join(finding.criteria)}): {text(finding.explanation)}")
     for m, option in enumerate(turn.options):  # asked on the click's own rerun (a callback runs first)
-        st.button(option, key=f"opt-{n}-{m}", on_click=st.session_state.__setitem__, args=("asked", option))
+        st.button(text(option), key=f"opt-{n}-{m}", on_click=st.session_state.__setitem__, args=("asked", option))
 
 
 def page() -> None:
     ctx = context()
     st.header("Ask")
-    st.caption(f"Current patient: {ctx.patient_id} (pick another in the sidebar, or name one in the question)")
+    st.caption(f"Current patient: {text(ctx.patient_id)} (pick another in the sidebar, or name one in the question)")
     turns: list[Answer] = st.session_state.setdefault("chat", [])
-    asked = st.chat_input("Ask about a patient or the protocol, e.g. what would make P062 eligible?", key="ask")
+    asked = st.chat_input(
+        "Ask about a patient or the protocol, e.g. what would make P062 eligible?",
+        key="ask",
+        max_chars=MAX_QUESTION_CHARS,  # the box stops there, and Streamlit cuts what any client sends to it
+    )
     asked = asked or st.session_state.pop("asked", None)
     if asked:
         with st.spinner("Evaluating…"):
@@ -83,7 +93,7 @@ def page() -> None:
             render(answer("help", ctx.kb, ctx.dataset, ctx.assumptions, ctx.patient_id, ctx.as_of), -1)
     for n, turn in enumerate(turns):
         with st.chat_message("user"):
-            st.markdown(turn.text)
+            st.markdown(text(turn.text))  # what was typed, as typed: never an image, link or HTML
         with st.chat_message("assistant"):
             render(turn, n)
 

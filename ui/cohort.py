@@ -8,6 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from kb.report import spreadsheet_cell
 from kb.screening import ScreenRow, funnel, screen
 from ui.context import context
 
@@ -65,9 +66,10 @@ def page() -> None:
         shown[c] = shown[c].map(lambda s: _MARK.get(str(s), str(s)))
     st.dataframe(shown, hide_index=True, width="stretch")
     left, right = st.columns(2)
-    left.download_button("Download (CSV)", table.to_csv(index=False), "screening.csv", "text/csv", key="csv")
+    export = table.map(spreadsheet_cell)  # an uploaded id such as =HYPERLINK(…) stays text in the files
+    left.download_button("Download (CSV)", export.to_csv(index=False), "screening.csv", "text/csv", key="csv")
     workbook = io.BytesIO()
-    table.to_excel(workbook, index=False, sheet_name="screening", engine="openpyxl")
+    export.to_excel(workbook, index=False, sheet_name="screening", engine="openpyxl")
     right.download_button("Download (Excel)", workbook.getvalue(), "screening.xlsx", key="xlsx")
 
 

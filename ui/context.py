@@ -13,6 +13,7 @@ from kb.errors import KbError
 from kb.importers import load_files
 from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.patients import DEMO_DATASET, Dataset, load_dataset
+from kb.render import escape_markdown
 
 __all__ = ["Context", "context", "demo_dataset", "knowledge", "sidebar"]
 
@@ -58,10 +59,10 @@ def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
     try:
         loaded = load_files(contents)
     except KbError as exc:
-        st.sidebar.error(str(exc))
+        st.sidebar.error(escape_markdown(str(exc)))
         return dataset, "demo"
     if loaded.problems:
-        shown = "; ".join(str(p) for p in loaded.problems[:5])
+        shown = escape_markdown("; ".join(str(p) for p in loaded.problems[:5]))  # file text, shown as text
         st.sidebar.warning(f"{len(loaded.problems)} problem(s) reading the upload (the rest was read): {shown}")
     if not loaded.patients:
         st.sidebar.error("no patient could be read from the upload")

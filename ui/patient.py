@@ -12,6 +12,7 @@ from kb.errors import KbError
 from kb.evaluation import Assessment, assess
 from kb.exposures import exposure_end, ongoing
 from kb.patients import Patient
+from kb.render import escape_markdown as text
 from kb.report import report_html, report_markdown
 from ui.context import context
 from ui.evidence import ICONS, criterion_evidence, verdict_box
@@ -25,13 +26,13 @@ def show_verdict(assessment: Assessment, story: str) -> None:
         unknown = f" · unknown {', '.join(cohort.unknown)}" if cohort.unknown else ""
         st.markdown(f"**cohort {cohort.cohort}**: {cohort.verdict}{blocking}{unknown}")
         if cohort.note:
-            st.caption(cohort.note)
+            st.caption(text(cohort.note))
     dates = assessment.reference.as_dict()
     st.markdown(" · ".join(f"**{k}** {v}" for k, v in dates.items()))
     for note in assessment.reference.notes:
-        st.caption(note)
-    if assessment.to_collect:
-        st.markdown("**Data to collect:** " + "; ".join(f"`{g.item}` ({g.reason})" for g in assessment.to_collect))
+        st.caption(text(note))
+    if assessment.to_collect:  # item names can come from the files: escaped text, not code spans
+        st.markdown("**Data to collect:** " + "; ".join(text(f"{g.item} ({g.reason})") for g in assessment.to_collect))
     if assessment.manual_checks:
         st.markdown(
             "**Verify by hand:** "
@@ -113,7 +114,7 @@ def page() -> None:
     try:
         assessment = assess(ctx.dataset.patient(ctx.patient_id), ctx.kb, ctx.assumptions, ctx.as_of, explain="all")
     except KbError as exc:
-        st.error(str(exc))
+        st.error(text(str(exc)))
         return
     st.session_state["assessment"] = assessment.as_dict()
     story = ctx.dataset.stories.get(ctx.patient_id, "")

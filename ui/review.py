@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from kb.render import escape_markdown as text
 from kb.review.findings import KINDS
 from kb.review.reviewer import Review, review
 from ui.context import context
@@ -25,14 +26,14 @@ def page() -> None:
     for n, finding in enumerate(result.findings):
         confirmed = "" if n not in result.unconfirmed else " — witness NOT confirmed"
         with st.expander(f"{finding.kind}: {', '.join(finding.criteria)}{confirmed}"):
-            st.markdown(finding.explanation)
+            st.markdown(text(finding.explanation))
             for cid in dict.fromkeys(finding.criteria):
                 crit = ctx.kb.criterion(cid)
                 if crit is not None and crit.record_text:
-                    st.caption(f"{cid}: {crit.record_text}")
-            st.markdown(f"*Witness ({finding.witness.kind}):* {finding.witness.summary}")
+                    st.caption(f"{cid}: {text(crit.record_text)}")
+            st.markdown(f"*Witness ({finding.witness.kind}):* {text(finding.witness.summary)}")
             for case in finding.witness.cases:
-                st.markdown(f"- {case.note}: " + ", ".join(f"{c} {s}" for c, s in case.expected.items()))
+                st.markdown(f"- {text(case.note)}: " + ", ".join(f"{c} {s}" for c, s in case.expected.items()))
     st.subheader("Population impact (the loaded patients)")
     st.dataframe(pd.DataFrame([i.as_dict() for i in result.impact]), hide_index=True, width="stretch")
 

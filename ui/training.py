@@ -8,6 +8,7 @@ import streamlit as st
 
 from kb.assumptions import resolve_assumptions
 from kb.evaluation import assess
+from kb.render import escape_markdown as text
 from kb.vignettes import load_vignettes
 from ui.context import context, demo_dataset
 
@@ -37,20 +38,20 @@ def page() -> None:
     chosen = st.selectbox("Criterion", ids, index=ids.index("GE4.2"), key="train_criterion")
     crit = ctx.kb.criterion(chosen)
     assert crit is not None
-    st.markdown(f"**{crit.id}** — {crit.record_text or crit.text}")
+    st.markdown(f"**{crit.id}** — {text(crit.record_text or crit.text)}")
     passing, failing = st.columns(2)
     passing.subheader("Passes")
     failing.subheader("Fails")
     for pid, (_, by_id, story) in statuses.items():
         if by_id.get(chosen) == "pass":
-            passing.markdown(f"- **{pid}** {story}")
+            passing.markdown(f"- **{text(pid)}** {text(story)}")
         elif by_id.get(chosen) == "fail":
-            failing.markdown(f"- **{pid}** {story}")
+            failing.markdown(f"- **{text(pid)}** {text(story)}")
     st.subheader("Quiz")
     state = st.session_state.setdefault("quiz", {"asked": 0, "right": 0, "seed": 7})
     pid = random.Random(state["seed"] + state["asked"]).choice(sorted(statuses))
     verdict, by_id, story = statuses[pid]
-    st.markdown(f"**{pid}**: {story}")
+    st.markdown(f"**{text(pid)}**: {text(story)}")
     guess = st.radio("Is this patient eligible?", ["eligible", "ineligible", "needs_data"], key=f"q{state['asked']}")
     counted = [c.id for c in ctx.kb.criteria if c.counted]
     blocker = st.selectbox("Which criterion blocks? (if any)", ["none", *counted], key=f"b{state['asked']}")
@@ -60,7 +61,7 @@ def page() -> None:
         state["asked"] += 1
         state["right"] += int(right)
         (st.success if right else st.error)(
-            f"{'Right' if right else 'Not quite'}: {pid} is {verdict}"
+            f"{'Right' if right else 'Not quite'}: {text(pid)} is {verdict}"
             + (f"; failing: {', '.join(blocking)}" if blocking else "")
         )
     st.caption(f"score: {state['right']} of {state['asked']}")
