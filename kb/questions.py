@@ -97,7 +97,7 @@ _CRITERION = re.compile(
 )
 _DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 _NUMBER = re.compile(
-    r"(?<![\w.-])(\d+(?:\.\d+)?)(?:\s*(x\s?10\^?9/l|×10\^9/l|g/dl|g/l|mg/dl|µmol/l|umol/l|%|mmhg|u/l))?", re.I
+    r"(?<![\w.-])(\d+(?:\.\d+)?(?:e[-+]?\d+)?)(?:\s*(x\s?10\^?9/l|×10\^9/l|g/dl|g/l|mg/dl|µmol/l|umol/l|%|mmhg|u/l))?", re.I
 )
 _FILLER = frozenset(
     [

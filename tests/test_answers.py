@@ -58,6 +58,8 @@ def _raises(error: Exception) -> Callable[..., object]:
     ("question", "as_of", "fault", "headline"),
     [
         ("what if P001's creatinine were 0", None, None, "creatinine 0 µmol/L is outside the plausible range"),
+        # the exponent was dropped: 1e-41 answered as a creatinine of 1 µmol/L
+        ("what if P001's creatinine were 1e-41", None, None, "1e-41"),
         ("what if P001 enrolled on 9999-12-31", None, None, "the date 9999-12-31 is outside the dates accepted"),
         ("is P001 eligible", date(1, 1, 1), None, "P001: enrolment date 0001-01-01 is outside the dates accepted"),
         ("which patients are eligible", date(9999, 12, 31), None, "outside the dates accepted"),

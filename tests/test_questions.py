@@ -81,6 +81,9 @@ def test_intents_and_entities(
         ("what if P017's 4-day window were 28 days", ("assume:ge4_7_window_days=28",)),
         ("suppose P011 stopped rituximab on 2026-10-01", ("stop:rituximab@2026-10-01",)),
         ("what if P060 stops tacrolimus", ("stop:tacrolimus@2026-11-24",)),  # the as-of date, noted
+        # a number is read whole, exponent included: 1e-41 was read as 1
+        ("what if P002's creatinine were 1e-41", ("creatinine=1e-41",)),
+        ("what if P002's platelets were 1e999999999", ("platelets=1e999999999",)),
     ],
 )
 def test_what_if_changes_in_kb_whatif_forms(
