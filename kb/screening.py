@@ -18,7 +18,7 @@ import csv
 import re
 import tempfile
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -33,7 +33,7 @@ from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset, Patient, load_dataset
 from kb.repairs import find_repairs
 
-__all__ = ["STAGES", "ScreenRow", "Screened", "earliest_dates", "funnel", "screen", "screen_folder"]
+__all__ = ["STAGES", "ScreenRow", "Screened", "Statuses", "earliest_dates", "funnel", "screen", "screen_folder"]
 
 #: patients from which screening uses both cores
 PARALLEL_FROM = 1000
@@ -47,12 +47,48 @@ STAGES = (
 )
 
 
+class Statuses(Mapping[str, str]):
+    """One row's statuses of the counted criteria, read like a dict: the ids (and their
+    positions) are shared by every row, only the codes are the row's own (100,000 dicts of
+    80 entries cost 450 MB of a screening's memory; these cost a tuple each)."""
+
+    __slots__ = ("_codes", "_index")
+
+    def __init__(self, index: Mapping[str, int], codes: tuple[str, ...]) -> None:
+        self._index, self._codes = index, codes
+
+    def __getitem__(self, key: str) -> str:
+        return self._codes[self._index[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+_COUNTED: dict[int, tuple[KnowledgeBase, dict[str, int], tuple[int, ...]]] = {}
+
+
+def _counted(kb: KnowledgeBase) -> tuple[dict[str, int], tuple[int, ...]]:
+    """The counted criteria: id → position in a row's codes, and their places in the catalogue."""
+    cached = _COUNTED.get(id(kb))
+    if cached is None or cached[0] is not kb:
+        places = tuple(n for n, c in enumerate(kb.criteria) if c.counted)
+        cached = (kb, {kb.criteria[n].id: k for k, n in enumerate(places)}, places)
+        _COUNTED[id(kb)] = cached
+    return cached[1], cached[2]
+
+
 @dataclass(frozen=True)
 class ScreenRow:
     patient: str
     verdict: str  # eligible | needs_data | ineligible | not_evaluated (no row of the patient could be read)
     cohorts: tuple[str, ...]
-    statuses: dict[str, str]  # counted criteria only
+    statuses: Mapping[str, str]  # counted criteria only (a `Statuses` from a screening)
     blocking: tuple[str, ...]
     dropped_at: int  # the stage (index into STAGES) the patient leaves at; len(STAGES) if never
     unknown: tuple[str, ...] = ()
@@ -90,11 +126,12 @@ def _row(
     unknown_ids = criteria_with(cohorts, "unknown", kb.criteria, statuses)
     blocking = [c for c in kb.criteria if c.id in blocking_ids]
     stages = [_stage(c) for c in blocking]
+    index, places = _counted(kb)
     return ScreenRow(
         patient_id,
         verdict,
         tuple(c.cohort for c in cohorts),
-        {c.id: statuses[c.id] for c in kb.criteria if c.counted},
+        Statuses(index, tuple(statuses[kb.criteria[n].id] for n in places)),
         tuple(c.id for c in blocking),
         min(stages) if stages and verdict == "ineligible" else len(STAGES),
         tuple(c.id for c in kb.criteria if c.id in unknown_ids),
@@ -230,7 +267,7 @@ class _Split:
                         handles.append(handle)
                         writer = csv.writer(handle)
                         writer.writerow(header)
-                        self.rows[index][path.name] = array("l")
+                        self.rows[index][path.name] = array("L")
                         writers[chunk] = (writer, self.rows[index][path.name])
                     writer, rows = writers[chunk]
                     writer.writerow(record)
