@@ -9,28 +9,41 @@ child process of its own, the patients made by the workers as they go (made on d
 their making is inside that figure), and its peak memory is the child's peak plus each
 worker's. Per-patient pyDatalog (`assess`, statuses only) screens the first 1,000 in the
 same run, and every one of them is checked to get the same statuses and verdict.
+
+Files on disk (issue 16): `--files N` (default 100,000) writes a CSV file set of N patients
+(the demo's vignettes copied under new ids, about 73 rows each) to a temporary folder and
+screens it as `kb screen --facts FOLDER` does (`screen_folder`: chunks streamed from disk)
+in a child process; its peak memory is the peak of the RSS summed over that process and
+every process it starts, sampled from /proc every 0.1 s (target < 2 GB).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 from kb.assumptions import resolve_assumptions
 from kb.batch import evaluate_many
 from kb.evaluation import assess
 from kb.knowledge import load_knowledge
-from kb.patients import load_dataset
+from kb.patients import DEMO_DATASET, load_dataset
+from kb.screening import screen_folder
 from kb.synthetic import SyntheticCohort
 
 SEED = 8
+#: the children import `kb` from this tree (not whichever one is installed)
+_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
 def _cohort() -> tuple[SyntheticCohort, object, object]:
@@ -50,15 +63,99 @@ def _one(count: int) -> None:
     print(json.dumps({"seconds": elapsed, "own_mb": own, "worker_mb": worker, "verdicts": verdicts}))
 
 
+def _write_files(folder: Path, count: int) -> int:
+    """A file set of `count` patients: the demo's, copied under ids C<n>-P0xx; its size in bytes."""
+    demo = {name: (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines() for name in _FILES}
+    by_patient: dict[str, dict[str, list[str]]] = {name: {} for name in _FILES}
+    for name, (_, *lines) in demo.items():
+        for line in lines:
+            by_patient[name].setdefault(line.split(",", 1)[0], []).append(line)
+    ids = [line.split(",", 1)[0] for line in demo["patients.csv"][1:]]
+    for name in _FILES:
+        with (folder / name).open("w", encoding="utf-8") as fh:
+            fh.write(demo[name][0] + "\n")
+            for n in range(count):
+                pid = ids[n % len(ids)]
+                fh.writelines(f"C{n // len(ids)}-{line}\n" for line in by_patient[name].get(pid, []))
+    return sum((folder / name).stat().st_size for name in _FILES)
+
+
+_FILES = ("patients.csv", "observations.csv", "events.csv", "attestations.csv")
+
+
+def _one_files(folder: str) -> None:
+    """Screen a file set on disk streamed; print one JSON line (run in a child process)."""
+    kb, assumptions = load_knowledge(), resolve_assumptions()
+    start = time.perf_counter()
+    screened = screen_folder(kb, folder, assumptions)
+    elapsed = time.perf_counter() - start
+    verdicts = Counter(row.verdict for row in screened.rows)
+    print(json.dumps({"seconds": elapsed, "patients": len(screened.rows), "verdicts": verdicts}))
+
+
+def _tree_rss(root: int) -> int:
+    """RSS in bytes summed over `root` and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except OSError:
+            continue
+        total += pages * os.sysconf("SC_PAGE_SIZE")
+    return total
+
+
+def _files_figure(count: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="kb-bench-") as folder:
+        size = _write_files(Path(folder), count)
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--one-files", folder], stdout=subprocess.PIPE, text=True, env=_ENV
+        )
+        peak = [0]
+
+        def sample() -> None:
+            while child.poll() is None:
+                peak[0] = max(peak[0], _tree_rss(child.pid))
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=sample, daemon=True)
+        watcher.start()
+        out, _ = child.communicate()
+        watcher.join()
+        if child.returncode:
+            raise SystemExit(f"screening the files failed (exit {child.returncode})")
+    figures = json.loads(out.strip().splitlines()[-1])
+    print(
+        f"N={count:>7,} from files on disk ({size / 2**20:,.0f} MB of CSV): {count / figures['seconds']:,.0f} "
+        f"patients/s (one run, streamed in chunks); peak memory summed over processes {peak[0] / 2**20:,.0f} MB "
+        f"(target < 2,048 MB); verdicts {figures['verdicts']}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3, help="repetitions for N = 1,000 and 10,000 (default 3)")
     parser.add_argument("--sizes", default="1000,10000,100000", help="N values (default 1000,10000,100000)")
     parser.add_argument("--reference", type=int, default=1000, help="patients for per-patient pyDatalog")
+    parser.add_argument("--files", type=int, default=100_000, help="patients screened from files (0: skip)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--one-files", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         _one(args.one)
+        return
+    if args.one_files:
+        _one_files(args.one_files)
         return
     cohort, kb, assumptions = _cohort()
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, ", end="")
@@ -70,7 +167,7 @@ def main() -> None:
     for n in sizes:
         if n > 10_000:
             out = subprocess.run(
-                [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
+                [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True, env=_ENV
             ).stdout
             figures = json.loads(out.strip().splitlines()[-1])
             fast_rate[n] = n / figures["seconds"]
@@ -108,6 +205,8 @@ def main() -> None:
     print(f"per-patient pyDatalog on {len(reference):,}: {slow:,.1f} patients/s; {differ} patients differ from SQL")
     for n, rate in fast_rate.items():
         print(f"ratio set-at-a-time / pyDatalog at N={n:,}: {rate / slow:,.0f}×")
+    if args.files:
+        _files_figure(args.files)
 
 
 if __name__ == "__main__":

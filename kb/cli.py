@@ -33,7 +33,7 @@ from kb.report import spreadsheet_rows
 from kb.review.impact import population_impact
 from kb.review.report import review_markdown
 from kb.review.reviewer import review
-from kb.screening import earliest_dates, funnel, screen
+from kb.screening import earliest_dates, funnel, screen, screen_folder
 from kb.trace import Node
 from kb.vignettes import check_vignettes, load_vignettes
 from kb.whatif import WhatIf, parse_change, what_if
@@ -226,6 +226,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "coverage":
         return _coverage(args, kb)
     assumptions = resolve_assumptions(args.assume)
+    if args.command == "screen" and _streams(args):
+        return _screen(args, kb, Path(args.facts or DEMO_DATASET), assumptions)
     dataset = _dataset(args)
     if args.command == "review":
         return _review(args, kb, dataset, assumptions)
@@ -491,8 +493,17 @@ def _row_text(kind: str, row: dict[str, str]) -> str:
     return f"  {row['patient']:<6} {row['verdict']:<11} {row['blocking']}"
 
 
-def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
-    """Every patient of the data set: verdict, cohorts, blockers, open criteria, the funnel."""
+def _streams(args: argparse.Namespace) -> bool:
+    """A CSV file set on disk is screened in chunks, never held whole (`screen_folder`), unless
+    --dates (which asks for repairs of any patient) or the reference engine is wanted."""
+    folder = Path(args.facts or DEMO_DATASET)
+    plain = args.input_format in ("auto", "csv") and folder.is_dir() and (folder / "patients.csv").exists()
+    return plain and args.engine == "sql" and not getattr(args, "dates", False)
+
+
+def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path, assumptions: AssumptionSet) -> int:
+    """Every patient of the data set: verdict, cohorts, blockers, open criteria, the funnel.
+    A folder (a Path) is screened streamed, with the same rows and problems."""
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
@@ -500,12 +511,17 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assum
             filled = width * done // max(total, 1)
             print(f"\r  screening [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
 
-    rows = screen(kb, dataset, assumptions, args.as_of, progress, engine=args.engine)
-    if getattr(args, "dates", False):
-        rows = earliest_dates(rows, kb, dataset, assumptions, args.as_of)
+    if isinstance(dataset, Path):
+        screened = screen_folder(kb, dataset, assumptions, args.as_of, progress)
+        rows, problems, name = screened.rows, screened.problems, dataset.name
+    else:
+        rows = screen(kb, dataset, assumptions, args.as_of, progress, engine=args.engine)
+        if getattr(args, "dates", False):
+            rows = earliest_dates(rows, kb, dataset, assumptions, args.as_of)
+        problems, name = dataset.problems, dataset.name
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    _report_problems(dataset.problems, dataset.name)
+    _report_problems(problems, name)
     table = [r.as_dict() for r in rows]
     stages = funnel(rows)
     out = getattr(args, "out", None)

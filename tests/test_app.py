@@ -113,3 +113,69 @@ def test_an_uploaded_patient_id_and_drug_name_are_shown_as_text(app: AppTest) ->
     assert warning.startswith("1 problem(s) reading the upload") and ESCAPED in warning
     assert any(t.startswith(f"**{ESCAPED}: Needs data**") for t in texts)  # the verdict box
     assert any(t.startswith(f"? GE4.7 — unknown: unknown: '{ESCAPED}' (events.csv row") for t in texts)  # a label
+
+
+def _demo_files(ids: tuple[str, ...]) -> dict[str, bytes]:
+    from kb.patients import DEMO_DATASET
+
+    files = {}
+    for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
+        lines = (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines()
+        keep = [lines[0]] + [line for line in lines[1:] if line.startswith(tuple(f"{i}," for i in ids))]
+        files[name] = ("\n".join(keep) + "\n").encode()
+    return files
+
+
+def _colliding() -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Two different uploads whose names and contents concatenate to the same bytes: the
+    second has no events.csv, its text appended to attestations.csv instead."""
+    first = _demo_files(("P004", "P061"))
+    second = {n: c for n, c in first.items() if n != "events.csv"}
+    second["attestations.csv"] = first["attestations.csv"] + b"events.csv" + first["events.csv"]
+    return first, second
+
+
+def test_two_uploads_that_concatenate_alike_get_different_keys() -> None:
+    from ui.context import upload_key
+
+    first, second = _colliding()
+
+    def concatenated(files: dict[str, bytes]) -> bytes:  # the key before: no lengths, no separators
+        return b"".join(n.encode() + c for n, c in sorted(files.items()))
+
+    assert concatenated(first) == concatenated(second)
+    assert upload_key(first) != upload_key(second)
+    assert upload_key(first) == upload_key(dict(reversed(first.items())))  # the order of upload does not matter
+
+
+def _upload(app: AppTest, files: dict[str, bytes]) -> AppTest:
+    return app.sidebar.file_uploader(key="upload").set_value([(n, c, "text/csv") for n, c in files.items()]).run()
+
+
+def test_the_cohort_page_screens_each_upload_not_a_cached_other() -> None:
+    """Screening results are cached per upload: a second upload that the old key confused with
+    the first shows its own verdicts (no diagnosis left, so nobody is eligible)."""
+    first, second = _colliding()
+    app = AppTest.from_file(APP, default_timeout=60).run().switch_page("ui/cohort.py").run()
+    metrics = {m.label: m.value for m in _upload(app, first).metric}
+    assert not app.exception and metrics["eligible"] == "1"
+    metrics = {m.label: m.value for m in _upload(app, second).metric}
+    assert not app.exception and metrics["eligible"] == "0"
+
+
+def test_an_upload_is_parsed_once_not_on_every_rerun(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui.context
+
+    calls = []
+    parse = ui.context.load_files
+
+    def counting(files: dict[str, bytes]) -> object:
+        calls.append(sorted(files))
+        return parse(files)
+
+    monkeypatch.setattr(ui.context, "load_files", counting)
+    _upload(app, _demo_files(("P061", "P062")))
+    for pid in ("P062", "P061", "P062"):
+        app.sidebar.selectbox(key="patient").set_value(pid).run()
+    assert not app.exception and app.error[0].value.startswith("**P062: Ineligible**")
+    assert len(calls) == 1

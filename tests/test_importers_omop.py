@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +16,7 @@ from kb.assumptions import resolve_assumptions
 from kb.cli import main
 from kb.errors import KbError
 from kb.evaluation import assess
-from kb.importers import load_data
+from kb.importers import load_data, omop
 from kb.importers.omop import read_omop
 from kb.knowledge import KnowledgeBase
 from kb.screening import screen
@@ -119,6 +122,107 @@ def test_a_file_that_is_not_omop(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(KbError, match=r"not an OMOP CDM database \(no person or concept table"):
         load_data(path, "omop")
+
+
+MARKER = "424242999"  # a patient id that exists only in a local text file
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty temporary folder standing in for /tmp, to see that an import writes nothing there."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _secret(tmp_path: Path) -> Path:
+    secret = tmp_path / "secret.csv"
+    secret.write_text(f"id\n{MARKER}\n", encoding="utf-8")
+    return secret
+
+
+def test_a_view_over_a_local_file_is_refused_by_name(tmp_path: Path, private_tmp: Path) -> None:
+    """A `person` stored as a view over read_csv of a local file: the import is an error
+    naming the view, and the file is never read (its id appears nowhere)."""
+    path = build_omop(tmp_path / "site.duckdb")
+    secret = _secret(tmp_path)
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE person")
+    con.execute(
+        "CREATE VIEW person AS SELECT id AS person_id, 8532 AS gender_concept_id, 1980 AS year_of_birth,"
+        " 1 AS month_of_birth, 1 AS day_of_birth, NULL::DATE AS birth_datetime"
+        f" FROM read_csv('{secret}', all_varchar = true)"
+    )
+    con.close()
+    with pytest.raises(KbError) as caught:
+        load_data(path, "omop")
+    (problem,) = caught.value.problems
+    assert problem.path == "site.duckdb person" and "view" in problem.message
+    assert MARKER not in str(caught.value)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_views_and_macros_elsewhere_are_never_read(tmp_path: Path, private_tmp: Path) -> None:
+    """A view over a local file and a macro under names the importer does not read change
+    nothing: the two persons load, the marker appears nowhere."""
+    path = build_omop(tmp_path / "site.duckdb")
+    con = duckdb.connect(str(path))
+    con.execute(f"CREATE VIEW notes AS SELECT * FROM read_csv('{_secret(tmp_path)}', all_varchar = true)")
+    con.execute("CREATE MACRO leak() AS TABLE SELECT 1 AS x")
+    con.close()
+    vocab = load_vocabulary()
+    dataset = read_omop(path, vocab).dataset(vocab)
+    assert sorted(dataset.patients) == ["1", "2"]
+    assert MARKER not in repr(dataset)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_query_cannot_reach_the_file_system(tmp_path: Path) -> None:
+    """The connection itself refuses file access and keeps its settings locked."""
+    con = omop._connect(build_omop(tmp_path / "site.duckdb"))
+    try:
+        with pytest.raises(duckdb.Error, match="disabled by configuration"):
+            con.execute(f"SELECT * FROM read_csv('{_secret(tmp_path)}')").fetchall()
+        with pytest.raises(duckdb.Error, match="locked"):
+            con.execute("SET enable_external_access = true")
+    finally:
+        con.close()
+
+
+def test_a_missing_column_is_named(tmp_path: Path) -> None:
+    path = build_omop(tmp_path / "site.duckdb")
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE drug_exposure DROP COLUMN drug_exposure_end_date")
+    con.close()
+    with pytest.raises(KbError) as caught:
+        load_data(path, "omop")
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.column) == ("site.duckdb drug_exposure", "drug_exposure_end_date")
+
+
+def test_a_locked_database_is_an_error_and_nothing_is_copied(tmp_path: Path, private_tmp: Path) -> None:
+    """Another program writing to the file holds its lock: the error says so, and no copy is
+    made in the temporary folder (a copy of a file being written is not the data)."""
+    path = build_omop(tmp_path / "site.duckdb")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('ok', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        with pytest.raises(KbError, match="locked by another program"):
+            load_data(path, "omop")
+    finally:
+        holder.communicate("")
+    assert list(private_tmp.iterdir()) == []
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from kb.assumptions import resolve_assumptions
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset, load_dataset
-from kb.screening import STAGES, funnel, screen
+from kb.screening import STAGES, funnel, screen, screen_folder
 from tests.support import demo_files
 
 
@@ -58,3 +60,52 @@ def test_an_open_myositis_cohort_says_why_in_the_screening_row(kb: KnowledgeBase
     assert (row.verdict, row.unknown) == ("needs_data", ())
     assert row.reason.startswith("IIM-I1, this cohort's entry criterion, was lost from the record")
     assert "iim_entry" in row.as_dict()["reason"]
+
+
+def _copies(target: Path, copies: int, seed: int) -> Path:
+    """The demo file set `copies` times over (ids C<n>-P0xx), its rows shuffled across
+    patients, with what real files hold: a duplicate and an id-less patient row, rows of
+    unknown or no patients, bad dates, blank lines and a note over two lines."""
+    import random
+
+    from kb.patients import DEMO_DATASET
+
+    rng = random.Random(seed)
+    target.mkdir()
+    for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
+        header, *lines = (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines()
+        rows = [f"C{n}-{line}" for n in range(copies) for line in lines]
+        if name != "patients.csv":
+            rng.shuffle(rows)
+        else:
+            rows += [rows[5], ",female,1980-01-01"]  # a duplicate patient row, a row without an id
+        if name == "observations.csv":
+            rows[3:3] = [
+                "C0-P061,platelets,120,10*9/L,2026-13-45,,,,lab",
+                "ZZ-P999,platelets,120,10*9/L,2026-11-17,,,,lab",
+            ]
+            rows[40:40] = ["", ",anc,2.1,10*9/L,2026-11-17,,,,lab", ""]
+        if name == "events.csv":
+            rows[7:7] = ['C1-P004,medication,prednisone,,2026-10-01,,5,mg,daily,"taken\nwith food"']
+        (target / name).write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize(("copies", "chunk"), [(1, 30), (2, 60)])
+def test_screening_a_folder_in_chunks_gives_the_rows_and_problems_of_the_whole(
+    kb: KnowledgeBase, tmp_path: Path, copies: int, chunk: int
+) -> None:
+    """The streamed screening of files on disk (a few chunks held at a time) gives every
+    patient the same verdict, statuses and reason as the in-memory one, in the same order,
+    and the same problems at the same rows of the original files."""
+    from kb.patients import DEMO_DATASET
+
+    folder = DEMO_DATASET if copies == 1 else _copies(tmp_path / "site", copies, seed=copies)
+    assumptions = resolve_assumptions()
+    whole = load_dataset(folder)
+    streamed = screen_folder(kb, folder, assumptions, chunk=chunk)
+    assert streamed.rows == screen(kb, whole, assumptions)
+    assert streamed.problems == whole.problems
+    if copies > 1:
+        assert len(whole.patients) == 78 * copies and len(whole.problems) >= 5
+        assert {p.row for p in whole.problems if p.path == "patients.csv"} == {2 * 78 + 2, 2 * 78 + 3}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import zipfile
 
 import pandas as pd
 import pytest
 
 from kb.errors import KbError
+from kb.importers import load_files
 from kb.patients import DEMO_DATASET, load_dataset, load_uploaded
-from kb.workbook import SHEETS, workbook_files
+from kb.workbook import MAX_ROWS, SHEETS, workbook_files
 
 
 def demo_workbook(patient_ids: tuple[str, ...]) -> bytes:
@@ -48,3 +50,48 @@ def test_a_workbook_without_a_patients_sheet_names_its_sheets() -> None:
         pd.DataFrame({"a": [1]}).to_excel(writer, sheet_name="Labs", index=False)
     with pytest.raises(KbError, match="no sheet named patients \\(sheets: Labs\\)"):
         workbook_files(buffer.getvalue())
+
+
+def _bomb(rows: int, columns: int, dimension: str) -> bytes:
+    """A real workbook whose patients sheet is replaced by `rows` identical rows of `columns`
+    cells under a `dimension` that may lie: repeated XML compresses about a thousandfold."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        pd.DataFrame({"patient_id": ["B1"]}).to_excel(writer, sheet_name="patients", index=False)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    row = b"<row>" + b"<c><v>1</v></c>" * columns + b"</row>"
+    sheet = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        + f'<dimension ref="{dimension}"/><sheetData>'.encode()
+        + row * rows
+        + b"</sheetData></worksheet>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            part = sheet if info.filename == "xl/worksheets/sheet1.xml" else source.read(info)
+            target.writestr(info.filename, part)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "dimension", "row", "message"),
+    [
+        (100_000, 30, "A1", 66_667, "more than 2,000,000 cells"),  # the 90 KB bomb, its dimension a lie
+        (MAX_ROWS + 5, 1, "A1", MAX_ROWS + 1, "more than 200,000 rows"),
+        (2, 1, "A1:AD100000", None, "declares 100,000 rows × 30 columns"),
+    ],
+)
+def test_a_workbook_expanding_past_the_limit_is_refused_before_parsing(
+    rows: int, columns: int, dimension: str, row: int | None, message: str
+) -> None:
+    """Before any sheet is parsed, a located error names the sheet and the row where the limit
+    was passed; the upload path (format recognition included) refuses it the same way."""
+    content = _bomb(rows, columns, dimension)
+    assert len(content) < 400_000
+    with pytest.raises(KbError) as caught:
+        load_files({"bomb.xlsx": content})
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.row) == ("bomb.xlsx sheet patients", row)
+    assert message in problem.message

@@ -10,7 +10,7 @@ import streamlit as st
 
 from kb.report import spreadsheet_cell
 from kb.screening import ScreenRow, funnel, screen
-from ui.context import context
+from ui.context import Context, context, session_cached
 
 _MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "manual": "✎", "not_applicable": ""}
 _COLOURS = {
@@ -23,16 +23,25 @@ _COLOURS = {
 
 
 @st.cache_data(show_spinner=False)
-def _screen(dataset_key: str, overrides: tuple[str, ...], as_of: object) -> list[ScreenRow]:
+def _screen_demo(overrides: tuple[str, ...], as_of: object) -> list[ScreenRow]:
+    """The demo data set is the same for everyone: its screenings are shared."""
     ctx = context()
     return screen(ctx.kb, ctx.dataset, ctx.assumptions, ctx.as_of)
+
+
+def _screen(ctx: Context) -> list[ScreenRow]:
+    """An upload's screenings stay in its session, keyed by its digest and the choices."""
+    if ctx.dataset_key == "demo":
+        return _screen_demo(ctx.overrides, ctx.as_of)
+    key = (ctx.dataset_key, ctx.overrides, ctx.as_of)
+    return session_cached("cohort", key, lambda: screen(ctx.kb, ctx.dataset, ctx.assumptions, ctx.as_of))
 
 
 def page() -> None:
     ctx = context()
     st.header("Cohort")
     with st.spinner(f"Screening {len(ctx.dataset.patients)} patients…"):
-        rows = _screen(ctx.dataset_key, ctx.overrides, ctx.as_of)
+        rows = _screen(ctx)
     table = pd.DataFrame(
         [{"patient": r.patient, "verdict": r.verdict, "cohorts": ", ".join(r.cohorts), **r.statuses} for r in rows]
     )

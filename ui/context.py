@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
 
 import streamlit as st
 
@@ -15,7 +17,9 @@ from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.patients import DEMO_DATASET, Dataset, load_dataset
 from kb.render import escape_markdown
 
-__all__ = ["Context", "context", "demo_dataset", "knowledge", "sidebar"]
+__all__ = ["Context", "context", "demo_dataset", "knowledge", "session_cached", "sidebar", "upload_key"]
+
+T = TypeVar("T")
 
 
 @st.cache_resource
@@ -42,8 +46,42 @@ class Context:
         return resolve_assumptions(list(self.overrides))
 
 
+def upload_key(files: Mapping[str, bytes]) -> str:
+    """A digest of an upload that two different uploads never share: each file's name and
+    content enter with their lengths, so no split of the same bytes into other names or
+    contents gives the same key (name + content concatenated did)."""
+    digest = hashlib.sha256()
+    for name, content in sorted(files.items()):
+        raw = name.encode("utf-8")
+        for part in (raw, content):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return "upload:" + digest.hexdigest()
+
+
+def session_cached(name: str, key: object, compute: Callable[[], T], keep: int = 4) -> T:
+    """`compute()` once per `key` in this session (the last `keep` keys), never shared with
+    another session: an upload's data and what is derived from it stay in the session that
+    uploaded it."""
+    store: dict[object, object] = st.session_state.setdefault(f"cache:{name}", {})
+    if key not in store:
+        while len(store) >= keep:
+            store.pop(next(iter(store)))
+        store[key] = compute()
+    return store[key]  # type: ignore[return-value]
+
+
+def _parse(contents: dict[str, bytes]) -> Dataset | str:
+    """The upload read once: its data set, or the error to show."""
+    try:
+        return load_files(contents)
+    except KbError as exc:
+        return str(exc)
+
+
 def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
-    """The uploaded data set if there is one (kept in this session's memory only)."""
+    """The uploaded data set if there is one (kept in this session's memory only), parsed
+    once per upload: a rerun (every click) finds it by the upload's digest."""
     files = st.sidebar.file_uploader(
         "Or upload a data set: the CSV files (patients.csv, observations.csv, events.csv, attestations.csv), "
         "an Excel workbook with those sheets, a wide table (one row per patient, CSV or Excel) or FHIR R4 "
@@ -55,11 +93,10 @@ def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
     if not files:
         return dataset, "demo"
     contents = {f.name: f.getvalue() for f in files}
-    key = hashlib.sha256(b"".join(n.encode() + c for n, c in sorted(contents.items()))).hexdigest()[:16]
-    try:
-        loaded = load_files(contents)
-    except KbError as exc:
-        st.sidebar.error(escape_markdown(str(exc)))
+    key = upload_key(contents)
+    loaded = session_cached("upload", key, lambda: _parse(contents), keep=1)
+    if isinstance(loaded, str):
+        st.sidebar.error(escape_markdown(loaded))
         return dataset, "demo"
     if loaded.problems:
         shown = escape_markdown("; ".join(str(p) for p in loaded.problems[:5]))  # file text, shown as text

@@ -18,8 +18,6 @@ date, and a person without a trial diagnosis code is ineligible for "no cohort".
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,44 +29,132 @@ from kb.importers.common import Imported, Origin
 from kb.importers.fhir import agent_name
 from kb.vocabulary import Vocabulary
 
-__all__ = ["OMOP_TABLES", "read_omop"]
+__all__ = ["COLUMNS", "OMOP_TABLES", "read_omop"]
 
 OMOP_TABLES = ("person", "measurement", "condition_occurrence", "drug_exposure", "procedure_occurrence", "concept")
 _SEX = {8532: "female", 8507: "male"}
 _ICD = {"ICD10": "icd10", "ICD10CM": "icd10cm"}
 
 
-def _connect(path: Path) -> tuple[duckdb.DuckDBPyConnection, Path | None]:
-    """Open read-only; if DuckDB insists on writing (a file from a newer build), a copy in a
-    temporary folder is opened instead, never the original."""
+# Opened so that nothing stored in the file can reach outside it: no file system access (a
+# view or macro over read_csv, an ATTACH), no extension loaded or installed on demand, and
+# the settings locked so a query cannot switch them back.
+_SAFE = {
+    "enable_external_access": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "lock_configuration": True,
+}
+
+# The base tables read and the columns each query needs; a view of one of these names is
+# refused (a view is stored SQL, not data), any other view, macro or table is never read.
+COLUMNS = {
+    "person": ("person_id", "gender_concept_id", "year_of_birth", "month_of_birth", "day_of_birth", "birth_datetime"),
+    "concept": ("concept_id", "concept_name", "vocabulary_id", "concept_code"),
+    "measurement": (
+        "measurement_id",
+        "person_id",
+        "measurement_concept_id",
+        "measurement_date",
+        "value_as_number",
+        "value_as_concept_id",
+        "unit_concept_id",
+        "unit_source_value",
+        "range_high",
+        "range_low",
+    ),
+    "condition_occurrence": (
+        "condition_occurrence_id",
+        "person_id",
+        "condition_concept_id",
+        "condition_source_concept_id",
+        "condition_source_value",
+        "condition_start_date",
+        "condition_end_date",
+    ),
+    "drug_exposure": (
+        "drug_exposure_id",
+        "person_id",
+        "drug_concept_id",
+        "drug_exposure_start_date",
+        "drug_exposure_end_date",
+    ),
+    "procedure_occurrence": ("procedure_occurrence_id", "person_id", "procedure_concept_id", "procedure_date"),
+}
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """The database opened read-only in place, with external access disabled (`_SAFE`).
+
+    Never a copy: a database DuckDB cannot open read-only (locked by a program writing to it,
+    written by another DuckDB version) is an error that says so, not a copy in /tmp whose
+    content nobody vouches for."""
     try:
-        return duckdb.connect(str(path), read_only=True), None
-    except duckdb.Error:
-        folder = Path(tempfile.mkdtemp(prefix="kb-omop-"))
-        shutil.copy(path, folder / path.name)
-        try:
-            return duckdb.connect(str(folder / path.name)), folder
-        except duckdb.Error as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise KbError(f"{path}: DuckDB cannot open it ({exc})") from None
+        return duckdb.connect(str(path), read_only=True, config=dict(_SAFE))
+    except duckdb.Error as exc:
+        text = str(exc)
+        if "lock" in text.casefold():
+            reason = "it is locked by another program writing to it; close that program (or copy the file) and retry"
+        elif "version" in text.casefold() or "newer" in text.casefold():
+            reason = f"it was written by a DuckDB this version cannot read read-only ({text})"
+        elif "different configuration" in text.casefold():
+            reason = "this process already has it open with other settings; close it there first"
+        else:
+            reason = f"DuckDB cannot open it read-only ({text})"
+        raise KbError(f"{path}: {reason}") from None
+
+
+def _tables(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
+    """The OMOP tables present as base tables of the expected columns (names folded to lower
+    case). A view (or any non-table) under an expected name, or an expected column missing,
+    is a KbError naming each one: such a table is neither read nor taken as absent."""
+    rows = con.execute(
+        "SELECT table_name, table_type FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = current_schema()"
+    ).fetchall()
+    kinds = {str(table).casefold(): str(kind) for table, kind in rows}
+    problems = [
+        Problem(
+            f"{name} {table}",
+            None,
+            None,
+            f"{table} is a {kinds[table].lower()}, not a table",
+            "not read: only stored tables are read",
+        )
+        for table in OMOP_TABLES
+        if table in kinds and kinds[table] != "BASE TABLE"
+    ]
+    tables = {table for table in OMOP_TABLES if kinds.get(table) == "BASE TABLE"}
+    for table in sorted(tables):
+        found = {
+            str(c).casefold()
+            for (c,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+                "AND table_schema = current_schema() AND lower(table_name) = ?",
+                [table],
+            ).fetchall()
+        }
+        missing = [c for c in COLUMNS[table] if c not in found]
+        if missing:
+            problems.append(Problem(f"{name} {table}", None, ", ".join(missing), "expected column missing"))
+    if problems:
+        raise KbError(f"{name}: not read (an OMOP table must be a stored table with its columns)", problems)
+    absent = [t for t in ("person", "concept") if t not in tables]
+    if absent:
+        found_names = ", ".join(sorted(kinds)[:8]) or "none"
+        raise KbError(f"{name}: not an OMOP CDM database (no {' or '.join(absent)} table; tables: {found_names})")
+    return tables
 
 
 def read_omop(path: Path | str, vocab: Vocabulary, diagnoses_complete: date | None = None) -> Imported:
     """The four files of an OMOP database. `diagnoses_complete`: the date up to which every
     person's diagnosis list is declared complete (the assumption above), or None."""
     path = Path(path)
-    con, copy = _connect(path)
+    con = _connect(path)
     try:
-        tables = {str(row[0]).casefold() for row in con.execute("SHOW TABLES").fetchall()}
-        missing = [t for t in ("person", "concept") if t not in tables]
-        if missing:
-            found = ", ".join(sorted(tables)[:8]) or "none"
-            raise KbError(f"{path.name}: not an OMOP CDM database (no {' or '.join(missing)} table; tables: {found})")
-        return _read(con, path.name, tables, vocab, diagnoses_complete)
+        return _read(con, path.name, _tables(con, path.name), vocab, diagnoses_complete)
     finally:
         con.close()
-        if copy is not None:
-            shutil.rmtree(copy, ignore_errors=True)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, name: str, table: str, sql: str) -> list[tuple[Any, ...]]:
