@@ -111,7 +111,7 @@ def test_an_uploaded_patient_id_and_drug_name_are_shown_as_text(app: AppTest) ->
     assert_shown_as_text(texts)
     warning = app.sidebar.warning[0].value  # the rejected row, quoted
     # the value is quoted shortened (a long cell would flood the sidebar), escaped from its first character
-    assert warning.startswith("1 problem(s) reading the upload") and f"'{ESCAPED[:25]}" in warning
+    assert warning.startswith("1 problem(s) reading the upload") and f"'{ESCAPED[:22]}" in warning
     assert any(t.startswith(f"**{ESCAPED}: Needs data**") for t in texts)  # the verdict box
     assert any(t.startswith(f"? GE4.7 — unknown: unknown: '{ESCAPED}' (events.csv row") for t in texts)  # a label
 
