@@ -97,7 +97,9 @@ _CRITERION = re.compile(
 )
 _DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 _NUMBER = re.compile(
-    r"(?<![\w.-])(\d+(?:\.\d+)?(?:e[-+]?\d+)?)(?:\s*(x\s?10\^?9/l|×10\^9/l|g/dl|g/l|mg/dl|µmol/l|umol/l|%|mmhg|u/l))?", re.I
+    r"(?<![\w.-])(\d+(?:\.\d+)?(?:e[-+]?\d+)?)"  # an exponent too: 1e-41 is not 1
+    r"(?:\s*(x\s?10\^?9/l|×10\^9/l|g/dl|g/l|mg/dl|µmol/l|umol/l|%|mmhg|u/l))?",
+    re.I,
 )
 _FILLER = frozenset(
     [

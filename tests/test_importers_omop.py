@@ -104,7 +104,8 @@ def test_a_hand_built_database_with_real_values(tmp_path: Path, kb: KnowledgeBas
     (bad_unit,) = [p for p in dataset.problems if p.column == "unit"]
     assert bad_unit.path == "site.duckdb measurement (measurement_id 3)" and "furlongs" in bad_unit.message
     (no_value,) = [p for p in dataset.problems if "no value" in p.message]
-    assert no_value.message.startswith("1 measurements")
+    assert no_value.message.startswith("1 measurements")  # named by its row and column (issue 16's fuzz suite)
+    assert (no_value.path, no_value.column) == ("site.duckdb measurement (measurement_id 5)", "value_as_number")
     codes = {e.code for e in woman.events if e.kind == "diagnosis"}
     assert codes == {"snomed:55464009", "icd10cm:M32.1"}
     (drug,) = [e for e in woman.events if e.kind == "medication"]

@@ -55,9 +55,11 @@ class Imported:
         rows.append({column: "" if row.get(column) is None else str(row[column]) for column in FILES[file]})
         self.origins[(file, len(rows) + 1)] = origin  # the header is row 1, as the loader counts
 
-    def problem(self, origin: Origin, message: str, hint: str = "", patient_id: str | None = None) -> None:
+    def problem(
+        self, origin: Origin, message: str, hint: str = "", patient_id: str | None = None, column: str | None = None
+    ) -> None:
         where = f"{origin.path}" + (f" ({origin.what})" if origin.what else "")
-        self.problems.append(Problem(where, origin.row, None, message, hint, patient_id))
+        self.problems.append(Problem(where, origin.row, column, message, hint, patient_id))
 
     def files(self) -> dict[str, bytes]:
         out = {}

@@ -249,11 +249,11 @@ def _measurements(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> N
         "LEFT JOIN concept u ON u.concept_id = m.unit_concept_id AND m.unit_concept_id <> 0 "
         "ORDER BY m.measurement_id",
     )
-    without_value = 0
+    without_value: list[str] = []
     for n, (rid, pid, code, system, label, number, coded, unit, unit_text, high, low, when) in enumerate(rows, 1):
         value = (number or "").strip() or (coded or "")
-        if not value:
-            without_value += 1  # a measurement done but not resulted says nothing a criterion reads
+        if not value:  # a measurement done but not resulted says nothing a criterion reads
+            without_value.append(_id("measurement", rid, n))
             continue
         where = Origin(f"{name} measurement", None, _id("measurement", rid, n))
         row = {"patient_id": pid, "value": value, "unit": unit or unit_text or "", "date": str(when or "")[:10]}
@@ -262,11 +262,13 @@ def _measurements(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> N
         else:
             row["item"] = label or ""
         out.add("observations.csv", row | {"uln": high or "", "lln": low or "", "source": name}, where)
-    if without_value:
+    if without_value:  # one problem for them all, naming the first rows (Eunomia has thousands)
+        more = f" and {len(without_value) - 3:,} more" if len(without_value) > 3 else ""
         out.problem(
-            Origin(f"{name} measurement"),
-            f"{without_value:,} measurements have no value (neither value_as_number nor value_as_concept_id)",
+            Origin(f"{name} measurement", None, ", ".join(without_value[:3]) + more),
+            f"{len(without_value):,} measurements have no value (neither value_as_number nor value_as_concept_id)",
             "not read: a result without a value decides no criterion",
+            column="value_as_number",
         )
 
 
