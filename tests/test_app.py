@@ -97,3 +97,24 @@ def test_a_fhir_bundle_or_a_wide_table_can_be_uploaded(app: AppTest) -> None:
     app.sidebar.file_uploader(key="upload").set_value([("export.csv", wide, "text/csv")]).run()
     assert not app.exception
     assert app.sidebar.selectbox(key="patient").options == ["W1"]
+
+
+def test_an_upload_in_another_encoding_is_set_aside_until_declared(app: AppTest) -> None:
+    """A GB18030 events.csv read as UTF-8 is set aside whole (the sidebar says where, the
+    patient is at best needs_data); declared in the sidebar, it is read."""
+    from kb.patients import DEMO_DATASET
+
+    files = []
+    for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
+        lines = (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        text = "".join([lines[0], *(line for line in lines[1:] if line.startswith("P001,"))])
+        if name == "events.csv":
+            text += "P001,vaccination,麻腮风疫苗,,2026-11-20,,,,,\n"
+        files.append((name, text.encode("gb18030"), "text/csv"))
+    app.sidebar.file_uploader(key="upload").set_value(files).run()
+    assert not app.exception
+    assert "events.csv:7:18: the file is not UTF-8 text" in app.sidebar.error[0].value
+    assert not app.success and app.warning[0].value.startswith("**P001: Needs data**")
+    app.sidebar.selectbox(key="upload_encoding").set_value("GB18030 (Chinese)").run()
+    assert not app.exception and not app.sidebar.error
+    assert app.error[0].value.startswith("**P001: Ineligible**")

@@ -206,8 +206,11 @@ def test_a_broken_upload_names_the_file_and_keeps_the_rest() -> None:
     files = {p.name: p.read_bytes() for p in DEMO_DATASET.glob("*.csv") if p.name != "stories.csv"}
     files["events.csv"] = b"\xff\xfe not text"
     dataset = load_uploaded(files)
-    assert [str(p) for p in dataset.problems] == ["events.csv: the file is not UTF-8 text (save it as CSV UTF-8)"]
-    assert "P061" in dataset.patients
+    assert [(p.path, p.row, p.column, p.patient_id) for p in dataset.problems] == [("events.csv", 1, 1, None)]
+    assert dataset.problems[0].message.startswith("the file is not UTF-8 text: byte 0xff cannot be read")
+    assert "P061" in dataset.patients and dataset.patients["P061"].observations  # the other files are read
+    assert dataset.patients["P061"].events == []
+    assert [(u.file, u.what, u.when) for u in dataset.patients["P061"].unreadable] == [("events.csv", "", None)]
     with pytest.raises(KbError, match=r"no patients\.csv among events\.csv"):
         load_uploaded({"events.csv": b""})
 
@@ -222,3 +225,107 @@ def test_a_rejected_row_of_a_known_patient_is_kept_as_unreadable(write_dataset: 
         ("events.csv", "", len(files["events"]) + 1),
     ]
     assert patient.unreadable[0].reason.startswith("column end_date: ")
+
+
+def _write_raw(folder: Path, files: dict[str, bytes]) -> Path:
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def _demo_bytes(patient_id: str = "P001") -> dict[str, bytes]:
+    """One demo patient's four files, as bytes (to corrupt one of them)."""
+    from kb.patients import DEMO_DATASET
+
+    out = {}
+    for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
+        lines = (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        out[name] = "".join([lines[0], *(line for line in lines[1:] if line.startswith(f"{patient_id},"))]).encode()
+    return out
+
+
+@pytest.mark.parametrize("padding", [0, 9000], ids=["first-chunk", "after-8KB"])
+def test_a_bad_byte_sets_the_whole_file_aside_located_at_its_line_and_character(tmp_path: Path, padding: int) -> None:
+    """Decoded before any row is read: never the rows before the bad chunk kept as if complete."""
+    files = _demo_bytes()
+    kept = files["events.csv"].count(b"\n")
+    files["events.csv"] += f"P001,medication,hydroxychloroquine,,2020-01-01,,,,,{'x' * padding}\n".encode()
+    files["events.csv"] += "P001,medication,hydroxychloroquine,,2020-01-01,,,,,café\n".encode("latin-1")
+    files["events.csv"] += b"P001,vaccination,MMR,,2026-11-20,,,,,\n"
+    dataset = load_dataset(_write_raw(tmp_path / "set", files))
+    (problem,) = dataset.problems
+    assert (problem.path, problem.row, problem.column, problem.patient_id) == ("events.csv", kept + 2, 55, None)
+    assert problem.message.startswith("the file is not UTF-8 text: byte 0xe9 cannot be read")
+    assert dataset.file_problems == [problem] and dataset.problems_for("P001") == [problem]
+    patient = dataset.patient("P001")
+    assert patient.events == [] and patient.observations and patient.attestations
+    assert [(u.file, u.what, u.when, u.source.row) for u in patient.unreadable] == [("events.csv", "", None, 0)]
+    assert "line 8, character 55: the file is not UTF-8 text" in patient.unreadable[0].reason
+
+
+@pytest.mark.parametrize("bom", [b"\xef\xbb\xbf", b"\xef\xbb\xbf\xef\xbb\xbf"], ids=["BOM", "doubled-BOM"])
+def test_utf8_with_a_bom_or_a_doubled_bom_is_read(tmp_path: Path, bom: bytes) -> None:
+    files = {name: bom + content for name, content in _demo_bytes().items()}
+    dataset = load_dataset(_write_raw(tmp_path / "set", files))
+    assert dataset.problems == []
+    assert len(dataset.patient("P001").events) == files["events.csv"].count(b"\n") - 1
+
+
+def test_a_declared_encoding_reads_a_gb18030_file_and_utf8_rejects_it_located(tmp_path: Path) -> None:
+    files = _demo_bytes()
+    files["events.csv"] = (files["events.csv"].decode() + "P001,vaccination,麻腮风疫苗,,2026-11-20,,,,,\n").encode(
+        "gb18030"
+    )
+    folder = _write_raw(tmp_path / "set", files)
+    read = load_dataset(folder, encoding="gb18030").patient("P001")
+    assert [(e.name, e.agent) for e in read.events if e.kind == "vaccination"][-1] == ("麻腮风疫苗", "mmr_vaccine")
+    rejected = load_dataset(folder)
+    (problem,) = rejected.problems
+    assert (problem.path, problem.row, problem.column) == ("events.csv", 7, 18)
+    assert rejected.patient("P001").events == []
+    with pytest.raises(KbError, match="unknown encoding 'klingon'"):
+        load_dataset(folder, encoding="klingon")
+
+
+def test_a_file_the_csv_reader_cannot_read_keeps_none_of_its_rows(tmp_path: Path) -> None:
+    files = _demo_bytes()
+    files["observations.csv"] += b"P001,platelets,1" + b"0" * 200_000 + b",10^9/L,2026-11-17,,,,\n"
+    dataset = load_dataset(_write_raw(tmp_path / "set", files))
+    (problem,) = dataset.problems
+    assert (problem.path, problem.row, problem.patient_id) == ("observations.csv", 32, None)
+    assert "cannot be read as CSV: field larger than field limit" in problem.message
+    patient = dataset.patient("P001")
+    assert patient.observations == [] and [u.file for u in patient.unreadable] == ["observations.csv"]
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [(b"patient_id,sex\nP001,f\xe9male\n", (2, 7)), (b"id,sex\nP001,female\n", (1, "patient_id"))],
+    ids=["not-utf8", "no-patient_id"],
+)
+def test_a_patients_file_that_cannot_be_read_is_an_error_located(
+    tmp_path: Path, content: bytes, where: tuple[int, int | str]
+) -> None:
+    files = _demo_bytes() | {"patients.csv": content}
+    with pytest.raises(KbError) as caught:
+        load_dataset(_write_raw(tmp_path / "set", files))
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.row, problem.column) == ("patients.csv", *where)
+
+
+def test_a_row_without_a_patient_id_counts_as_unread_for_every_patient(write_dataset: Callable[..., Path]) -> None:
+    files = two_patients()
+    files["events"].append({**files["events"][0], "patient_id": "", "kind": "vaccination", "name": "MMR"})
+    dataset = load_dataset(write_dataset(**files))
+    (problem,) = dataset.problems
+    assert (problem.path, problem.column, problem.patient_id, problem.message) == (
+        "events.csv",
+        "patient_id",
+        None,
+        "empty patient_id",
+    )
+    for pid in ("P001", "P004"):
+        assert [(u.file, u.what, u.source.row) for u in dataset.patient(pid).unreadable] == [
+            ("events.csv", "vaccination", problem.row)
+        ]

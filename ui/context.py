@@ -14,7 +14,17 @@ from kb.importers import load_files
 from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.patients import DEMO_DATASET, Dataset, load_dataset
 
-__all__ = ["Context", "context", "demo_dataset", "knowledge", "sidebar"]
+__all__ = ["ENCODINGS", "Context", "context", "demo_dataset", "knowledge", "sidebar"]
+
+#: The encodings a user may declare for uploaded CSV files (label -> codec; None: UTF-8, with
+#: or without BOM). A file that does not decode in it is set aside whole, never half read.
+ENCODINGS: dict[str, str | None] = {
+    "UTF-8 (default)": None,
+    "GB18030 (Chinese)": "gb18030",
+    "Windows-1252 (Western European)": "cp1252",
+    "Latin-1 (ISO-8859-1)": "latin-1",
+    "Shift JIS (Japanese)": "shift_jis",
+}
 
 
 @st.cache_resource
@@ -51,18 +61,36 @@ def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
         accept_multiple_files=True,
         key="upload",
     )
+    label = st.sidebar.selectbox(
+        "Encoding of uploaded CSV files",
+        list(ENCODINGS),
+        key="upload_encoding",
+        help="CSV files that are not UTF-8 (e.g. exported by a Chinese Excel as GB18030) must say so: a file "
+        "that does not decode is set aside as a whole, and its records count as unread for every patient.",
+    )
     if not files:
         return dataset, "demo"
+    encoding = ENCODINGS.get(str(label))
     contents = {f.name: f.getvalue() for f in files}
-    key = hashlib.sha256(b"".join(n.encode() + c for n, c in sorted(contents.items()))).hexdigest()[:16]
+    key = hashlib.sha256(
+        str(encoding).encode() + b"".join(n.encode() + c for n, c in sorted(contents.items()))
+    ).hexdigest()[:16]
     try:
-        loaded = load_files(contents)
+        loaded = load_files(contents, encoding=encoding)
     except KbError as exc:
         st.sidebar.error(str(exc))
         return dataset, "demo"
-    if loaded.problems:
-        shown = "; ".join(str(p) for p in loaded.problems[:5])
-        st.sidebar.warning(f"{len(loaded.problems)} problem(s) reading the upload (the rest was read): {shown}")
+    whole = loaded.file_problems
+    if whole:  # first, and apart: these may change every patient's answer
+        shown = "; ".join(str(p) for p in whole[:5])
+        st.sidebar.error(
+            f"{len(whole)} problem(s) that may concern every patient (records that could not be read count as "
+            f"unread, never as absent: at best needs_data): {shown}"
+        )
+    rows = [p for p in loaded.problems if p.patient_id is not None]
+    if rows:
+        shown = "; ".join(str(p) for p in rows[:5])
+        st.sidebar.warning(f"{len(rows)} problem(s) reading the upload (the rest was read): {shown}")
     if not loaded.patients:
         st.sidebar.error("no patient could be read from the upload")
         return dataset, "demo"
