@@ -310,3 +310,11 @@ def test_encoding_declares_a_gb18030_file_set(capsys: pytest.CaptureFixture[str]
     assert code == 0 and json.loads(out)["verdict"] == "needs_data" and "events.csv:7:18:" in err
     code, _out, err = run(capsys, "--facts", folder, "--encoding", "klingon", "check", "P001")
     assert code == 2 and "kb: unknown encoding 'klingon'" in err and "Traceback" not in err
+
+
+def test_a_json_of_an_unknown_resource_type_exits_2_located(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bundle = tmp_path / "x.json"
+    bundle.write_text('{"resourceType": "Foo", "id": "a"}', encoding="utf-8")
+    code, out, err = run(capsys, "--facts", str(bundle), "patients")
+    assert code == 2 and out == ""
+    assert "x.json (Foo/a):1: unknown resourceType 'Foo'" in err and "Traceback" not in err

@@ -89,3 +89,20 @@ def test_drug_texts_are_matched_to_agents(text: str, agent: str) -> None:
 def test_not_a_bundle(content: bytes, message: str) -> None:
     with pytest.raises(KbError, match=message):
         read_fhir([("x.json", content)], load_vocabulary())
+
+
+def test_an_unknown_resource_type_is_a_located_error_not_zero_patients(demo: Dataset) -> None:
+    vocab = load_vocabulary()
+    with pytest.raises(KbError, match=r"x\.json: no FHIR resource could be read") as caught:
+        read_fhir([("x.json", b'{"resourceType": "Patinet", "id": "P001"}')], vocab)
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.row) == ("x.json (Patinet/P001)", 1)
+    assert problem.message == "unknown resourceType 'Patinet'" and problem.hint.startswith("did you mean 'Patient'?")
+    document = bundle([demo.patients["P001"]], vocab)
+    document["entry"].append({"resource": {"resourceType": "Conditon", "id": "c9"}})
+    imported = read_fhir([("p001.json", json.dumps(document).encode())], vocab).dataset(vocab)
+    assert [str(p) for p in imported.problems] == [
+        f"p001.json (Conditon/c9):{len(document['entry'])}: unknown resourceType 'Conditon' "
+        "(did you mean 'Condition'? the entry is skipped)"
+    ]
+    assert list(imported.patients) == ["P001"]
