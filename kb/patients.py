@@ -630,10 +630,19 @@ def _observation(
     for column in ("uln", "lln"):
         text = row.get(column, "")
         try:
-            limits.append(convert(_number(text), row["unit"], item, vocab) if text else None)
+            limit = convert(_number(text), row["unit"], item, vocab) if text else None
         except ValueError as exc:
             reader.problem(number, column, f"{item.name} {column}: {exc}", "read as empty")
-            limits.append(None)
+            limit = None
+        # a normal range's upper limit is above 0 and its lower limit not below: anything else
+        # is a typo, said as such, not a silently missing limit
+        if limit is not None and (limit <= 0 if column == "uln" else limit < 0):
+            bound = "above 0" if column == "uln" else "0 or more"
+            reader.problem(
+                number, column, f"{item.name} {column}: impossible limit {text} (it must be {bound})", "read as empty"
+            )
+            limit = None
+        limits.append(limit)
     return Observation(item.name, value, when, limits[0], limits[1], original, Source(reader.name, number), pending)
 
 

@@ -329,3 +329,18 @@ def test_a_row_without_a_patient_id_counts_as_unread_for_every_patient(write_dat
         assert [(u.file, u.what, u.source.row) for u in dataset.patient(pid).unreadable] == [
             ("events.csv", "vaccination", problem.row)
         ]
+
+
+@pytest.mark.parametrize(("column", "limit"), [("uln", "0"), ("uln", "-1.2"), ("lln", "-3")])
+def test_an_impossible_normal_limit_is_a_located_problem_and_the_value_still_loads(
+    write_dataset: Callable[..., Path], column: str, limit: str
+) -> None:
+    files = demo_files("P001")
+    set_value(files["observations"], "creatinine", "80", unit="umol/L", **{column: limit})
+    dataset = load_dataset(write_dataset(**files))
+    (problem,) = dataset.problems
+    row = next(n for n, r in enumerate(files["observations"], start=2) if r["item"] == "creatinine")
+    assert (problem.path, problem.row, problem.column, problem.patient_id) == ("observations.csv", row, column, "P001")
+    assert problem.message.startswith(f"creatinine {column}: impossible limit {limit}")
+    (creatinine,) = [o for o in dataset.patient("P001").observations if o.item == "creatinine"]
+    assert creatinine.value == Decimal(80) and getattr(creatinine, column) is None
