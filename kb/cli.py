@@ -298,7 +298,8 @@ def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, ass
         )
     _report_problems(dataset.problems, dataset.name)
     if args.format == "json":
-        _json({"patients": rows, "rejected_rows": [str(p) for p in dataset.problems]})
+        problems = {"rejected_rows": [str(p) for p in dataset.problems]}
+        _json({"patients": rows, **problems, "file_problems": [str(p) for p in dataset.file_problems]})
         return 0
     _emit(f"{'patient':<9}{'sex':<8}{'age':<5}{'cohorts':<12}{'data set':<10}story")
     for r in rows:

@@ -293,6 +293,8 @@ def test_a_partly_unreadable_file_is_never_eligible_and_every_answer_says_why(
     assert code == 0 and out.startswith("P001: NEEDS_DATA") and where in err
     code, out, err = run(capsys, "--facts", folder, "why", "P001", "--json")
     assert code == 0 and json.loads(out)["file_problems"][0].startswith(where) and where in err
+    code, out, err = run(capsys, "--facts", folder, "patients", "--json")
+    assert code == 0 and json.loads(out)["file_problems"][0].startswith(where) and where in err
     code, out, err = run(capsys, "--facts", folder, "screen", "--json")
     answer = json.loads(out)
     assert code == 0 and [r["verdict"] for r in answer["patients"]] == ["needs_data"]
