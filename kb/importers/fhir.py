@@ -161,8 +161,9 @@ def _read(out: Imported, name: str, resources: list[dict[str, Any]], vocab: Voca
             if not _fhir_type(kind):
                 unknown += 1
                 close = difflib.get_close_matches(kind, [*READ, "Bundle"], n=1)
-                hint = f"did you mean '{close[0]}'? " if close else "not a FHIR R4 resource type: "
-                out.problem(where, f"unknown resourceType '{kind}'", hint + "the entry is skipped")
+                hint = f"did you mean '{close[0]}'? " if close else "not a FHIR R4 resource type: " if kind else ""
+                what = f"unknown resourceType '{kind}'" if kind else "an entry without a resource (no resourceType)"
+                out.problem(where, what, hint + "the entry is skipped")
             continue  # nothing a criterion reads (Encounter, Claim …)
         body = {k: v for k, v in raw.items() if k != "_fullUrl"}
         try:
