@@ -104,6 +104,13 @@ def _global_options(for_subcommand: bool) -> argparse.ArgumentParser:
         "per patient, CSV or Excel), fhir (R4 bundles), omop (a DuckDB CDM database); auto recognises it",
     )
     common.add_argument(
+        "--encoding",
+        default=default(None),
+        metavar="NAME",
+        help="the encoding of CSV patient files that are not UTF-8 (e.g. gb18030, cp1252); UTF-8 with or "
+        "without BOM is read without it, and a file that does not decode is set aside whole, located",
+    )
+    common.add_argument(
         "--as-of",
         type=_date,
         default=default(None),
@@ -238,6 +245,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "patients":
         return _patients(args, kb, dataset, assumptions)
     patient = dataset.patient(args.patient)
+    if args.command in ("whatif", "repair"):
+        _report_problems(dataset.problems_for(patient.id), "this patient's files")
     if args.command == "whatif":
         return _whatif(args, kb, patient, assumptions)
     if args.command == "repair":
@@ -251,17 +260,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     explain = "all" if args.command == "why" and args.criterion else "decisive"
     assessment = assess(patient, kb, assumptions, args.as_of, explain=explain)
-    problems = [p for p in dataset.problems if p.patient_id == patient.id]
     if args.command == "check":
-        return _check(args, assessment, problems)
-    return _why(args, assessment, kb)
+        return _check(args, assessment, dataset)
+    return _why(args, assessment, kb, dataset)
 
 
 def _dataset(args: argparse.Namespace) -> Dataset:
     complete = None
     if getattr(args, "diagnoses_complete", False):
         complete = max(args.as_of or date.today(), date.today())
-    return load_data(args.facts or DEMO_DATASET, args.input_format, diagnoses_complete=complete)
+    return load_data(args.facts or DEMO_DATASET, args.input_format, diagnoses_complete=complete, encoding=args.encoding)
 
 
 def _emit(text: str) -> None:
@@ -273,8 +281,12 @@ def _json(value: Any) -> None:
 
 
 def _report_problems(problems: list[Problem], dataset_name: str, limit: int = 200) -> None:
+    """Every problem on stderr, so that no answer hides what could not be read. A file set
+    aside is named as such: its records count as unread (never as absent) for every patient."""
     if problems:
-        print(f"kb: {len(problems)} problem(s) reading {dataset_name} (the rest was read):", file=sys.stderr)
+        whole = sum(1 for p in problems if p.patient_id is None)
+        rest = " (the rest was read)" if not whole else f" ({whole} of them may concern every patient)"
+        print(f"kb: {len(problems)} problem(s) reading {dataset_name}{rest}:", file=sys.stderr)
         for problem in problems[:limit]:
             print(f"  {problem}", file=sys.stderr)
         if len(problems) > limit:
@@ -299,7 +311,8 @@ def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, ass
         )
     _report_problems(dataset.problems, dataset.name)
     if args.format == "json":
-        _json({"patients": rows, "rejected_rows": [str(p) for p in dataset.problems]})
+        problems = {"rejected_rows": [str(p) for p in dataset.problems]}
+        _json({"patients": rows, **problems, "file_problems": [str(p) for p in dataset.file_problems]})
         return 0
     _emit(f"{'patient':<9}{'sex':<8}{'age':<5}{'cohorts':<12}{'data set':<10}story")
     for r in rows:
@@ -309,12 +322,17 @@ def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, ass
     return 0
 
 
-def _check(args: argparse.Namespace, assessment: Assessment, problems: list[Problem]) -> int:
-    _report_problems(problems, "this patient's files")
+def _problem_lists(dataset: Dataset, patient_id: str) -> dict[str, list[str]]:
+    """The JSON keys of an answer about one patient: `rejected_rows` (that patient's rows, as
+    before) and `file_problems` (those of no one patient's row, which may concern them)."""
+    own = [str(p) for p in dataset.problems if p.patient_id == patient_id]
+    return {"rejected_rows": own, "file_problems": [str(p) for p in dataset.file_problems]}
+
+
+def _check(args: argparse.Namespace, assessment: Assessment, dataset: Dataset) -> int:
+    _report_problems(dataset.problems_for(assessment.patient_id), "this patient's files")
     if args.format == "json":
-        out = assessment.as_dict()
-        out["rejected_rows"] = [str(p) for p in problems]
-        _json(out)
+        _json(assessment.as_dict() | _problem_lists(dataset, assessment.patient_id))
     elif args.format == "md":
         _emit("```\n" + assessment_text(assessment) + "\n```")
     else:
@@ -322,7 +340,8 @@ def _check(args: argparse.Namespace, assessment: Assessment, problems: list[Prob
     return 0
 
 
-def _why(args: argparse.Namespace, assessment: Assessment, kb: KnowledgeBase) -> int:
+def _why(args: argparse.Namespace, assessment: Assessment, kb: KnowledgeBase, dataset: Dataset) -> int:
+    _report_problems(dataset.problems_for(assessment.patient_id), "this patient's files")
     if args.criterion:
         criterion = kb.criterion(args.criterion)
         if criterion is None:
@@ -341,6 +360,7 @@ def _why(args: argparse.Namespace, assessment: Assessment, kb: KnowledgeBase) ->
                 "verdict": assessment.verdict,
                 "trees": [{"criterion": cid, "tree": tree.as_dict()} for cid, tree in trees],
             }
+            | _problem_lists(dataset, assessment.patient_id)
         )
     elif args.format == "dot":
         _emit("\n".join(trace_dot(tree, f"{assessment.patient_id} {cid}") for cid, tree in trees))
@@ -476,10 +496,9 @@ def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumpti
             _emit(f"{question.patient} is not eligible now ({reply.repairs.verdict}); what would make it eligible:")
         _json(reply.repairs.as_dict()) if args.format == "json" else _emit(repair_text(reply.repairs))
     elif reply.kind == "check" and reply.assessment is not None:
-        problems = [p for p in dataset.problems if p.patient_id == question.patient]
-        _check(args, reply.assessment, problems)
+        _check(args, reply.assessment, dataset)
     elif reply.kind in ("blockers", "why") and reply.assessment is not None:
-        _why(argparse.Namespace(**{**vars(args), "criterion": question.criterion}), reply.assessment, kb)
+        _why(argparse.Namespace(**{**vars(args), "criterion": question.criterion}), reply.assessment, kb, dataset)
     else:  # screening, data to collect: a headline and a table
         _json({"answer": reply.headline, "rows": list(reply.rows)}) if args.format == "json" else _emit(
             "\n".join([reply.headline, *(_row_text(reply.kind, r) for r in reply.rows)])
@@ -498,7 +517,8 @@ def _streams(args: argparse.Namespace) -> bool:
     --dates (which asks for repairs of any patient) or the reference engine is wanted."""
     folder = Path(args.facts or DEMO_DATASET)
     plain = args.input_format in ("auto", "csv") and folder.is_dir() and (folder / "patients.csv").exists()
-    return plain and args.engine == "sql" and not getattr(args, "dates", False)
+    # a declared encoding is read by the whole-file loader, which decodes each file once
+    return plain and args.engine == "sql" and not getattr(args, "dates", False) and not args.encoding
 
 
 def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path, assumptions: AssumptionSet) -> int:
@@ -528,7 +548,14 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path
     if out is not None:
         _write_report(Path(out), table, stages)
     if args.format == "json":
-        _json({"patients": table, "funnel": [{"stage": s, "patients": n} for s, n in stages]})
+        _json(
+            {
+                "patients": table,
+                "funnel": [{"stage": s, "patients": n} for s, n in stages],
+                "rejected_rows": [str(p) for p in problems],
+                "file_problems": [str(p) for p in problems if p.patient_id is None],
+            }
+        )
         return 0
     eligible = [r.patient for r in rows if r.verdict == "eligible"]
     _emit(f"{len(eligible)} of {len(rows)} eligible: {', '.join(eligible[:50]) or 'none'}")
@@ -594,7 +621,7 @@ def _indent(text: str, prefix: str) -> str:
 
 
 def _coverage(args: argparse.Namespace, kb: KnowledgeBase) -> int:
-    dataset = load_dataset(args.facts or DEMO_DATASET)
+    dataset = load_dataset(args.facts or DEMO_DATASET, encoding=args.encoding)
     vignettes = load_vignettes(Path(dataset.path))
     outcomes = check_vignettes(kb, dataset, vignettes, explain="status")
     report = protocol_coverage(kb, outcomes)

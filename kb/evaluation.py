@@ -447,7 +447,8 @@ def _evaluate(
         )
         if not gaps:
             unknown_node.children.append(Node("note", "no rule decided it and no data gap was found"))
-        message = "unknown: " + ("; ".join(g.detail for g in gaps) if gaps else "no rule decides it")
+        details = dict.fromkeys(g.detail for g in gaps)  # one file set aside is one reason, not one per history
+        message = "unknown: " + ("; ".join(details) if gaps else "no rule decides it")
         reason = gaps[0].reason if gaps else "missing"
         return CriterionResult(
             crit, "unknown", reason, message, tuple(gaps), unknown_node if explain != "none" else None

@@ -303,7 +303,10 @@ def _select_observations(
     for name in vocab.items:
         results = [o for o in by_item.get(name, []) if o.date <= enrolment]
         blocking = _hiding(
-            unreadable.get(name, []), results, enrolment, recent if vocab.items[name].window == "lookback" else None
+            unreadable.get(name, []) + unreadable.get("", []),
+            results,
+            enrolment,
+            recent if vocab.items[name].window == "lookback" else None,
         )
         if blocking is not None:
             base.gap("item", name, _unreadable_gap(name, blocking))
@@ -364,7 +367,8 @@ def _latest_results(
         item = vocab.items.get(name)
         if item is None or (item.window == "lookback" and obs.date < recent):
             continue
-        if name in unreadable and _hiding(unreadable[name], [obs], enrolment, None) is not None:
+        hiding = unreadable.get(name, []) + unreadable.get("", [])
+        if hiding and _hiding(hiding, [obs], enrolment, None) is not None:
             continue
         if obs.factor_assumption:
             factor = Decimal(str(assumptions[obs.factor_assumption]))
@@ -376,9 +380,11 @@ def _latest_results(
 
 
 def _unreadable_results(patient: Patient) -> dict[str, list[Unreadable]]:
+    """Unreadable result rows by item; under "" those that may be of any item (the whole
+    file set aside, a row whose item could not be read)."""
     found: dict[str, list[Unreadable]] = {}
     for row in patient.unreadable:
-        if row.file == "observations.csv" and row.what:
+        if row.file == "observations.csv":
             found.setdefault(row.what, []).append(row)
     return found
 
@@ -714,11 +720,24 @@ def _may_be_later(row: Unreadable, than: date | None) -> bool:
 
 
 def _unreadable_gap(item: str, row: Unreadable) -> Gap:
-    return Gap(
-        item,
-        "unreadable_source",
-        f"{row.source} could not be read ({row.reason}): correct that row, and its record counts",
-    )
+    if row.source.row == 0:  # the whole file was set aside
+        detail = f"{row.file} could not be read ({row.reason}): correct the file, and its records count"
+    else:
+        detail = f"{row.source} could not be read ({row.reason}): correct that row, and its record counts"
+    return Gap(item, "unreadable_source", detail)
+
+
+def _unread_histories(patient: Patient, vocab: Vocabulary) -> dict[str, Unreadable]:
+    """The history categories an event row that could not be read may belong to (every one,
+    if its kind could not be read or the whole file was set aside), with that row: such a
+    history is not complete, whatever its review says ("no cohort" needs every diagnosis)."""
+    found: dict[str, Unreadable] = {}
+    for row in patient.unreadable:
+        if row.file != "events.csv":
+            continue
+        for category in [vocab.event_kinds[row.what]] if row.what in vocab.event_kinds else vocab.categories:
+            found.setdefault(category, row)
+    return found
 
 
 def _code(event: Event, default_system: str) -> tuple[str, str]:
@@ -769,11 +788,14 @@ def _event_label(event: Event, by_code: str | None = None) -> str:
 def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: ReferenceDates) -> None:
     latest: dict[str, tuple[date, int]] = {}
     chosen = {}
+    unread = _unread_histories(patient, vocab)
     for att in patient.attestations:
         key = (att.date or date.min, att.source.row)
         if att.item.startswith("reviewed:"):
             category = att.item.split(":", 1)[1]
             assert att.date is not None
+            if category in unread:
+                continue  # a review cannot vouch for records that could not be read
             base.add(
                 "reviewed",
                 (patient.id, category, day_number(att.date)),
@@ -786,10 +808,13 @@ def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: Ref
             latest[att.item] = key
             chosen[att.item] = att
     for row in patient.unreadable:  # a row that could not be read may be the latest word
-        current = chosen.get(row.what)
-        if row.file == "attestations.csv" and current is not None and _may_be_later(row, current.date):
-            del chosen[row.what]
-            base.gap("attested", row.what, _unreadable_gap(row.what, row))
+        if row.file != "attestations.csv":
+            continue
+        for item in [row.what] if row.what else [i for i in vocab.attestation_items if not i.startswith("reviewed:")]:
+            current = chosen.get(item)
+            if current is None or _may_be_later(row, current.date):
+                chosen.pop(item, None)
+                base.gap("attested", item, _unreadable_gap(item, row))
     for item, att in chosen.items():
         base.add("attested", (patient.id, item, att.value), _no_provenance if base.lean else _attested_note(item, att))
     if base.lean:
@@ -798,7 +823,13 @@ def _attestations(base: FactBase, patient: Patient, vocab: Vocabulary, refs: Ref
         if item.startswith("reviewed:"):
             category = item.split(":", 1)[1]
             days = [day_number(a.date) for a in patient.attestations if a.item == item and a.date]
-            if not days:
+            lost = unread.get(category) or next(
+                (u for u in patient.unreadable if u.file == "attestations.csv" and u.what in ("", item)), None
+            )
+            if category in unread or (lost is not None and not days):
+                assert lost is not None
+                base.gap("reviewed", category, _unreadable_gap(item, lost))
+            elif not days:
                 base.gap(
                     "reviewed", category, Gap(item, "history_not_reviewed", f"{category} history not declared reviewed")
                 )

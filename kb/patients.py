@@ -8,6 +8,7 @@ canonical unit, and no patient data is ever written to a log.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import io
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TextIO
 
 from kb.derived import DateRangeError, check_date
 from kb.errors import KbError, Problem, UnknownPatientError
@@ -25,6 +25,7 @@ from kb.units import UnitError, convert, exact, ucum
 from kb.vocabulary import AttestationItem, Item, Vocabulary, load_vocabulary
 
 __all__ = [
+    "CELL_LIMIT",
     "DEMO_DATASET",
     "Attestation",
     "Dataset",
@@ -33,6 +34,8 @@ __all__ = [
     "Patient",
     "Source",
     "Unreadable",
+    "check_encoding",
+    "decode_text",
     "load_dataset",
     "load_uploaded",
 ]
@@ -182,6 +185,17 @@ class Dataset:
                 out[pid] = str(problem)
         return out
 
+    @property
+    def file_problems(self) -> list[Problem]:
+        """The problems of no one patient's row (a file set aside, a missing column, a row
+        with no patient id): they may concern every patient, so every answer shows them."""
+        return [p for p in self.problems if p.patient_id is None]
+
+    def problems_for(self, patient_id: str) -> list[Problem]:
+        """What an answer about one patient shows: that patient's rejected rows, then the
+        problems that may concern everyone."""
+        return [p for p in self.problems if p.patient_id == patient_id] + self.file_problems
+
     def patient(self, patient_id: str) -> Patient:
         """The patient with this id, or an error that suggests the nearest ids."""
         found = self.patients.get(patient_id.strip())
@@ -200,8 +214,48 @@ def _suggestion(wanted: str, ids: list[str]) -> str:
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
+def check_encoding(encoding: str | None) -> str | None:
+    """The codec name of a declared encoding (None: UTF-8, with or without BOM), or a clear
+    error for a name Python does not know."""
+    if not encoding or not encoding.strip():
+        return None
+    try:
+        return codecs.lookup(encoding.strip()).name
+    except LookupError:
+        raise KbError(f"unknown encoding '{encoding}' (e.g. utf-8, gb18030, cp1252, latin-1)") from None
+
+
+def decode_text(content: bytes, name: str, encoding: str | None = None) -> str:
+    """The whole text of a file, decoded before any row is read, so that a file is read
+    entirely or not at all: a bad byte after row 500 must not leave rows 2-499 looking
+    complete. UTF-8 unless another encoding is declared; leading byte-order marks (one, or
+    the doubled one some tools write) are dropped. A byte the encoding cannot read rejects
+    the file with one `Problem` at its line and character position."""
+    codec = check_encoding(encoding) or "utf-8"
+    try:
+        text = content.decode(codec)
+    except UnicodeDecodeError as exc:
+        before = content[: exc.start].decode(codec, errors="replace").lstrip("\ufeff")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        byte = content[exc.start : exc.start + 1].hex()
+        what = f"{encoding} text" if encoding else "UTF-8 text"
+        problem = Problem(
+            name,
+            line,
+            column,
+            f"the file is not {what}: byte 0x{byte} cannot be read, so no row of it is read",
+            "save it as CSV UTF-8, or declare its encoding: kb --encoding, or the app's Encoding choice",
+        )
+        raise KbError(f"{name} could not be read", [problem]) from None
+    return text.lstrip("\ufeff")
+
+
 class _Reader:
-    """Reads one CSV file, collecting problems instead of raising."""
+    """Reads one CSV file, collecting problems instead of raising.
+
+    A file is read whole or set aside whole (`rejected`): the loader then forgets its rows and
+    marks every patient's records from it as unread, never as absent."""
 
     def __init__(
         self,
@@ -210,49 +264,65 @@ class _Reader:
         columns: tuple[str, ...],
         problems: list[Problem],
         uploaded: Mapping[str, bytes] | None = None,
+        encoding: str | None = None,
     ):
         self.name, self.path, self.columns, self.problems = name, folder / name, columns, problems
         self.uploaded = uploaded  # files held in memory (an upload): never written to disk
+        self.encoding = encoding
         self.missing: set[str] = set()
         self.current_patient: str | None = None
+        #: the problem that set the whole file aside (unreadable, no essential column, not CSV)
+        self.rejected: Problem | None = None
+        #: rows without a patient id (row number, date if readable, what they concern if known):
+        #: they may be any patient's
+        self.anonymous: list[tuple[int, date | None, str]] = []
 
-    def problem(self, row: int | None, column: str | None, message: str, hint: str = "") -> None:
+    def problem(self, row: int | None, column: int | str | None, message: str, hint: str = "") -> None:
         self.problems.append(Problem(self.name, row, column, message, hint, self.current_patient))
 
-    def _open(self) -> TextIO | None:
+    def reject(self, row: int | None, column: int | str | None, message: str, hint: str) -> None:
+        self.current_patient = None  # a problem of the file, not of one patient's row
+        self.problem(row, column, message, hint)
+        self.rejected = self.problems[-1]
+
+    def _text(self) -> str | None:
         if self.uploaded is not None:
             content = self.uploaded.get(self.name)
-            return None if content is None else io.StringIO(content.decode("utf-8-sig"), newline="")
-        return self.path.open(encoding="utf-8-sig", newline="") if self.path.exists() else None
+        else:
+            content = self.path.read_bytes() if self.path.exists() else None
+        if content is None:
+            return None
+        try:
+            return decode_text(content, self.name, self.encoding)
+        except KbError as exc:
+            self.problems.extend(exc.problems)
+            self.rejected = exc.problems[-1]
+            return None
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        text = self._text()
+        if text is None:
+            return
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         try:
-            opened = self._open()
-            if opened is None:
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            reader.fieldnames = header
+            self.missing = {c for c in self.columns if c not in header}
+            for column in sorted(self.missing, key=self.columns.index):
+                if column in ESSENTIAL.get(self.name, ()):
+                    self.reject(1, column, f"missing column '{column}'", "no row of the file can be read without it")
+                else:
+                    self.problem(1, column, f"missing column '{column}'", "read as empty")
+            if self.rejected is not None:
                 return
-            with opened as fh:
-                reader = csv.DictReader(fh)
-                header = [h.strip() for h in (reader.fieldnames or [])]
-                reader.fieldnames = header
-                self.missing = {c for c in self.columns if c not in header}
-                for column in sorted(self.missing, key=self.columns.index):
-                    essential = column in ESSENTIAL.get(self.name, ())
-                    self.problem(
-                        1,
-                        column,
-                        f"missing column '{column}'",
-                        "no row can be read without it" if essential else "read as empty",
-                    )
-                if any(c in self.missing for c in ESSENTIAL.get(self.name, ())):
-                    return
-                for number, raw in enumerate(reader, start=2):
-                    row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-                    if not any(row.values()):
-                        continue
-                    self.current_patient = row.get("patient_id") or None
-                    yield number, {c: row.get(c, "") for c in (*self.columns, *row)}
-        except UnicodeDecodeError:
-            self.problem(None, None, "the file is not UTF-8 text", "save it as CSV UTF-8")
+            for number, raw in enumerate(reader, start=2):
+                row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+                if not any(row.values()):
+                    continue
+                self.current_patient = row.get("patient_id") or None
+                yield number, {c: row.get(c, "") for c in (*self.columns, *row)}
+        except csv.Error as exc:  # e.g. a cell over the csv module's size limit
+            self.reject(reader.line_num, None, f"the file cannot be read as CSV: {exc}", "no row of it is read")
 
 
 def _date(text: str) -> date:
@@ -280,24 +350,38 @@ def _number(text: str) -> Decimal:
 
 
 def load_dataset(
-    folder: Path | str = DEMO_DATASET, vocabulary: Vocabulary | None = None, today: date | None = None
+    folder: Path | str = DEMO_DATASET,
+    vocabulary: Vocabulary | None = None,
+    today: date | None = None,
+    encoding: str | None = None,
 ) -> Dataset:
-    """Load the file set in `folder`. Raises only if there is no patients.csv at all."""
+    """Load the file set in `folder` (UTF-8 unless `encoding` is declared). Raises if there
+    is no patients.csv at all, or if it cannot be read (no patient could be)."""
     folder = Path(folder)
     if not (folder / "patients.csv").exists():
         raise KbError(
             f"{folder}: no patients.csv here (a data set is a folder with patients.csv, "
             "observations.csv, events.csv and attestations.csv)"
         )
-    stories = {}
+    stories: dict[str, str] = {}
+    problems: list[Problem] = []
     if (folder / "stories.csv").exists():
-        with (folder / "stories.csv").open(encoding="utf-8", newline="") as fh:
-            stories = {r["patient_id"]: r["story"] for r in csv.DictReader(fh) if r.get("patient_id")}
-    return _load(folder, folder.name, None, vocabulary, today, stories)
+        try:
+            text = decode_text((folder / "stories.csv").read_bytes(), "stories.csv", encoding)
+            stories = {r["patient_id"]: r["story"] for r in csv.DictReader(io.StringIO(text)) if r.get("patient_id")}
+        except (KbError, KeyError, csv.Error):
+            problems.append(Problem("stories.csv", None, None, "the stories could not be read", "they are not shown"))
+    dataset = _load(folder, folder.name, None, vocabulary, today, stories, encoding)
+    dataset.problems[:0] = problems
+    return dataset
 
 
 def load_uploaded(
-    files: Mapping[str, bytes], vocabulary: Vocabulary | None = None, today: date | None = None, name: str = "upload"
+    files: Mapping[str, bytes],
+    vocabulary: Vocabulary | None = None,
+    today: date | None = None,
+    name: str = "upload",
+    encoding: str | None = None,
 ) -> Dataset:
     """A data set from files held in memory (an upload, an import), by file name; nothing
     touches the disk."""
@@ -306,7 +390,7 @@ def load_uploaded(
             f"no patients.csv among {', '.join(sorted(files)) or 'the files'} (upload patients.csv, "
             "observations.csv, events.csv and attestations.csv)"
         )
-    return _load(Path(name), name, files, vocabulary, today, {})
+    return _load(Path(name), name, files, vocabulary, today, {}, encoding)
 
 
 def _load(
@@ -316,18 +400,57 @@ def _load(
     vocabulary: Vocabulary | None,
     today: date | None,
     stories: dict[str, str],
+    encoding: str | None = None,
 ) -> Dataset:
     vocab = vocabulary or load_vocabulary()
+    check_encoding(encoding)
     problems: list[Problem] = []
 
     def reader(file: str, columns: tuple[str, ...]) -> _Reader:
-        return _Reader(folder, file, columns, problems, uploaded)
+        return _Reader(folder, file, columns, problems, uploaded, encoding)
 
-    patients = _load_patients(reader("patients.csv", PATIENT_COLUMNS), vocab, today or date.today())
-    _load_observations(reader("observations.csv", OBSERVATION_COLUMNS), patients, vocab)
-    _load_events(reader("events.csv", EVENT_COLUMNS), patients, vocab)
-    _load_attestations(reader("attestations.csv", ATTESTATION_COLUMNS), patients, vocab)
+    first = reader("patients.csv", PATIENT_COLUMNS)
+    patients = _load_patients(first, vocab, today or date.today())
+    if first.rejected is not None:  # no patient list to answer about: say so, located
+        raise KbError(f"{name}: patients.csv could not be read, so no patient was", [first.rejected])
+    for file, columns, load in (
+        ("observations.csv", OBSERVATION_COLUMNS, _load_observations),
+        ("events.csv", EVENT_COLUMNS, _load_events),
+        ("attestations.csv", ATTESTATION_COLUMNS, _load_attestations),
+    ):
+        current = reader(file, columns)
+        load(current, patients, vocab)
+        _unread(current, patients)
     return Dataset(name, str(folder), patients, problems, stories)
+
+
+def _unread(reader: _Reader, patients: dict[str, Patient]) -> None:
+    """What a file's reader could not read, made every patient's concern: a file set aside
+    leaves none of its rows (a truncated file would look complete) and an unreadable record
+    for every patient; a row with no patient id may be anyone's."""
+    file = reader.name
+    if reader.rejected is not None:
+        problem = reader.rejected
+        where = f"line {problem.row}" if problem.row is not None else ""
+        if isinstance(problem.column, int):
+            where += f", character {problem.column}"
+        elif problem.column:
+            where += f", column {problem.column}"
+        reason = f"{where}: {problem.message}" if where else problem.message
+        for patient in patients.values():
+            if file == "observations.csv":
+                patient.observations = []
+            elif file == "events.csv":
+                patient.events = []
+            else:
+                patient.attestations = []
+            kept = [u for u in patient.unreadable if u.file != file]
+            patient.unreadable = [*kept, Unreadable(file, "", None, Source(file, 0), reason)]
+        return
+    for number, when, what in reader.anonymous:
+        reason = "column patient_id: empty patient_id (the row may be any patient's)"
+        for patient in patients.values():
+            patient.unreadable.append(Unreadable(file, what, when, Source(file, number), reason))
 
 
 class _Rejected(Exception):
@@ -370,7 +493,9 @@ def _too_long(
     size = len(row[long[0]])
     message = f"the cell is {size:,} characters long, more than the {CELL_LIMIT:,} a cell may hold"
     reader.problems.append(Problem(reader.name, number, long[0], message, "the row is rejected", pid or None))
-    if pid in patients:
+    if "patient_id" in long and reader.name != "patients.csv":  # anyone's row: unread for every patient
+        reader.anonymous.append((number, None, what))
+    elif pid in patients:
         patients[pid].unreadable.append(_unreadable(reader, number, row, date_column, what))
     return True
 
@@ -427,8 +552,26 @@ def _load_patients(reader: _Reader, vocab: Vocabulary, today: date) -> dict[str,
     return patients
 
 
-def _owner(reader: _Reader, number: int, row: dict[str, str], patients: dict[str, Patient]) -> Patient | None:
+def _owner(
+    reader: _Reader,
+    number: int,
+    row: dict[str, str],
+    patients: dict[str, Patient],
+    what: str = "",
+    date_column: str = "",
+) -> Patient | None:
+    """The patient a row belongs to, or None (the problem reported). A row with no patient id
+    may be any patient's: it is kept as unreadable for all of them (`what` it concerns, if
+    known, and its date), never dropped as if it were no one's."""
     pid = row["patient_id"]
+    if not pid:
+        reader.problem(number, "patient_id", "empty patient_id", "the row may be any patient's: it counts as unread")
+        try:
+            when = _date(row[date_column]) if date_column and row.get(date_column) else None
+        except ValueError:
+            when = None
+        reader.anonymous.append((number, when, what))
+        return None
     patient = patients.get(pid)
     if patient is None:
         hint = _suggestion(pid, list(patients)).lstrip("; ") or "add the patient to patients.csv"
@@ -438,9 +581,11 @@ def _owner(reader: _Reader, number: int, row: dict[str, str], patients: dict[str
 
 def _load_observations(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
     for number, row in reader.rows():
-        if _too_long(reader, number, row, patients, "date", row["item"] if row["item"] in vocab.items else ""):
+        known = row["item"] or vocab.loinc_to_item.get(row["loinc"], "")
+        what = known if known in vocab.items else ""
+        if _too_long(reader, number, row, patients, "date", what):
             continue
-        patient = _owner(reader, number, row, patients)
+        patient = _owner(reader, number, row, patients, what, "date")
         if patient is None:
             continue
         name = row["item"] or vocab.loinc_to_item.get(row["loinc"], "")
@@ -527,10 +672,10 @@ def _observation(
 
 def _load_events(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
     for number, row in reader.rows():
-        known = row["kind"] if row["kind"] in vocab.event_kinds else ""
-        if _too_long(reader, number, row, patients, "start_date", known):
+        what = row["kind"] if row["kind"] in vocab.event_kinds else ""
+        if _too_long(reader, number, row, patients, "start_date", what):
             continue
-        patient = _owner(reader, number, row, patients)
+        patient = _owner(reader, number, row, patients, what, "start_date")
         if patient is None:
             continue
         found = _event(reader, number, row, vocab)
@@ -610,10 +755,10 @@ def _unreadable(reader: _Reader, number: int, row: dict[str, str], date_column: 
 
 def _load_attestations(reader: _Reader, patients: dict[str, Patient], vocab: Vocabulary) -> None:
     for number, row in reader.rows():
-        known = row["item"] if row["item"] in vocab.attestation_items else ""
-        if _too_long(reader, number, row, patients, "date", known):
+        what = row["item"] if row["item"] in vocab.attestation_items else ""
+        if _too_long(reader, number, row, patients, "date", what):
             continue
-        patient = _owner(reader, number, row, patients)
+        patient = _owner(reader, number, row, patients, what, "date")
         if patient is None:
             continue
         spec = vocab.attestation_items.get(row["item"])

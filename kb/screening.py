@@ -30,7 +30,7 @@ from kb.criteria import Criterion
 from kb.errors import Problem
 from kb.evaluation import CohortVerdict, assess, criteria_with
 from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset, Patient, load_dataset
+from kb.patients import CELL_LIMIT, Dataset, Patient, load_dataset
 from kb.repairs import find_repairs
 
 __all__ = ["STAGES", "ScreenRow", "Screened", "Statuses", "earliest_dates", "funnel", "screen", "screen_folder"]
@@ -257,6 +257,8 @@ class _Split:
                     # a patients.csv row without an id is reported in any chunk; another file's
                     # row of no listed patient goes to the orphans' chunk (-1)
                     chunk = self.chunk_of.get(pid, 0 if path.name == "patients.csv" else -1)
+                    if chunk == -1 and (not pid or len(pid) > CELL_LIMIT):
+                        raise _Unsplittable(path.name)  # a row that may be anyone's: unread for every patient
                     if chunk not in writers:
                         index = chunk if chunk >= 0 else (len(self.order) - 1) // size + 1
                         while len(self.rows) <= index:

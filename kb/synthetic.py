@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import overload
@@ -58,6 +58,9 @@ class SyntheticCohort:
     complete_ids: tuple[str, ...]  # vignettes whose data decide every criterion they need
     bounds: dict[str, list[tuple[Decimal, bool]]]
     seed: int = 0
+    #: each item's plausible range (items.csv min and max): a moved result stays inside it, so
+    #: no generated patient has an SpO2 of 121 % that the loader would reject
+    ranges: dict[str, tuple[Decimal | None, Decimal | None]] = field(default_factory=dict)
 
     @classmethod
     def from_vignettes(
@@ -67,7 +70,8 @@ class SyntheticCohort:
 
         results = evaluate_many(list(templates.patients.values()), kb, assumptions, workers=1)
         complete = tuple(r.patient_id for r in results if not any(c.unknown for c in r.cohorts) and r.cohorts)
-        return cls(templates, complete, boundary_values(kb), seed)
+        ranges = {name: (item.minimum, item.maximum) for name, item in kb.vocabulary.items.items()}
+        return cls(templates, complete, boundary_values(kb), seed, ranges)
 
     def patients(self, count: int, start: int = 0) -> Iterator[Patient]:
         for n in range(start, start + count):
@@ -125,6 +129,16 @@ class SyntheticCohort:
         )
 
     def _move(self, obs: Observation, rng: random.Random) -> Observation:
+        moved = self._moved_value(obs, rng)
+        low, high = self.ranges.get(obs.item, (None, None))
+        assert isinstance(moved.value, Decimal)
+        if low is not None and moved.value < low:
+            return replace(moved, value=low)
+        if high is not None and moved.value > high:
+            return replace(moved, value=high)
+        return moved
+
+    def _moved_value(self, obs: Observation, rng: random.Random) -> Observation:
         assert isinstance(obs.value, Decimal)
         draw = rng.random()
         bounds = self.bounds.get(obs.item)

@@ -170,9 +170,9 @@ def test_an_upload_is_parsed_once_not_on_every_rerun(app: AppTest, monkeypatch: 
     calls = []
     parse = ui.context.load_files
 
-    def counting(files: dict[str, bytes]) -> object:
+    def counting(files: dict[str, bytes], encoding: str | None = None) -> object:
         calls.append(sorted(files))
-        return parse(files)
+        return parse(files, encoding=encoding)
 
     monkeypatch.setattr(ui.context, "load_files", counting)
     _upload(app, _demo_files(("P061", "P062")))
@@ -180,3 +180,24 @@ def test_an_upload_is_parsed_once_not_on_every_rerun(app: AppTest, monkeypatch: 
         app.sidebar.selectbox(key="patient").set_value(pid).run()
     assert not app.exception and app.error[0].value.startswith("**P062: Ineligible**")
     assert len(calls) == 1
+
+
+def test_an_upload_in_another_encoding_is_set_aside_until_declared(app: AppTest) -> None:
+    """A GB18030 events.csv read as UTF-8 is set aside whole (the sidebar says where, the
+    patient is at best needs_data); declared in the sidebar, it is read."""
+    from kb.patients import DEMO_DATASET
+
+    files = []
+    for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
+        lines = (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        text = "".join([lines[0], *(line for line in lines[1:] if line.startswith("P001,"))])
+        if name == "events.csv":
+            text += "P001,vaccination,麻腮风疫苗,,2026-11-20,,,,,\n"
+        files.append((name, text.encode("gb18030"), "text/csv"))
+    app.sidebar.file_uploader(key="upload").set_value(files).run()
+    assert not app.exception
+    assert "events.csv:7:18: the file is not UTF-8 text" in app.sidebar.error[0].value
+    assert not app.success and app.warning[0].value.startswith("**P001: Needs data**")
+    app.sidebar.selectbox(key="upload_encoding").set_value("GB18030 (Chinese)").run()
+    assert not app.exception and not app.sidebar.error
+    assert app.error[0].value.startswith("**P001: Ineligible**")

@@ -179,3 +179,22 @@ def test_the_synthetic_cohort_is_seeded_and_a_third_complete(kb: KnowledgeBase, 
     assert all(r.cohorts for r in rows)  # every complete one keeps a trial diagnosis
     everyone = list(evaluate_many(cohort.sequence(300), kb, assumptions, workers=1))
     assert {c.cohort for r in everyone for c in r.cohorts} == {"sle", "pss", "ssc", "iim", "aav", "aps"}
+
+
+def test_synthetic_results_stay_within_each_items_plausible_range(kb: KnowledgeBase, demo: Dataset) -> None:
+    """Moved by up to 30 % or set on a rule's bound, a result stays where the loader would
+    accept it: no SpO2 of 121 % (items.csv min and max)."""
+    cohort = SyntheticCohort.from_vignettes(demo, kb, resolve_assumptions(), seed=0)
+    items = kb.vocabulary.items
+    outside = [
+        (n, o.item, o.value)
+        for n in range(400)
+        for o in cohort.patient(n).observations
+        if isinstance(o.value, Decimal)
+        and (
+            (items[o.item].minimum is not None and o.value < items[o.item].minimum)
+            or (items[o.item].maximum is not None and o.value > items[o.item].maximum)
+        )
+    ]
+    assert outside == []
+    assert max(o.value for n in range(400) for o in cohort.patient(n).observations if o.item == "spo2") <= 100

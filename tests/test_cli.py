@@ -335,3 +335,69 @@ def test_kb_screen_writes_ids_that_look_like_formulas_as_text(
         assert {c.data_type for c in cells} == {"s"}  # text, never "f" (a formula)
         funnel = openpyxl.load_workbook(out)["funnel"]
         assert [c.data_type for c in funnel["B"][1:]] == ["n"] * (funnel.max_row - 1)  # counts stay numbers
+
+
+def _p001_files(folder: Path, events_tail: bytes = b"", encoding: str = "utf-8") -> Path:
+    """P001 (eligible) as a file set, with rows added to events.csv (already encoded)."""
+    from kb.patients import DEMO_DATASET
+
+    folder.mkdir()
+    for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
+        lines = (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        text = "".join([lines[0], *(line for line in lines[1:] if line.startswith("P001,"))])
+        (folder / name).write_bytes(text.encode(encoding) + (events_tail if name == "events.csv" else b""))
+    return folder
+
+
+#: After 8 KB (past the first chunk a text file is decoded in): a Latin-1 note, then a live
+#: vaccine a week before enrolment. Read up to the bad chunk, P001 looked eligible.
+LATIN1_TAIL = (
+    ("P001,medication,hydroxychloroquine,,2020-01-01,,,,," + "x" * 9000 + "\n").encode()
+    + "P001,medication,hydroxychloroquine,,2020-01-01,,,,,café\n".encode("latin-1")
+    + b"P001,vaccination,MMR,,2026-11-20,,,,,\n"
+)
+
+
+def test_a_partly_unreadable_file_is_never_eligible_and_every_answer_says_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = str(_p001_files(tmp_path / "set", LATIN1_TAIL))
+    where = "events.csv:8:55: the file is not UTF-8 text: byte 0xe9 cannot be read"
+    code, out, err = run(capsys, "--facts", folder, "check", "P001", "--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["verdict"] == "needs_data"
+    assert answer["rejected_rows"] == [] and answer["file_problems"][0].startswith(where)
+    statuses = {c["id"]: (c["status"], c["reason"]) for c in answer["criteria"]}
+    assert statuses["COHORT"] == statuses["GE4.2"] == ("unknown", "unreadable_source")
+    assert "may concern every patient" in err and where in err
+    code, out, err = run(capsys, "--facts", folder, "check", "P001")
+    assert code == 0 and out.startswith("P001: NEEDS_DATA") and where in err
+    code, out, err = run(capsys, "--facts", folder, "why", "P001", "--json")
+    assert code == 0 and json.loads(out)["file_problems"][0].startswith(where) and where in err
+    code, out, err = run(capsys, "--facts", folder, "patients", "--json")
+    assert code == 0 and json.loads(out)["file_problems"][0].startswith(where) and where in err
+    code, out, err = run(capsys, "--facts", folder, "screen", "--json")
+    answer = json.loads(out)
+    assert code == 0 and [r["verdict"] for r in answer["patients"]] == ["needs_data"]
+    assert answer["file_problems"][0].startswith(where) and where in err
+
+
+def test_encoding_declares_a_gb18030_file_set(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    tail = "P001,vaccination,麻腮风疫苗,,2026-11-20,,,,,\n".encode("gb18030")
+    folder = str(_p001_files(tmp_path / "set", tail, encoding="gb18030"))
+    code, out, err = run(capsys, "--facts", folder, "--encoding", "gb18030", "check", "P001", "--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["verdict"] == "ineligible" and err == ""  # the live vaccine, read
+    assert answer["cohorts"][0]["blocking"] == ["GE4.2"]
+    code, out, err = run(capsys, "--facts", folder, "check", "P001", "--json")  # undeclared: set aside
+    assert code == 0 and json.loads(out)["verdict"] == "needs_data" and "events.csv:7:18:" in err
+    code, _out, err = run(capsys, "--facts", folder, "--encoding", "klingon", "check", "P001")
+    assert code == 2 and "kb: unknown encoding 'klingon'" in err and "Traceback" not in err
+
+
+def test_a_json_of_an_unknown_resource_type_exits_2_located(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bundle = tmp_path / "x.json"
+    bundle.write_text('{"resourceType": "Foo", "id": "a"}', encoding="utf-8")
+    code, out, err = run(capsys, "--facts", str(bundle), "patients")
+    assert code == 2 and out == ""
+    assert "x.json (Foo/a):1: unknown resourceType 'Foo'" in err and "Traceback" not in err

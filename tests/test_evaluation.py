@@ -385,3 +385,56 @@ def test_an_unknown_names_only_the_histories_its_criterion_reads(
     result = demo_assessments["P007"].result(criterion)  # a referral letter: nothing reviewed
     assert result.status == "unknown"
     assert {g.item for g in result.missing} == to_collect
+
+
+def _set_aside(folder: Path, file: str) -> Path:
+    """P001's files (eligible as they are) with one of them not readable as UTF-8."""
+    from kb.patients import DEMO_DATASET
+
+    folder.mkdir()
+    for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
+        lines = (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        content = "".join([lines[0], *(line for line in lines[1:] if line.startswith("P001,"))]).encode()
+        (folder / name).write_bytes(content + (b"P001,\xe9\n" if name == file else b""))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("file", "unknown"),
+    [
+        ("events.csv", {"COHORT", "GE4.1", "GE4.2", "GE5", "GE8"}),
+        ("observations.csv", {"GI3", "GI6.3", "GI7", "GI8", "GE3"}),
+        ("attestations.csv", {"CONSENT", "GI4", "GE2", "GE4.1", "GE5"}),
+    ],
+)
+def test_a_file_set_aside_leaves_every_criterion_reading_it_unknown_never_absent(
+    kb: KnowledgeBase, tmp_path: Path, file: str, unknown: set[str]
+) -> None:
+    """P001 is eligible with every file read; with one file unreadable nothing of it counts as
+    absent: needs_data (never eligible, never "no cohort"), the file named, in both engines."""
+    from kb.screening import screen
+
+    dataset = load_dataset(_set_aside(tmp_path / "set", file))
+    result = assess(dataset.patient("P001"), kb)
+    assert result.verdict == "needs_data" and not result.blocking
+    statuses = {r.id: (r.status, r.reason) for r in result.criteria}
+    assert {c: statuses[c] for c in unknown} == {c: ("unknown", "unreadable_source") for c in unknown}
+    assert all(f"{file} could not be read (line " in message for message in _messages(result, unknown))
+    for engine in ("sql", "pydatalog"):
+        (row,) = screen(kb, dataset, resolve_assumptions(), engine=engine)
+        assert row.verdict == "needs_data" and not row.blocking, engine
+
+
+def _messages(result: Assessment, ids: set[str]) -> list[str]:
+    return [r.message for r in result.criteria if r.id in ids]
+
+
+def test_an_unreadable_diagnosis_row_is_not_no_cohort(kb: KnowledgeBase, write_dataset: Callable[..., Path]) -> None:
+    """P013's only diagnosis is no trial disease and the list is reviewed ("no cohort"); a
+    diagnosis row that could not be read may be the qualifying one."""
+    files = demo_files("P013")
+    files["events"].append({**files["events"][0], "code": "M32.1", "start_date": "2019-13-01"})
+    result = assess(load_dataset(write_dataset(**files)).patient("P013"), kb)
+    cohort = result.result("COHORT")
+    assert (result.verdict, cohort.status, cohort.reason) == ("needs_data", "unknown", "unreadable_source")
+    assert "events.csv row 3 could not be read (column start_date" in cohort.message

@@ -157,3 +157,20 @@ def test_a_document_that_cannot_be_read_is_a_located_error_never_a_traceback(
     path.write_bytes(content)
     assert main(["--facts", str(path), "patients"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_unknown_resource_type_is_a_located_error_not_zero_patients(demo: Dataset) -> None:
+    vocab = load_vocabulary()
+    with pytest.raises(KbError, match=r"x\.json: no FHIR resource could be read") as caught:
+        read_fhir([("x.json", b'{"resourceType": "Patinet", "id": "P001"}')], vocab)
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.row) == ("x.json (Patinet/P001)", 1)
+    assert problem.message == "unknown resourceType 'Patinet'" and problem.hint.startswith("did you mean 'Patient'?")
+    document = bundle([demo.patients["P001"]], vocab)
+    document["entry"].append({"resource": {"resourceType": "Conditon", "id": "c9"}})
+    imported = read_fhir([("p001.json", json.dumps(document).encode())], vocab).dataset(vocab)
+    assert [str(p) for p in imported.problems] == [
+        f"p001.json (Conditon/c9):{len(document['entry'])}: unknown resourceType 'Conditon' "
+        "(did you mean 'Condition'? the entry is skipped)"
+    ]
+    assert list(imported.patients) == ["P001"]

@@ -87,3 +87,20 @@ def test_a_units_row_and_excel(vocab) -> None:  # type: ignore[no-untyped-def]
 def test_files_that_cannot_be_a_patient_table(vocab, content: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(KbError, match=message):
         read_wide(content, "export.csv", vocab)
+
+
+def test_a_wide_table_is_decoded_whole_in_its_declared_encoding(vocab) -> None:  # type: ignore[no-untyped-def]
+    content = (
+        "patient_id,sex,diagnosis,diagnosis_date,result_date,hb [g/L]\n"
+        "W1,F,lupus érythémateux,2019-03-01,2026-11-17,110\n"
+    )
+    latin = content.encode("latin-1")
+    with pytest.raises(KbError, match=r"export\.csv could not be read") as caught:
+        read_wide(latin, "export.csv", vocab)
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.row, problem.column) == ("export.csv", 2, 12)
+    assert problem.message.startswith("the file is not UTF-8 text: byte 0xe9 cannot be read")
+    dataset = read_wide(latin, "export.csv", vocab, encoding="latin-1").dataset(vocab)
+    assert [e.name for e in dataset.patient("W1").events] == ["lupus érythémateux"]
+    doubled = read_wide(b"\xef\xbb\xbf\xef\xbb\xbf" + content.encode(), "export.csv", vocab).dataset(vocab)
+    assert list(doubled.patients) == ["W1"] and doubled.patient("W1").observations

@@ -209,8 +209,11 @@ def test_a_broken_upload_names_the_file_and_keeps_the_rest() -> None:
     files = {p.name: p.read_bytes() for p in DEMO_DATASET.glob("*.csv") if p.name != "stories.csv"}
     files["events.csv"] = b"\xff\xfe not text"
     dataset = load_uploaded(files)
-    assert [str(p) for p in dataset.problems] == ["events.csv: the file is not UTF-8 text (save it as CSV UTF-8)"]
-    assert "P061" in dataset.patients
+    assert [(p.path, p.row, p.column, p.patient_id) for p in dataset.problems] == [("events.csv", 1, 1, None)]
+    assert dataset.problems[0].message.startswith("the file is not UTF-8 text: byte 0xff cannot be read")
+    assert "P061" in dataset.patients and dataset.patients["P061"].observations  # the other files are read
+    assert dataset.patients["P061"].events == []
+    assert [(u.file, u.what, u.when) for u in dataset.patients["P061"].unreadable] == [("events.csv", "", None)]
     with pytest.raises(KbError, match=r"no patients\.csv among events\.csv"):
         load_uploaded({"events.csv": b""})
 
@@ -371,3 +374,138 @@ def test_an_implausible_uln_is_read_as_empty_with_its_reason(
     alt = next(o for o in dataset.patient("P001").observations if o.item == "alt")
     assert alt.value == Decimal(30) and alt.uln is None
     assert assess(dataset.patient("P001"), kb).verdict != "eligible"  # ALT ≤ 2.5 × ULN is not known
+
+
+def _write_raw(folder: Path, files: dict[str, bytes]) -> Path:
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def _demo_bytes(patient_id: str = "P001") -> dict[str, bytes]:
+    """One demo patient's four files, as bytes (to corrupt one of them)."""
+    from kb.patients import DEMO_DATASET
+
+    out = {}
+    for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
+        lines = (DEMO_DATASET / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        out[name] = "".join([lines[0], *(line for line in lines[1:] if line.startswith(f"{patient_id},"))]).encode()
+    return out
+
+
+@pytest.mark.parametrize("padding", [0, 9000], ids=["first-chunk", "after-8KB"])
+def test_a_bad_byte_sets_the_whole_file_aside_located_at_its_line_and_character(tmp_path: Path, padding: int) -> None:
+    """Decoded before any row is read: never the rows before the bad chunk kept as if complete."""
+    files = _demo_bytes()
+    kept = files["events.csv"].count(b"\n")
+    files["events.csv"] += f"P001,medication,hydroxychloroquine,,2020-01-01,,,,,{'x' * padding}\n".encode()
+    files["events.csv"] += "P001,medication,hydroxychloroquine,,2020-01-01,,,,,café\n".encode("latin-1")
+    files["events.csv"] += b"P001,vaccination,MMR,,2026-11-20,,,,,\n"
+    dataset = load_dataset(_write_raw(tmp_path / "set", files))
+    (problem,) = dataset.problems
+    assert (problem.path, problem.row, problem.column, problem.patient_id) == ("events.csv", kept + 2, 55, None)
+    assert problem.message.startswith("the file is not UTF-8 text: byte 0xe9 cannot be read")
+    assert dataset.file_problems == [problem] and dataset.problems_for("P001") == [problem]
+    patient = dataset.patient("P001")
+    assert patient.events == [] and patient.observations and patient.attestations
+    assert [(u.file, u.what, u.when, u.source.row) for u in patient.unreadable] == [("events.csv", "", None, 0)]
+    assert "line 8, character 55: the file is not UTF-8 text" in patient.unreadable[0].reason
+
+
+@pytest.mark.parametrize("bom", [b"\xef\xbb\xbf", b"\xef\xbb\xbf\xef\xbb\xbf"], ids=["BOM", "doubled-BOM"])
+def test_utf8_with_a_bom_or_a_doubled_bom_is_read(tmp_path: Path, bom: bytes) -> None:
+    files = {name: bom + content for name, content in _demo_bytes().items()}
+    dataset = load_dataset(_write_raw(tmp_path / "set", files))
+    assert dataset.problems == []
+    assert len(dataset.patient("P001").events) == files["events.csv"].count(b"\n") - 1
+
+
+def test_a_declared_encoding_reads_a_gb18030_file_and_utf8_rejects_it_located(tmp_path: Path) -> None:
+    files = _demo_bytes()
+    files["events.csv"] = (files["events.csv"].decode() + "P001,vaccination,麻腮风疫苗,,2026-11-20,,,,,\n").encode(
+        "gb18030"
+    )
+    folder = _write_raw(tmp_path / "set", files)
+    read = load_dataset(folder, encoding="gb18030").patient("P001")
+    assert [(e.name, e.agent) for e in read.events if e.kind == "vaccination"][-1] == ("麻腮风疫苗", "mmr_vaccine")
+    rejected = load_dataset(folder)
+    (problem,) = rejected.problems
+    assert (problem.path, problem.row, problem.column) == ("events.csv", 7, 18)
+    assert rejected.patient("P001").events == []
+    with pytest.raises(KbError, match="unknown encoding 'klingon'"):
+        load_dataset(folder, encoding="klingon")
+
+
+def test_a_cell_over_the_csv_limit_rejects_its_row_not_the_file(tmp_path: Path) -> None:
+    """Over csv's 128 KB field limit the reader stopped (file aside, or a traceback before
+    issue 16); now that row alone is rejected, located, kept as unreadable, and the rest reads."""
+    files = _demo_bytes()
+    files["observations.csv"] += b"P001,platelets,1" + b"0" * 200_000 + b",10^9/L,2026-11-17,,,,\n"
+    rows = files["observations.csv"].count(b"\n")  # the header is row 1: the new row is the last
+    dataset = load_dataset(_write_raw(tmp_path / "set", files))
+    (problem,) = dataset.problems
+    assert (problem.path, problem.row, problem.column, problem.patient_id) == (
+        "observations.csv",
+        rows,
+        "value",
+        "P001",
+    )
+    assert "more than the 131,072 a cell may hold" in problem.message
+    patient = dataset.patient("P001")
+    assert len(patient.observations) == rows - 2  # every other row read
+    assert [(u.file, u.what, u.source.row) for u in patient.unreadable] == [("observations.csv", "platelets", rows)]
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [(b"patient_id,sex\nP001,f\xe9male\n", (2, 7)), (b"id,sex\nP001,female\n", (1, "patient_id"))],
+    ids=["not-utf8", "no-patient_id"],
+)
+def test_a_patients_file_that_cannot_be_read_is_an_error_located(
+    tmp_path: Path, content: bytes, where: tuple[int, int | str]
+) -> None:
+    files = _demo_bytes() | {"patients.csv": content}
+    with pytest.raises(KbError) as caught:
+        load_dataset(_write_raw(tmp_path / "set", files))
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.row, problem.column) == ("patients.csv", *where)
+
+
+def test_a_row_without_a_patient_id_counts_as_unread_for_every_patient(write_dataset: Callable[..., Path]) -> None:
+    files = two_patients()
+    files["events"].append({**files["events"][0], "patient_id": "", "kind": "vaccination", "name": "MMR"})
+    dataset = load_dataset(write_dataset(**files))
+    (problem,) = dataset.problems
+    assert (problem.path, problem.column, problem.patient_id, problem.message) == (
+        "events.csv",
+        "patient_id",
+        None,
+        "empty patient_id",
+    )
+    for pid in ("P001", "P004"):
+        assert [(u.file, u.what, u.source.row) for u in dataset.patient(pid).unreadable] == [
+            ("events.csv", "vaccination", problem.row)
+        ]
+
+
+@pytest.mark.parametrize(
+    ("column", "limit", "message"),
+    [
+        ("uln", "0", "an upper limit of normal must be a positive number, not 0"),
+        ("uln", "-1.2", "an upper limit of normal must be a positive number, not -1.2"),
+        ("lln", "-3", "creatinine -3 µmol/L is outside the plausible range 10-3000 µmol/L"),
+    ],
+)
+def test_an_impossible_normal_limit_is_a_located_problem_and_the_value_still_loads(
+    write_dataset: Callable[..., Path], column: str, limit: str, message: str
+) -> None:
+    files = demo_files("P001")
+    set_value(files["observations"], "creatinine", "80", unit="umol/L", **{column: limit})
+    dataset = load_dataset(write_dataset(**files))
+    (problem,) = dataset.problems
+    row = next(n for n, r in enumerate(files["observations"], start=2) if r["item"] == "creatinine")
+    assert (problem.path, problem.row, problem.column, problem.patient_id) == ("observations.csv", row, column, "P001")
+    assert problem.message == f"creatinine {column}: {message}"
+    (creatinine,) = [o for o in dataset.patient("P001").observations if o.item == "creatinine"]
+    assert creatinine.value == Decimal(80) and getattr(creatinine, column) is None

@@ -17,9 +17,19 @@ from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.patients import DEMO_DATASET, Dataset, load_dataset
 from kb.render import escape_markdown
 
-__all__ = ["Context", "context", "demo_dataset", "knowledge", "session_cached", "sidebar", "upload_key"]
+__all__ = ["ENCODINGS", "Context", "context", "demo_dataset", "knowledge", "session_cached", "sidebar", "upload_key"]
 
 T = TypeVar("T")
+
+#: The encodings a user may declare for uploaded CSV files (label -> codec; None: UTF-8, with
+#: or without BOM). A file that does not decode in it is set aside whole, never half read.
+ENCODINGS: dict[str, str | None] = {
+    "UTF-8 (default)": None,
+    "GB18030 (Chinese)": "gb18030",
+    "Windows-1252 (Western European)": "cp1252",
+    "Latin-1 (ISO-8859-1)": "latin-1",
+    "Shift JIS (Japanese)": "shift_jis",
+}
 
 
 @st.cache_resource
@@ -71,10 +81,10 @@ def session_cached(name: str, key: object, compute: Callable[[], T], keep: int =
     return store[key]  # type: ignore[return-value]
 
 
-def _parse(contents: dict[str, bytes]) -> Dataset | str:
+def _parse(contents: dict[str, bytes], encoding: str | None) -> Dataset | str:
     """The upload read once: its data set, or the error to show."""
     try:
-        return load_files(contents)
+        return load_files(contents, encoding=encoding)
     except KbError as exc:
         return str(exc)
 
@@ -90,17 +100,33 @@ def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
         accept_multiple_files=True,
         key="upload",
     )
+    label = st.sidebar.selectbox(
+        "Encoding of uploaded CSV files",
+        list(ENCODINGS),
+        key="upload_encoding",
+        help="CSV files that are not UTF-8 (e.g. exported by a Chinese Excel as GB18030) must say so: a file "
+        "that does not decode is set aside as a whole, and its records count as unread for every patient.",
+    )
     if not files:
         return dataset, "demo"
+    encoding = ENCODINGS.get(str(label))
     contents = {f.name: f.getvalue() for f in files}
-    key = upload_key(contents)
-    loaded = session_cached("upload", key, lambda: _parse(contents), keep=1)
+    key = upload_key(contents) + f":{encoding or 'utf-8'}"
+    loaded = session_cached("upload", key, lambda: _parse(contents, encoding), keep=1)
     if isinstance(loaded, str):
         st.sidebar.error(escape_markdown(loaded))
         return dataset, "demo"
-    if loaded.problems:
-        shown = escape_markdown("; ".join(str(p) for p in loaded.problems[:5]))  # file text, shown as text
-        st.sidebar.warning(f"{len(loaded.problems)} problem(s) reading the upload (the rest was read): {shown}")
+    whole = loaded.file_problems
+    if whole:  # first, and apart: these may change every patient's answer
+        shown = escape_markdown("; ".join(str(p) for p in whole[:5]))  # file text, shown as text
+        st.sidebar.error(
+            f"{len(whole)} problem(s) that may concern every patient (records that could not be read count as "
+            f"unread, never as absent: at best needs_data): {shown}"
+        )
+    rows = [p for p in loaded.problems if p.patient_id is not None]
+    if rows:
+        shown = escape_markdown("; ".join(str(p) for p in rows[:5]))  # file text, shown as text
+        st.sidebar.warning(f"{len(rows)} problem(s) reading the upload (the rest was read): {shown}")
     if not loaded.patients:
         st.sidebar.error("no patient could be read from the upload")
         return dataset, "demo"

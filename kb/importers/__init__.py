@@ -18,7 +18,7 @@ from kb.importers.common import Imported, Origin
 from kb.importers.fhir import read_fhir
 from kb.importers.omop import read_omop
 from kb.importers.wide import read_wide
-from kb.patients import Dataset, load_dataset, load_uploaded
+from kb.patients import Dataset, check_encoding, load_dataset, load_uploaded
 from kb.vocabulary import Vocabulary, load_vocabulary
 from kb.workbook import SHEETS, sheet_names, workbook_files
 
@@ -88,12 +88,15 @@ def load_data(
     vocabulary: Vocabulary | None = None,
     today: date | None = None,
     diagnoses_complete: date | None = None,
+    encoding: str | None = None,
 ) -> Dataset:
     """The data set at `path` in `input_format` ("auto": recognised from the content).
 
     `diagnoses_complete` (OMOP and FHIR, where an extract cannot say so itself): declare
-    every patient's diagnosis list complete up to that date."""
+    every patient's diagnosis list complete up to that date. `encoding`: that of CSV files
+    that are not UTF-8 (the file set, a wide table); JSON is UTF-8 by definition."""
     path = Path(path)
+    check_encoding(encoding)
     if not path.exists():
         raise KbError(f"{path}: no such file or folder")
     vocab = vocabulary or load_vocabulary()
@@ -106,11 +109,11 @@ def load_data(
         if not compatible:
             raise KbError(f"{path}: this looks like {describe(seen)}, expected {describe(input_format)}")
     if found == "csv":
-        return load_dataset(path, vocab, today)
+        return load_dataset(path, vocab, today, encoding)
     if found == "xlsx":
         return load_uploaded(workbook_files(path.read_bytes(), path.name), vocab, today, name=path.name)
     if found == "wide":
-        return read_wide(path.read_bytes(), path.name, vocab).dataset(vocab, today)
+        return read_wide(path.read_bytes(), path.name, vocab, encoding).dataset(vocab, today)
     if found == "fhir":
         files = sorted([*path.glob("*.json"), *path.glob("*.ndjson")]) if path.is_dir() else [path]
         imported = read_fhir([(f.name, f.read_bytes()) for f in files], vocab)
@@ -129,18 +132,24 @@ def _declare_diagnoses(imported: Imported, when: date) -> None:
         imported.add("attestations.csv", attestation | {"by": "assumption diagnoses_complete"}, Origin(imported.name))
 
 
-def load_files(files: dict[str, bytes], vocabulary: Vocabulary | None = None, today: date | None = None) -> Dataset:
+def load_files(
+    files: dict[str, bytes],
+    vocabulary: Vocabulary | None = None,
+    today: date | None = None,
+    encoding: str | None = None,
+) -> Dataset:
     """A data set from uploaded files held in memory (never written to disk), by their names:
     FHIR bundles (.json, .ndjson), the CSV file set (patients.csv …), a workbook of that file
-    set, or one wide table (CSV or Excel)."""
+    set, or one wide table (CSV or Excel). `encoding`: that of CSV files that are not UTF-8."""
     vocab = vocabulary or load_vocabulary()
+    check_encoding(encoding)
     if not files:
         raise KbError("no file was uploaded")
     bundles = [(n, c) for n, c in files.items() if n.casefold().endswith((".json", ".ndjson"))]
     if bundles:
         return read_fhir(bundles, vocab).dataset(vocab, today)
     if "patients.csv" in files:
-        return load_uploaded(files, vocab, today)
+        return load_uploaded(files, vocab, today, encoding=encoding)
     if len(files) > 1:
         raise KbError(
             f"{', '.join(sorted(files))}: upload the file set (patients.csv, observations.csv, events.csv, "
@@ -155,4 +164,4 @@ def load_files(files: dict[str, bytes], vocabulary: Vocabulary | None = None, to
             return load_uploaded(workbook_files(content, name), vocab, today, name=name)
     elif name in {f"{sheet}.csv" for sheet in SHEETS}:
         raise KbError(f"{name}: this looks like one file of the CSV file set; upload patients.csv with it")
-    return read_wide(content, name, vocab).dataset(vocab, today)
+    return read_wide(content, name, vocab, encoding).dataset(vocab, today)

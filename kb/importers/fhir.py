@@ -11,6 +11,7 @@ criteria read and are skipped.
 
 from __future__ import annotations
 
+import difflib
 import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -203,11 +204,29 @@ def read_fhir(documents: list[tuple[str, bytes]], vocab: Vocabulary) -> Imported
     """The four files of one or more FHIR documents (name, content)."""
     out = Imported(documents[0][0] if len(documents) == 1 else "FHIR bundles")
     for name, content in documents:
-        _read(out, name, _entries(content, name, out), vocab)
+        resources = _entries(content, name, out)
+        before = len(out.problems)
+        unknown = _read(out, name, resources, vocab)
+        if resources and unknown == len(resources):  # not one FHIR resource: not "0 patients"
+            raise KbError(f"{name}: no FHIR resource could be read", out.problems[before:])
     return out
 
 
-def _read(out: Imported, name: str, resources: list[dict[str, Any]], vocab: Vocabulary) -> None:
+def _fhir_type(kind: str) -> bool:
+    """Whether `kind` names a FHIR R4 resource type (read or not)."""
+    if kind in READ:
+        return True
+    try:
+        get_fhir_model_class(kind)
+    except (ValueError, KeyError, AttributeError, ImportError):
+        return False
+    return True
+
+
+def _read(out: Imported, name: str, resources: list[dict[str, Any]], vocab: Vocabulary) -> int:
+    """Import the resources of one file; the number whose resourceType is not FHIR (each a
+    located problem: a misspelt "Patinet" must not vanish as a type nobody reads)."""
+    unknown = 0
     by_url: dict[str, str] = {}
     for raw in resources:
         if raw.get("resourceType") == "Patient" and raw.get("id") and isinstance(raw["id"], str):
@@ -224,6 +243,12 @@ def _read(out: Imported, name: str, resources: list[dict[str, Any]], vocab: Voca
             continue
         where = Origin(name, number, f"{_label(kind) or 'entry'}/{_label(raw.get('id', '?'))}")
         if kind not in READ:
+            if not _fhir_type(kind):
+                unknown += 1
+                close = difflib.get_close_matches(kind, [*READ, "Bundle"], n=1)
+                hint = f"did you mean '{close[0]}'? " if close else "not a FHIR R4 resource type: " if kind else ""
+                what = f"unknown resourceType '{kind}'" if kind else "an entry without a resource (no resourceType)"
+                out.problem(where, what, hint + "the entry is skipped")
             continue  # nothing a criterion reads (Encounter, Claim …)
         body = {k: v for k, v in raw.items() if k != "_fullUrl"}
         try:
@@ -284,6 +309,7 @@ def _read(out: Imported, name: str, resources: list[dict[str, Any]], vocab: Voca
             row["height_cm"] = _body_size(heights[pid][0], heights[pid][1], "cm", vocab)
         assert isinstance(origin, Origin)
         out.add("patients.csv", row, origin)
+    return unknown
 
 
 def _kind(category: Any, kinds: tuple[str, ...]) -> str:

@@ -20,6 +20,7 @@ import re
 
 from kb.errors import KbError
 from kb.importers.common import Imported, Origin
+from kb.patients import decode_text
 from kb.vocabulary import Vocabulary
 from kb.workbook import excel_rows
 
@@ -59,13 +60,10 @@ def _items_by_name(vocab: Vocabulary) -> dict[str, str]:
     return names
 
 
-def _table(content: bytes, name: str) -> list[list[str]]:
+def _table(content: bytes, name: str, encoding: str | None = None) -> list[list[str]]:
     if name.casefold().endswith((".xlsx", ".xlsm")):
         return excel_rows(content, name)
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise KbError(f"{name}: not UTF-8 text (save it as CSV UTF-8)") from None
+    text = decode_text(content, name, encoding)  # whole or not at all, located at the bad byte
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
@@ -73,10 +71,11 @@ def _table(content: bytes, name: str) -> list[list[str]]:
     return [row for row in csv.reader(io.StringIO(text), dialect)]
 
 
-def read_wide(content: bytes, name: str, vocab: Vocabulary) -> Imported:
+def read_wide(content: bytes, name: str, vocab: Vocabulary, encoding: str | None = None) -> Imported:
     """The four files of a wide table. Raises for a file that cannot be a patient table
-    (empty, no patient id column); a bad cell is left to the loader, which names it."""
-    rows = [row for row in _table(content, name) if any(cell.strip() for cell in row)]
+    (empty, no patient id column, not text in its encoding); a bad cell is left to the
+    loader, which names it."""
+    rows = [row for row in _table(content, name, encoding) if any(cell.strip() for cell in row)]
     if not rows:
         raise KbError(f"{name}: the file is empty (expected a header row, then one row per patient)")
     header = [cell.strip() for cell in rows[0]]
