@@ -65,7 +65,7 @@ def test_an_open_myositis_cohort_says_why_in_the_screening_row(kb: KnowledgeBase
 def _copies(target: Path, copies: int, seed: int) -> Path:
     """The demo file set `copies` times over (ids C<n>-P0xx), its rows shuffled across
     patients, with what real files hold: a duplicate and an id-less patient row, rows of
-    unknown or no patients, bad dates, blank lines and a note over two lines."""
+    unknown patients, bad dates, blank lines and a note over two lines."""
     import random
 
     from kb.patients import DEMO_DATASET
@@ -84,7 +84,7 @@ def _copies(target: Path, copies: int, seed: int) -> Path:
                 "C0-P061,platelets,120,10*9/L,2026-13-45,,,,lab",
                 "ZZ-P999,platelets,120,10*9/L,2026-11-17,,,,lab",
             ]
-            rows[40:40] = ["", ",anc,2.1,10*9/L,2026-11-17,,,,lab", ""]
+            rows[40:40] = ["", ""]
         if name == "events.csv":
             rows[7:7] = ['C1-P004,medication,prednisone,,2026-10-01,,5,mg,daily,"taken\nwith food"']
         (target / name).write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
@@ -107,5 +107,22 @@ def test_screening_a_folder_in_chunks_gives_the_rows_and_problems_of_the_whole(
     assert streamed.rows == screen(kb, whole, assumptions)
     assert streamed.problems == whole.problems
     if copies > 1:
-        assert len(whole.patients) == 78 * copies and len(whole.problems) >= 5
+        assert len(whole.patients) == 78 * copies and len(whole.problems) >= 4
         assert {p.row for p in whole.problems if p.path == "patients.csv"} == {2 * 78 + 2, 2 * 78 + 3}
+
+
+@pytest.mark.parametrize("file", ["observations.csv", "events.csv"])
+def test_a_row_that_may_be_anyones_stays_unread_for_every_patient_when_streamed(
+    kb: KnowledgeBase, tmp_path: Path, file: str
+) -> None:
+    """A row without a patient id counts as unread for every patient (issue 16.1); streamed,
+    it went to the chunk of unknown ids and the other chunks' patients came out eligible."""
+    folder = _copies(tmp_path / "site", 2, seed=2)
+    row = ",anc,2.1,10*9/L,2026-11-17,,,,lab" if file == "observations.csv" else ",vaccination,MMR vaccine,,2026-11-20"
+    with (folder / file).open("a", encoding="utf-8") as fh:
+        fh.write(row + "\n")
+    assumptions = resolve_assumptions()
+    whole = load_dataset(folder)
+    streamed = screen_folder(kb, folder, assumptions, chunk=60)
+    assert streamed.rows == screen(kb, whole, assumptions)
+    assert [r.patient for r in streamed.rows if r.verdict == "eligible"] == []
