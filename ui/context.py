@@ -100,6 +100,9 @@ def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
         accept_multiple_files=True,
         key="upload",
     )
+    if not files:
+        return dataset, "demo"
+    # asked once there is something to decode (the demo's sidebar starts with the patient)
     label = st.sidebar.selectbox(
         "Encoding of uploaded CSV files",
         list(ENCODINGS),
@@ -107,8 +110,6 @@ def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
         help="CSV files that are not UTF-8 (e.g. exported by a Chinese Excel as GB18030) must say so: a file "
         "that does not decode is set aside as a whole, and its records count as unread for every patient.",
     )
-    if not files:
-        return dataset, "demo"
     encoding = ENCODINGS.get(str(label))
     contents = {f.name: f.getvalue() for f in files}
     key = upload_key(contents) + f":{encoding or 'utf-8'}"
