@@ -303,7 +303,8 @@ class _Reader:
         text = self._text()
         if text is None:
             return
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        # strict: an unbalanced quote raises instead of swallowing every row after it into one cell
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         try:
             header = [h.strip() for h in (reader.fieldnames or [])]
             reader.fieldnames = header

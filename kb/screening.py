@@ -239,7 +239,7 @@ class _Split:
         handles = []
         try:
             with path.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.reader(fh)
+                reader = csv.reader(fh, strict=True)  # as the loader reads it
                 header = next(reader, None) or []
                 names = [h.strip() for h in header]
                 if "patient_id" not in names or (path.name != "patients.csv" and not self.order):

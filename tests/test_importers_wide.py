@@ -104,3 +104,12 @@ def test_a_wide_table_is_decoded_whole_in_its_declared_encoding(vocab) -> None: 
     assert [e.name for e in dataset.patient("W1").events] == ["lupus érythémateux"]
     doubled = read_wide(b"\xef\xbb\xbf\xef\xbb\xbf" + content.encode(), "export.csv", vocab).dataset(vocab)
     assert list(doubled.patients) == ["W1"] and doubled.patient("W1").observations
+
+
+def test_an_unbalanced_quote_refuses_the_table_located(vocab) -> None:  # type: ignore[no-untyped-def]
+    """Found by the input fuzz suite: W2's row vanished into W1's cell without a word."""
+    content = b'patient_id,sex,platelets [10^9/L]\nW1,"female,120\nW2,male,80\n'
+    with pytest.raises(KbError) as caught:
+        read_wide(content, "clinic.csv", vocab)
+    (problem,) = caught.value.problems
+    assert problem.path == "clinic.csv" and problem.row == 3 and "cannot be read as CSV" in problem.message

@@ -509,3 +509,34 @@ def test_an_impossible_normal_limit_is_a_located_problem_and_the_value_still_loa
     assert problem.message == f"creatinine {column}: {message}"
     (creatinine,) = [o for o in dataset.patient("P001").observations if o.item == "creatinine"]
     assert creatinine.value == Decimal(80) and getattr(creatinine, column) is None
+
+
+def _unbalanced(content: bytes, line: int) -> bytes:
+    """The content with a quote opening the second cell of `line` (1 = the header) and never
+    closed: a careless edit that made csv read every following line into that one cell."""
+    lines = content.split(b"\n")
+    head, comma, tail = lines[line - 1].partition(b",")
+    lines[line - 1] = head + comma + b'"' + tail
+    return b"\n".join(lines)
+
+
+def test_an_unbalanced_quote_sets_the_file_aside_instead_of_swallowing_the_rows_after_it(tmp_path: Path) -> None:
+    """Found by the input fuzz suite: the rows after the quote vanished into one cell and the
+    row itself loaded; now the file is set aside whole, located, and every patient's records
+    from it count as unread."""
+    files = _demo_bytes()
+    files["events.csv"] = _unbalanced(files["events.csv"], 3)
+    dataset = load_dataset(_write_raw(tmp_path / "set", files))
+    (problem,) = dataset.file_problems
+    assert problem.path == "events.csv" and "cannot be read as CSV" in problem.message and problem.row is not None
+    patient = dataset.patient("P001")
+    assert patient.events == [] and [u.file for u in patient.unreadable] == ["events.csv"]
+
+
+def test_an_unbalanced_quote_in_patients_csv_is_an_error_located(tmp_path: Path) -> None:
+    files = _demo_bytes() | {"patients.csv": b"patient_id,sex\nP001,female\nP002,male\n"}
+    files["patients.csv"] = _unbalanced(files["patients.csv"], 2)
+    with pytest.raises(KbError) as caught:
+        load_dataset(_write_raw(tmp_path / "set", files))
+    (problem,) = caught.value.problems
+    assert problem.path == "patients.csv" and "cannot be read as CSV" in problem.message

@@ -18,7 +18,7 @@ import difflib
 import io
 import re
 
-from kb.errors import KbError
+from kb.errors import KbError, Problem
 from kb.importers.common import Imported, Origin
 from kb.patients import decode_text
 from kb.vocabulary import Vocabulary
@@ -68,7 +68,12 @@ def _table(content: bytes, name: str, encoding: str | None = None) -> list[list[
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    return [row for row in csv.reader(io.StringIO(text), dialect)]
+    reader = csv.reader(io.StringIO(text, newline=""), dialect, strict=True)
+    try:
+        return list(reader)
+    except csv.Error as exc:  # an unbalanced quote would swallow the rows after it: none is read
+        problem = Problem(name, reader.line_num, None, f"the file cannot be read as CSV: {exc}", "no row of it is read")
+        raise KbError(f"{name} could not be read", [problem]) from None
 
 
 def read_wide(content: bytes, name: str, vocab: Vocabulary, encoding: str | None = None) -> Imported:
