@@ -48,8 +48,8 @@ SEED = int(_seed_text) if _seed_text else (random.SystemRandom().randrange(10**6
 _COUNTS = {
     "fast": {"csv": 40, "wide": 10, "fhir": 10, "omop": 3, "changes": 300, "whatifs": 6, "parsed": 2000,
              "answered": 24},
-    "ci": {"csv": 1200, "wide": 150, "fhir": 200, "omop": 30, "changes": 4000, "whatifs": 120, "parsed": 12000,
-           "answered": 300},
+    "ci": {"csv": 3000, "wide": 400, "fhir": 400, "omop": 60, "changes": 8000, "whatifs": 200, "parsed": 20000,
+           "answered": 600},
     "deep": {"csv": 8000, "wide": 1000, "fhir": 1000, "omop": 200, "changes": 20000, "whatifs": 1000,
              "parsed": 50000, "answered": 5000},
 }  # fmt: skip
