@@ -24,10 +24,10 @@ from pathlib import Path
 
 from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.patients import DEMO_DATASET, load_dataset
-from kb.questions import Question, parse_question
+from kb.questions import Clarification, Question, parse_question
 from kb.vignettes import load_vignettes
 
-__all__ = ["HOSTILE", "hostile_question", "parse_seconds"]
+__all__ = ["DESCRIBED", "HOSTILE", "hostile_question", "parse_seconds", "read_as"]
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -48,7 +48,9 @@ HOSTILE: tuple[tuple[str, str, str, str, str], ...] = (
     ("missing", "", "what data are missing for P001 ", "", "missing"),
     ("criterion ids", "explain ", "GE4.7 ", "", "criterion"),
     ("criterion, words apart", "", "what does ", "GE4.7 mean", "criterion"),
-    ("why, repeated", "", "why ", "", "help"),
+    ("why, repeated", "", "why ", "", "clarify"),
+    ("a described patient, repeated", "", "a 45 year old woman with lupus, rituximab 2 weeks ago, ", "", "described"),
+    ("results in words, repeated", "SLE, ", "platelets 40 x10^9/L, hb 9 ", "", "described"),
     ("why by a criterion", "why is P001 excluded ", "by GE4.2 ", "", "why"),
     ("why fail, no criterion id", "is P001 ", "why fail ge ", "", "blockers"),
     ("blockers", "", "why is P001 not eligible ", "", "blockers"),
@@ -56,6 +58,11 @@ HOSTILE: tuple[tuple[str, str, str, str, str], ...] = (
     ("check, patient numbers", "is eligible ", "patient #0001's ", "", "check"),
     ("check, dates", "is P001 eligible on ", "2026-11-24 ", "", "check"),
 )
+
+
+def read_as(parsed: Question | Clarification) -> str:
+    """The intent a question was read as ("clarify" when the parser asks back)."""
+    return parsed.intent if isinstance(parsed, Question) else "clarify"
 
 
 def hostile_question(prefix: str, unit: str, suffix: str, size: int) -> str:
@@ -80,7 +87,7 @@ def parser_figures(runs: int) -> None:
     for name, prefix, unit, suffix, intent in HOSTILE:
         text = hostile_question(prefix, unit, suffix, 10_000)
         parsed = parse_question(text, kb, ids, None, date(2026, 11, 24))
-        assert isinstance(parsed, Question) and parsed.intent == intent, (name, parsed)
+        assert read_as(parsed) == intent, (name, parsed)
         times[name] = parse_seconds(text, kb, ids, runs)
     worst = max(times, key=times.__getitem__)
     print(f"hostile questions of 10 KB: {len(times)}, median CPU time of {runs} parses each")
