@@ -147,7 +147,13 @@ class Description:
     @property
     def facts(self) -> int:
         """How many facts about a patient were read (a sex word alone, a pronoun, is not one)."""
-        return (self.age is not None) + len(self.diagnoses) + len(self.drugs) + len(self.labs) + len(self.cues)
+        return (self.age is not None) + len(self.diagnoses) + len(self.drugs) + len(self.labs)
+
+    @property
+    def describes(self) -> bool:
+        """Whether the words describe a patient: a fact read, or "my patient …" with words
+        that were meant as facts but could not be read (said, rather than another patient)."""
+        return bool(self.facts or (self.cues and self.unread))
 
     @property
     def spans(self) -> tuple[Span, ...]:
@@ -328,14 +334,14 @@ def read_description(text: str, vocabulary: Vocabulary, today: date) -> Descript
             i += size - 1
             break
         i += 1
-    cues = tuple(m.group(0) for m in re.finditer(r"\b(?:my|a|an|new|this)\s+(?:\w+\s+)?(?:patient|pt)\b", lowered))
+    cues = tuple(m.group(0) for m in re.finditer(r"\b(?:my|a|an|new)\s+(?:\w+\s+)?(?:patient|pt)\b", lowered))
     for n, word in enumerate(words):
         if len(unread) >= MAX_UNREAD:
             break
         said = any(f" {word}" in note for note in unread)  # already asked about ("hb 9: in which unit?")
         if n not in used and not said and _NUMBER.match(word) and not re.match(r"\d{4}-\d{2}-\d{2}", word):
             unread.append(f"the number {word} (what does it measure? e.g. 'platelets {word}')")
-    if diagnoses or drugs or labs or age is not None or cues:
+    if diagnoses or drugs or labs or age is not None:
         notes.append("nothing is recorded as reviewed: the histories the words do not mention stay open")
     return Description(text, today, sex, age, tuple(diagnoses), tuple(drugs), tuple(labs), tuple(notes),
                        tuple(unread[:MAX_UNREAD]), cues)  # fmt: skip

@@ -269,7 +269,7 @@ def _described(text: str, kb: KnowledgeBase, today: date | None) -> Question | N
     """A question that describes a patient ("my 45-year-old lupus patient on rituximab"): read
     as that patient, never as the one selected on screen."""
     description = read_description(text, kb.vocabulary, today or date.today())
-    if not description.facts:
+    if not description.describes:
         return None
     return Question("described", text, notes=description.assumptions, description=description)
 
@@ -351,8 +351,9 @@ def _corrected(text: str) -> str:
 def _patient(text: str, ids: list[str] | tuple[str, ...]) -> str | Clarification | None:
     dates = _dates(text)
     numbers = dict.fromkeys(m.group(1) or m.group(2) for m in _ID.finditer(text) if m.start() not in dates)
-    if not numbers:
-        return None
+    if not numbers:  # an id that is not "P" and a number (an upload's own ids) names its patient when written whole
+        written = sorted({pid for pid in ids if len(pid) > 1 and pid in text})
+        return written[0] if len(written) == 1 else None
     by_number: dict[str, list[str]] = {}  # once per question, not once per number named
     for pid in ids:
         by_number.setdefault(re.sub(r"\D", "", pid).lstrip("0"), []).append(pid)
