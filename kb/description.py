@@ -68,6 +68,7 @@ NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "fiv
 NUMBER_WORDS |= {"eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 ONGOING = frozenset({"on", "taking", "takes", "receiving", "receives", "currently", "still", "ongoing"})
 FREQUENCIES = {"daily": "daily", "qd": "daily", "od": "daily", "bid": "bid", "tid": "tid", "qid": "qid"}
+MAX_FACTS = 40  # results and doses read from one question (unit conversions cost): more is a paste
 MAX_UNREAD = 6  # what was not read: the first few say enough, and a paste of numbers stays linear
 _TOKEN = re.compile(r"[^\s,;:()!?]+")
 _CLAUSE = re.compile(r"[,;]|\.(?!\d)|\b(?:and|but|with|plus|while|who|whose)\b", re.IGNORECASE)
@@ -302,6 +303,9 @@ def read_description(text: str, vocabulary: Vocabulary, today: date) -> Descript
     labs: list[_Lab] = []
     i = 0
     while i < len(words):
+        if len(diagnoses) + len(drugs) + len(labs) >= MAX_FACTS:  # a paste, not a patient: bounded work
+            unread.append(f"only the first {MAX_FACTS} facts were read")
+            break
         for size in (4, 3, 2, 1):
             phrase = " ".join(words[i : i + size])
             if len(words[i : i + size]) < size:
