@@ -89,7 +89,8 @@ def answer(
             return _described(parsed, kb, assumptions)
         reply = _answer(parsed, kb, dataset, assumptions, as_of)
         if parsed.selected:
-            reply = replace(reply, headline=f"About {parsed.patient}, {selected_as}: {reply.headline}")
+            said = reply.headline.removeprefix(f"{parsed.patient}: ")
+            reply = replace(reply, headline=f"About {parsed.patient}, {selected_as}: {said}")
         return reply
     except KbError as exc:
         return Answer(text, "error", str(exc), question=parsed if isinstance(parsed, Question) else None)

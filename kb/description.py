@@ -79,7 +79,7 @@ _AGE = re.compile(
     re.IGNORECASE,
 )
 _WHEN = re.compile(
-    r"\b(?:(\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(day|week|month|year)s?\s+ago"
+    r"\b(?:(\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(day|week|month|year)s?\s+(?:ago|after|since|post)"
     r"|(yesterday|today|this morning|last night|last week|last month|last year)|(\d{4}-\d{2}-\d{2}))\b",
     re.IGNORECASE,
 )

@@ -9,6 +9,12 @@ were <value> [unit]" (items by name, label or synonym, with typos), "enrol on <d
 <drug> on <date>" and "<window> were N days|weeks". What was understood is returned with
 the question, so that a misreading shows; what cannot be settled comes back as a
 clarification with the choices, never as a guess. Nothing here is evaluated or executed.
+
+Never the wrong patient (issue 17): a question that names no patient is about the one
+selected on screen only when it points at it ("is she eligible?", "this patient"), and the
+answer says so; a question that describes a patient (an age, a disease, a drug with its
+time, a result) is read as that patient (kb/description.py), never as a stored one; and a
+question nothing matches is asked back with choices, not answered with the help menu.
 """
 
 from __future__ import annotations
@@ -231,7 +237,7 @@ def parse_question(
     if isinstance(patient, Clarification):
         return patient
     if patient is None and intent in DESCRIBABLE:
-        described = _described(cleaned, kb, today)
+        described = _described(cleaned, kb, today, intent)
         if described is not None:
             return described
     if intent is None:
@@ -265,11 +271,15 @@ def parse_question(
     return Question(intent, cleaned, patient, criterion, changes, notes, selected)
 
 
-def _described(text: str, kb: KnowledgeBase, today: date | None) -> Question | None:
+def _described(text: str, kb: KnowledgeBase, today: date | None, intent: str | None) -> Question | None:
     """A question that describes a patient ("my 45-year-old lupus patient on rituximab"): read
-    as that patient, never as the one selected on screen."""
+    as that patient, never as the one selected on screen. A disease named in a question that
+    asks nothing about a patient ("what makes lupus refractory here?") describes no one."""
     description = read_description(text, kb.vocabulary, today or date.today())
     if not description.describes:
+        return None
+    only_diseases = description.facts == len(description.diagnoses)
+    if only_diseases and intent is None and not description.cues and description.sex is None:
         return None
     return Question("described", text, notes=description.assumptions, description=description)
 

@@ -86,7 +86,7 @@ def test_an_unclear_question_gets_choices_never_another_patient(kb: KnowledgeBas
 @pytest.mark.parametrize("text", ["is she eligible?", "is this patient eligible", "which criteria block her?"])
 def test_a_question_pointing_at_the_selected_patient_says_so_first(kb: KnowledgeBase, demo: Dataset, text: str) -> None:
     reply = answer(text, kb, demo, current_patient="P011", today=DESCRIBED_TODAY)
-    assert reply.headline.startswith("About P011, selected in the sidebar: ")
+    assert reply.headline.startswith("About P011, selected in the sidebar: ineligible")  # GI6, GE4.3 …
     assert reply.understood.startswith(
         ("understood: check · P011 (selected)", "understood: blockers · P011 (selected)")
     )
@@ -102,6 +102,19 @@ def test_a_number_of_weeks_after_patient_is_not_a_patient_id(kb: KnowledgeBase, 
     parsed = parse_question("is my patient 2 weeks after rituximab eligible?", kb, sorted(demo.patients), "P001",
                             DESCRIBED_TODAY)  # fmt: skip
     assert isinstance(parsed, Question) and parsed.intent == "described" and parsed.patient is None
+    assert parsed.description is not None and parsed.description.summary() == ("rituximab 2026-11-17 (2 weeks after)",)
+
+
+@pytest.mark.parametrize(
+    "text", ["what makes lupus refractory here?", "does prednisone 20 mg daily exclude?", "is lupus a cohort?"]
+)
+def test_a_protocol_question_naming_a_disease_or_drug_describes_no_patient(
+    kb: KnowledgeBase, demo: Dataset, text: str
+) -> None:
+    """A disease or a drug named in a question about the protocol is not a patient, and not P001."""
+    reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
+    assert reply.kind != "described" and "P001:" not in reply.headline
+    assert reply.question is None or reply.question.patient is None
 
 
 #: three stories in all their wordings: a dose that blocks, an age that blocks, a vague time
