@@ -9,10 +9,11 @@ their evidence intact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.described import DescribedAssessment, assess_description
 from kb.errors import KbError
 from kb.evaluation import Assessment, CriterionResult, assess
 from kb.knowledge import KnowledgeBase
@@ -54,6 +55,7 @@ class Answer:
     rows: tuple[dict[str, str], ...] = ()  # a table (screening, data to collect)
     details: tuple[str, ...] = ()  # further lines (a criterion's text, notes)
     options: tuple[str, ...] = field(default_factory=tuple)  # questions offered to click
+    described: DescribedAssessment | None = None  # a patient described in words (kind "described")
 
     @property
     def understood(self) -> str:
@@ -68,18 +70,28 @@ def answer(
     current_patient: str | None = None,
     as_of: date | None = None,
     today: date | None = None,
+    selected_as: str = "selected in the sidebar",
 ) -> Answer:
     """The answer to one question; a user's mistake comes back as an error answer, not raised:
     every KbError (a bad value or date in a what-if, an unknown patient, a rule engine failure,
     which is a KbError too), from parsing the question as well as from answering it, and a
-    date that arithmetic would take out of the calendar (OverflowError)."""
+    date that arithmetic would take out of the calendar (OverflowError).
+
+    A question answered about the selected patient (named by "she", "this patient", never by
+    default) says so first: "About P001, selected in the sidebar (`selected_as`): …"."""
     parsed: Question | Clarification | None = None
     try:
         assumptions = assumptions or resolve_assumptions()
         parsed = parse_question(text, kb, sorted(dataset.patients), current_patient, as_of or today or date.today())
         if isinstance(parsed, Clarification):
             return Answer(text, "clarify", parsed.prompt, clarification=parsed, options=parsed.options)
-        return _answer(parsed, kb, dataset, assumptions, as_of)
+        if parsed.intent == "described":
+            return _described(parsed, kb, assumptions)
+        reply = _answer(parsed, kb, dataset, assumptions, as_of)
+        if parsed.selected:
+            said = reply.headline.removeprefix(f"{parsed.patient}: ")
+            reply = replace(reply, headline=f"About {parsed.patient}, {selected_as}: {said}")
+        return reply
     except KbError as exc:
         return Answer(text, "error", str(exc), question=parsed if isinstance(parsed, Question) else None)
     except OverflowError as exc:  # date arithmetic past year 9999 that no check caught: still an answer
@@ -140,3 +152,35 @@ def _answer(q: Question, kb: KnowledgeBase, dataset: Dataset, assumptions: Assum
         )
     shown = (*assessment.blocking, *assessment.unknown, *assessment.manual_checks)
     return Answer(q.text, q.intent, head, q, assessment=assessment, results=shown)
+
+
+def _described(q: Question, kb: KnowledgeBase, assumptions: AssumptionSet) -> Answer:
+    """A patient described in words: what blocks already, what is still open and to collect,
+    and what was read into the words, first. Never a stored patient."""
+    assert q.description is not None
+    found = assess_description(q.description, kb, assumptions)
+    blocking = found.blocking
+    if blocking:
+        head = (
+            f"A patient described in words (not stored): not eligible, blocked by {', '.join(r.id for r in blocking)}"
+        )
+    elif found.assessment.verdict == "eligible":
+        head = f"A patient described in words (not stored): eligible via {', '.join(found.assessment.eligible_via)}"
+    else:
+        head = (
+            f"A patient described in words (not stored): not decided, {len(found.open)} criteria still open "
+            f"({len(found.assessment.to_collect)} item(s) to collect)"
+        )
+    if found.ranges:
+        ids = ", ".join(d.criterion for d in found.ranges)
+        head += f"; {ids} depend on the exact day ({found.ranges[0].words}), decided at {found.ranges[0].deciding_day}"
+    details = (
+        *(f"Read into the words: {note}" for note in q.description.assumptions),
+        *(f"Depends on the day: {d.describe()}" for d in found.ranges),
+        *(f"Not understood: {note}" for note in q.description.unread),
+        "Rephrase to correct any of these (e.g. give an exact date: 'rituximab on 2026-11-03').",
+    )
+    rows = tuple({"item": g.item, "reason": g.reason, "detail": g.detail} for g in found.assessment.to_collect)
+    results = (*blocking, *found.open)
+    return Answer(q.text, "described", head, q, assessment=found.assessment, results=results, rows=rows,
+                  details=details, described=found)  # fmt: skip

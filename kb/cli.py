@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from kb.answers import answer
+from kb.answers import Answer, answer
 from kb.assumptions import AssumptionSet, resolve_assumptions
 from kb.coverage import PROTOCOL_ITEMS, protocol_coverage
 from kb.engine import EngineError
@@ -479,7 +479,17 @@ def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumpti
     if reply.kind == "error":
         raise KbError(reply.headline)
     if reply.kind in ("clarify", "help"):
-        _emit(reply.headline + "".join(f"\n  - {option}" for option in reply.options))
+        if args.format == "json":
+            _json(
+                {"question": reply.text, "kind": reply.kind, "answer": reply.headline, "options": list(reply.options)}
+            )
+        else:
+            _emit(reply.headline + "".join(f"\n  - {option}" for option in reply.options))
+        return 0
+    if reply.described is not None:  # a patient described in words: never a stored one
+        _described_text(reply) if args.format != "json" else _json(
+            {"question": reply.text, "kind": "described", "answer": reply.headline, **reply.described.as_dict()}
+        )
         return 0
     question = reply.question
     assert question is not None
@@ -504,6 +514,19 @@ def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumpti
             "\n".join([reply.headline, *(_row_text(reply.kind, r) for r in reply.rows)])
         )
     return 0
+
+
+def _described_text(reply: Answer) -> None:
+    """What the words were read as, what blocks, what depends on a day, what is still open."""
+    found = reply.described
+    assert found is not None
+    lines = [reply.understood, reply.headline, *(f"  {line}" for line in reply.details)]
+    lines += [f"  {r.id} {r.status}: {r.message}" for r in found.blocking]
+    opened = found.open
+    if opened:
+        lines.append("still open: " + ", ".join(r.id for r in opened))
+    lines += [f"  to collect {g.item}: {g.detail}" for g in found.assessment.to_collect]
+    _emit("\n".join(lines))
 
 
 def _row_text(kind: str, row: dict[str, str]) -> str:

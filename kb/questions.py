@@ -9,6 +9,12 @@ were <value> [unit]" (items by name, label or synonym, with typos), "enrol on <d
 <drug> on <date>" and "<window> were N days|weeks". What was understood is returned with
 the question, so that a misreading shows; what cannot be settled comes back as a
 clarification with the choices, never as a guess. Nothing here is evaluated or executed.
+
+Never the wrong patient (issue 17): a question that names no patient is about the one
+selected on screen only when it points at it ("is she eligible?", "this patient"), and the
+answer says so; a question that describes a patient (an age, a disease, a drug with its
+time, a result) is read as that patient (kb/description.py), never as a stored one; and a
+question nothing matches is asked back with choices, not answered with the help menu.
 """
 
 from __future__ import annotations
@@ -23,10 +29,20 @@ from pathlib import Path
 
 from rapidfuzz import fuzz, process, utils
 
+from kb.description import Description, read_description
 from kb.errors import KbError
 from kb.knowledge import KnowledgeBase
 
-__all__ = ["INTENTS", "MAX_QUESTION_CHARS", "Clarification", "Question", "check_length", "parse_question"]
+__all__ = [
+    "DESCRIBABLE",
+    "INTENTS",
+    "MAX_QUESTION_CHARS",
+    "UNCLEAR_OPTIONS",
+    "Clarification",
+    "Question",
+    "check_length",
+    "parse_question",
+]
 
 ALIASES_FILE = Path(__file__).parent / "facts" / "vocabulary" / "question_aliases.csv"
 
@@ -87,8 +103,29 @@ INTENTS: tuple[tuple[str, tuple[Sequence, ...]], ...] = (
     ("check", _ways(r"eligib|\bcheck\b|summar|status|verdict|\bok\b", r"can .* (join|enrol|enroll)")),
 )  # fmt: skip
 NEEDS_PATIENT = frozenset({"check", "blockers", "why", "repair", "until", "whatif", "missing"})
+#: The intents (None: none matched) a question describing a patient in words is read as
+#: "described" from: about a patient, with no patient named.
+DESCRIBABLE = frozenset({None, "check", "blockers", "why", "repair", "until", "missing"})
+#: Words that point at the patient already on screen: only these make a question that names
+#: no patient one about the selected patient.
+_REFERS = re.compile(
+    r"\b(?:she|he|her|hers|him|his|they|them|their"
+    r"|(?:this|that|the|current|selected|same) (?:patient|one|person|pt))\b",
+    re.IGNORECASE,
+)
+#: Offered when a question was not understood ({p}: the selected patient).
+UNCLEAR_OPTIONS = (
+    "Is {p} eligible?",
+    "Which criteria block {p}?",
+    "What data are missing for {p}?",
+    "a 45-year-old woman with lupus, rituximab 2 weeks ago",
+    "Explain criterion GE4.7",
+    "help",
+)
 _ID = re.compile(
-    r"\b(?:patient|pt)\s*#?\s*p?[-\s]?0*(\d{1,4})(?='?s\b|\b)|\bp[-\s#]?0*(\d{1,4})(?='?s\b|\b)", re.IGNORECASE
+    r"\b(?:patient|pt)\s*#?\s*p?[-\s]?0*(\d{1,4})(?='?s\b|\b)(?!\s*-?(?:days?|weeks?|months?|years?|yrs?|y\b|yo\b|mg\b))"
+    r"|\bp[-\s#]?0*(\d{1,4})(?='?s\b|\b)",
+    re.IGNORECASE,
 )
 _CRITERION = re.compile(
     r"\b(def[-\s]?(?:aps[-\s]?)?(?:rr|caps)|consent|cohort|(?:sle|pss|ssc|iim|aav|aps|x)[-\s]?[ie][-\s]?\d{1,2}|"
@@ -141,10 +178,19 @@ class Question:
     criterion: str | None = None
     changes: tuple[str, ...] = ()  # kb.whatif change texts
     notes: tuple[str, ...] = ()  # what was assumed while reading (a default date …)
+    #: the patient is the one selected on screen, not named: the answer says so first
+    selected: bool = False
+    #: a patient described in words (intent "described"): never a stored patient
+    description: Description | None = field(default=None, compare=False)
 
     def understood(self) -> str:
+        if self.description is not None:
+            return "understood: a patient described in words (not a stored patient) · " + " · ".join(
+                self.description.summary()
+            )
         parts = [self.intent.replace("whatif", "what-if")]
-        parts += [p for p in (self.patient, self.criterion) if p]
+        parts += [f"{self.patient} (selected)" if self.selected else self.patient] if self.patient else []
+        parts += [self.criterion] if self.criterion else []
         parts += list(self.changes)
         return "understood: " + " · ".join(parts)
 
@@ -186,15 +232,24 @@ def parse_question(
     """The question understood, or a clarification to ask back."""
     cleaned = " ".join(text.split())
     corrected = _corrected(cleaned)
-    intent = next((name for name, ways in INTENTS if any(_asked(way, corrected) for way in ways)), "help")
+    intent = next((name for name, ways in INTENTS if any(_asked(way, corrected) for way in ways)), None)
     patient = _patient(cleaned, patient_ids)
     if isinstance(patient, Clarification):
         return patient
-    if intent in (*NEEDS_PATIENT, "help"):  # the selected patient, for questions about one
+    if patient is None and intent in DESCRIBABLE:
+        described = _described(cleaned, kb, today, intent)
+        if described is not None:
+            return described
+    if intent is None:
+        return _unclear(cleaned, patient or current_patient)
+    if intent == "help":  # the examples name the selected patient
         patient = patient or current_patient
+    selected = False
     if intent in NEEDS_PATIENT and patient is None:
-        examples = tuple(f"{cleaned} ({pid})" for pid in list(patient_ids)[:3])
-        return Clarification(cleaned, "Which patient do you mean? Name one, e.g. P003.", examples)
+        if current_patient is not None and _REFERS.search(cleaned):
+            patient, selected = current_patient, True
+        else:
+            return _which_patient(cleaned, patient_ids, current_patient)
     criterion = _criterion(cleaned, kb, intent) if intent in ("why", "criterion") else None
     if intent == "why" and criterion is None:
         intent = "blockers"
@@ -213,7 +268,42 @@ def parse_question(
                 "What should change? For instance: platelets were 80, enrol on 2027-01-12, "
                 "the steroid window were 4 weeks, stop rituximab on 2026-10-01.",
             )
-    return Question(intent, cleaned, patient, criterion, changes, notes)
+    return Question(intent, cleaned, patient, criterion, changes, notes, selected)
+
+
+def _described(text: str, kb: KnowledgeBase, today: date | None, intent: str | None) -> Question | None:
+    """A question that describes a patient ("my 45-year-old lupus patient on rituximab"): read
+    as that patient, never as the one selected on screen. A disease named in a question that
+    asks nothing about a patient ("what makes lupus refractory here?") describes no one."""
+    description = read_description(text, kb.vocabulary, today or date.today())
+    if not description.describes:
+        return None
+    only_diseases = description.facts == len(description.diagnoses)
+    if only_diseases and intent is None and not description.cues and description.sex is None:
+        return None
+    return Question("described", text, notes=description.assumptions, description=description)
+
+
+def _unclear(text: str, current: str | None) -> Clarification:
+    """Nothing understood: say so and offer questions, instead of falling into the help menu."""
+    shown = text if len(text) <= 80 else text[:77] + "…"
+    options = tuple(o.format(p=current or "P001") for o in UNCLEAR_OPTIONS)
+    prompt = (
+        f"I did not understand “{shown}”. Ask about a patient by id (P003), about the one selected "
+        "(“is she eligible?”), describe a patient in words, or pick a question:"
+    )
+    return Clarification(text, prompt, options)
+
+
+def _which_patient(text: str, ids: list[str] | tuple[str, ...], current: str | None) -> Clarification:
+    """No patient named and none pointed at: ask, offering the selected one first."""
+    first = [current] if current else []
+    choices = [*first, *(pid for pid in list(ids)[:3] if pid != current)][:3]
+    prompt = (
+        "Which patient do you mean? Name one (e.g. P003), say “this patient” for the one selected, "
+        "or describe the patient in words (age, disease, drugs with when, results)."
+    )
+    return Clarification(text, prompt, tuple(f"{text} ({pid})" for pid in choices))
 
 
 def _asked(way: Sequence, text: str) -> bool:
@@ -271,8 +361,9 @@ def _corrected(text: str) -> str:
 def _patient(text: str, ids: list[str] | tuple[str, ...]) -> str | Clarification | None:
     dates = _dates(text)
     numbers = dict.fromkeys(m.group(1) or m.group(2) for m in _ID.finditer(text) if m.start() not in dates)
-    if not numbers:
-        return None
+    if not numbers:  # an id that is not "P" and a number (an upload's own ids) names its patient when written whole
+        written = sorted({pid for pid in ids if len(pid) > 1 and pid in text})
+        return written[0] if len(written) == 1 else None
     by_number: dict[str, list[str]] = {}  # once per question, not once per number named
     for pid in ids:
         by_number.setdefault(re.sub(r"\D", "", pid).lstrip("0"), []).append(pid)

@@ -74,7 +74,7 @@ def shown(app: AppTest) -> str:
         # help and anything else
         ("help", ["understood: help", "What would make P001 eligible?"]),
         ("what can you do", ["understood: help", "Review the protocol"]),
-        ("tell me a joke", ["understood: help", "Is P001 eligible?"]),
+        ("tell me a joke", ["I did not understand", "Is P001 eligible?"]),
     ],
 )
 def test_every_intent_answers_with_its_evidence(question: str, expected: list[str]) -> None:
@@ -135,3 +135,32 @@ def test_a_question_and_an_uploaded_id_are_shown_as_text() -> None:
     assert app.session_state["chat"][0].text == f"is {HOSTILE_TEXT} eligible?"  # and kept as typed
     assert any(t.startswith(f"**{ESCAPED}: Needs data**") for t in texts)
     assert any(t.startswith(f"? GE4.7 — unknown: unknown: '{ESCAPED}'") for t in texts)
+
+
+def test_a_described_patient_is_never_answered_about_the_selected_one() -> None:
+    """Issue 17: "can my 45 year old lupus patient on rituximab last month enrol?" was answered
+    "P001: Eligible via sle" about the patient selected in the sidebar. Three wordings, one
+    session, P001 selected: each answer is about the words, and none names P001."""
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    wordings = (
+        ("can my 45 year old lupus patient on rituximab last month enrol?", "GE4.3 depend on the exact day"),
+        ("a 45-year-old woman with lupus, rituximab 2 weeks ago", "blocked by GE4.3"),
+        ("70 year old man with ANCA vasculitis", "blocked by GI2"),
+    )
+    for n, (question, expected) in enumerate(wordings):
+        app.chat_input(key="ask").set_value(question).run()
+        assert not app.exception
+        reply = app.chat_message[2 * n + 1]
+        said = "\n".join(
+            [str(c.value) for c in reply.caption] + [str(m.value) for m in reply.markdown]
+            + [e.label for e in reply.expander] + [df.value.to_csv() for df in reply.dataframe]
+        )  # fmt: skip
+        assert "understood: a patient described in words (not a stored patient)" in said
+        assert expected in said and "P001" not in said, said[:600]
+
+
+def test_an_unclear_question_is_asked_back_with_choices_in_the_chat() -> None:
+    app = ask("tell me a joke")
+    reply = app.chat_message[1]
+    assert "I did not understand" in "\n".join(str(m.value) for m in reply.markdown)
+    assert "a 45-year-old woman with lupus, rituximab 2 weeks ago" in [b.label for b in reply.button]

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from benchmarks.chat import HOSTILE, hostile_question, parse_seconds
+from benchmarks.chat import HOSTILE, hostile_question, parse_seconds, read_as
 from kb.errors import KbError
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
@@ -56,7 +56,6 @@ def ask(kb: KnowledgeBase, demo: Dataset, text: str, current: str | None = None)
         ("who is eligible?", "screen", None, None),
         ("help", "help", None, None),
         ("what can you do", "help", None, None),
-        ("tell me a joke", "help", None, None),
     ],
 )
 def test_intents_and_entities(
@@ -97,9 +96,19 @@ def test_what_if_changes_in_kb_whatif_forms(
     assert question.understood().startswith("understood: what-if · ")
 
 
-def test_the_current_patient_is_used_when_none_is_named(kb: KnowledgeBase, demo: Dataset) -> None:
-    question = ask(kb, demo, "what if platelets were 80", current="P061")
+def test_the_current_patient_is_used_when_the_question_points_at_it(kb: KnowledgeBase, demo: Dataset) -> None:
+    question = ask(kb, demo, "what if her platelets were 80", current="P061")
     assert isinstance(question, Question) and (question.patient, question.changes) == ("P061", ("platelets=80",))
+    assert question.selected and question.understood() == "understood: what-if · P061 (selected) · platelets=80"
+
+
+@pytest.mark.parametrize("text", ["what if platelets were 80", "is eligible?", "which criteria block?"])
+def test_the_current_patient_is_never_taken_by_default(kb: KnowledgeBase, demo: Dataset, text: str) -> None:
+    """Issue 17: a question that names no patient and does not point at the selected one is
+    asked back, the selected patient offered first (it was answered about P001 silently)."""
+    question = ask(kb, demo, text, current="P061")
+    assert isinstance(question, Clarification) and question.prompt.startswith("Which patient do you mean?")
+    assert question.options[0] == f"{text} (P061)"
 
 
 @pytest.mark.parametrize(
@@ -141,7 +150,7 @@ def test_a_hostile_question_is_parsed_in_linear_time(
     ids = sorted(demo.patients)
     short, long = (hostile_question(prefix, unit, suffix, size) for size in (1_000, 10_000))
     parsed = parse_question(long, kb, ids, None, AS_OF)
-    assert isinstance(parsed, Question) and parsed.intent == intent
+    assert read_as(parsed) == intent
     assert parse_seconds(long, kb, ids) / parse_seconds(short, kb, ids) < 20
 
 
