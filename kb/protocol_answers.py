@@ -317,7 +317,10 @@ def diseases(named: list[str], kb: KnowledgeBase, assumptions: AssumptionSet) ->
 
 
 def rule(crit: Criterion, r: Reach, kb: KnowledgeBase, assumptions: AssumptionSet) -> ProtocolAnswer:
-    said = _bound_sentence(r, None, kb) if r.bounds else f"{crit.id}{_where(crit)}: {crit.text}"
-    windows = " or ".join(w.describe() for w in r.windows)
-    head = said + (f" ({windows})" if windows and r.bounds else "")
+    """A criterion asked for by id or subject: its bounds and windows, else its reading (a
+    heading such as GE4 by its reading: its sub-items' numbers are theirs)."""
+    shown = r.bounds and not crit.summary
+    said = _bound_sentence(r, None, kb) if shown else f"{crit.id}{_where(crit)}: {crit.text}"
+    windows = " or ".join(dict.fromkeys(w.describe() for w in r.windows))
+    head = said + (f" ({windows})" if windows and shown else "")
     return _answer("rule", head, [r], kb, assumptions)

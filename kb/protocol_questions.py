@@ -23,7 +23,7 @@ from kb.assumptions import AssumptionSet
 from kb.criteria import Criterion
 from kb.knowledge import KnowledgeBase
 from kb.protocol_answers import COHORT_NAMES, ProtocolAnswer, diseases, drug, refractory, rule, thresholds
-from kb.protocol_facts import reaches
+from kb.protocol_facts import reach, reaches
 from kb.vocabulary import Agent
 
 __all__ = ["PROTOCOL_EXAMPLES", "PROTOCOL_WAYS", "ProtocolAnswer", "answer_protocol", "is_patient_question"]
@@ -110,7 +110,7 @@ def answer_protocol(text: str, kb: KnowledgeBase, assumptions: AssumptionSet) ->
         return refractory(named_cohorts, found, kb, assumptions)
     named = _named_criterion(lowered, kb)
     if named and re.search(r"\b(show|display|see|print|rule|criterion)\b", lowered):
-        return rule(named, found[named.id], kb, assumptions)
+        return rule(named, found.get(named.id) or reach(kb, named, assumptions), kb, assumptions)
     agents = _agents(lowered, kb)
     if agents:
         return drug(lowered, agents, found, kb, assumptions)
@@ -119,7 +119,7 @@ def answer_protocol(text: str, kb: KnowledgeBase, assumptions: AssumptionSet) ->
         return thresholds(measures, found, kb, assumptions)
     if named_cohorts or re.search(r"\b(diseases?|cohorts?|indications?|conditions?)\b", lowered):
         return diseases(named_cohorts, kb, assumptions)
-    return rule(named, found[named.id], kb, assumptions) if named else None
+    return rule(named, found.get(named.id) or reach(kb, named, assumptions), kb, assumptions) if named else None
 
 
 # --- reading the question ---------------------------------------------------------------
