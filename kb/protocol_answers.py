@@ -152,8 +152,17 @@ def thresholds(
         words = measure_words(kb)
         label = words.get(measures[0], (measures[0].replace("_", " "), ""))[0]
         return ProtocolAnswer("threshold", f"No criterion sets a limit on {label.lower()}", (), (), ())
-    sentences = [_bound_sentence(r, measures, kb) for r in shown]
+    sentences = [_bound_sentence(r, measures, kb) + _not_within(r) for r in shown]
     return _answer("threshold", "; ".join(sentences), shown, kb, assumptions)
+
+
+def _not_within(r: Reach) -> str:
+    """An inclusion's look-back that fails it, said with its bound (GI6.2: no red-cell
+    transfusion within 14 days before the haemoglobin sample)."""
+    if r.criterion.kind != "inclusion" or not r.blocks or not r.windows:
+        return ""
+    classes = " or ".join(k.replace("_", " ").replace("rbc ", "red blood cell ") for k in r.blocks)
+    return f", with no {classes} " + " or ".join(dict.fromkeys(w.describe() for w in r.windows))
 
 
 def _windows_for(r: Reach, agent: Agent | None) -> list[Window]:
@@ -208,7 +217,7 @@ def drug(
         lines.append(
             f"{r.criterion.id}: {name} counts towards {r.criterion.id} ({r.criterion.text.split(':')[0].lower()})"
         )
-    headline = _drug_headline(lowered, agent, name, blocking, gated, lines, assumptions, words)
+    headline = _drug_headline(lowered, agent, name, blocking, gated, lines, kb, assumptions, words)
     return _answer("drug", headline, blocking + held_back + supporting, kb, assumptions, (*lines, *gated), agent)
 
 
@@ -216,8 +225,9 @@ def _held(gates: tuple[tuple[str, str], ...], assumptions: AssumptionSet) -> boo
     return all(str(assumptions[a]) == v for a, v in gates if a in assumptions.registry)
 
 
-def _drug_headline(lowered: str, agent: Agent, name: str, blocking: list[Reach], gated: list[str], lines: list[str],
-                   assumptions: AssumptionSet, words: dict[str, tuple[str, str]]) -> str:  # fmt: skip
+def _drug_headline(lowered: str, agent: Agent, name: str, blocking: list[Reach], gated: list[str],
+                   lines: list[str], kb: KnowledgeBase, assumptions: AssumptionSet,
+                   words: dict[str, tuple[str, str]]) -> str:  # fmt: skip
     dose = _DOSE.search(lowered)
     steroid = next((r for r in blocking if r.steroid_dose), None)
     if dose and steroid is not None and agent.prednisone_factor is not None:
@@ -234,7 +244,9 @@ def _drug_headline(lowered: str, agent: Agent, name: str, blocking: list[Reach],
         return f"No: {said}, not above {steroid.criterion.id}'s {_number(bound.value)} mg/day"
     if not blocking:
         because = f" ({'; '.join(gated)})" if gated else ""
-        return f"Yes, {name} is allowed: no exclusion criterion counts it{because}"
+        lost = [c.id for c in kb.criteria if c.kind == "exclusion" and c.placeholder]
+        by_hand = f"; {', '.join(lost)}, lost from the record, checked by hand" if lost else ""
+        return f"Yes, {name} is allowed: no exclusion criterion counts it{because}{by_hand}"
     first = blocking[0]
     if re.search(r"\bhow (long|soon|many)|\bwait|wash-?out|\bafter\b|\bsince\b", lowered):
         return "; ".join(_earliest(r, agent, name, assumptions) for r in blocking)
@@ -260,11 +272,11 @@ def _earliest(r: Reach, agent: Agent, name: str, assumptions: AssumptionSet) -> 
     for w in _windows_for(r, agent):
         days = _washout(agent, assumptions) if w.washout else w.days
         if days is not None:
-            what = f"a washout of 5 half-lives ({_number(Decimal(days))} days)" if w.washout else w.describe()
-            parts.append(f"{w.anchor} on day {int(days) + 1} after the last dose at the earliest ({what} excludes)")
+            what = f"within its washout of 5 half-lives ({_number(Decimal(days))} days)" if w.washout else w.describe()
+            parts.append(f"{what} excludes, so {w.anchor} on day {int(days) + 1} after the last dose at the earliest")
         else:
-            parts.append(f"{w.anchor} after the window ({w.describe()} excludes)")
-    return f"{r.criterion.id}: {name}: " + ("; ".join(parts) or "excludes at any time before enrolment")
+            parts.append(f"{w.describe()} excludes")
+    return f"{r.criterion.id}: {name} " + ("; ".join(parts) or "at any time before enrolment excludes")
 
 
 def refractory(

@@ -26,7 +26,11 @@ TODAY = date(2026, 11, 24)
 #: (wordings, criterion ids that must be named, texts the headline must hold)
 THRESHOLDS = [
     (("what is the platelet threshold?", "minimum platelet count?", "how low can plts be"), ["GI6.3"], ["≥ 50 ×10⁹/L"]),
-    (("haemoglobin threshold", "what hemoglobin is required?", "lowest Hb allowed"), ["GI6.2"], ["≥ 60 g/L"]),
+    (
+        ("haemoglobin threshold", "what hemoglobin is required?", "lowest Hb allowed"),
+        ["GI6.2"],
+        ["≥ 60 g/L", "no red blood cell transfusion within 14 days (2 weeks) before the haemoglobin sample"],
+    ),
     (("neutrophil cut-off?", "minimum ANC", "what neutrophil count is needed"), ["GI6.1"], ["≥ 1 ×10⁹/L"]),
     (
         ("creatinine clearance limit", "what crcl is required?", "kidney function threshold"),
@@ -77,7 +81,7 @@ DRUGS = [
     (
         ("is hydroxychloroquine allowed?", "is HCQ permitted?", "does hydroxychloroquine exclude?"),
         [],
-        ["hydroxychloroquine is allowed", "ge4_7_antimalarials were counted; it is not_counted"],
+        ["hydroxychloroquine is allowed", "ge4_7_antimalarials were counted; it is not_counted", "GE1, lost"],
     ),
 ]
 COHORTS = [
@@ -204,6 +208,12 @@ def test_thresholds_are_read_from_the_rule_ast_not_typed(kb: KnowledgeBase) -> N
 )
 def test_questions_about_patients_keep_their_intent(kb: KnowledgeBase, demo: Dataset, question: str, kind: str) -> None:
     assert ask(question, kb, demo).kind == kind
+
+
+def test_a_drug_the_vocabulary_does_not_know_is_never_called_allowed(kb: KnowledgeBase, demo: Dataset) -> None:
+    """Only the rules can allow a drug: an unknown name gets the choices, not a "yes"."""
+    reply = ask("is foobarumab allowed?", kb, demo)
+    assert reply.kind == "clarify" and "allowed" not in reply.headline
 
 
 def test_a_protocol_question_without_a_subject_offers_choices(kb: KnowledgeBase, demo: Dataset) -> None:
