@@ -239,9 +239,11 @@ def _drug_headline(lowered: str, agent: Agent, name: str, blocking: list[Reach],
         window = " or ".join(w.describe() for w in _windows_for(steroid, agent))
         above = {">": equivalent > bound.value, ">=": equivalent >= bound.value}.get(bound.op, False)
         said = f"{name} {dose.group(1)} mg/day is {_number(equivalent)} {words['prednisone_dose'][1]}"
+        limit = f"{steroid.criterion.id}'s {_number(bound.value)} mg/day"
+        allowed = re.search(r"allowed|permitted|acceptable|\bok\b|okay", lowered) is not None  # the answer's polarity
         if above:
-            return f"Yes, if taken {window}: {said}, above {steroid.criterion.id}'s {_number(bound.value)} mg/day"
-        return f"No: {said}, not above {steroid.criterion.id}'s {_number(bound.value)} mg/day"
+            return f"{'Not' if allowed else 'Yes, if taken'} {window}: {said}, above {limit}"
+        return f"{'Yes' if allowed else 'No'}: {said}, not above {limit}"
     if not blocking:
         because = f" ({'; '.join(gated)})" if gated else ""
         lost = [c.id for c in kb.criteria if c.kind == "exclusion" and c.placeholder]
@@ -251,7 +253,8 @@ def _drug_headline(lowered: str, agent: Agent, name: str, blocking: list[Reach],
     if re.search(r"\bhow (long|soon|many)|\bwait|wash-?out|\bafter\b|\bsince\b", lowered):
         return "; ".join(_earliest(r, agent, name, assumptions) for r in blocking)
     if re.search(r"allowed|permitted|acceptable", lowered):
-        return f"Not within the window: {lines[0]}" + (f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else "")
+        ever = "No" if any(not r.windows for r in blocking) else "Not within the window"  # GE14: at any time
+        return f"{ever}: {lines[0]}" + (f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else "")
     return f"Yes, if taken within the window: {'; '.join(lines[: len(blocking)])}" if first.windows else lines[0]
 
 

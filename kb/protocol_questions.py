@@ -82,15 +82,17 @@ _MEASURE_WORDS = {
     "transaminase": ("alt/uln", "ast/uln"), "liver": ("alt/uln", "ast/uln", "bilirubin_total/uln"),
     "sledai": ("sledai.total",), "bvas": ("bvas.total", "bvas.major", "bvas.minor", "bvas.renal"),
     "bilag": ("bilag.grade_a", "bilag.grade_b"), "mrss": ("mrss/worsening",), "skin score": ("mrss/worsening",),
+    "pulmonary pressure": ("pap_echo",), "pulmonary artery pressure": ("pap_echo",), "pap": ("pap_echo",),
+    "pulmonary hypertension": ("pap_echo",), "haematuria": ("urine_rbc",), "hematuria": ("urine_rbc",),
 }  # fmt: skip
 #: words for drug classes: (agent class, a pseudo agent's prednisone factor)
 _CLASS_WORDS = {
-    r"steroids?|corticosteroids?|glucocorticoids?": ("glucocorticoid", Decimal(1)),
-    r"live vaccines?": ("live_vaccine", None),
-    r"biologics?": ("immunosuppressive_biologic", None),
-    r"antimalarials?": ("antimalarial", None),
-    r"car-?\s?t": ("car_t", None),
-    r"immunosuppressants?": ("immunosuppressant", None),
+    r"steroids?|corticosteroids?|glucocorticoids?": ("glucocorticoid", "glucocorticoids", Decimal(1)),
+    r"live vaccines?": ("live_vaccine", "live vaccines", None),
+    r"biologics?": ("immunosuppressive_biologic", "immunosuppressive biologics", None),
+    r"antimalarials?": ("antimalarial", "antimalarials", None),
+    r"car-?\s?t(?: cells?| therapy)?": ("car_t", "CAR-T cells", None),
+    r"immunosuppressants?": ("immunosuppressant", "immunosuppressants", None),
 }
 
 
@@ -179,6 +181,9 @@ def _lexicon(kb: KnowledgeBase) -> _Lexicon:
             if len(alias) >= 2:
                 measure_of.setdefault(alias.casefold(), keys)
     measure_of.update(_MEASURE_WORDS)
+    for name in measure_of:  # "platelets" is the count asked about, not the transfusion
+        agent_of.pop(name, None)
+        agent_of.pop(name + "s", None)
     lexicon = _Lexicon(_alternation(list(agent_of)), agent_of, _alternation(list(measure_of)), measure_of)
     _LEXICONS[id(kb)] = (kb, lexicon)
     return lexicon
@@ -186,9 +191,9 @@ def _lexicon(kb: KnowledgeBase) -> _Lexicon:
 
 def _agents(lowered: str, kb: KnowledgeBase) -> list[Agent]:
     found: dict[str, Agent] = {}
-    for words, (cls, factor) in _CLASS_WORDS.items():
+    for words, (cls, label, factor) in _CLASS_WORDS.items():
         if _word(words, lowered):
-            found[cls] = Agent(cls.replace("_", " ") + "s", (cls,), (), None, factor)
+            found[cls] = Agent(label, (cls,), (), None, factor)
     lexicon = _lexicon(kb)
     for match in lexicon.agents.finditer(lowered):
         key = lexicon.agent_of[match.group(1)]

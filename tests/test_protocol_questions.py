@@ -71,12 +71,12 @@ DRUGS = [
     (
         ("does prednisone 20 mg daily exclude?", "is prednisone 20mg a day allowed?", "would 20 mg prednisone exclude"),
         ["GE4.7"],
-        ["Yes, if taken within 4 days before enrolment", "20 mg/day prednisone-equivalent", "above GE4.7's 10 mg/day"],
+        ["within 4 days before enrolment: prednisone 20 mg/day is 20 mg/day prednisone-equivalent, above GE4.7's 10"],
     ),
     (
         ("does prednisone 5 mg daily exclude?", "is prednisone 5 mg allowed?", "would 5mg of prednisone exclude"),
         ["GE4.7"],
-        ["No:", "not above GE4.7's 10 mg/day"],
+        ["prednisone 5 mg/day is 5 mg/day prednisone-equivalent, not above GE4.7's 10 mg/day"],
     ),
     (
         ("is hydroxychloroquine allowed?", "is HCQ permitted?", "does hydroxychloroquine exclude?"),
@@ -208,6 +208,22 @@ def test_thresholds_are_read_from_the_rule_ast_not_typed(kb: KnowledgeBase) -> N
 )
 def test_questions_about_patients_keep_their_intent(kb: KnowledgeBase, demo: Dataset, question: str, kind: str) -> None:
     assert ask(question, kb, demo).kind == kind
+
+
+@pytest.mark.parametrize(
+    ("question", "start"),
+    [
+        ("does prednisone 20 mg daily exclude?", "Yes, if taken within 4 days before enrolment:"),
+        ("is prednisone 20 mg daily allowed?", "Not within 4 days before enrolment:"),
+        ("does prednisone 10 mg daily exclude?", "No: prednisone 10 mg/day"),  # not above 10: the bound is strict
+        ("is prednisone 10 mg daily allowed?", "Yes: prednisone 10 mg/day"),
+        ("is dexamethasone 2 mg allowed?", "Not within 4 days before enrolment: dexamethasone 2 mg/day is 13.34 mg"),
+        ("is CAR-T allowed?", "No: GE14: CAR-T cells taken at any time before enrolment excludes"),
+    ],
+)
+def test_yes_and_no_answer_the_question_as_asked(kb: KnowledgeBase, demo: Dataset, question: str, start: str) -> None:
+    """'Allowed?' and 'excludes?' are opposite questions: the first word answers the one asked."""
+    assert ask(question, kb, demo).headline.startswith(start)
 
 
 def test_a_drug_the_vocabulary_does_not_know_is_never_called_allowed(kb: KnowledgeBase, demo: Dataset) -> None:
