@@ -94,6 +94,14 @@ def _bound_sentence(r: Reach, measures: list[str] | None, kb: KnowledgeBase) -> 
     return f"{crit.id}{_where(crit)}: {said}"
 
 
+def _row(what: str, criterion: str, subject: str = "", comparison: str = "", value: str = "", unit: str = "",
+         anchor: str = "", assumption: str = "") -> dict[str, str]:  # fmt: skip
+    """One line of the answer's table: the same columns for every kind, so the chat shows one
+    table and `kb ask --json` one shape."""
+    return {"what": what, "criterion": criterion, "subject": subject, "comparison": comparison, "value": value,
+            "unit": unit, "anchor": anchor, "assumption": assumption}  # fmt: skip
+
+
 def _rows(
     reaches: list[Reach], kb: KnowledgeBase, assumptions: AssumptionSet, agent: Agent | None = None
 ) -> tuple[dict[str, str], ...]:
@@ -101,21 +109,24 @@ def _rows(
     rows: list[dict[str, str]] = []
     for r in reaches:
         crit = r.criterion
-        rows.append({"what": "criterion", "criterion": crit.id, "kind": crit.kind, "cohort": crit.cohort,
-                     "protocol": _record(crit), "reading": crit.text})  # fmt: skip
-        for b in r.bounds:
+        rows.append(_row("criterion", crit.id, f"{crit.kind}, {COHORT_NAMES.get(crit.cohort, (crit.cohort,))[0]}"))
+        for b in r.bounds if not crit.summary else ():
             label, unit = words.get(b.measure, (b.measure, ""))
-            rows.append({"what": "threshold", "criterion": crit.id, "measure": b.measure, "label": label,
-                         "comparison": _OPS.get(b.op, b.op), "value": _number(b.value), "unit": unit,
-                         "assumption": b.assumption})  # fmt: skip
+            op, value = _OPS.get(b.op, b.op), _number(b.value)
+            rows.append(_row("threshold", crit.id, _label(label), op, value, unit, assumption=b.assumption))
         for w in _windows_for(r, agent):
-            rows.append({"what": "window", "criterion": crit.id, "value": str(w.days if w.months is None else w.months),
-                         "unit": "months" if w.months is not None else ("half-lives" if w.washout else "days"),
-                         "anchor": w.anchor, "agent_class": w.agent_class, "assumption": w.assumption,
-                         "text": w.describe()})  # fmt: skip
+            value = str(w.days if w.months is None else w.months)
+            unit = "months" if w.months is not None else ("half-lives" if w.washout else "days")
+            subject = w.agent_class.replace("_", " ")
+            washout = _washout(agent, assumptions) if (w.washout and agent) else None
+            if washout is not None:  # the agent's own 5 half-lives, in the days the rule counts
+                value, unit = _number(washout), "days (5 half-lives)"
+            elif w.washout:
+                value = "5"
+            rows.append(_row("window", crit.id, subject, "within", value, unit, f"before {w.anchor}", w.assumption))
     for aid in _assumption_ids(reaches, kb):
-        rows.append({"what": "assumption", "assumption": aid, "value": str(assumptions[aid]),
-                     "resolves": kb.assumptions[aid].resolves})  # fmt: skip
+        used = ", ".join(r.criterion.id for r in reaches if r.criterion.id in kb.assumptions[aid].used_by)
+        rows.append(_row("assumption", used, value=str(assumptions[aid]), assumption=aid))
     return tuple(rows)
 
 
@@ -248,7 +259,9 @@ def _drug_headline(lowered: str, agent: Agent, name: str, blocking: list[Reach],
         because = f" ({'; '.join(gated)})" if gated else ""
         lost = [c.id for c in kb.criteria if c.kind == "exclusion" and c.placeholder]
         by_hand = f"; {', '.join(lost)}, lost from the record, checked by hand" if lost else ""
-        return f"Yes, {name} is allowed: no exclusion criterion counts it{because}{by_hand}"
+        waited = re.search(r"\bhow (long|soon|many)|\bwait|wash-?out", lowered) is not None
+        opening = f"No wait: {name} is allowed" if waited else f"Yes, {name} is allowed"
+        return f"{opening}: no exclusion criterion counts it{because}{by_hand}"
     first = blocking[0]
     if re.search(r"\bhow (long|soon|many)|\bwait|wash-?out|\bafter\b|\bsince\b", lowered):
         return "; ".join(_earliest(r, agent, name, assumptions) for r in blocking)

@@ -175,6 +175,14 @@ def test_the_assumption_that_decides_a_drug_decides_the_answer(kb: KnowledgeBase
     assert any(line.startswith("Assumption ge4_7_antimalarials = counted") for line in counted.details)
 
 
+def test_a_washout_follows_the_half_life_assumption(kb: KnowledgeBase, demo: Dataset) -> None:
+    """Tacrolimus: 5 × 35 h = 7.3 days, rounded up to 8 by default; 5 × 12 h = 2.5, so 3."""
+    assert "washout of 5 half-lives (8 days)" in ask("tacrolimus washout", kb, demo).headline
+    short = ask("tacrolimus washout", kb, demo, tacrolimus_half_life_hours="12")
+    assert "washout of 5 half-lives (3 days) excludes, so apheresis on day 4" in short.headline
+    assert ask("how long after hydroxychloroquine can a patient enrol?", kb, demo).headline.startswith("No wait:")
+
+
 def test_thresholds_are_read_from_the_rule_ast_not_typed(kb: KnowledgeBase) -> None:
     """A rule set whose platelet bound is 75 answers 75: the number comes from the rules."""
 
