@@ -35,6 +35,7 @@ _PATIENT = (
     r"\b(?:my|this|her|his|she|he|him|hers)\b|\bthe patient\b|\b(?:patient|pt)\s*#?\s*p?-?\d|\bp[-\s#]?\d{1,4}\b"
     r"|\d\s*-?\s*(?:years?|yrs?|y)[-\s]*old\b|\byo\b|\b(?:woman|man|male|female|lady|girl|boy)\b"
     r"|\bago\b|\byesterday\b|\blast (?:week|month|year)\b"  # a story's relative times: a described patient
+    r"|\bwhy\b"  # "why … excluded?" asks about a verdict: the blockers' intent, as before
 )
 _GUARD = re.compile(rf"^(?!.*(?:{_PATIENT}))", re.IGNORECASE | re.DOTALL)
 _PATIENT_RE = re.compile(_PATIENT, re.IGNORECASE)
@@ -50,7 +51,8 @@ PROTOCOL_WAYS: tuple[tuple[re.Pattern[str], ...], ...] = (
     _way(r"\bhow (high|low|old|young|long|soon|much|many)\b"),
     _way(r"\b(wash-?out|window|wait)\b"),
     _way(r"\b(exclude[sd]?|excluding|allowed|permitted|prohibited|forbidden|banned|acceptable|disqualif\w*)\b"),
-    _way(r"\b(needed|required|requirements?|necessary)\b"),
+    _way(r"\brequirements?\b"),
+    _way(r"\bwhat\b(?! (?:data|tests?|results?|else)\b)", r"\b(?:is|are) (?:needed|required|necessary)\b"),
     _way(r"\b(which|what) (diseases?|cohorts?|conditions?|indications?)\b"),
     _way(r"\b(refractory|relapsed)\b"),
     _way(r"\b(?:show|display|print|give|see)\b(?!(?: me)? the (?:rule|criterion)\b)", r"\b(rules?|criteri(on|a))\b"),

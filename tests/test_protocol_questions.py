@@ -284,3 +284,19 @@ def test_the_chat_answers_a_protocol_question_without_the_selected_patient() -> 
     assert "understood: protocol" in shown
     assert "GI6.3" in shown and "50" in shown and "×10⁹/L" in shown
     assert "P001" not in shown
+
+
+@pytest.mark.parametrize(
+    ("question", "intent"),
+    [
+        ("what data are still needed?", "missing"),  # about the selected patient, as before
+        ("why excluded?", "blockers"),
+        ("what hemoglobin is required?", "protocol"),
+        ("what is the platelet requirement", "protocol"),
+    ],
+)
+def test_needed_and_why_keep_their_patient_intents(kb: KnowledgeBase, question: str, intent: str) -> None:
+    from kb.questions import Question, parse_question
+
+    parsed = parse_question(question, kb, ["P001", "P002"], "P001")
+    assert isinstance(parsed, Question) and parsed.intent == intent
