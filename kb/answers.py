@@ -18,6 +18,7 @@ from kb.errors import KbError
 from kb.evaluation import Assessment, CriterionResult, assess
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
+from kb.protocol_questions import PROTOCOL_EXAMPLES, answer_protocol
 from kb.questions import Clarification, Question, parse_question
 from kb.repairs import RepairAnswer, find_repairs
 from kb.review.reviewer import Review, review
@@ -103,6 +104,12 @@ def _answer(q: Question, kb: KnowledgeBase, dataset: Dataset, assumptions: Assum
     if q.intent == "help":
         examples = tuple(e.format(p=q.patient or "P001") for e in EXAMPLES)
         return Answer(q.text, "help", "I can answer these questions (click one):", q, options=examples)
+    if q.intent == "protocol":  # about the trial, not a patient: kb.protocol_questions
+        protocol = answer_protocol(q.text, kb, assumptions)
+        if protocol is None:
+            prompt = "Which rule do you mean? Name a test, a drug, a disease or a criterion:"
+            return Answer(q.text, "clarify", prompt, q, options=PROTOCOL_EXAMPLES)
+        return Answer(q.text, "protocol", protocol.headline, q, rows=protocol.rows, details=protocol.details)
     if q.intent == "review":
         found = review(kb, assumptions, dataset)
         counts = ", ".join(f"{len(found.of_kind(k))} {k}" for k in dict.fromkeys(f.kind for f in found.findings))

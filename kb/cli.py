@@ -505,6 +505,10 @@ def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumpti
         if reply.kind == "until" and reply.repairs.until is None:
             _emit(f"{question.patient} is not eligible now ({reply.repairs.verdict}); what would make it eligible:")
         _json(reply.repairs.as_dict()) if args.format == "json" else _emit(repair_text(reply.repairs))
+    elif reply.kind == "protocol":  # kb.protocol_questions: the rule's numbers, no patient
+        _json({"answer": reply.headline, "details": list(reply.details), "rows": list(reply.rows)}) if (
+            args.format == "json"
+        ) else _emit("\n".join([reply.headline, *(f"  {line}" for line in reply.details)]))
     elif reply.kind == "check" and reply.assessment is not None:
         _check(args, reply.assessment, dataset)
     elif reply.kind in ("blockers", "why") and reply.assessment is not None:

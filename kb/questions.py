@@ -32,6 +32,7 @@ from rapidfuzz import fuzz, process, utils
 from kb.description import Description, read_description
 from kb.errors import KbError
 from kb.knowledge import KnowledgeBase
+from kb.protocol_questions import PROTOCOL_WAYS
 
 __all__ = [
     "DESCRIBABLE",
@@ -75,6 +76,9 @@ INTENTS: tuple[tuple[str, tuple[Sequence, ...]], ...] = (
         "whatif",
         _ways(r"\bwhat if\b|\bsuppose\b|\bimagine\b", r"\bif (we|the|his|her|their|p)\b.*\b(were|was|had|enrol|stop)"),
     ),
+    # questions about the protocol that name or describe no patient (kb.protocol_questions):
+    # before until/repair/check, which would take the selected patient for them
+    ("protocol", PROTOCOL_WAYS),
     (
         "until",
         _ways(r"until when|eligible until", r"how long .*eligible", r"when .*(lapse|expire|stop being eligible)"),
