@@ -240,7 +240,7 @@ def parse_question(
     patient = _patient(cleaned, patient_ids)
     if isinstance(patient, Clarification):
         return patient
-    if patient is None and intent in DESCRIBABLE:
+    if patient is None and (intent in DESCRIBABLE or intent == "protocol"):
         described = _described(cleaned, kb, today, intent)
         if described is not None:
             return described
@@ -285,6 +285,8 @@ def _described(text: str, kb: KnowledgeBase, today: date | None, intent: str | N
     only_diseases = description.facts == len(description.diagnoses)
     if only_diseases and intent is None and not description.cues and description.sex is None:
         return None
+    if only_diseases and intent == "protocol":  # "can lupus patients enter?" asks the protocol;
+        return None  # "can a lupus patient with platelets of 40 enrol?" describes one
     return Question("described", text, notes=description.assumptions, description=description)
 
 

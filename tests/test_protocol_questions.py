@@ -206,9 +206,10 @@ def test_thresholds_are_read_from_the_rule_ast_not_typed(kb: KnowledgeBase) -> N
     ("question", "kind"),
     [
         ("is P003 eligible", "check"),
-        ("what is the platelet threshold for P003?", "help"),  # names a patient: not a protocol question
+        ("what is the platelet threshold for P003?", "clarify"),  # names a patient: not a protocol question
         ("is she eligible?", "check"),
-        ("can my 45 year old lupus patient on rituximab last month enrol?", "check"),
+        ("can my 45 year old lupus patient on rituximab last month enrol?", "described"),
+        ("can a patient with systemic lupus and plt 40 enrol?", "described"),  # a result: a patient
         ("explain the steroid rule", "criterion"),
         ("show the rule for SLE-I2", "criterion"),
         ("what if the steroid window were 4 weeks for P017", "whatif"),
@@ -289,8 +290,8 @@ def test_the_chat_answers_a_protocol_question_without_the_selected_patient() -> 
 @pytest.mark.parametrize(
     ("question", "intent"),
     [
-        ("what data are still needed?", "missing"),  # about the selected patient, as before
-        ("why excluded?", "blockers"),
+        ("what data are still needed for her?", "missing"),  # about the selected patient, as before
+        ("why is she excluded?", "blockers"),
         ("what hemoglobin is required?", "protocol"),
         ("what is the platelet requirement", "protocol"),
     ],
