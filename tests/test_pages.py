@@ -78,3 +78,21 @@ def test_the_cohort_downloads_keep_ids_that_look_like_formulas_as_text(monkeypat
     sheet = openpyxl.load_workbook(io.BytesIO(downloads["Download (Excel)"]))["screening"]  # type: ignore[arg-type]
     cells = [row[0] for row in sheet.iter_rows(min_row=2)]
     assert {c.value for c in cells} == {"'" + pid for pid in hostile} and {c.data_type for c in cells} == {"s"}
+
+
+def test_the_quiz_counts_as_blocking_only_what_the_assessment_reports_as_blocking() -> None:
+    """Issue 17: P042 is eligible via iim, yet its failed alternative IIM-RR (a route it did
+    not need) was counted as a blocker, so "eligible" + "none" was marked wrong."""
+    app = page("ui/training.py")
+    answers = [("P042", "eligible", "none"), ("P030", "needs_data", "none"), ("P060", "ineligible", "GE4.4")]
+    for n, (pid, verdict, blocker) in enumerate(answers):
+        assert any(m.value.startswith(f"**{pid}**: ") for m in app.markdown)  # the fixed seed's sequence
+        app.radio(key=f"q{n}").set_value(verdict)
+        app.selectbox(key=f"b{n}").set_value(blocker)
+        app.button(key="quiz_answer").click().run()
+        assert not app.error, app.error[0].value
+        assert app.success[0].value.startswith(f"Right: {pid} is {verdict}")
+        if n < len(answers) - 1:
+            app.run()  # the next question shows on the next rerun
+    assert app.success[0].value == "Right: P060 is ineligible; blocking: GE4.4, GE4.7"
+    assert app.caption[-1].value == "score: 3 of 3"
