@@ -201,3 +201,42 @@ def test_an_upload_in_another_encoding_is_set_aside_until_declared(app: AppTest)
     app.sidebar.selectbox(key="upload_encoding").set_value("GB18030 (Chinese)").run()
     assert not app.exception and not app.sidebar.error
     assert app.error[0].value.startswith("**P001: Ineligible**")
+
+
+def _timeline(app: AppTest) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
+    """The timeline chart's Vega-Lite spec and its bars' rows by label (the data sent to the browser)."""
+    import json
+    from datetime import date
+
+    import pyarrow as pa
+
+    chart = (app.get("arrow_vega_lite_chart") or app.get("vega_lite_chart"))[0]
+    spec = json.loads(chart.proto.spec)
+    frames = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets}
+    bars = frames[spec["layer"][0]["data"]["name"]]
+    rows = {
+        str(r["what"]): {k: date.fromisoformat(str(v)[:10]) if k in ("from", "to") else v for k, v in r.items()}
+        for r in bars.to_dict("records")
+    }
+    return spec, rows
+
+
+def test_the_timeline_shows_single_day_events_and_draws_ongoing_ones_to_the_end(app: AppTest) -> None:
+    """Issue 17: P011's rituximab dose and every lab result were bars of zero width (invisible);
+    an exposure with no end date (P017's methylprednisolone) stopped at enrolment."""
+    from datetime import date, timedelta
+
+    app.sidebar.selectbox(key="patient").set_value("P011").run()
+    assert not app.exception
+    spec, rows = _timeline(app)
+    dose = rows["medication: rituximab"]
+    assert dose["from"] == date(2026, 11, 3) and dose["to"] == date(2026, 11, 4)  # one day wide
+    assert rows["result: platelets"]["to"] - rows["result: platelets"]["from"] == timedelta(days=1)
+    assert rows["transfusion: rbc_transfusion"]["to"] == date(2026, 11, 9)  # one transfusion, on one day
+    assert rows["medication: filgrastim"]["to"] == date(2026, 11, 15)  # 12 to 14 November, the 14th included
+    assert any(layer["mark"]["type"] in ("tick", "point") for layer in spec["layer"])  # a mark, however zoomed
+    app.sidebar.selectbox(key="patient").set_value("P017").run()
+    _, rows = _timeline(app)
+    steroid = rows["medication: methylprednisolone (ongoing)"]
+    assert steroid["to"] == date(2026, 11, 24) + timedelta(days=30)  # the end of the plotted range, not enrolment
+    assert steroid["until"] == "ongoing"
