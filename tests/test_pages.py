@@ -22,7 +22,15 @@ def test_the_cohort_page_screens_every_patient() -> None:
     app = page("ui/cohort.py")
     assert {m.label: m.value for m in app.metric} == {"eligible": "17", "needs data": "12", "ineligible": "49"}
     stages = app.dataframe[0].value
-    assert stages["patients"].iloc[0] == 78 and stages["stage"].iloc[-1] == "5. meeting their cohort's criteria"
+    assert stages["patients"].iloc[0] == 78
+    # issue 17: the last stage held 29 = 17 eligible + 12 needing data, labelled as if all met the criteria
+    last = stages.iloc[-2:].to_dict("records")
+    assert last == [
+        {"stage": "5. not ruled out by their cohort's criteria (17 eligible, 12 need data)", "patients": 29,
+         "eligible": 17, "needs data": 12},
+        {"stage": "6. eligible (the 12 needing data left out)", "patients": 17, "eligible": 17, "needs data": 0},
+    ]  # fmt: skip
+    assert list(stages["needs data"])[:5] == [12] * 5  # needing data, they are still in at every stage
     grid = app.dataframe[1].value.set_index("patient")
     assert grid.loc["P061", "verdict"] == "ineligible" and grid.loc["P061", "GI6.3"] == "✗"
     assert grid.loc["P004", "verdict"] == "eligible"
