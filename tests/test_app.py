@@ -240,3 +240,17 @@ def test_the_timeline_shows_single_day_events_and_draws_ongoing_ones_to_the_end(
     steroid = rows["medication: methylprednisolone (ongoing)"]
     assert steroid["to"] == date(2026, 11, 24) + timedelta(days=30)  # the end of the plotted range, not enrolment
     assert steroid["until"] == "ongoing"
+
+
+def test_reset_what_ifs_keeps_the_other_turns_of_the_chat() -> None:
+    """Issue 17: "Reset what-ifs" emptied the whole chat; the check asked before it stays."""
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    app.chat_input[0].set_value("is P002 eligible?").run()
+    app.chat_input[0].set_value("what if P002's platelets were 80?").run()
+    app.chat_input[0].set_value("which criteria block P061?").run()
+    assert [t.kind for t in app.session_state["chat"]] == ["check", "whatif", "blockers"]
+    app.sidebar.button(key="reset").click().run()
+    assert not app.exception
+    assert [t.kind for t in app.session_state["chat"]] == ["check", "blockers"]
+    said = [m.markdown[0].value for m in app.chat_message if m.name == "user"]
+    assert said == ["is P002 eligible?", "which criteria block P061?"]

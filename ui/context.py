@@ -134,6 +134,13 @@ def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
     return loaded, key
 
 
+def _reset_what_ifs() -> None:
+    """A what-if lives only in its own chat turn (never in the stored facts), so resetting
+    the what-ifs drops those turns and keeps every other one (it emptied the whole chat)."""
+    turns = st.session_state.get("chat", [])
+    st.session_state["chat"] = [t for t in turns if getattr(t, "kind", "") != "whatif"]
+
+
 def sidebar(kb: KnowledgeBase, dataset: Dataset) -> Context:
     st.sidebar.header("Patient")
     dataset, dataset_key = _uploaded(dataset)
@@ -146,8 +153,8 @@ def sidebar(kb: KnowledgeBase, dataset: Dataset) -> Context:
     )
     use_date = st.sidebar.checkbox("Evaluate as of another enrolment date", key="use_as_of")
     as_of = st.sidebar.date_input("Enrolment date", value=date(2026, 11, 24), key="as_of") if use_date else None
-    if st.sidebar.button("Reset what-ifs", key="reset"):
-        st.session_state["chat"] = []
+    if st.sidebar.button("Reset what-ifs", key="reset", help="Removes the what-if turns from the chat; the rest stays"):
+        _reset_what_ifs()
     st.sidebar.header("Assumptions")
     overrides = []
     for assumption in kb.assumptions.values():
