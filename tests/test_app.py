@@ -254,3 +254,15 @@ def test_reset_what_ifs_keeps_the_other_turns_of_the_chat() -> None:
     assert [t.kind for t in app.session_state["chat"]] == ["check", "blockers"]
     said = [m.markdown[0].value for m in app.chat_message if m.name == "user"]
     assert said == ["is P002 eligible?", "which criteria block P061?"]
+
+
+def test_stories_uploaded_alone_are_an_error_not_empty_patients(app: AppTest) -> None:
+    """Issue 17: a stories.csv uploaded alone became 78 patients without any data."""
+    from kb.patients import DEMO_DATASET
+
+    stories = (DEMO_DATASET / "stories.csv").read_bytes()
+    app.sidebar.file_uploader(key="upload").set_value([("stories.csv", stories, "text/csv")]).run()
+    assert not app.exception
+    assert "stories.csv needs patients.csv beside it" in app.sidebar.error[0].value
+    assert app.sidebar.selectbox(key="patient").label == "Demo patient"  # the demo stays
+    assert app.success[0].value.startswith("**P001: Eligible via sle**")
