@@ -266,3 +266,28 @@ def test_stories_uploaded_alone_are_an_error_not_empty_patients(app: AppTest) ->
     assert "stories.csv needs patients.csv beside it" in app.sidebar.error[0].value
     assert app.sidebar.selectbox(key="patient").label == "Demo patient"  # the demo stays
     assert app.success[0].value.startswith("**P001: Eligible via sle**")
+
+
+def test_the_assumptions_are_grouped_under_plain_labels_and_collapsed_at_their_defaults(app: AppTest) -> None:
+    """Issue 17: 31 raw ids (lab_lookback_days …) filled the sidebar; now they sit in groups,
+    collapsed while at their defaults, under plain labels, the id in the help text."""
+    from kb.assumptions import GROUPS, load_assumptions
+
+    registry = load_assumptions()
+    assert {a.group for a in registry.values()} <= set(GROUPS)  # a typo would put one apart
+    groups = {e.label: e for e in app.sidebar.expander}
+    assert list(groups)[:3] == ["Dates and windows (2)", "Laboratory results (5)", "Medications and washouts (7)"]
+    assert "Antiphospholipid syndrome (6)" in groups and "Systemic sclerosis (3)" in groups
+    assert sum(int(label.rsplit("(", 1)[1].rstrip(")")) for label in groups) == len(registry)
+    assert not any(e.proto.expanded for e in groups.values())  # all at their defaults: collapsed
+    assert any(c.value == f"Assumptions: all {len(registry)} at their defaults" for c in app.sidebar.caption)
+    widgets = [*app.sidebar.number_input, *app.sidebar.selectbox]
+    labels = {w.key: w.label for w in widgets if w.key and w.key.startswith("a_")}
+    assert len(labels) == len(registry) and not set(labels.values()) & set(registry)  # no raw id as a label
+    lookback = app.sidebar.number_input(key="a_lab_lookback_days")
+    assert lookback.label == "Lab results valid for (days before enrolment)" and "lab_lookback_days" in lookback.help
+    lookback.set_value(60).run()
+    said = f"Assumptions: 1 of {len(registry)} changed: lab_lookback_days = 60"
+    assert any(c.value == said for c in app.sidebar.caption)
+    changed = [e for e in app.sidebar.expander if e.proto.expanded]
+    assert [e.label for e in changed] == ["Laboratory results (5) · 1 changed"]

@@ -39,7 +39,7 @@ def test_the_cohort_page_screens_every_patient() -> None:
 
 def test_the_review_page_lists_the_findings_with_their_witnesses() -> None:
     app = page("ui/review.py")
-    labels = [e.label for e in app.expander]
+    labels = [e.label for e in app.main.expander]  # the sidebar's are the assumptions' groups
     assert labels[0] == "dead rule: SSC-E6, GI6.7" and len(labels) == 8
     assert not any("NOT confirmed" in label for label in labels)
     impact = app.dataframe[0].value.set_index("criterion")
@@ -57,7 +57,7 @@ def test_the_training_page_sets_passing_and_failing_vignettes_side_by_side() -> 
     app.radio(key="q0").set_value("ineligible")
     app.button(key="quiz_answer").click().run()
     assert app.error[0].value.startswith("Not quite: P042 is eligible")
-    assert app.caption[-1].value == "score: 0 of 1"
+    assert app.main.caption[-1].value == "score: 0 of 1"
 
 
 def test_the_cohort_downloads_keep_ids_that_look_like_formulas_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,4 +103,4 @@ def test_the_quiz_counts_as_blocking_only_what_the_assessment_reports_as_blockin
         if n < len(answers) - 1:
             app.run()  # the next question shows on the next rerun
     assert app.success[0].value == "Right: P060 is ineligible; blocking: GE4.4, GE4.7"
-    assert app.caption[-1].value == "score: 3 of 3"
+    assert app.main.caption[-1].value == "score: 3 of 3"
