@@ -118,17 +118,14 @@ def show_timeline(patient: Patient, assessment: Assessment) -> None:
         ]
     )
     frame = pd.DataFrame(rows)
+    what = alt.Y("what:N", title=None, axis=alt.Axis(labelLimit=320))  # "… (ongoing)" must not be cut off
     tooltip = ["what", alt.Tooltip("from:T", title="from"), alt.Tooltip("until:N", title="until")]
-    bars = (
-        alt.Chart(frame)
-        .mark_bar(size=8)
-        .encode(x=alt.X("from:T", title=None), x2="to:T", y=alt.Y("what:N", title=None), tooltip=tooltip)
-    )
+    bars = alt.Chart(frame).mark_bar(size=8).encode(x=alt.X("from:T", title=None), x2="to:T", y=what, tooltip=tooltip)
     # a single day is also a tick, visible however far the chart is zoomed out
     ticks = (
         alt.Chart(frame[frame["single day"]])
         .mark_tick(thickness=2, size=12)
-        .encode(x="from:T", y=alt.Y("what:N", title=None), tooltip=tooltip)
+        .encode(x="from:T", y=what, tooltip=tooltip)
     )
     rules = alt.Chart(marks).mark_rule(strokeDash=[4, 2]).encode(x="date:T", color="reference:N", tooltip=["reference"])
     st.altair_chart(bars + ticks + rules, width="stretch")
