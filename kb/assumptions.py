@@ -15,10 +15,23 @@ from pathlib import Path
 
 from kb.errors import KbError
 
-__all__ = ["Assumption", "AssumptionSet", "load_assumptions", "resolve_assumptions"]
+__all__ = ["GROUPS", "Assumption", "AssumptionSet", "load_assumptions", "resolve_assumptions"]
 
 ASSUMPTIONS_FILE = Path(__file__).parent / "rules" / "assumptions.toml"
 AssumptionValue = int | str
+#: the topics the assumptions are shown under, general ones first, then the cohorts'
+GROUPS = (
+    "Dates and windows",
+    "Laboratory results",
+    "Medications and washouts",
+    "Refractory disease (every cohort)",
+    "Diagnoses and cohorts",
+    "Sjögren's syndrome",
+    "Myositis",
+    "Systemic sclerosis",
+    "ANCA-associated vasculitis",
+    "Antiphospholipid syndrome",
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,8 @@ class Assumption:
     resolves: str
     reason: str
     used_by: tuple[str, ...]
+    label: str = ""  # a short plain name, for people (the id is for `--assume`)
+    group: str = ""  # one of GROUPS
 
     def parse(self, text: str) -> AssumptionValue:
         """The value `text` stands for, or a KbError saying what is allowed."""
@@ -89,6 +104,8 @@ def load_assumptions() -> dict[str, Assumption]:
             resolves=entry["resolves"],
             reason=entry["reason"],
             used_by=tuple(entry.get("used_by", ())),
+            label=entry.get("label", entry["id"]),
+            group=entry.get("group", GROUPS[0]),
         )
     return registry
 

@@ -27,6 +27,7 @@ from kb.vocabulary import AttestationItem, Item, Vocabulary, load_vocabulary
 __all__ = [
     "CELL_LIMIT",
     "DEMO_DATASET",
+    "STORIES_ALONE",
     "Attestation",
     "Dataset",
     "Event",
@@ -41,6 +42,13 @@ __all__ = [
 ]
 
 DEMO_DATASET = Path(__file__).parent / "facts" / "demo"
+
+#: stories.csv holds only the patients' stories, keyed by patient_id: read without
+#: patients.csv (as a wide table) it made one patient without any data per story
+STORIES_ALONE = (
+    "stories.csv needs patients.csv beside it: it holds only the patients' stories, to go with "
+    "patients.csv, observations.csv, events.csv and attestations.csv"
+)
 
 PATIENT_COLUMNS = (
     "patient_id",
@@ -364,17 +372,22 @@ def load_dataset(
             f"{folder}: no patients.csv here (a data set is a folder with patients.csv, "
             "observations.csv, events.csv and attestations.csv)"
         )
-    stories: dict[str, str] = {}
-    problems: list[Problem] = []
-    if (folder / "stories.csv").exists():
-        try:
-            text = decode_text((folder / "stories.csv").read_bytes(), "stories.csv", encoding)
-            stories = {r["patient_id"]: r["story"] for r in csv.DictReader(io.StringIO(text)) if r.get("patient_id")}
-        except (KbError, KeyError, csv.Error):
-            problems.append(Problem("stories.csv", None, None, "the stories could not be read", "they are not shown"))
+    stories, problems = (
+        _stories((folder / "stories.csv").read_bytes(), encoding) if (folder / "stories.csv").exists() else ({}, [])
+    )
     dataset = _load(folder, folder.name, None, vocabulary, today, stories, encoding)
     dataset.problems[:0] = problems
     return dataset
+
+
+def _stories(content: bytes, encoding: str | None) -> tuple[dict[str, str], list[Problem]]:
+    """The stories of stories.csv by patient id; shown only, so an unreadable file costs
+    the stories alone, with a problem that says so."""
+    try:
+        text = decode_text(content, "stories.csv", encoding)
+        return {r["patient_id"]: r["story"] for r in csv.DictReader(io.StringIO(text)) if r.get("patient_id")}, []
+    except (KbError, KeyError, csv.Error):
+        return {}, [Problem("stories.csv", None, None, "the stories could not be read", "they are not shown")]
 
 
 def load_uploaded(
@@ -387,11 +400,16 @@ def load_uploaded(
     """A data set from files held in memory (an upload, an import), by file name; nothing
     touches the disk."""
     if "patients.csv" not in files:
+        if "stories.csv" in files:
+            raise KbError(STORIES_ALONE)
         raise KbError(
             f"no patients.csv among {', '.join(sorted(files)) or 'the files'} (upload patients.csv, "
             "observations.csv, events.csv and attestations.csv)"
         )
-    return _load(Path(name), name, files, vocabulary, today, {}, encoding)
+    stories, problems = _stories(files["stories.csv"], encoding) if "stories.csv" in files else ({}, [])
+    dataset = _load(Path(name), name, files, vocabulary, today, stories, encoding)
+    dataset.problems[:0] = problems
+    return dataset
 
 
 def _load(

@@ -379,7 +379,7 @@ def _patient(text: str, ids: list[str] | tuple[str, ...]) -> str | Clarification
         if not same:
             best = process.extractOne(f"P{number}", list(ids), scorer=fuzz.ratio, processor=utils.default_process)
             if best is None or best[1] < 75:
-                return Clarification(text, f"There is no patient {number}; which patient do you mean?", tuple(ids[:5]))
+                return Clarification(text, f"There is no patient P{number}; which patient do you mean?", tuple(ids[:5]))
             same = [best[0]]
         found.update(same)
     if len(found) > 1:

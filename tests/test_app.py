@@ -201,3 +201,93 @@ def test_an_upload_in_another_encoding_is_set_aside_until_declared(app: AppTest)
     app.sidebar.selectbox(key="upload_encoding").set_value("GB18030 (Chinese)").run()
     assert not app.exception and not app.sidebar.error
     assert app.error[0].value.startswith("**P001: Ineligible**")
+
+
+def _timeline(app: AppTest) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
+    """The timeline chart's Vega-Lite spec and its bars' rows by label (the data sent to the browser)."""
+    import json
+    from datetime import date
+
+    import pyarrow as pa
+
+    chart = (app.get("arrow_vega_lite_chart") or app.get("vega_lite_chart"))[0]
+    spec = json.loads(chart.proto.spec)
+    frames = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets}
+    bars = frames[spec["layer"][0]["data"]["name"]]
+    rows = {
+        str(r["what"]): {k: date.fromisoformat(str(v)[:10]) if k in ("from", "to") else v for k, v in r.items()}
+        for r in bars.to_dict("records")
+    }
+    return spec, rows
+
+
+def test_the_timeline_shows_single_day_events_and_draws_ongoing_ones_to_the_end(app: AppTest) -> None:
+    """Issue 17: P011's rituximab dose and every lab result were bars of zero width (invisible);
+    an exposure with no end date (P017's methylprednisolone) stopped at enrolment."""
+    from datetime import date, timedelta
+
+    app.sidebar.selectbox(key="patient").set_value("P011").run()
+    assert not app.exception
+    spec, rows = _timeline(app)
+    dose = rows["medication: rituximab"]
+    assert dose["from"] == date(2026, 11, 3) and dose["to"] == date(2026, 11, 4)  # one day wide
+    assert rows["result: platelets"]["to"] - rows["result: platelets"]["from"] == timedelta(days=1)
+    assert rows["transfusion: rbc_transfusion"]["to"] == date(2026, 11, 9)  # one transfusion, on one day
+    assert rows["medication: filgrastim"]["to"] == date(2026, 11, 15)  # 12 to 14 November, the 14th included
+    assert any(layer["mark"]["type"] in ("tick", "point") for layer in spec["layer"])  # a mark, however zoomed
+    app.sidebar.selectbox(key="patient").set_value("P017").run()
+    _, rows = _timeline(app)
+    steroid = rows["medication: methylprednisolone (ongoing)"]
+    assert steroid["to"] == date(2026, 11, 24) + timedelta(days=30)  # the end of the plotted range, not enrolment
+    assert steroid["until"] == "ongoing"
+
+
+def test_reset_what_ifs_keeps_the_other_turns_of_the_chat() -> None:
+    """Issue 17: "Reset what-ifs" emptied the whole chat; the check asked before it stays."""
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    app.chat_input[0].set_value("is P002 eligible?").run()
+    app.chat_input[0].set_value("what if P002's platelets were 80?").run()
+    app.chat_input[0].set_value("which criteria block P061?").run()
+    assert [t.kind for t in app.session_state["chat"]] == ["check", "whatif", "blockers"]
+    app.sidebar.button(key="reset").click().run()
+    assert not app.exception
+    assert [t.kind for t in app.session_state["chat"]] == ["check", "blockers"]
+    said = [m.markdown[0].value for m in app.chat_message if m.name == "user"]
+    assert said == ["is P002 eligible?", "which criteria block P061?"]
+
+
+def test_stories_uploaded_alone_are_an_error_not_empty_patients(app: AppTest) -> None:
+    """Issue 17: a stories.csv uploaded alone became 78 patients without any data."""
+    from kb.patients import DEMO_DATASET
+
+    stories = (DEMO_DATASET / "stories.csv").read_bytes()
+    app.sidebar.file_uploader(key="upload").set_value([("stories.csv", stories, "text/csv")]).run()
+    assert not app.exception
+    assert "stories.csv needs patients.csv beside it" in app.sidebar.error[0].value
+    assert app.sidebar.selectbox(key="patient").label == "Demo patient"  # the demo stays
+    assert app.success[0].value.startswith("**P001: Eligible via sle**")
+
+
+def test_the_assumptions_are_grouped_under_plain_labels_and_collapsed_at_their_defaults(app: AppTest) -> None:
+    """Issue 17: 31 raw ids (lab_lookback_days …) filled the sidebar; now they sit in groups,
+    collapsed while at their defaults, under plain labels, the id in the help text."""
+    from kb.assumptions import GROUPS, load_assumptions
+
+    registry = load_assumptions()
+    assert {a.group for a in registry.values()} <= set(GROUPS)  # a typo would put one apart
+    groups = {e.label: e for e in app.sidebar.expander}
+    assert list(groups)[:3] == ["Dates and windows (2)", "Laboratory results (5)", "Medications and washouts (7)"]
+    assert "Antiphospholipid syndrome (6)" in groups and "Systemic sclerosis (3)" in groups
+    assert sum(int(label.rsplit("(", 1)[1].rstrip(")")) for label in groups) == len(registry)
+    assert not any(e.proto.expanded for e in groups.values())  # all at their defaults: collapsed
+    assert any(c.value == f"Assumptions: all {len(registry)} at their defaults" for c in app.sidebar.caption)
+    widgets = [*app.sidebar.number_input, *app.sidebar.selectbox]
+    labels = {w.key: w.label for w in widgets if w.key and w.key.startswith("a_")}
+    assert len(labels) == len(registry) and not set(labels.values()) & set(registry)  # no raw id as a label
+    lookback = app.sidebar.number_input(key="a_lab_lookback_days")
+    assert lookback.label == "Lab results valid for (days before enrolment)" and "lab_lookback_days" in lookback.help
+    lookback.set_value(60).run()
+    said = f"Assumptions: 1 of {len(registry)} changed: lab_lookback_days = 60"
+    assert any(c.value == said for c in app.sidebar.caption)
+    changed = [e for e in app.sidebar.expander if e.proto.expanded]
+    assert [e.label for e in changed] == ["Laboratory results (5) · 1 changed"]

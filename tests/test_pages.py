@@ -22,7 +22,15 @@ def test_the_cohort_page_screens_every_patient() -> None:
     app = page("ui/cohort.py")
     assert {m.label: m.value for m in app.metric} == {"eligible": "17", "needs data": "12", "ineligible": "49"}
     stages = app.dataframe[0].value
-    assert stages["patients"].iloc[0] == 78 and stages["stage"].iloc[-1] == "5. meeting their cohort's criteria"
+    assert stages["patients"].iloc[0] == 78
+    # issue 17: the last stage held 29 = 17 eligible + 12 needing data, labelled as if all met the criteria
+    last = stages.iloc[-2:].to_dict("records")
+    assert last == [
+        {"stage": "5. not ruled out by their cohort's criteria (17 eligible, 12 need data)", "patients": 29,
+         "eligible": 17, "needs data": 12},
+        {"stage": "6. eligible (the 12 needing data left out)", "patients": 17, "eligible": 17, "needs data": 0},
+    ]  # fmt: skip
+    assert list(stages["needs data"])[:5] == [12] * 5  # needing data, they are still in at every stage
     grid = app.dataframe[1].value.set_index("patient")
     assert grid.loc["P061", "verdict"] == "ineligible" and grid.loc["P061", "GI6.3"] == "✗"
     assert grid.loc["P004", "verdict"] == "eligible"
@@ -31,7 +39,7 @@ def test_the_cohort_page_screens_every_patient() -> None:
 
 def test_the_review_page_lists_the_findings_with_their_witnesses() -> None:
     app = page("ui/review.py")
-    labels = [e.label for e in app.expander]
+    labels = [e.label for e in app.main.expander]  # the sidebar's are the assumptions' groups
     assert labels[0] == "dead rule: SSC-E6, GI6.7" and len(labels) == 8
     assert not any("NOT confirmed" in label for label in labels)
     impact = app.dataframe[0].value.set_index("criterion")
@@ -49,7 +57,7 @@ def test_the_training_page_sets_passing_and_failing_vignettes_side_by_side() -> 
     app.radio(key="q0").set_value("ineligible")
     app.button(key="quiz_answer").click().run()
     assert app.error[0].value.startswith("Not quite: P042 is eligible")
-    assert app.caption[-1].value == "score: 0 of 1"
+    assert app.main.caption[-1].value == "score: 0 of 1"
 
 
 def test_the_cohort_downloads_keep_ids_that_look_like_formulas_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,3 +86,21 @@ def test_the_cohort_downloads_keep_ids_that_look_like_formulas_as_text(monkeypat
     sheet = openpyxl.load_workbook(io.BytesIO(downloads["Download (Excel)"]))["screening"]  # type: ignore[arg-type]
     cells = [row[0] for row in sheet.iter_rows(min_row=2)]
     assert {c.value for c in cells} == {"'" + pid for pid in hostile} and {c.data_type for c in cells} == {"s"}
+
+
+def test_the_quiz_counts_as_blocking_only_what_the_assessment_reports_as_blocking() -> None:
+    """Issue 17: P042 is eligible via iim, yet its failed alternative IIM-RR (a route it did
+    not need) was counted as a blocker, so "eligible" + "none" was marked wrong."""
+    app = page("ui/training.py")
+    answers = [("P042", "eligible", "none"), ("P030", "needs_data", "none"), ("P060", "ineligible", "GE4.4")]
+    for n, (pid, verdict, blocker) in enumerate(answers):
+        assert any(m.value.startswith(f"**{pid}**: ") for m in app.markdown)  # the fixed seed's sequence
+        app.radio(key=f"q{n}").set_value(verdict)
+        app.selectbox(key=f"b{n}").set_value(blocker)
+        app.button(key="quiz_answer").click().run()
+        assert not app.error, app.error[0].value
+        assert app.success[0].value.startswith(f"Right: {pid} is {verdict}")
+        if n < len(answers) - 1:
+            app.run()  # the next question shows on the next rerun
+    assert app.success[0].value == "Right: P060 is ineligible; blocking: GE4.4, GE4.7"
+    assert app.main.caption[-1].value == "score: 3 of 3"

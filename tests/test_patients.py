@@ -540,3 +540,28 @@ def test_an_unbalanced_quote_in_patients_csv_is_an_error_located(tmp_path: Path)
         load_dataset(_write_raw(tmp_path / "set", files))
     (problem,) = caught.value.problems
     assert problem.path == "patients.csv" and "cannot be read as CSV" in problem.message
+
+
+def test_stories_alone_are_refused_naming_the_file_not_read_as_empty_patients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: stories.csv uploaded alone was read as a wide table: 78 patients with no
+    data at all (the story column ignored). Alone, in an upload, a folder or as a file, it
+    is refused with a message naming it; beside patients.csv, its stories are shown."""
+    from kb.cli import main
+    from kb.importers import load_data, load_files
+    from kb.patients import DEMO_DATASET
+
+    stories = (DEMO_DATASET / "stories.csv").read_bytes()
+    for files in ({"stories.csv": stories}, {"stories.csv": stories, "events.csv": b"patient_id,kind\n"}):
+        with pytest.raises(KbError, match=r"stories\.csv needs patients\.csv beside it"):
+            load_files(files)
+    (tmp_path / "stories.csv").write_bytes(stories)
+    for path in (tmp_path, tmp_path / "stories.csv"):
+        with pytest.raises(KbError, match=r"stories\.csv needs patients\.csv beside it"):
+            load_data(path)
+    code = main(["--facts", str(tmp_path), "check", "P001"])  # the CLI says so too
+    assert code == 2 and "stories.csv needs patients.csv beside it" in capsys.readouterr().err
+    files = {name: (DEMO_DATASET / name).read_bytes() for name in ("patients.csv", "stories.csv")}
+    loaded = load_files(files)
+    assert len(loaded.patients) == 78 and loaded.stories["P061"].startswith("Woman with SLE, otherwise eligible")

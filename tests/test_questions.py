@@ -115,7 +115,8 @@ def test_the_current_patient_is_never_taken_by_default(kb: KnowledgeBase, demo: 
     ("text", "prompt"),
     [
         ("what if platelets were 80", "Which patient"),  # no patient named, none selected
-        ("is P999 eligible", "no patient 999"),
+        ("is P999 eligible", "There is no patient P999;"),  # issue 17: the P was dropped
+        ("is patient 999 eligible", "There is no patient P999;"),
         ("is P3 or P4 eligible?", "Which of these patients"),
         ("what if P002 were different", "What should change"),
         ("explain the rule", "Which criterion"),
@@ -163,7 +164,7 @@ def test_a_what_if_reads_the_words_just_before_each_number(kb: KnowledgeBase, de
 
 def test_the_first_unknown_patient_named_is_the_one_asked_about(kb: KnowledgeBase, demo: Dataset) -> None:
     answer = ask(kb, demo, "is P998 or P999 eligible?")
-    assert isinstance(answer, Clarification) and "no patient 998" in answer.prompt
+    assert isinstance(answer, Clarification) and "There is no patient P998;" in answer.prompt
 
 
 def test_a_question_longer_than_the_limit_is_refused_with_the_limit() -> None:

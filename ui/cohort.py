@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from kb.report import spreadsheet_cell
-from kb.screening import ScreenRow, funnel, screen
+from kb.screening import STAGES, ScreenRow, funnel, screen
 from ui.context import Context, context, session_cached
 
 _MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "manual": "✎", "not_applicable": ""}
@@ -37,6 +37,32 @@ def _screen(ctx: Context) -> list[ScreenRow]:
     return session_cached("cohort", key, lambda: screen(ctx.kb, ctx.dataset, ctx.assumptions, ctx.as_of))
 
 
+def funnel_stages(rows: list[ScreenRow]) -> pd.DataFrame:
+    """The funnel's stages with how many of those still in are eligible and how many need
+    data. A patient who needs data is never ruled out, so stays in to the last stage: that
+    stage says so and counts them apart, and a last stage keeps only the eligible (it read
+    "meeting their cohort's criteria" for eligible and needs-data patients together)."""
+    eligible = sum(1 for r in rows if r.verdict == "eligible")
+    open_ = sum(1 for r in rows if r.verdict == "needs_data")
+    table = []
+    for n, (name, k) in enumerate(funnel(rows)):
+        inside = [r for r in rows if r.dropped_at > n]
+        label = name
+        if n == len(STAGES) - 1:
+            label = f"not ruled out by their cohort's criteria ({eligible} eligible, {open_} need data)"
+        table.append(
+            {
+                "stage": f"{n + 1}. {label}",
+                "patients": k,
+                "eligible": sum(1 for r in inside if r.verdict == "eligible"),
+                "needs data": sum(1 for r in inside if r.verdict == "needs_data"),
+            }
+        )
+    last = f"{len(STAGES) + 1}. eligible (the {open_} needing data left out)"
+    table.append({"stage": last, "patients": eligible, "eligible": eligible, "needs data": 0})
+    return pd.DataFrame(table)
+
+
 def page() -> None:
     ctx = context()
     st.header("Cohort")
@@ -50,11 +76,22 @@ def page() -> None:
     for column, verdict in zip(columns, ("eligible", "needs_data", "ineligible"), strict=True):
         column.metric(verdict.replace("_", " "), int(counts.get(verdict, 0)))
     st.subheader("Attrition funnel")
-    stages = pd.DataFrame([{"stage": f"{n + 1}. {name}", "patients": k} for n, (name, k) in enumerate(funnel(rows))])
+    stages = funnel_stages(rows)
+    parts = stages.assign(ineligible=stages["patients"] - stages["eligible"] - stages["needs data"]).melt(
+        id_vars=["stage"], value_vars=["eligible", "needs data", "ineligible"], var_name="verdict", value_name="n"
+    )
     st.altair_chart(
-        alt.Chart(stages).mark_bar().encode(x="patients:Q", y=alt.Y("stage:N", sort=None, title=None)),
+        alt.Chart(parts)
+        .mark_bar()
+        .encode(
+            x=alt.X("n:Q", stack=True, title="patients"),
+            y=alt.Y("stage:N", sort=None, title=None),
+            color=alt.Color("verdict:N", sort=["eligible", "needs data", "ineligible"]),
+            tooltip=["stage", "verdict", "n"],
+        ),
         width="stretch",
     )
+    st.caption("ineligible: ruled out at a later stage")
     st.dataframe(stages, hide_index=True)
     st.subheader("Patients × criteria")
     criteria = [c for c in table.columns if c not in ("patient", "verdict", "cohorts")]

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import streamlit as st
 
-from kb.assumptions import AssumptionSet, resolve_assumptions
+from kb.assumptions import GROUPS, Assumption, AssumptionSet, resolve_assumptions
 from kb.errors import KbError
 from kb.importers import load_files
 from kb.knowledge import KnowledgeBase, load_knowledge
@@ -134,6 +134,69 @@ def _uploaded(dataset: Dataset) -> tuple[Dataset, str]:
     return loaded, key
 
 
+def _reset_what_ifs() -> None:
+    """A what-if lives only in its own chat turn (never in the stored facts), so resetting
+    the what-ifs drops those turns and keeps every other one (it emptied the whole chat)."""
+    turns = st.session_state.get("chat", [])
+    st.session_state["chat"] = [t for t in turns if getattr(t, "kind", "") != "whatif"]
+
+
+def _assumptions(kb: KnowledgeBase) -> list[str]:
+    """The assumptions, grouped by topic under plain labels (the id, for `--assume`, in the
+    help text), each group collapsed while all its readings are at their defaults: 31 raw
+    ids filled the sidebar. Returns the `ID=VALUE` overrides in force."""
+    registry = list(kb.assumptions.values())
+
+    def current(assumption: Assumption) -> str:  # the widget's value before it is drawn
+        return str(st.session_state.get(f"a_{assumption.id}", assumption.default))
+
+    changed = [a for a in registry if current(a) != str(a.default)]
+    st.sidebar.header("Assumptions")
+    st.sidebar.caption(
+        f"Assumptions: {len(changed)} of {len(registry)} changed: "
+        + ", ".join(f"{a.id} = {current(a)}" for a in changed)
+        if changed
+        else f"Assumptions: all {len(registry)} at their defaults"
+    )
+    order = {g: n for n, g in enumerate(GROUPS)}
+    groups: dict[str, list[Assumption]] = {}
+    for assumption in sorted(registry, key=lambda a: order.get(a.group, len(order))):
+        groups.setdefault(assumption.group, []).append(assumption)
+    overrides = []
+    for group, members in groups.items():
+        moved = sum(1 for a in members if a in changed)
+        label = f"{group} ({len(members)})" + (f" · {moved} changed" if moved else "")
+        with st.sidebar.expander(label, expanded=bool(moved)):
+            for assumption in members:
+                value = _assumption_input(assumption)
+                if str(value) != str(assumption.default):
+                    overrides.append(f"{assumption.id}={value}")
+    return overrides
+
+
+def _assumption_input(assumption: Assumption) -> object:
+    """One assumption's widget, under its plain label; the help says its id and why."""
+    help_text = f"`{assumption.id}` (default {assumption.default})\n\n{assumption.resolves}\n\n{assumption.reason}"
+    label = assumption.label or assumption.id
+    if assumption.kind == "choice":
+        return st.selectbox(
+            label,
+            assumption.allowed,
+            index=assumption.allowed.index(str(assumption.default)),
+            help=help_text,
+            key=f"a_{assumption.id}",
+        )
+    return st.number_input(
+        label,
+        min_value=assumption.minimum,
+        max_value=assumption.maximum,
+        value=int(assumption.default),
+        step=1,
+        key=f"a_{assumption.id}",
+        help=help_text,
+    )
+
+
 def sidebar(kb: KnowledgeBase, dataset: Dataset) -> Context:
     st.sidebar.header("Patient")
     dataset, dataset_key = _uploaded(dataset)
@@ -146,31 +209,9 @@ def sidebar(kb: KnowledgeBase, dataset: Dataset) -> Context:
     )
     use_date = st.sidebar.checkbox("Evaluate as of another enrolment date", key="use_as_of")
     as_of = st.sidebar.date_input("Enrolment date", value=date(2026, 11, 24), key="as_of") if use_date else None
-    if st.sidebar.button("Reset what-ifs", key="reset"):
-        st.session_state["chat"] = []
-    st.sidebar.header("Assumptions")
-    overrides = []
-    for assumption in kb.assumptions.values():
-        if assumption.kind == "choice":
-            value = st.sidebar.selectbox(
-                assumption.id,
-                assumption.allowed,
-                index=assumption.allowed.index(str(assumption.default)),
-                help=f"{assumption.resolves}\n\n{assumption.reason}",
-                key=f"a_{assumption.id}",
-            )
-        else:
-            value = st.sidebar.number_input(
-                assumption.id,
-                min_value=assumption.minimum,
-                max_value=assumption.maximum,
-                value=int(assumption.default),
-                step=1,
-                key=f"a_{assumption.id}",
-                help=f"{assumption.resolves}\n\n{assumption.reason}",
-            )
-        if str(value) != str(assumption.default):
-            overrides.append(f"{assumption.id}={value}")
+    if st.sidebar.button("Reset what-ifs", key="reset", help="Removes the what-if turns from the chat; the rest stays"):
+        _reset_what_ifs()
+    overrides = _assumptions(kb)
     chosen = as_of if isinstance(as_of, date) else None
     return Context(kb, dataset, str(patient_id), chosen, tuple(overrides), dataset_key)
 

@@ -69,26 +69,44 @@ def show_criteria(assessment: Assessment) -> None:
         criterion_evidence(result, assessment.patient_id, expanded=result.status == "fail")
 
 
-def show_timeline(patient: Patient, assessment: Assessment) -> None:
-    """Medications, vaccinations, transfusions and results against the reference dates."""
+def timeline_rows(patient: Patient, assessment: Assessment) -> list[dict[str, object]]:
+    """The timeline's bars: each from its first day to the day after its last, so a single
+    dose or a result is one day wide (a bar from a day to the same day has no width and
+    was invisible); an exposure with no end date is still going on (kb.exposures.ongoing)
+    and runs to the end of the plotted range, marked "ongoing", not to enrolment."""
     enrolment = assessment.reference.enrolment
     start = enrolment - timedelta(days=120)
     horizon = max(assessment.reference.dates) + timedelta(days=30)
-    ends = {id(e): exposure_end(e, assessment.reference.dates) for e in patient.events}  # ongoing: past apheresis
-    rows = [
-        {
-            "what": f"{e.kind}: {e.agent or e.name}" + (" (ongoing)" if ongoing(e) else ""),
-            "from": max(e.start, start),
-            "to": min(ends[id(e)], horizon),
-        }
-        for e in patient.events
-        if e.kind in ("medication", "vaccination", "transfusion", "cell_therapy") and ends[id(e)] >= start
-    ]
+    day = timedelta(days=1)
+    rows: list[dict[str, object]] = []
+    for e in patient.events:
+        if e.kind not in ("medication", "vaccination", "transfusion", "cell_therapy"):
+            continue
+        still = ongoing(e)
+        last = horizon if still else exposure_end(e, assessment.reference.dates)
+        if last < start:
+            continue
+        rows.append(
+            {
+                "what": f"{e.kind}: {e.agent or e.name}" + (" (ongoing)" if still else ""),
+                "from": max(e.start, start),
+                "to": horizon if still else min(last + day, horizon),
+                "until": "ongoing" if still else last.isoformat(),
+                "single day": not still and last == e.start,
+            }
+        )
     rows += [
-        {"what": f"result: {o.item}", "from": o.date, "to": o.date}
+        {"what": f"result: {o.item}", "from": o.date, "to": o.date + day, "until": str(o.date), "single day": True}
         for o in patient.observations
-        if o.date >= start and "." not in o.item
+        if start <= o.date <= horizon and "." not in o.item
     ]
+    return rows
+
+
+def show_timeline(patient: Patient, assessment: Assessment) -> None:
+    """Medications, vaccinations, transfusions and results against the reference dates."""
+    enrolment = assessment.reference.enrolment
+    rows = timeline_rows(patient, assessment)
     if not rows:
         st.caption("nothing recorded in the 120 days before enrolment")
         return
@@ -99,13 +117,18 @@ def show_timeline(patient: Patient, assessment: Assessment) -> None:
             for n in (4, 14, 28)
         ]
     )
-    bars = (
-        alt.Chart(pd.DataFrame(rows))
-        .mark_bar(size=8)
-        .encode(x=alt.X("from:T", title=None), x2="to:T", y=alt.Y("what:N", title=None), tooltip=["what", "from", "to"])
+    frame = pd.DataFrame(rows)
+    what = alt.Y("what:N", title=None, axis=alt.Axis(labelLimit=320))  # "… (ongoing)" must not be cut off
+    tooltip = ["what", alt.Tooltip("from:T", title="from"), alt.Tooltip("until:N", title="until")]
+    bars = alt.Chart(frame).mark_bar(size=8).encode(x=alt.X("from:T", title=None), x2="to:T", y=what, tooltip=tooltip)
+    # a single day is also a tick, visible however far the chart is zoomed out
+    ticks = (
+        alt.Chart(frame[frame["single day"]])
+        .mark_tick(thickness=2, size=12)
+        .encode(x="from:T", y=what, tooltip=tooltip)
     )
     rules = alt.Chart(marks).mark_rule(strokeDash=[4, 2]).encode(x="date:T", color="reference:N", tooltip=["reference"])
-    st.altair_chart(bars + rules, width="stretch")
+    st.altair_chart(bars + ticks + rules, width="stretch")
 
 
 def page() -> None:

@@ -14,8 +14,10 @@ from ui.context import context, demo_dataset
 
 
 @st.cache_data(show_spinner=False)
-def _statuses() -> dict[str, tuple[str, dict[str, str], str]]:
-    """Each vignette under its own assumptions: verdict, statuses, story."""
+def _statuses() -> dict[str, tuple[str, dict[str, str], str, tuple[str, ...]]]:
+    """Each vignette under its own assumptions: verdict, statuses, story, and the criteria
+    the assessment itself reports as blocking. A failed alternative that another route
+    rescues (P042's IIM-RR) is not a blocker, so the quiz must not ask for it."""
     ctx = context()
     out = {}
     for vignette in load_vignettes():
@@ -26,7 +28,8 @@ def _statuses() -> dict[str, tuple[str, dict[str, str], str]]:
             explain="status",
         )
         statuses = {r.id: r.status for r in result.criteria}
-        out[vignette.patient_id] = (result.verdict, statuses, vignette.story)
+        blocking = () if result.verdict == "eligible" else tuple(sorted(r.id for r in result.blocking))
+        out[vignette.patient_id] = (result.verdict, statuses, vignette.story, blocking)
     return out
 
 
@@ -42,7 +45,7 @@ def page() -> None:
     passing, failing = st.columns(2)
     passing.subheader("Passes")
     failing.subheader("Fails")
-    for pid, (_, by_id, story) in statuses.items():
+    for pid, (_, by_id, story, _) in statuses.items():
         if by_id.get(chosen) == "pass":
             passing.markdown(f"- **{text(pid)}** {text(story)}")
         elif by_id.get(chosen) == "fail":
@@ -50,19 +53,18 @@ def page() -> None:
     st.subheader("Quiz")
     state = st.session_state.setdefault("quiz", {"asked": 0, "right": 0, "seed": 7})
     pid = random.Random(state["seed"] + state["asked"]).choice(sorted(statuses))
-    verdict, by_id, story = statuses[pid]
+    verdict, _, story, blocking = statuses[pid]
     st.markdown(f"**{text(pid)}**: {text(story)}")
     guess = st.radio("Is this patient eligible?", ["eligible", "ineligible", "needs_data"], key=f"q{state['asked']}")
     counted = [c.id for c in ctx.kb.criteria if c.counted]
     blocker = st.selectbox("Which criterion blocks? (if any)", ["none", *counted], key=f"b{state['asked']}")
     if st.button("Answer", key="quiz_answer"):
-        blocking = sorted(c for c, s in by_id.items() if s == "fail" and c in counted)
         right = guess == verdict and (blocker in blocking if blocking else blocker == "none")
         state["asked"] += 1
         state["right"] += int(right)
         (st.success if right else st.error)(
             f"{'Right' if right else 'Not quite'}: {text(pid)} is {verdict}"
-            + (f"; failing: {', '.join(blocking)}" if blocking else "")
+            + (f"; blocking: {', '.join(blocking)}" if blocking else "")
         )
     st.caption(f"score: {state['right']} of {state['asked']}")
 

@@ -18,7 +18,7 @@ from kb.importers.common import Imported, Origin
 from kb.importers.fhir import read_fhir
 from kb.importers.omop import read_omop
 from kb.importers.wide import read_wide
-from kb.patients import Dataset, check_encoding, load_dataset, load_uploaded
+from kb.patients import STORIES_ALONE, Dataset, check_encoding, load_dataset, load_uploaded
 from kb.vocabulary import Vocabulary, load_vocabulary
 from kb.workbook import SHEETS, sheet_names, workbook_files
 
@@ -32,6 +32,8 @@ FORMATS = {
     "omop": "an OMOP CDM database (DuckDB)",
 }
 _LONG = {"item", "value", "kind", "start_date"}
+#: the columns of stories.csv (the vignettes' stories): a table of only these holds no patient data
+_STORIES = {"patient_id", "story", "expected_verdict", "exercises", "assume", "targets"}
 
 
 def describe(fmt: str) -> str:
@@ -45,6 +47,8 @@ def _looks_like(path: Path) -> str:
             return "csv"
         if any(path.glob("*.json")) or any(path.glob("*.ndjson")):
             return "fhir"
+        if (path / "stories.csv").exists():
+            return "stories"
         return "a folder without patients.csv"
     head = path.read_bytes()[:4096]
     if not head.strip():
@@ -68,6 +72,8 @@ def _looks_like(path: Path) -> str:
             return "fhir" if '"resourceType"' in text else "JSON that does not parse"
         return "fhir" if isinstance(first, dict) and "resourceType" in first else "JSON without a resourceType"
     header = {h.strip().casefold() for h in text.splitlines()[0].replace(";", ",").replace("\t", ",").split(",")}
+    if path.name == "stories.csv" or {"patient_id", "story"} <= header <= _STORIES:
+        return "stories"
     if "patient_id" in header and header & _LONG:
         return f"one file of the CSV file set ({path.name}, long format: one row per result or event)"
     return "wide"
@@ -77,6 +83,8 @@ def detect_format(path: Path) -> str:
     found = _looks_like(path)
     if found == "empty":
         raise KbError(f"{path}: the file is empty")
+    if found == "stories":
+        raise KbError(f"{path}: {STORIES_ALONE}")
     if found not in FORMATS:
         raise KbError(f"{path}: this looks like {found}; expected one of: " + "; ".join(FORMATS.values()))
     return found
@@ -105,6 +113,8 @@ def load_data(
         seen = _looks_like(path)
         if seen == "empty":
             raise KbError(f"{path}: the file is empty (expected {describe(input_format)})")
+        if seen == "stories":
+            raise KbError(f"{path}: {STORIES_ALONE}")
         compatible = seen == input_format or (input_format == "wide" and seen == "xlsx")
         if not compatible:
             raise KbError(f"{path}: this looks like {describe(seen)}, expected {describe(input_format)}")
@@ -150,6 +160,8 @@ def load_files(
         return read_fhir(bundles, vocab).dataset(vocab, today)
     if "patients.csv" in files:
         return load_uploaded(files, vocab, today, encoding=encoding)
+    if "stories.csv" in files:
+        raise KbError(STORIES_ALONE)
     if len(files) > 1:
         raise KbError(
             f"{', '.join(sorted(files))}: upload the file set (patients.csv, observations.csv, events.csv, "

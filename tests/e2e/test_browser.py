@@ -53,8 +53,9 @@ def test_switch_an_assumption_in_the_sidebar(app_url: str, browser: Any, shots: 
     page.keyboard.type("P017")  # the list is long: filter it by typing
     page.get_by_role("option").filter(has_text="P017").click()
     expect(page.get_by_test_id("stAlert").first).to_contain_text("P017: Eligible", timeout=30000)
-    window = page.get_by_role("spinbutton", name="ge4_7_window_days")  # "within 4 days" read as 4 weeks
-    window.fill("28")
+    page.get_by_test_id("stSidebar").get_by_text("Medications and washouts").click()  # grouped, collapsed
+    window = page.get_by_role("spinbutton", name="Steroids and immunosuppressants: days stopped before enrolment")
+    window.fill("28")  # "within 4 days" read as 4 weeks
     window.press("Enter")
     expect(page.get_by_test_id("stAlert").first).to_contain_text("P017: Ineligible", timeout=30000)
     expect(page.get_by_test_id("stExpander").filter(has_text="GE4.7 — fail").first).to_be_visible()
