@@ -601,7 +601,9 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path
                 part for part in ("unknown " + ", ".join(row.unknown[:6]) if row.unknown else "", row.reason) if part
             )
             _emit(f"  {row.patient:<6} {row.verdict:<11} {listed}{when}")
-    _emit("attrition: " + " → ".join(f"{name} {n}" for name, n in stages))
+    # the last stage holds everyone not ruled out: say that it mixes eligible and needs-data
+    held = f" ({counts['eligible']} eligible, {counts['needs_data']} need data)"
+    _emit("attrition: " + " → ".join(f"{name} {n}" for name, n in stages) + held)
     return 0
 
 

@@ -197,6 +197,19 @@ def test_kb_screen_agrees_with_kb_check_for_every_patient(
     assert shown["funnel"][0] == {"stage": "all patients", "patients": 78}
 
 
+def test_kb_screen_says_its_last_stage_holds_eligible_and_needs_data_patients(
+    capsys: pytest.CaptureFixture[str], demo_assessments: dict[str, object]
+) -> None:
+    verdicts = [a.verdict for a in demo_assessments.values()]  # type: ignore[attr-defined]
+    assert main(["screen"]) == 0
+    attrition = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("attrition: "))
+    held = verdicts.count("eligible") + verdicts.count("needs_data")
+    assert attrition.endswith(
+        f"meeting their cohort's criteria {held} "
+        f"({verdicts.count('eligible')} eligible, {verdicts.count('needs_data')} need data)"
+    )
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".json"])
 def test_kb_screen_writes_its_report(suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / f"report{suffix}"
