@@ -201,7 +201,7 @@ def funnel(rows: list[ScreenRow]) -> list[tuple[str, int]]:
 #: the file set's files, in the order the loader reads them (and reports their problems)
 _FILES = ("patients.csv", "observations.csv", "events.csv", "attestations.csv")
 #: patients per chunk of `screen_folder` (a chunk's patients and facts are held at once)
-FOLDER_CHUNK = 5000
+FOLDER_CHUNK = 2500
 
 
 @dataclass(frozen=True)
