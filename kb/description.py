@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from kb.derived import EARLIEST_DATE, LATEST_DATE
+from kb.errors import KbError
 from kb.patients import Event, Observation, Patient, Source
 from kb.units import UnitError, convert, exact
 from kb.vocabulary import Vocabulary
@@ -248,6 +250,23 @@ def _agent_kind(classes: tuple[str, ...]) -> str:
 
 
 def _span(match: re.Match[str], today: date) -> Span:
+    """The days a time in words covers; a date that does not exist, or one outside the dates
+    read anywhere (1900-2200, so no window computed from it leaves the calendar), is the
+    user's mistake, named: never a traceback."""
+    try:
+        span = _days(match, today)
+    except (ValueError, OverflowError):
+        raise KbError(f"'{match.group(0)}' is not a day in the calendar (dates are written YYYY-MM-DD)") from None
+    for day in (span.first, span.last):
+        if not EARLIEST_DATE <= day <= LATEST_DATE:
+            raise KbError(
+                f"'{match.group(0)}' is {day.isoformat()}, outside the dates accepted "
+                f"({EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()})"
+            )
+    return span
+
+
+def _days(match: re.Match[str], today: date) -> Span:
     words = match.group(0)
     if match.group(4):
         day = date.fromisoformat(match.group(4))

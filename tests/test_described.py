@@ -232,3 +232,23 @@ def test_a_described_patient_is_never_stored(kb: KnowledgeBase, demo: Dataset) -
     before = sorted(demo.patients)
     answer("a 45-year-old woman with lupus, rituximab 2 weeks ago", kb, demo, today=date(2026, 12, 1))
     assert sorted(demo.patients) == before
+
+
+@pytest.mark.parametrize(
+    ("question", "said"),
+    [
+        ("2026-13-01", "'2026-13-01' is not a day in the calendar"),
+        ("SLE, rituximab on 2026-02-30", "'2026-02-30' is not a day in the calendar"),
+        ("lupus, rituximab 99999999 days ago", "'99999999 days ago' is not a day in the calendar"),
+        ("lupus, rituximab 500 years ago", "'500 years ago' is 1526-01-01, outside the dates accepted"),
+        ("lupus, rituximab on 1899-12-31", "'1899-12-31' is 1899-12-31, outside the dates accepted"),
+    ],
+)
+def test_a_time_that_is_no_day_is_an_error_answer_naming_it(
+    kb: KnowledgeBase, demo: Dataset, question: str, said: str
+) -> None:
+    """Found by the input fuzz suite: a month 13 or a 30 February raised ValueError from the
+    description reader (a traceback in the chat), and a time far back left the calendar."""
+    got = answer(question, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
+    assert got.kind == "error" and got.headline.startswith(said)
+    assert "P001" not in got.headline
