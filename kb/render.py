@@ -11,6 +11,7 @@ from kb.repairs import RepairAnswer
 from kb.trace import Node
 
 __all__ = [
+    "DOT_FONT_SIZE",
     "assessment_text",
     "coverage_text",
     "criterion_text",
@@ -102,11 +103,19 @@ _SHAPES = {
 }
 
 
+#: Node text in points. A page scales a wide graph down to its column, so the text is set
+#: large (16 pt, as body text) and wrapped narrow (`_wrap`), and a tree with a long row of
+#: siblings is laid out left to right, so that at normal zoom it still reads like the page.
+DOT_FONT_SIZE = 16
+
+
 def trace_dot(node: Node, name: str = "proof") -> str:
+    wide = max((len(n.children) for n in node.walk()), default=0) > 3
     lines = [
         f'digraph "{_dot_escape(name)}" {{',
-        "  rankdir=TB;",
-        '  node [fontname="Helvetica", fontsize=10, style=filled];',
+        f"  rankdir={'LR' if wide else 'TB'};",
+        f'  graph [fontname="Helvetica", fontsize={DOT_FONT_SIZE}, nodesep=0.2, ranksep=0.3];',
+        f'  node [fontname="Helvetica", fontsize={DOT_FONT_SIZE}, style=filled, margin="0.12,0.06"];',
     ]
     counter = [0]
 
@@ -119,7 +128,7 @@ def trace_dot(node: Node, name: str = "proof") -> str:
             text = n.detail.get("rule", n.label)
         if n.detail.get("source"):
             text += f"\n[{n.detail['source']}]"
-        lines.append(f'  {ident} [shape={shape}, fillcolor="{colour}", label="{_dot_escape(_wrap(text))}"];')
+        lines.append(f'  {ident} [shape={shape}, fillcolor="{colour}", label="{_dot_escape(_wrap(text, 40))}"];')
         for child in n.children:
             lines.append(f"  {ident} -> {visit(child)};")
         return ident
