@@ -8,7 +8,7 @@ import re
 import pytest
 
 from kb.evaluation import Assessment
-from kb.render import DOT_FONT_SIZE, assessment_text, escape_markdown, trace_dot, trace_text
+from kb.render import DOT_FONT_SIZE, GRAPH_HIDDEN, assessment_text, escape_markdown, trace_dot, trace_text
 
 
 def test_text_summary(demo_assessments: dict[str, Assessment]) -> None:
@@ -29,7 +29,9 @@ def test_trace_text_and_dot(demo_assessments: dict[str, Assessment]) -> None:
     assert f"fontsize={DOT_FONT_SIZE}" in dot and DOT_FONT_SIZE >= 14  # readable when the page scales it down
     assert dot.startswith('digraph "P011 GE4.3" {') and dot.rstrip().endswith("}")
     assert "n1 -> n2;" in dot
-    assert dot.count("->") == len(tree.walk()) - 1
+    hidden = [n for n in tree.walk() if n.detail.get("relation") in GRAPH_HIDDEN]  # reference facts: text only
+    assert hidden and all(not n.children for n in hidden)
+    assert dot.count("->") == len(tree.walk()) - len(hidden) - 1
     json.dumps(tree.as_dict(), ensure_ascii=False)
 
 
