@@ -138,7 +138,7 @@ class Words:
         """A phrase from a fact's description or a gap, in the vocabulary's words."""
         phrase = _attestation(phrase, self)
         phrase = re.sub(
-            r"^([a-z][a-z0-9_]*) (?=\S+.* on \d{4}-\d{2}-\d{2}$)",
+            r"^([a-z][a-z0-9_]*) (?=\S+.* on \d{4}-\d{2}-\d{2}(?: \(.*\))?$)",
             lambda m: (self.items[m.group(1)] + " ") if m.group(1) in self.items else m.group(0),
             phrase,
         )
