@@ -24,6 +24,7 @@ from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.language.syntax import Atom, Const, Negation, Term, Var
 from kb.patients import Patient
 from kb.trace import Explainer, Node, message_from
+from kb.wording import plain_gaps, plain_message, sentence, words_for
 
 __all__ = [
     "Assessment",
@@ -46,7 +47,7 @@ __all__ = [
 
 VERDICT_ORDER = {"eligible": 2, "needs_data": 1, "ineligible": 0}
 SCOPE_NOTE = "all general criteria and the six disease blocks; items lost from the record are listed to verify by hand"
-MANUAL_MESSAGE = "text missing from the record: verify by hand"
+MANUAL_MESSAGE = "Text missing from the record: verify by hand"
 COHORT_NAMES = {
     "sle": "SLE",
     "pss": "primary Sjögren's",
@@ -62,9 +63,12 @@ class CriterionResult:
     criterion: Criterion
     status: str
     reason: str | None  # for unknown: missing | stale | not_attested | history_not_reviewed | unknown_term
-    message: str
+    message: str  # in plain clinical language (`kb.wording`): what a clinician reads beside the status
     missing: tuple[Gap, ...] = ()
     trace: Node | None = None
+    #: the formal one-line proof (facts with their rule bounds and the rule's algebra), for the
+    #: evidence a reader opens; not in `as_dict`, whose keys stay as they were
+    proof: str = ""
 
     @property
     def id(self) -> str:
@@ -340,13 +344,13 @@ def applicable_criteria(kb: KnowledgeBase, cohorts: list[str], assumptions: Assu
 
 def not_applicable(crit: Criterion, assumptions: AssumptionSet) -> CriterionResult:
     if crit.kind == "definition":
-        return CriterionResult(crit, "not_applicable", None, "not applicable: no criterion of the patient's uses it")
+        return CriterionResult(crit, "not_applicable", None, "No criterion that applies to this patient uses it")
     owner = cohort_of(crit, assumptions)
     if owner not in COHORT_NAMES:
-        why = f"block X is not applied (x_block_owner = {owner})"
+        why = f"block X is not applied (assumption x_block_owner = {owner})"
     else:
         why = f"a criterion of the {COHORT_NAMES[owner]} cohort, which the patient is not in"
-    return CriterionResult(crit, "not_applicable", None, f"not applicable: {why}")
+    return CriterionResult(crit, "not_applicable", None, sentence(why))
 
 
 #: one counted criterion of a cohort: (position in the catalogue, its group, the note shown
@@ -448,7 +452,9 @@ def _evaluate(
         if not gaps:
             unknown_node.children.append(Node("note", "no rule decided it and no data gap was found"))
         details = dict.fromkeys(g.detail for g in gaps)  # one file set aside is one reason, not one per history
-        message = "unknown: " + ("; ".join(details) if gaps else "no rule decides it")
+        message = (
+            plain_gaps(list(details), words_for(kb.vocabulary)) if gaps else "No rule decides it with the data given"
+        )
         reason = gaps[0].reason if gaps else "missing"
         return CriterionResult(
             crit, "unknown", reason, message, tuple(gaps), unknown_node if explain != "none" else None
@@ -460,13 +466,14 @@ def _evaluate(
     wanted = explain == "all" or (explain == "decisive" and status == "fail")
     full, brief = explainers
     proof = (full if wanted else brief).prove(crit.predicate, (base.patient_id, truth))
-    message = message_from(proof) if proof else ""
+    formal = message_from(proof) if proof else ""
+    message = plain_message(proof, words_for(kb.vocabulary)) if proof else ""
     if status == "not_applicable":
-        message = f"not applicable: {message}"
+        message = f"Does not apply: {message[:1].lower()}{message[1:]}"
     node: Node | None = None
     if wanted:
         node = _criterion_node(crit, status, str(truth), [proof] if proof else [])
-    return CriterionResult(crit, status, None, message, (), node)
+    return CriterionResult(crit, status, None, message, (), node, formal)
 
 
 def _criterion_node(crit: Criterion, status: str, answer: str, children: list[Node]) -> Node:

@@ -770,13 +770,13 @@ def _condition(event: Event, vocab: Vocabulary, system: str, code: str) -> tuple
 
 
 def _event_label(event: Event, by_code: str | None = None) -> str:
-    """How a record reads in a proof: its words, what the vocabulary took them for (by name,
-    or `by_code`: the condition its code names), and its days."""
+    """How a record reads in a proof: what the vocabulary took it for, then its own words (by
+    name; or `by_code`: the condition its code names, after the words), and its days."""
     what = event.name or event.code
     if by_code:
         what = f"{what} ({event.code}: {by_code.replace('_', ' ')})"
-    elif event.agent and event.agent.casefold() != what.casefold():
-        what = f"{what} ({event.agent})"
+    elif event.agent and event.agent.replace("_", " ").casefold() != what.casefold():
+        what = f"{event.agent} (recorded as {what})"  # the canonical name first, as a clinician looks it up
     span = event.start.isoformat()
     if event.end and event.end != event.start:
         span += f" to {event.end.isoformat()}"

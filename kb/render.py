@@ -11,6 +11,8 @@ from kb.repairs import RepairAnswer
 from kb.trace import Node
 
 __all__ = [
+    "DOT_FONT_SIZE",
+    "GRAPH_HIDDEN",
     "assessment_text",
     "coverage_text",
     "criterion_text",
@@ -102,11 +104,23 @@ _SHAPES = {
 }
 
 
+#: Node text in points. A page scales a wide graph down to its column, so the text is set
+#: large (16 pt, as body text), wrapped narrow (18 characters: a level of five siblings fits
+#: a column at about body size), rules show only their head (the full rule is
+#: in the text trace beside the graph), and the reference facts every proof joins in (the
+#: enrolment date, an assumption in force) are left to that text trace: the graph stays narrow
+#: enough that at normal zoom it reads like the page around it.
+DOT_FONT_SIZE = 16
+#: relations the graph leaves out (they are in the text trace and the formal proof)
+GRAPH_HIDDEN = frozenset({"ref_day", "assumption", "assumption_days", "patient"})
+
+
 def trace_dot(node: Node, name: str = "proof") -> str:
     lines = [
         f'digraph "{_dot_escape(name)}" {{',
         "  rankdir=TB;",
-        '  node [fontname="Helvetica", fontsize=10, style=filled];',
+        f'  graph [fontname="Helvetica", fontsize={DOT_FONT_SIZE}, nodesep=0.15, ranksep=0.3];',
+        f'  node [fontname="Helvetica", fontsize={DOT_FONT_SIZE}, style=filled, margin="0.1,0.05"];',
     ]
     counter = [0]
 
@@ -116,12 +130,13 @@ def trace_dot(node: Node, name: str = "proof") -> str:
         shape, colour = _SHAPES.get(n.kind, ("box", "#ffffff"))
         text = n.label
         if n.kind == "rule":
-            text = n.detail.get("rule", n.label)
+            text = n.detail.get("rule", n.label).split(" :- ")[0] + " :- …"
         if n.detail.get("source"):
             text += f"\n[{n.detail['source']}]"
-        lines.append(f'  {ident} [shape={shape}, fillcolor="{colour}", label="{_dot_escape(_wrap(text))}"];')
+        lines.append(f'  {ident} [shape={shape}, fillcolor="{colour}", label="{_dot_escape(_wrap(text, 18))}"];')
         for child in n.children:
-            lines.append(f"  {ident} -> {visit(child)};")
+            if child.detail.get("relation") not in GRAPH_HIDDEN:
+                lines.append(f"  {ident} -> {visit(child)};")
         return ident
 
     visit(node)

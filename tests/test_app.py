@@ -31,7 +31,7 @@ def test_picking_a_patient_shows_blockers_with_their_proof(app: AppTest) -> None
     assert not app.exception
     assert app.error[0].value.startswith("**P002: Ineligible**")
     labels = [e.label for e in app.expander]
-    assert labels[0].startswith("✗ GI6.3 — fail: platelets 49 ×10^9/L on 2026-11-17 < 50 required")
+    assert labels[0].startswith("✗ GI6.3 — fail: Platelet count 49 ×10^9/L on 17 Nov 2026, below 50")
     charts = app.get("graphviz_chart")
     assert charts and "platelets 49" in charts[0].proto.spec
 
@@ -113,7 +113,7 @@ def test_an_uploaded_patient_id_and_drug_name_are_shown_as_text(app: AppTest) ->
     # the value is quoted shortened (a long cell would flood the sidebar), escaped from its first character
     assert warning.startswith("1 problem(s) reading the upload") and f"'{ESCAPED[:22]}" in warning
     assert any(t.startswith(f"**{ESCAPED}: Needs data**") for t in texts)  # the verdict box
-    assert any(t.startswith(f"? GE4.7 — unknown: unknown: '{ESCAPED}' (events.csv row") for t in texts)  # a label
+    assert any(t.startswith(f"? GE4.7 — unknown: '{ESCAPED}' (events.csv row") for t in texts)  # a label
 
 
 def _demo_files(ids: tuple[str, ...]) -> dict[str, bytes]:

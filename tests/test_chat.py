@@ -32,14 +32,14 @@ def shown(app: AppTest) -> str:
     [
         # is P eligible / check / summarise
         ("is P004 eligible?", ["understood: check · P004", "P004: Eligible via aav"]),
-        ("chek patient 4 elgibility", ["understood: check · P004", "P004: eligible"]),
+        ("chek patient 4 elgibility", ["understood: check · P004", "P004: Eligible"]),
         ("summarise p-4", ["understood: check · P004"]),
         # which criteria block P / why is P not eligible
         ("which criteria block P011?", ["understood: blockers · P011", "GI6.2", "GE4.3 — fail"]),
         ("why is p11 not eligible", ["understood: blockers · P011", "GE4.3"]),
         ("what blcoks patient 11", ["understood: blockers · P011", "GI6 — fail"]),
         # why is P excluded by a criterion
-        ("why is P059 excluded by GE4.2?", ["understood: why · P059 · GE4.2", "P059: ineligible; GE4.2 fail"]),
+        ("why is P059 excluded by GE4.2?", ["understood: why · P059 · GE4.2", "P059: Ineligible", "GE4.2 fail"]),
         ("why does p59 fail ge 4.2", ["understood: why · P059 · GE4.2", "MMR"]),
         ("why is patient 59 blocked by the live vaccine rule", ["understood: why · P059 · GE4.2"]),
         # what would make P eligible / when could P be enrolled
@@ -104,7 +104,7 @@ def test_what_ifs_never_reach_the_stored_patient() -> None:
     app = ask("what if P002's platelets were 80")
     app.chat_input(key="ask").set_value("is P002 eligible?").run()
     assert "P002: Ineligible" in shown(app)
-    assert "platelets 49" in shown(app)  # the stored count, not the hypothetical 80
+    assert "Platelet count 49" in shown(app)  # the stored count, not the hypothetical 80
 
 
 def test_a_question_is_read_up_to_the_limit() -> None:
@@ -134,7 +134,7 @@ def test_a_question_and_an_uploaded_id_are_shown_as_text() -> None:
     assert app.chat_message[0].markdown[0].value == f"is {ESCAPED} eligible?"  # the question, as typed
     assert app.session_state["chat"][0].text == f"is {HOSTILE_TEXT} eligible?"  # and kept as typed
     assert any(t.startswith(f"**{ESCAPED}: Needs data**") for t in texts)
-    assert any(t.startswith(f"? GE4.7 — unknown: unknown: '{ESCAPED}'") for t in texts)
+    assert any(t.startswith(f"? GE4.7 — unknown: '{ESCAPED}'") for t in texts)
 
 
 def test_a_described_patient_is_never_answered_about_the_selected_one() -> None:

@@ -44,7 +44,7 @@ def test_check_json_follows_the_contract(capsys: pytest.CaptureFixture[str]) -> 
         "cohort": "general",
         "status": "fail",
         "reason": None,
-        "message": "platelets 49 ×10^9/L on 2026-11-17 < 50 required",
+        "message": "Platelet count 49 ×10^9/L on 17 Nov 2026, below 50",  # the plain sentence (issue 17)
         "missing": [],
     }
     assert answer["reference_dates"] == {

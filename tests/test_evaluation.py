@@ -181,34 +181,91 @@ def test_manual_items_are_listed_and_do_not_lower_the_verdict(demo_assessments: 
     assert p001.verdict == "eligible" and p001.eligible_via == ["sle"]
     assert [r.id for r in p001.manual_checks] == ["GI1", "GE1"]
     assert p001.as_dict()["manual_checks"] == [
-        "GI1: text missing from the record: verify by hand",
-        "GE1: text missing from the record: verify by hand",
+        "GI1: Text missing from the record: verify by hand",
+        "GE1: Text missing from the record: verify by hand",
     ]
 
 
 @pytest.mark.parametrize(
-    ("patient_id", "criterion", "status", "message"),
+    ("patient_id", "criterion", "status", "message", "proof"),
     [
-        ("P001", "GI6.3", "pass", "platelets 50 ×10^9/L on 2026-11-17 ≥ 50 required"),
-        ("P002", "GI6.3", "fail", "platelets 49 ×10^9/L on 2026-11-17 < 50 required"),
-        ("P001", "GI8", "pass", "spo2 93 % on 2026-11-17 > 92 required"),
-        ("P002", "GI8", "fail", "spo2 92 % on 2026-11-17 ≤ 92 required"),
-        ("P003", "GI2", "fail", "age 66 years at enrolment > 65 required"),
-        ("P004", "GI2", "pass", "age 65 years at enrolment ≥ 18 and ≤ 65 required"),
-        ("P005", "GI2", "pass", "age 18 years at enrolment ≥ 18 and ≤ 65 required"),
-        ("P006", "GI2", "fail", "age 17 years at enrolment < 18 required"),
-        ("P006", "GE4.2", "fail", "vaccination MMR (mmr_vaccine) 2026-10-27"),
-        ("P004", "GE4.2", "pass", "no live vaccine in window"),
-        ("P001", "GI6.7", "pass", "creatinine clearance 70.44 mL/min (Cockcroft–Gault) ≥ 60 required"),
-        ("P014", "GI6.5", "fail", "bilirubin_total 1.62 ×ULN on 2026-11-17 > 1.5 required"),
+        (
+            "P001",
+            "GI6.3",
+            "pass",
+            "Platelet count 50 ×10^9/L on 17 Nov 2026, at least 50",
+            "platelets 50 ×10^9/L on 2026-11-17 ≥ 50 required",
+        ),
+        (
+            "P002",
+            "GI6.3",
+            "fail",
+            "Platelet count 49 ×10^9/L on 17 Nov 2026, below 50",
+            "platelets 49 ×10^9/L on 2026-11-17 < 50 required",
+        ),
+        (
+            "P001",
+            "GI8",
+            "pass",
+            "Oxygen saturation at rest breathing room air 93 % on 17 Nov 2026, above 92",
+            "spo2 93 % on 2026-11-17 > 92 required",
+        ),
+        (
+            "P002",
+            "GI8",
+            "fail",
+            "Oxygen saturation at rest breathing room air 92 % on 17 Nov 2026, at most 92",
+            "spo2 92 % on 2026-11-17 ≤ 92 required",
+        ),
+        ("P003", "GI2", "fail", "Age 66 years at enrolment, above 65", "age 66 years at enrolment > 65 required"),
+        (
+            "P004",
+            "GI2",
+            "pass",
+            "Age 65 years at enrolment, at least 18 and at most 65",
+            "age 65 years at enrolment ≥ 18 and ≤ 65 required",
+        ),
+        (
+            "P005",
+            "GI2",
+            "pass",
+            "Age 18 years at enrolment, at least 18 and at most 65",
+            "age 18 years at enrolment ≥ 18 and ≤ 65 required",
+        ),
+        ("P006", "GI2", "fail", "Age 17 years at enrolment, below 18", "age 17 years at enrolment < 18 required"),
+        (
+            "P006",
+            "GE4.2",
+            "fail",
+            "Vaccination: mmr vaccine (recorded as MMR) on 27 Oct 2026, within the window from 27 Oct 2026 "
+            "(28 days before enrolment) to enrolment (24 Nov 2026)",
+            "vaccination mmr_vaccine (recorded as MMR) 2026-10-27",
+        ),
+        ("P004", "GE4.2", "pass", "no live vaccine within 4 weeks before enrolment", "no live vaccine in window"),
+        (
+            "P001",
+            "GI6.7",
+            "pass",
+            "creatinine clearance 70.44 mL/min (Cockcroft–Gault), at least 60",
+            "creatinine clearance 70.44 mL/min (Cockcroft–Gault) ≥ 60 required",
+        ),
+        (
+            "P014",
+            "GI6.5",
+            "fail",
+            "Serum total bilirubin 1.62 ×ULN on 17 Nov 2026, above 1.5",
+            "bilirubin_total 1.62 ×ULN on 2026-11-17 > 1.5 required",
+        ),
     ],
 )
 def test_boundaries_and_messages(
-    demo_assessments: dict[str, Assessment], patient_id: str, criterion: str, status: str, message: str
+    demo_assessments: dict[str, Assessment], patient_id: str, criterion: str, status: str, message: str, proof: str
 ) -> None:
+    """The sentence a clinician reads (plain words, the bound it met or missed) and the formal proof beside it."""
     result = demo_assessments[patient_id].result(criterion)
     assert result.status == status
     assert message in result.message
+    assert proof in result.proof
 
 
 def test_moving_enrolment_moves_the_window(kb: KnowledgeBase, demo: Dataset) -> None:

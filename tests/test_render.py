@@ -8,13 +8,13 @@ import re
 import pytest
 
 from kb.evaluation import Assessment
-from kb.render import assessment_text, escape_markdown, trace_dot, trace_text
+from kb.render import DOT_FONT_SIZE, GRAPH_HIDDEN, assessment_text, escape_markdown, trace_dot, trace_text
 
 
 def test_text_summary(demo_assessments: dict[str, Assessment]) -> None:
     text = assessment_text(demo_assessments["P010"])
     assert text.splitlines()[0] == "P010: NEEDS_DATA"
-    assert "? GE3      unknown (missing): unknown: no hbv_dna result" in text
+    assert "? GE3      unknown (missing): No hepatitis B virus DNA result" in text
     assert "- breastfeeding (not_attested): breastfeeding not attested" in text
     assert "verify by hand: GI1, GE1" in text
     assert "lab_lookback_days=28" in text
@@ -24,11 +24,14 @@ def test_trace_text_and_dot(demo_assessments: dict[str, Assessment]) -> None:
     tree = demo_assessments["P011"].result("GE4.3").trace
     assert tree is not None
     text = trace_text(tree)
-    assert "medication 利妥昔单抗 (rituximab) 2026-11-03" in text and "events.csv row" in text
+    assert "medication rituximab (recorded as 利妥昔单抗) 2026-11-03" in text and "events.csv row" in text
     dot = trace_dot(tree, "P011 GE4.3")
+    assert f"fontsize={DOT_FONT_SIZE}" in dot and DOT_FONT_SIZE >= 14  # readable when the page scales it down
     assert dot.startswith('digraph "P011 GE4.3" {') and dot.rstrip().endswith("}")
     assert "n1 -> n2;" in dot
-    assert dot.count("->") == len(tree.walk()) - 1
+    hidden = [n for n in tree.walk() if n.detail.get("relation") in GRAPH_HIDDEN]  # reference facts: text only
+    assert hidden and all(not n.children for n in hidden)
+    assert dot.count("->") == len(tree.walk()) - len(hidden) - 1
     json.dumps(tree.as_dict(), ensure_ascii=False)
 
 

@@ -16,7 +16,7 @@ def test_the_markdown_report_has_the_answer_and_its_basis(kb: KnowledgeBase, dem
     assessment = assess(demo.patient("P064"), kb)
     text = report_markdown(assessment, "story")
     assert text.startswith("# Eligibility report — P064\n\n**Verdict: needs_data**")
-    assert "| GI6.3 | inclusion | unknown | unknown: no platelets result |" in text
+    assert "| GI6.3 | inclusion | unknown | No platelet count result |" in text
     assert "- platelets (missing): no platelets result" in text
     assert f"rules {assessment.stamp['rules']}" in text and "lab_lookback_days = 28" in text
 
@@ -59,7 +59,7 @@ def test_the_reports_show_a_files_text_as_text(kb: KnowledgeBase) -> None:
     text = report_markdown(assessment, HOSTILE_TEXT)
     assert text.startswith(f"# Eligibility report — {escaped}\n")
     assert f"\n{escaped}\n" in text  # the story
-    assert f"| GE4.7 | exclusion | unknown | unknown: '{escaped}' (events.csv row 7) is not a known" in text
+    assert f"| GE4.7 | exclusion | unknown | '{escaped}' (events.csv row 7) is not a known" in text
     assert "![b](" not in text and not re.search(r"(?<!\\)<img", text)
     page = report_html(assessment, HOSTILE_TEXT)
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page

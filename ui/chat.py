@@ -16,40 +16,35 @@ from kb.answers import Answer, answer
 from kb.questions import MAX_QUESTION_CHARS
 from kb.render import escape_markdown as text
 from ui.context import context
-from ui.evidence import criterion_evidence, verdict_box
+from ui.evidence import criterion_evidence, criterion_list, verdict_box
 
 
 def render(turn: Answer, n: int) -> None:
+    """One answer: the verdict and what blocks it first (once), each criterion's sentence with
+    its evidence behind a click, then whatever else the question asked for."""
     if turn.understood:
         st.caption(text(turn.understood))
     if turn.kind == "error":
         st.error(text(turn.headline))
         return
+    headline = turn.headline
     if turn.assessment is not None and turn.kind in ("check", "blockers", "why", "missing"):
         verdict_box(turn.assessment)
-    st.markdown(f"**{text(turn.headline)}**")
+        # the box says the verdict: the headline adds only what follows it ("GE4.2 fail", "9 item(s) to collect")
+        a = turn.assessment
+        said = f"{a.patient_id}: {a.verdict}" + (f" via {', '.join(a.eligible_via)}" if a.eligible_via else "")
+        if headline.startswith(said):
+            headline = headline[len(said) :].removeprefix(";").strip()
+    if headline:
+        st.markdown(f"**{text(headline)}**")
     for line in turn.details:
         st.markdown(text(line))
     if turn.results:
-        st.dataframe(
-            pd.DataFrame([{"criterion": r.id, "status": r.status, "message": r.message} for r in turn.results]),
-            hide_index=True,
-            width="stretch",
-        )
-        for result in turn.results:
-            criterion_evidence(result, turn.assessment.patient_id if turn.assessment else "")
+        criterion_list(turn.results, turn.assessment.patient_id if turn.assessment else "")
     if turn.rows:
         st.dataframe(pd.DataFrame(list(turn.rows)), hide_index=True, width="stretch")
     if turn.whatif is not None:
-        changed = turn.whatif.differences
-        st.dataframe(
-            pd.DataFrame(
-                [{"criterion": d.criterion, "before": d.before.status, "after": d.after.status,
-                  "after (why)": d.after.message} for d in changed]
-            ) if changed else pd.DataFrame([{"criterion": "—", "before": "", "after": "no criterion changes status"}]),
-            hide_index=True,
-            width="stretch",
-        )  # fmt: skip
+        whatif_answer(turn)
     if turn.repairs is not None:
         for k, repair in enumerate(turn.repairs.repairs, 1):
             st.markdown(
@@ -72,6 +67,29 @@ def render(turn: Answer, n: int) -> None:
             st.markdown(f"- **{finding.kind}** ({', '.join(finding.criteria)}): {text(finding.explanation)}")
     for m, option in enumerate(turn.options):  # asked on the click's own rerun (a callback runs first)
         st.button(text(option), key=f"opt-{n}-{m}", on_click=st.session_state.__setitem__, args=("asked", option))
+
+
+def whatif_answer(turn: Answer) -> None:
+    """The criteria the change moves, then what still blocks after it (as `kb whatif` prints)."""
+    assert turn.whatif is not None
+    changed = turn.whatif.differences
+    st.dataframe(
+        pd.DataFrame(
+            [{"criterion": d.criterion, "before": d.before.status, "after": d.after.status,
+              "after (why)": d.after.message} for d in changed]
+        ) if changed else pd.DataFrame([{"criterion": "—", "before": "", "after": "no criterion changes status"}]),
+        hide_index=True,
+        width="stretch",
+    )  # fmt: skip
+    after = turn.whatif.after
+    verdict = f"{text(after.patient_id)} would be {after.verdict.replace('_', ' ')}"
+    if not after.blocking and not after.unknown:
+        st.markdown(f"**Nothing else blocks:** {verdict}.")
+    for title, results in (("Still blocking after the change", after.blocking), ("Still to decide", after.unknown)):
+        if results:
+            st.markdown(f"**{title}** ({verdict}):")
+            for result in results:
+                criterion_evidence(result, after.patient_id)
 
 
 def page() -> None:

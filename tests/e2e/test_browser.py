@@ -20,7 +20,8 @@ def test_pick_a_patient_and_see_the_blocking_criterion_with_its_proof(app_url: s
     page.get_by_role("option").filter(has_text="P002").click()
     expect(page.get_by_test_id("stAlert").first).to_contain_text("P002: Ineligible", timeout=30000)
     blocker = page.get_by_test_id("stExpander").filter(has_text="GI6.3 — fail").first
-    expect(blocker).to_contain_text("platelets 49 ×10^9/L on 2026-11-17 < 50 required")
+    expect(blocker).to_contain_text("GI6.3 — fail: Platelet count 49 ×10^9/L on 17 Nov 2026, below 50")
+    expect(blocker).to_contain_text("platelets 49 ×10^9/L on 2026-11-17 < 50 required")  # the formal proof, inside
     expect(blocker).to_contain_text("3. Platelets ≥50×10\\^9/L;")
     proof = blocker.get_by_test_id("stGraphVizChart").locator("svg").first  # the proof tree, drawn by Graphviz
     expect(proof).to_contain_text("platelets 49", timeout=30000)
@@ -37,11 +38,16 @@ def test_ask_in_the_chat_and_open_the_proof(app_url: str, browser: Any, shots: P
     blocker = page.get_by_test_id("stExpander").filter(has_text="GE4.3 — fail").first
     blocker.click()
     expect(blocker.get_by_test_id("stGraphVizChart").locator("svg").first).to_contain_text("rituximab", timeout=30000)
+    expect(blocker).to_contain_text("Rituximab (recorded as 利妥昔单抗) on 3 Nov 2026")
+    # the recorded Chinese name renders in a CJK font, not as empty boxes (.ci/run installs fonts-noto-cjk)
+    assert page.evaluate("document.fonts.check('16px \"Noto Sans CJK SC\"')")
+    assert any("CJK" in family for family in rendering_fonts(page, "利妥昔单抗")), rendering_fonts(page, "利妥昔单抗")
     blocker.screenshot(path=str(shots / "proof.png"))
     box.fill("what if p2's platelets were 80")
     box.press("Enter")
     expect(page.get_by_text("understood: what-if · P002 · platelets=80")).to_be_visible(timeout=60000)
     expect(page.get_by_text("P002: ineligible → ineligible")).to_be_visible()
+    expect(page.get_by_text("Still blocking after the change").first).to_be_visible()  # what the change leaves
     page.screenshot(path=str(shots / "chat.png"))
     page.close()
 
@@ -86,3 +92,17 @@ def ask(page: Any, question: str) -> None:
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(question)
     box.press("Enter")
+
+
+def rendering_fonts(page: Any, text: str) -> list[str]:
+    """The fonts Chromium draws the first element showing `text` with (DevTools' platform fonts):
+    a glyph no font has would be drawn as a box, and no CJK family would be listed."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    cdp.send("DOM.getDocument", {"depth": -1})
+    search = cdp.send("DOM.performSearch", {"query": text})
+    nodes = cdp.send("DOM.getSearchResults", {"searchId": search["searchId"], "fromIndex": 0, "toIndex": 1})
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": nodes["nodeIds"][0]})
+    cdp.detach()
+    return [f["familyName"] for f in fonts["fonts"]]
