@@ -153,6 +153,7 @@ def test_a_described_patient_is_never_answered_about_the_selected_one() -> None:
         reply = app.chat_message[2 * n + 1]
         said = "\n".join(
             [str(c.value) for c in reply.caption] + [str(m.value) for m in reply.markdown]
+            + [str(a.value) for a in (*reply.error, *reply.warning, *reply.success)]
             + [e.label for e in reply.expander] + [df.value.to_csv() for df in reply.dataframe]
         )  # fmt: skip
         assert "understood: a patient described in words (not a stored patient)" in said

@@ -27,6 +27,9 @@ def render(turn: Answer, n: int) -> None:
     if turn.kind == "error":
         st.error(text(turn.headline))
         return
+    if turn.described is not None:
+        described_answer(turn)
+        return
     headline = turn.headline
     if turn.assessment is not None and turn.kind in ("check", "blockers", "why", "missing"):
         verdict_box(turn.assessment)
@@ -67,6 +70,29 @@ def render(turn: Answer, n: int) -> None:
             st.markdown(f"- **{finding.kind}** ({', '.join(finding.criteria)}): {text(finding.explanation)}")
     for m, option in enumerate(turn.options):  # asked on the click's own rerun (a callback runs first)
         st.button(text(option), key=f"opt-{n}-{m}", on_click=st.session_state.__setitem__, args=("asked", option))
+
+
+def described_answer(turn: Answer) -> None:
+    """A patient described in words: the verdict and what blocks it first, then what was read
+    into the words (to correct by rephrasing), each blocker with its evidence, and the open
+    criteria and the data to collect folded away (an unrecorded patient leaves dozens open:
+    one expander each would bury the answer)."""
+    assert turn.described is not None
+    found = turn.described
+    box = {"eligible": st.success, "ineligible": st.error}.get(found.assessment.verdict, st.warning)
+    box(text(turn.headline))
+    st.markdown("\n".join(f"- {text(line)}" for line in turn.details))
+    criterion_list(found.blocking, "described patient")
+    if found.open:
+        with st.expander(f"Still open: {len(found.open)} criteria"):
+            st.dataframe(
+                pd.DataFrame([{"criterion": r.id, "why open": r.message} for r in found.open]),
+                hide_index=True,
+                width="stretch",
+            )
+    if turn.rows:
+        with st.expander(f"Data to collect: {len(turn.rows)} item(s)"):
+            st.dataframe(pd.DataFrame(list(turn.rows)), hide_index=True, width="stretch")
 
 
 def whatif_answer(turn: Answer) -> None:

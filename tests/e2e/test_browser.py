@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,36 @@ def test_ask_in_the_chat_and_open_the_proof(app_url: str, browser: Any, shots: P
     expect(page.get_by_text("understood: what-if · P002 · platelets=80")).to_be_visible(timeout=60000)
     expect(page.get_by_text("P002: ineligible → ineligible")).to_be_visible()
     expect(page.get_by_text("Still blocking after the change").first).to_be_visible()  # what the change leaves
-    page.screenshot(path=str(shots / "chat.png"))
+    reply = page.get_by_test_id("stChatMessage").last
+    expect(reply.get_by_test_id("stDataFrame").first).to_be_visible()
+    page.wait_for_timeout(1500)  # the table is drawn on a canvas after it appears: let it paint for the picture
+    reply.screenshot(path=str(shots / "chat.png"))
+    page.close()
+
+
+def test_describe_a_patient_then_ask_the_protocol(app_url: str, browser: Any, shots: Path) -> None:
+    """Issue 17: a patient described in words is answered about the words, never about the
+    patient selected in the sidebar (P001), and a protocol question from the rules."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url, wait_until="domcontentloaded")
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("a 45-year-old woman with lupus, rituximab 2 weeks ago")
+    box.press("Enter")
+    expect(page.get_by_text("understood: a patient described in words (not a stored patient)")).to_be_visible(
+        timeout=60000
+    )
+    reply = page.get_by_test_id("stChatMessage").last
+    expect(reply).to_contain_text("blocked by GE4.3", timeout=30000)
+    expect(reply).to_contain_text(re.compile(r"rituximab given on \d{4}-\d{2}-\d{2} \(2 weeks ago\)"))  # read as a day
+    assert "P001" not in reply.inner_text()
+    reply.screenshot(path=str(shots / "described.png"))
+    box.fill("what is the platelet threshold?")
+    box.press("Enter")
+    expect(page.get_by_text("understood: protocol")).to_be_visible(timeout=60000)
+    reply = page.get_by_test_id("stChatMessage").last
+    expect(reply).to_contain_text("GI6.3: platelet count must be ≥ 50 ×10⁹/L", timeout=30000)
+    assert "P001" not in reply.inner_text()
+    reply.screenshot(path=str(shots / "protocol.png"))
     page.close()
 
 
