@@ -160,8 +160,22 @@ def test_a_described_patient_is_never_answered_about_the_selected_one() -> None:
         assert expected in said and "P001" not in said, said[:600]
 
 
-def test_an_unclear_question_is_asked_back_with_choices_in_the_chat() -> None:
-    app = ask("tell me a joke")
+@pytest.mark.parametrize("question", ["tell me a joke", "what's the weather in Shanghai", "asdf qwerty"])
+def test_an_unclear_question_is_asked_back_with_choices_in_the_chat(question: str) -> None:
+    app = ask(question)
     reply = app.chat_message[1]
-    assert "I did not understand" in "\n".join(str(m.value) for m in reply.markdown)
+    said = "\n".join(str(m.value) for m in reply.markdown)
+    assert "I did not understand" in said and "P001" not in said.split("pick a question")[0]
     assert "a 45-year-old woman with lupus, rituximab 2 weeks ago" in [b.label for b in reply.button]
+
+
+@pytest.mark.parametrize("question", ["is she eligible?", "is this patient eligible", "which criteria block her?"])
+def test_a_question_pointing_at_the_selected_patient_says_whom_first(question: str) -> None:
+    """Issue 17: a question naming no patient is about the selected one only when it points at
+    it, and the answer's first line says so; the verdict is shown once."""
+    app = ask(question)  # P001 is selected
+    reply = app.chat_message[1]
+    assert reply.caption[0].value.endswith("P001 (selected)")
+    assert reply.markdown[0].value.startswith("**About P001, selected in the sidebar**")
+    assert [s.value for s in reply.success] == ["**P001: Eligible via sle**"]
+    assert not any("eligible via sle" in str(m.value).casefold() for m in reply.markdown)  # not twice

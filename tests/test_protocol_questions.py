@@ -288,6 +288,35 @@ def test_the_chat_answers_a_protocol_question_without_the_selected_patient() -> 
 
 
 @pytest.mark.parametrize(
+    ("wordings", "ids", "texts"),
+    [THRESHOLDS[0], WINDOWS[0], DRUGS[0], COHORTS[0], RULES[0]],
+    ids=["threshold", "window", "drug", "cohort", "rule"],
+)
+def test_the_chat_answers_each_kind_of_protocol_question_in_three_wordings(
+    wordings: tuple[str, ...], ids: list[str], texts: list[str]
+) -> None:
+    """Each kind, three wordings, in the chat with P001 selected: the criterion ids and numbers
+    shown (headline, details or the table), and never the selected patient."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.support import ROOT
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    for question in wordings:
+        app.session_state["chat"] = []  # one turn at a time: each answer read on its own
+        app.chat_input(key="ask").set_value(question).run()
+        assert not app.exception
+        reply = app.chat_message[-1]
+        shown = "\n".join(
+            [str(c.value) for c in reply.caption] + [str(m.value) for m in reply.markdown]
+            + [df.value.to_csv() for df in reply.dataframe]
+        )  # fmt: skip
+        assert "understood: protocol" in shown, (question, shown[:300])
+        assert all(i in shown for i in ids) and all(s in shown for s in texts), (question, shown[:600])
+        assert "P001" not in shown
+
+
+@pytest.mark.parametrize(
     ("question", "intent"),
     [
         ("what data are still needed for her?", "missing"),  # about the selected patient, as before

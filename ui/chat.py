@@ -31,13 +31,20 @@ def render(turn: Answer, n: int) -> None:
         described_answer(turn)
         return
     headline = turn.headline
+    if turn.question is not None and turn.question.selected and turn.question.patient:
+        # a question that named no patient: first say whom it was answered about, then the rest
+        about = f"About {turn.question.patient}, selected in the sidebar"
+        st.markdown(f"**{text(about)}** (name another patient in the question to ask about them)")
+        headline = headline.removeprefix(about).removeprefix(":").strip()
     if turn.assessment is not None and turn.kind in ("check", "blockers", "why", "missing"):
         verdict_box(turn.assessment)
         # the box says the verdict: the headline adds only what follows it ("GE4.2 fail", "9 item(s) to collect")
         a = turn.assessment
-        said = f"{a.patient_id}: {a.verdict}" + (f" via {', '.join(a.eligible_via)}" if a.eligible_via else "")
-        if headline.startswith(said):
-            headline = headline[len(said) :].removeprefix(";").strip()
+        via = f" via {', '.join(a.eligible_via)}" if a.eligible_via else ""
+        for said in (f"{a.patient_id}: {a.verdict}{via}", f"{a.verdict}{via}"):
+            if headline.startswith(said):
+                headline = headline[len(said) :].removeprefix(";").strip()
+                break
     if headline:
         st.markdown(f"**{text(headline)}**")
     for line in turn.details:
