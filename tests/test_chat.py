@@ -3,9 +3,12 @@ typo, one with a loose id), the answer's content, and a clarifying choice when u
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from benchmarks.chat import DESCRIBED, DESCRIBED_TODAY
 from tests.support import ROOT
 
 APP = str(ROOT / "app.py")
@@ -139,25 +142,34 @@ def test_a_question_and_an_uploaded_id_are_shown_as_text() -> None:
 
 def test_a_described_patient_is_never_answered_about_the_selected_one() -> None:
     """Issue 17: "can my 45 year old lupus patient on rituximab last month enrol?" was answered
-    "P001: Eligible via sle" about the patient selected in the sidebar. Three wordings, one
-    session, P001 selected: each answer is about the words, and none names P001."""
+    "P001: Eligible via sle" about the patient selected in the sidebar. With P001 selected and
+    enrolment set to the stories' day, every story of the benchmark in its three wordings, then
+    the issue's own question: each answer is about the words (the criteria they imply blocking,
+    still open, or neither), and none names P001 or any stored patient."""
     app = AppTest.from_file(APP, default_timeout=120).run()
-    wordings = (
-        ("can my 45 year old lupus patient on rituximab last month enrol?", "GE4.3 depend on the exact day"),
-        ("a 45-year-old woman with lupus, rituximab 2 weeks ago", "blocked by GE4.3"),
-        ("70 year old man with ANCA vasculitis", "blocked by GI2"),
-    )
-    for n, (question, expected) in enumerate(wordings):
+    app.sidebar.checkbox(key="use_as_of").check().run()
+    app.sidebar.date_input(key="as_of").set_value(DESCRIBED_TODAY).run()
+    questions = [(text, expected) for wordings, expected in DESCRIBED for text in wordings]
+    questions.append(("can my 45 year old lupus patient on rituximab last month enrol?", {"GE4.3": "unknown"}))
+    for question, expected in questions:
+        app.session_state["chat"] = []  # one turn at a time: each answer read on its own
         app.chat_input(key="ask").set_value(question).run()
         assert not app.exception
-        reply = app.chat_message[2 * n + 1]
+        reply = app.chat_message[1]
         said = "\n".join(
             [str(c.value) for c in reply.caption] + [str(m.value) for m in reply.markdown]
             + [str(a.value) for a in (*reply.error, *reply.warning, *reply.success)]
             + [e.label for e in reply.expander] + [df.value.to_csv() for df in reply.dataframe]
         )  # fmt: skip
-        assert "understood: a patient described in words (not a stored patient)" in said
-        assert expected in said and "P001" not in said, said[:600]
+        assert "understood: a patient described in words (not a stored patient)" in said, question
+        assert not re.search(r"\bP\d{3}\b", said), (question, said[:600])
+        blocking = {e.label.split(" — ")[0][2:] for e in reply.expander if " — fail: " in e.label}
+        still_open = {c for df in reply.dataframe if "criterion" in df.value for c in df.value["criterion"]}
+        for criterion, status in expected.items():
+            if criterion == "COHORT":
+                continue  # the cohort is the verdict's, not a row of its own
+            got = "fail" if criterion in blocking else "unknown" if criterion in still_open else "pass"
+            assert got == status, (question, criterion, got)
 
 
 @pytest.mark.parametrize("question", ["tell me a joke", "what's the weather in Shanghai", "asdf qwerty"])
