@@ -167,17 +167,23 @@ def _described(q: Question, kb: KnowledgeBase, assumptions: AssumptionSet) -> An
     assert q.description is not None
     found = assess_description(q.description, kb, assumptions)
     blocking = found.blocking
-    if blocking:
+    verdict = found.assessment.verdict
+    if verdict == "ineligible":
         head = (
             f"A patient described in words (not stored): not eligible, blocked by {', '.join(r.id for r in blocking)}"
         )
-    elif found.assessment.verdict == "eligible":
+    elif verdict == "eligible":
         head = f"A patient described in words (not stored): eligible via {', '.join(found.assessment.eligible_via)}"
-    else:
+    else:  # a cohort ruled out while another is still open is not "not eligible": any cohort may enter
         head = (
             f"A patient described in words (not stored): not decided, {len(found.open)} criteria still open "
             f"({len(found.assessment.to_collect)} item(s) to collect)"
         )
+        closed = [c for c in found.assessment.cohorts if c.verdict == "ineligible"]
+        if closed:
+            ruled_out = "; ".join(f"{c.cohort} cohort ruled out by {', '.join(c.blocking)}" for c in closed)
+            still = ", ".join(c.cohort for c in found.assessment.cohorts if c.verdict != "ineligible")
+            head += f"; {ruled_out}, {still} still open"
     if found.ranges:
         ids = ", ".join(d.criterion for d in found.ranges)
         head += f"; {ids} depend on the exact day ({found.ranges[0].words}), decided at {found.ranges[0].deciding_day}"

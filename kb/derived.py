@@ -20,6 +20,7 @@ __all__ = [
     "EARLIEST_DATE",
     "EGFR_RESOLUTION",
     "LATEST_DATE",
+    "PREDNISONE_RESOLUTION",
     "DateRangeError",
     "Derivation",
     "age_in_years",
@@ -254,18 +255,25 @@ def doses_per_day(frequency: str) -> Decimal | None:
     return _FREQUENCIES.get(" ".join(frequency.casefold().split()))
 
 
+#: The resolution of a prednisone-equivalent daily dose (potencies such as 5/0.75 are no finite decimal).
+PREDNISONE_RESOLUTION = Decimal("0.001")
+
+
 def prednisone_equivalent(
     agent: str, dose_mg: Decimal, factor: Decimal, per_day: Decimal, frequency: str
 ) -> Derivation:
     """Daily prednisone-equivalent dose: dose × potency factor × administrations per day. A
     dose taken less often than daily (alternate days, weekly) counts as what it is on the
     day it is taken, not averaged: 20 mg every other day is 20 mg on those days, above
-    GE4.7's 10 mg/day (averaging would hide a pharmacological dose)."""
-    value = dose_mg * factor * max(per_day, Decimal(1))
+    GE4.7's 10 mg/day (averaging would hide a pharmacological dose). The result is rounded to
+    PREDNISONE_RESOLUTION (0.001 mg): a potency such as dexamethasone's 5/0.75 is no finite
+    decimal, and 1.5 mg of it must be exactly 10 mg, not 10.000…0005 mg above the bound."""
+    value = (dose_mg * factor * max(per_day, Decimal(1))).quantize(PREDNISONE_RESOLUTION)
+    shown = str(factor) if factor == factor.quantize(Decimal("0.0001")) else f"{factor:.4f}…"
     return Derivation(
         "prednisone-equivalent daily dose",
-        "dose × potency factor × doses per day (a dose taken less than daily: as on the day it is taken)",
-        ((agent, f"{dose_mg} mg"), ("factor", str(factor)), ("frequency", frequency or "daily (no frequency given)")),
+        "dose × potency factor × doses per day, to 0.001 mg (a dose taken less than daily: as on the day it is taken)",
+        ((agent, f"{dose_mg} mg"), ("factor", shown), ("frequency", frequency or "daily (no frequency given)")),
         value,
     )
 

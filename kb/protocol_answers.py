@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from kb.assumptions import AssumptionSet
 from kb.criteria import COHORTS, X_BLOCK, Criterion
-from kb.derived import washout_days
+from kb.derived import PREDNISONE_RESOLUTION, washout_days
 from kb.knowledge import KnowledgeBase
 from kb.protocol_facts import Bound, Reach, Window, measure_words
 from kb.vocabulary import Agent
@@ -244,7 +244,7 @@ def _drug_headline(lowered: str, agent: Agent, name: str, blocking: list[Reach],
     if dose and steroid is not None and agent.prednisone_factor is not None:
         bound = next(b for b in steroid.bounds if b.measure == "prednisone_dose")
         try:
-            equivalent = Decimal(dose.group(1)) * agent.prednisone_factor
+            equivalent = (Decimal(dose.group(1)) * agent.prednisone_factor).quantize(PREDNISONE_RESOLUTION)
         except InvalidOperation:
             equivalent = Decimal(0)
         window = " or ".join(w.describe() for w in _windows_for(steroid, agent))

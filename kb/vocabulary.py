@@ -288,6 +288,16 @@ def _decimal(text: str) -> Decimal | None:
     return Decimal(text) if text else None
 
 
+def _ratio(text: str) -> Decimal | None:
+    """A potency written as the table gives it, "5/0.75" (0.75 mg is equivalent to 5 mg
+    prednisone), or as a number: a factor rounded to 6.67 made 1.5 mg of dexamethasone
+    10.005 mg, above GE4.7's 10 mg/day, when the table says it is exactly 10."""
+    if "/" not in text:
+        return _decimal(text)
+    numerator, denominator = text.split("/", 1)
+    return Decimal(numerator) / Decimal(denominator)
+
+
 @lru_cache(maxsize=1)
 def load_vocabulary() -> Vocabulary:
     items = {}
@@ -347,7 +357,7 @@ def load_vocabulary() -> Vocabulary:
             _split(row["classes"]),
             _split(row["synonyms"]),
             _decimal(row["half_life_hours"]),
-            _decimal(row["prednisone_factor"]),
+            _ratio(row["prednisone_factor"]),
             row.get("moiety") or row["name"],
         )
         agents[agent.name] = agent

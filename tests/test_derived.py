@@ -94,7 +94,8 @@ def test_washout_of_five_half_lives(half_life: str, rounding: str, days: int) ->
 @pytest.mark.parametrize(
     ("dose", "factor", "frequency", "expected"),
     [
-        ("1.5", "6.67", "daily", "10.005"),
+        ("1.5", "5/0.75", "daily", "10.000"),  # dexamethasone: 0.75 mg = 5 mg, so 1.5 mg is 10 (6.67 gave 10.005)
+        ("2", "5/0.75", "daily", "13.333"),
         ("8", "1.25", "", "10.00"),
         ("5", "1", "bid", "10"),
         ("500", "1.25", "once", "625"),
@@ -107,7 +108,9 @@ def test_prednisone_equivalent_daily_dose(dose: str, factor: str, frequency: str
 
     per_day = doses_per_day(frequency)
     assert per_day is not None
-    result = prednisone_equivalent("x", Decimal(dose), Decimal(factor), per_day, frequency)
+    numerator, _, denominator = factor.partition("/")
+    potency = Decimal(numerator) / Decimal(denominator or "1")  # as agents.csv writes it
+    result = prednisone_equivalent("x", Decimal(dose), potency, per_day, frequency)
     assert result.value == Decimal(expected)
 
 

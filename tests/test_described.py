@@ -250,3 +250,21 @@ def test_a_time_that_is_no_day_is_an_error_answer_naming_it(
     got = answer(question, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
     assert got.kind == "error" and got.headline.startswith(said)
     assert "P001" not in got.headline
+
+
+@pytest.mark.parametrize(
+    ("text", "ruled_out", "still_open"),
+    [
+        ("50F with APS and SLE", "aps cohort ruled out by APS-E2", "sle still open"),
+        ("50F SSc and dermatomyositis overlap, FVC 40%", "ssc cohort ruled out by SSC-E3", "iim still open"),
+    ],
+)
+def test_a_cohort_ruled_out_while_another_is_open_is_not_called_not_eligible(
+    kb: KnowledgeBase, demo: Dataset, text: str, ruled_out: str, still_open: str
+) -> None:
+    """Red-team: two diseases, one cohort blocked, the other open, were headlined "not eligible,
+    blocked by APS-E2" while the verdict was needs_data (a patient enters through any cohort)."""
+    reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
+    assert reply.assessment is not None and reply.assessment.verdict == "needs_data"
+    assert reply.headline.startswith("A patient described in words (not stored): not decided")
+    assert f"; {ruled_out}, {still_open}" in reply.headline and "not eligible" not in reply.headline

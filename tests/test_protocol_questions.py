@@ -226,7 +226,8 @@ def test_questions_about_patients_keep_their_intent(kb: KnowledgeBase, demo: Dat
         ("is prednisone 20 mg daily allowed?", "Not within 4 days before enrolment:"),
         ("does prednisone 10 mg daily exclude?", "No: prednisone 10 mg/day"),  # not above 10: the bound is strict
         ("is prednisone 10 mg daily allowed?", "Yes: prednisone 10 mg/day"),
-        ("is dexamethasone 2 mg allowed?", "Not within 4 days before enrolment: dexamethasone 2 mg/day is 13.34 mg"),
+        ("is dexamethasone 2 mg allowed?", "Not within 4 days before enrolment: dexamethasone 2 mg/day is 13.333 mg"),
+        ("does dexamethasone 1.5 mg exclude?", "No: dexamethasone 1.5 mg/day is 10 mg/day"),  # 0.75 mg = 5 mg exactly
         ("is CAR-T allowed?", "No: GE14: CAR-T cells taken at any time before enrolment excludes"),
     ],
 )

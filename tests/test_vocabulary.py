@@ -97,6 +97,6 @@ def test_agents_that_criteria_need_attributes_of_have_them() -> None:
             assert agent.half_life_hours is not None, agent.name
         if "glucocorticoid" in agent.classes:  # GE4.7 counts prednisone-equivalents
             assert agent.prednisone_factor is not None, agent.name
-    assert VOCAB.agents["dexamethasone"].prednisone_factor == Decimal("6.67")
+    assert VOCAB.agents["dexamethasone"].prednisone_factor == Decimal(5) / Decimal("0.75")  # as the table says
     assert VOCAB.agent("non-Gestin").name == "filgrastim"  # type: ignore[union-attr]
     assert VOCAB.agent("苯丁酸氮芥").name == "chlorambucil"  # type: ignore[union-attr]
