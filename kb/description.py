@@ -75,6 +75,8 @@ MAX_UNREAD = 6  # what was not read: the first few say enough, and a paste of nu
 _TOKEN = re.compile(r"[^\s,;:()!?]+")
 _CLAUSE = re.compile(r"[,;]|\.(?!\d)|\b(?:and|but|with|plus|while|who|whose)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(.*)$")
+#: a number written with thousands separators (1,500 or 150,000): one number, not a list
+_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
 _AGE = re.compile(
     r"\b(\d{1,3})\s*-?\s*(?:years?|yrs?|y)\s*-?\s*old\b|\b(\d{1,3})\s*(?:yo|y/o|y\.o\.?)(?!\w)"
     r"|\bage[ds]?\s*[:=]?\s*(\d{1,3})\b|\b(\d{2})\s?([mf])\b",
@@ -299,6 +301,7 @@ def _days(match: re.Match[str], today: date) -> Span:
 def read_description(text: str, vocabulary: Vocabulary, today: date) -> Description:
     """What the words say about a patient (`facts` is 0 when they describe none)."""
     agents, items = _names(vocabulary)
+    text = _THOUSANDS.sub(lambda m: m[0].replace(",", ""), text)  # "ANC 1,500/uL" is 1500, not 1 and 500
     lowered = text.casefold().replace("’", "'")
     tokens = [(m.start(), m.end(), lowered[m.start() : m.end()].rstrip(".")) for m in _TOKEN.finditer(lowered)]
     words = [t for _, _, t in tokens]

@@ -268,3 +268,20 @@ def test_a_cohort_ruled_out_while_another_is_open_is_not_called_not_eligible(
     assert reply.assessment is not None and reply.assessment.verdict == "needs_data"
     assert reply.headline.startswith("A patient described in words (not stored): not decided")
     assert f"; {ruled_out}, {still_open}" in reply.headline and "not eligible" not in reply.headline
+
+
+@pytest.mark.parametrize(
+    ("text", "criterion", "status"),
+    [
+        ("45F SLE ANC 1,500/uL", "GI6.1", "pass"),  # 1.5 ×10^9/L: read as 1 and 500 before (0.5, a fail)
+        ("45F SLE ANC 800/uL", "GI6.1", "fail"),
+        ("45F SLE platelets 150,000/uL", "GI6.3", "pass"),
+        ("45F SLE platelets 45,000/uL", "GI6.3", "fail"),
+    ],
+)
+def test_a_number_with_thousands_separators_is_one_number(
+    kb: KnowledgeBase, demo: Dataset, text: str, criterion: str, status: str
+) -> None:
+    reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
+    assert reply.described is not None and not reply.described.description.unread
+    assert reply.assessment is not None and reply.assessment.result(criterion).status == status
