@@ -187,10 +187,12 @@ def _described(q: Question, kb: KnowledgeBase, assumptions: AssumptionSet) -> An
     if found.ranges:
         ids = ", ".join(d.criterion for d in found.ranges)
         head += f"; {ids} depend on the exact day ({found.ranges[0].words}), decided at {found.ranges[0].deciding_day}"
+    by_hand = ", ".join(r.id for r in found.assessment.manual_checks)
     details = (
         *(f"Read into the words: {note}" for note in q.description.assumptions),
         *(f"Depends on the day: {d.describe()}" for d in found.ranges),
         *(f"Not understood: {note}" for note in q.description.unread),
+        *([f"To verify by hand (text lost from the record): {by_hand}"] if by_hand else []),
         "Rephrase to correct any of these (e.g. give an exact date: 'rituximab on 2026-11-03').",
     )
     rows = tuple({"item": g.item, "reason": g.reason, "detail": g.detail} for g in found.assessment.to_collect)

@@ -285,3 +285,16 @@ def test_a_number_with_thousands_separators_is_one_number(
     reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
     assert reply.described is not None and not reply.described.description.unread
     assert reply.assessment is not None and reply.assessment.result(criterion).status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "by_hand"),
+    [("45F SLE ANC 1,500/uL", "GI1, GE1"), ("50F dermatomyositis", "GI1, GE1, IIM-I1, IIM-I2, IIM-I3, IIM-I4")],
+)
+def test_a_described_patient_names_what_is_checked_by_hand(
+    kb: KnowledgeBase, demo: Dataset, text: str, by_hand: str
+) -> None:
+    """Red-team: the items lost from the record (GI1, GE1, IIM-I1..I4) were silently left out of a
+    described patient's answer, where a stored patient's shows them as manual."""
+    reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
+    assert f"To verify by hand (text lost from the record): {by_hand}" in reply.details
