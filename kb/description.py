@@ -69,6 +69,8 @@ SEX_WORDS = {
 NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
 NUMBER_WORDS |= {"eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 ONGOING = frozenset({"on", "taking", "takes", "receiving", "receives", "currently", "still", "ongoing"})
+#: "prior CAR-T", "previous rituximab": given on some day before today, which one unsaid (a range)
+PRIOR = frozenset({"prior", "previous", "previously", "past"})
 FREQUENCIES = {"daily": "daily", "qd": "daily", "od": "daily", "bid": "bid", "tid": "tid", "qid": "qid"}
 MAX_FACTS = 40  # results and doses read from one question (unit conversions cost): more is a paste
 MAX_UNREAD = 6  # what was not read: the first few say enough, and a paste of numbers stays linear
@@ -417,6 +419,9 @@ def _drug(
         end = start if agent.one_off else None
     else:
         before = set(words[max(0, after - 4) : after])
+        if PRIOR & before:  # a criterion that counts any time decides; a window names the deciding day
+            start = end = Span(EARLIEST_DATE, today - timedelta(days=1), "prior: some day before today")
+            return _Drug(_agent_kind(agent.classes), written, name, start, end, None, "", "", "given on")
         if not (ONGOING & before) and "ongoing" not in words[after : after + 3]:
             return f"{written}: when was it given? (e.g. '{written} 3 weeks ago', 'on {written} until yesterday')"
         start = Span(today, today, "ongoing")

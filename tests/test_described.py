@@ -298,3 +298,23 @@ def test_a_described_patient_names_what_is_checked_by_hand(
     described patient's answer, where a stored patient's shows them as manual."""
     reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
     assert f"To verify by hand (text lost from the record): {by_hand}" in reply.details
+
+
+@pytest.mark.parametrize(
+    ("text", "statuses"),
+    [
+        ("45F SLE, prior CD19 CAR-T", {"GE14": "fail", "GE4.1": "fail"}),  # any time: decided whatever the day
+        ("45F SLE, previous rituximab", {"GE4.3": "unknown"}),  # a window: the day decides, and it is named
+        ("40 yo man with lupus, past tisagenlecleucel", {"GE14": "fail"}),
+    ],
+)
+def test_a_prior_treatment_is_a_range_of_days_not_an_unread_word(
+    kb: KnowledgeBase, demo: Dataset, text: str, statuses: dict[str, str]
+) -> None:
+    """Red-team: "prior CAR-T" was dropped without a word (GE14, any prior CAR-T, left open)."""
+    reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
+    assert reply.assessment is not None and reply.described is not None
+    assert {c: reply.assessment.result(c).status for c in statuses} == statuses
+    assert any("prior: some day before today" in note for note in reply.described.description.assumptions)
+    if "GE4.3" in statuses:
+        assert "decided at 2026-11-03" in reply.headline  # 28 days before enrolment on 1 Dec
