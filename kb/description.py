@@ -77,6 +77,10 @@ MAX_UNREAD = 6  # what was not read: the first few say enough, and a paste of nu
 _TOKEN = re.compile(r"[^\s,;:()!?]+")
 _CLAUSE = re.compile(r"[,;]|\.(?!\d)|\b(?:and|but|with|plus|while|who|whose)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(.*)$")
+_WEIGHT = re.compile(
+    r"\b(?:body\s+weight|weight|wt|weighs|weighing)\s*(?:of|is|=|:)?\s*(\d{1,4}(?:\.\d+)?)\s*(kgs?|lbs?)?(?![\w/])"
+    r"|(?<![\w.])(\d{1,4}(?:\.\d+)?)\s*(kgs?)(?![\w/])"
+)
 #: a number written with thousands separators (1,500 or 150,000): one number, not a list
 _THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
 _AGE = re.compile(
@@ -150,11 +154,18 @@ class Description:
     assumptions: tuple[str, ...] = ()
     unread: tuple[str, ...] = ()
     cues: tuple[str, ...] = field(default=())  # "my patient", "a patient with": a patient is described
+    weight_kg: Decimal | None = None
 
     @property
     def facts(self) -> int:
         """How many facts about a patient were read (a sex word alone, a pronoun, is not one)."""
-        return (self.age is not None) + len(self.diagnoses) + len(self.drugs) + len(self.labs)
+        return (
+            (self.age is not None)
+            + (self.weight_kg is not None)
+            + len(self.diagnoses)
+            + len(self.drugs)
+            + len(self.labs)
+        )
 
     @property
     def describes(self) -> bool:
@@ -176,6 +187,7 @@ class Description:
         """The facts read, one short phrase each (what "understood:" shows)."""
         parts = [{"female": "woman", "male": "man"}[self.sex]] if self.sex else []
         parts += [f"{self.age} years"] if self.age is not None else []
+        parts += [f"{exact(self.weight_kg)} kg"] if self.weight_kg is not None else []
         parts += [label for _, _, label in self.diagnoses]
         parts += [f"{d.agent} {_when(d)}" for d in self.drugs]
         parts += [f"{lab.item} {lab.written}" for lab in self.labs]
@@ -186,7 +198,10 @@ class Description:
         birth = None
         if self.age is not None:
             birth = _years_before(self.enrolment, self.age + 1) + timedelta(days=183)  # mid-year: no birthday near
-        patient = Patient(DESCRIBED_ID, sex=self.sex, birth_date=birth, enrolment_date=self.enrolment, source=SOURCE)
+        patient = Patient(
+            DESCRIBED_ID, sex=self.sex, birth_date=birth, weight_kg=self.weight_kg, enrolment_date=self.enrolment,
+            source=SOURCE,
+        )  # fmt: skip
         for _, code, _ in self.diagnoses:
             patient.events.append(Event("diagnosis", "", None, f"icd10:{code}", self.enrolment, None, SOURCE))
         for drug in self.drugs:
@@ -322,6 +337,7 @@ def read_description(text: str, vocabulary: Vocabulary, today: date) -> Descript
     notes: list[str] = [f"enrolment assumed on {today.isoformat()} (today), screening and apheresis the same day"]
     unread: list[str] = []
     sex, age = _sex_and_age(lowered, words, tokens, used, notes)
+    weight = _weight(lowered, tokens, used, notes, unread)
     diagnoses: list[tuple[str, str, str]] = []
     drugs: list[_Drug] = []
     labs: list[_Lab] = []
@@ -369,10 +385,10 @@ def read_description(text: str, vocabulary: Vocabulary, today: date) -> Descript
         said = any(f" {word}" in note for note in unread)  # already asked about ("hb 9: in which unit?")
         if n not in used and not said and _NUMBER.match(word) and not re.match(r"\d{4}-\d{2}-\d{2}", word):
             unread.append(f"the number {word} (what does it measure? e.g. 'platelets {word}')")
-    if diagnoses or drugs or labs or age is not None:
+    if diagnoses or drugs or labs or age is not None or weight is not None:
         notes.append("nothing is recorded as reviewed: the histories the words do not mention stay open")
     return Description(text, today, sex, age, tuple(diagnoses), tuple(drugs), tuple(labs), tuple(notes),
-                       tuple(unread[:MAX_UNREAD]), cues)  # fmt: skip
+                       tuple(unread[:MAX_UNREAD]), cues, weight)  # fmt: skip
 
 
 def _clause(bounds: list[int], position: int) -> int:
@@ -395,6 +411,24 @@ def _sex_and_age(
     if age is not None:
         notes.append(f"{age} years old at enrolment (a birthday half a year away assumed)")
     return sex, age
+
+
+def _weight(
+    lowered: str, tokens: list[tuple[int, int, str]], used: set[int], notes: list[str], unread: list[str]
+) -> Decimal | None:
+    """Body weight ("weight 60 kg", "wt 60kg", "weighing 154 lb", "70 kg"): Cockcroft-Gault and
+    mg/kg doses need it. Pounds are converted; a weight outside 20-300 kg is asked back."""
+    for match in _WEIGHT.finditer(lowered):
+        number, unit = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+        kg = Decimal(number) * (Decimal("0.45359237") if unit and unit.startswith("lb") else 1)
+        used.update(i for i, (s, e, _) in enumerate(tokens) if s < match.end() and e > match.start())
+        if not Decimal(20) <= kg <= Decimal(300):
+            unread.append(f"a weight of {number} {unit or 'kg'}: is that right? (read from 20 to 300 kg)")
+            return None
+        kg = kg.quantize(Decimal("0.1"))
+        notes.append(f"weight {exact(kg)} kg" + (f" ({number} {unit})" if unit and unit.startswith("lb") else ""))
+        return kg
+    return None
 
 
 def _drug(

@@ -318,3 +318,24 @@ def test_a_prior_treatment_is_a_range_of_days_not_an_unread_word(
     assert any("prior: some day before today" in note for note in reply.described.description.assumptions)
     if "GE4.3" in statuses:
         assert "decided at 2026-11-03" in reply.headline  # 28 days before enrolment on 1 Dec
+
+
+@pytest.mark.parametrize(
+    ("text", "weight", "status"),
+    [
+        ("70 yo man with GPA, creatinine 2.1 mg/dL, weight 60 kg", "60", "fail"),  # (140-70)*60/(72*2.1) = 27.8
+        # 97.2 mL/min passes; GI6.7's creatinine < 1.5 × ULN still needs the lab's ULN
+        ("70 yo man with GPA, creatinine 0.8 mg/dL, wt 80kg", "80", "unknown"),
+        ("70 yo man with GPA, creatinine 2.1 mg/dL, weighing 132 lb", "59.9", "fail"),
+    ],
+)
+def test_a_described_weight_feeds_the_cockcroft_gault_clearance(
+    kb: KnowledgeBase, demo: Dataset, text: str, weight: str, status: str
+) -> None:
+    """Red-team: 'weight 60 kg' was 'the number 60 (what does it measure?)', so GI6.7 stayed open
+    where the clearance fails it."""
+    reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
+    assert reply.described is not None and not reply.described.description.unread
+    assert f"{weight} kg" in reply.described.description.summary()
+    assert reply.assessment is not None and reply.assessment.result("GI6.7").status == status
+    assert "Cockcroft–Gault lacks inputs" not in reply.assessment.result("GI6.7").message
