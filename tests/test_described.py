@@ -339,3 +339,16 @@ def test_a_described_weight_feeds_the_cockcroft_gault_clearance(
     assert f"{weight} kg" in reply.described.description.summary()
     assert reply.assessment is not None and reply.assessment.result("GI6.7").status == status
     assert "Cockcroft–Gault lacks inputs" not in reply.assessment.result("GI6.7").message
+
+
+@pytest.mark.parametrize(
+    ("text", "status"), [("45F SLE platelets 0.15 x10^12/L", "pass"), ("SLE, plt 0.04 ×10^12/L", "fail")]
+)
+def test_a_count_per_10_12_per_litre_is_converted_not_replaced(
+    kb: KnowledgeBase, demo: Dataset, text: str, status: str
+) -> None:
+    """Red-team: '0.15 x10^12/L' became 0.15 ×10^9/L ('unit ×10^9/L assumed'), a GI6.3 fail for 150."""
+    reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
+    assert reply.described is not None
+    assert not any("assumed)" in n and "unit" in n for n in reply.described.description.assumptions)
+    assert reply.assessment is not None and reply.assessment.result("GI6.3").status == status
