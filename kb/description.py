@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from kb.derived import EARLIEST_DATE, LATEST_DATE
 from kb.errors import KbError
-from kb.patients import Event, Observation, Patient, Source
+from kb.patients import Attestation, Event, Observation, Patient, Source
 from kb.units import UnitError, convert, exact
 from kb.vocabulary import Vocabulary
 
@@ -81,6 +81,7 @@ _WEIGHT = re.compile(
     r"\b(?:body\s+weight|weight|wt|weighs|weighing)\s*(?:of|is|=|:)?\s*(\d{1,4}(?:\.\d+)?)\s*(kgs?|lbs?)?(?![\w/])"
     r"|(?<![\w.])(\d{1,4}(?:\.\d+)?)\s*(kgs?)(?![\w/])"
 )
+_PREGNANCY = re.compile(r"\b(not\s+|non-?|no\s+)?(pregnant|breast-?feeding|lactating|nursing)\b")
 #: a number written with thousands separators (1,500 or 150,000): one number, not a list
 _THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
 _AGE = re.compile(
@@ -155,6 +156,7 @@ class Description:
     unread: tuple[str, ...] = ()
     cues: tuple[str, ...] = field(default=())  # "my patient", "a patient with": a patient is described
     weight_kg: Decimal | None = None
+    attested: tuple[tuple[str, str], ...] = ()  # (attestation item, value): "breastfeeding" → (breastfeeding, yes)
 
     @property
     def facts(self) -> int:
@@ -165,6 +167,7 @@ class Description:
             + len(self.diagnoses)
             + len(self.drugs)
             + len(self.labs)
+            + len(self.attested)
         )
 
     @property
@@ -191,6 +194,7 @@ class Description:
         parts += [label for _, _, label in self.diagnoses]
         parts += [f"{d.agent} {_when(d)}" for d in self.drugs]
         parts += [f"{lab.item} {lab.written}" for lab in self.labs]
+        parts += [f"{item} {value}" for item, value in self.attested]
         return tuple(parts)
 
     def patient(self, k: int = 0) -> Patient:
@@ -210,6 +214,8 @@ class Description:
                 Event(drug.kind, drug.written, drug.agent, "", min(start, end or start), end, SOURCE,
                       drug.dose, drug.unit, drug.frequency)
             )  # fmt: skip
+        for item, value in self.attested:
+            patient.attestations.append(Attestation(item, value, self.enrolment, "the question's words", SOURCE))
         for lab in self.labs:
             patient.observations.append(
                 Observation(lab.item, lab.value, lab.when.at(k), None, None, lab.written, SOURCE)
@@ -341,6 +347,18 @@ def read_description(text: str, vocabulary: Vocabulary, today: date) -> Descript
     diagnoses: list[tuple[str, str, str]] = []
     drugs: list[_Drug] = []
     labs: list[_Lab] = []
+    attested: list[tuple[str, str]] = []
+    for match in _PREGNANCY.finditer(lowered):  # GE10: pregnant or breastfeeding (a woman, then)
+        negated, word = match.group(1) is not None, match.group(2)
+        used.update(i for i, (s, e, _) in enumerate(tokens) if s < match.end() and e > match.start())
+        sex = sex or "female"
+        if word.startswith("pregnan"):
+            value = "negative" if negated else "positive"
+            labs.append(_Lab("pregnancy_test", value, f"{value} ('{match.group(0)}')", Span(today, today, "today")))
+            notes.append(f"pregnancy test {value} today (from '{match.group(0)}')")
+        else:
+            attested.append(("breastfeeding", "no" if negated else "yes"))
+            notes.append(f"breastfeeding: {'no' if negated else 'yes'} (from '{match.group(0)}')")
     i = 0
     while i < len(words):
         if len(diagnoses) + len(drugs) + len(labs) >= MAX_FACTS:  # a paste, not a patient: bounded work
@@ -385,10 +403,10 @@ def read_description(text: str, vocabulary: Vocabulary, today: date) -> Descript
         said = any(f" {word}" in note for note in unread)  # already asked about ("hb 9: in which unit?")
         if n not in used and not said and _NUMBER.match(word) and not re.match(r"\d{4}-\d{2}-\d{2}", word):
             unread.append(f"the number {word} (what does it measure? e.g. 'platelets {word}')")
-    if diagnoses or drugs or labs or age is not None or weight is not None:
+    if diagnoses or drugs or labs or attested or age is not None or weight is not None:
         notes.append("nothing is recorded as reviewed: the histories the words do not mention stay open")
     return Description(text, today, sex, age, tuple(diagnoses), tuple(drugs), tuple(labs), tuple(notes),
-                       tuple(unread[:MAX_UNREAD]), cues, weight)  # fmt: skip
+                       tuple(unread[:MAX_UNREAD]), cues, weight, tuple(attested))  # fmt: skip
 
 
 def _clause(bounds: list[int], position: int) -> int:

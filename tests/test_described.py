@@ -352,3 +352,22 @@ def test_a_count_per_10_12_per_litre_is_converted_not_replaced(
     assert reply.described is not None
     assert not any("assumed)" in n and "unit" in n for n in reply.described.description.assumptions)
     assert reply.assessment is not None and reply.assessment.result("GI6.3").status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("45F SLE pregnant", "fail"),
+        ("a woman with lupus who is breastfeeding", "fail"),
+        ("35 year old with SLE, lactating", "fail"),
+        ("45F SLE, not pregnant, not breastfeeding", "pass"),
+        ("30 year old woman with lupus, pregnancy test negative", "unknown"),  # breastfeeding not said
+    ],
+)
+def test_pregnancy_and_breastfeeding_in_words_decide_ge10(
+    kb: KnowledgeBase, demo: Dataset, text: str, status: str
+) -> None:
+    """Red-team: "pregnant" and "breastfeeding" were dropped without a word, leaving GE10 open."""
+    reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
+    assert reply.described is not None and not reply.described.description.unread
+    assert reply.assessment is not None and reply.assessment.result("GE10").status == status
