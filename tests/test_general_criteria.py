@@ -45,7 +45,7 @@ EDGES = [
         "End ≥ From (2026-11-10 ≥ 2026-11-10)",
     ),
     ("GE4.6", "", "medication filgrastim 2026-11-19; End ≥ Apheresis − Days (2026-11-19 ≥ 2026-11-19)"),
-    ("GE4.7", "", "10.005 mg/day prednisone-equivalent > 10 required"),
+    ("GE4.7", "", "10.067 mg/day prednisone-equivalent > 10 required"),
     (
         "GE5",
         "",
