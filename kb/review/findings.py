@@ -20,7 +20,21 @@ from kb.patients import Attestation, Event, Observation, Patient, Source
 
 __all__ = ["KINDS", "REVIEW_DAY", "Case", "Finding", "Witness", "check_witness", "synthetic_patient"]
 
-KINDS = ("contradiction", "dead rule", "redundancy", "tension", "boundary/window", "vocabulary")
+#: The kinds of finding, in the order a reviewer reads them. "dead rule" covers both forms (an
+#: exclusion the inclusions make impossible, an inclusion the others always imply); "duplicate"
+#: is one condition decided in two places; "citation" a criterion at odds with the
+#: classification criteria it cites; "qualifier" a word of the record text no rule encodes.
+KINDS = (
+    "contradiction",
+    "dead rule",
+    "duplicate",
+    "redundancy",
+    "tension",
+    "citation",
+    "boundary/window",
+    "qualifier",
+    "vocabulary",
+)
 #: The enrolment date of every constructed patient (any fixed day does: only offsets matter).
 REVIEW_DAY = date(2026, 6, 1)
 _SOURCE = Source("review (constructed patient)", 0)

@@ -11,10 +11,13 @@ __all__ = ["review_markdown"]
 
 _TITLES = {
     "contradiction": "Contradictions: cohorts that admit nobody",
-    "dead rule": "Dead rules: exclusions that cannot exclude anyone eligible",
+    "dead rule": "Dead rules: criteria that can never decide alone who is eligible",
+    "duplicate": "Duplicates: one condition decided in two places",
     "redundancy": "Redundancies: criteria that never block alone",
     "tension": "Tensions: required in one place, forbidden in another",
+    "citation": "Citations: criteria at odds with the classification criteria they cite",
     "boundary/window": "Boundaries and windows",
+    "qualifier": "Qualifiers: words of the record text that no rule encodes",
     "vocabulary": "Vocabulary: names the reference lists do not know",
 }
 
