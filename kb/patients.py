@@ -28,6 +28,7 @@ __all__ = [
     "CELL_LIMIT",
     "DEMO_DATASET",
     "STORIES_ALONE",
+    "WEIGHT_RANGE_KG",
     "Attestation",
     "Dataset",
     "Event",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 DEMO_DATASET = Path(__file__).parent / "facts" / "demo"
+#: The body weights patients.csv accepts (kg): the weights a criterion's formula may meet
+#: (the protocol review scans them for clearance bounds only a heavy patient can reach).
+WEIGHT_RANGE_KG = (1, 400)
 
 #: stories.csv holds only the patients' stories, keyed by patient_id: read without
 #: patients.csv (as a wide table) it made one patient without any data per story
@@ -563,7 +567,7 @@ def _load_patients(reader: _Reader, vocab: Vocabulary, today: date) -> dict[str,
 
         patient.sex = _field(reader, number, row, "sex", sex)  # type: ignore[assignment]
         patient.birth_date = _field(reader, number, row, "birth_date", birth)  # type: ignore[assignment]
-        patient.weight_kg = _field(reader, number, row, "weight_kg", bounded(1, 400, "weight"))  # type: ignore[assignment]
+        patient.weight_kg = _field(reader, number, row, "weight_kg", bounded(*WEIGHT_RANGE_KG, "weight"))  # type: ignore[assignment]
         patient.height_cm = _field(reader, number, row, "height_cm", bounded(30, 260, "height"))  # type: ignore[assignment]
         for column in ("screening_date", "enrolment_date", "apheresis_date"):
             setattr(patient, column, _field(reader, number, row, column, _date))
