@@ -66,7 +66,16 @@ class Bound:
     owner: str
 
     def holds(self, actual: Decimal) -> bool:
-        return Requirement("", "", self.op, self.value).holds(actual)
+        op, value = self.op, self.value
+        return (
+            actual < value
+            if op == "<"
+            else actual <= value
+            if op == "<="
+            else actual > value
+            if op == ">"
+            else actual >= value
+        )
 
     def describe(self) -> str:
         return f"{_NAMES[self.quantity]} {_SYMBOL.get(self.op, self.op)} {self.value}{_UNITS[self.quantity]}"
