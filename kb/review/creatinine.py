@@ -12,6 +12,7 @@ measured clearance wins over the formula, and a laboratory's ULN may be any plau
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
@@ -54,6 +55,7 @@ QUANTITY = {
 _NAMES = {"creatinine": "creatinine", "egfr": "eGFR", "crcl": "clearance", "xuln": "creatinine", "age": "age"}
 _UNITS = {"creatinine": " µmol/L", "egfr": " mL/min/1.73 m²", "crcl": " mL/min", "xuln": " × ULN", "age": ""}
 _SYMBOL = {">=": "≥", "<=": "≤"}
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 @dataclass(frozen=True)
@@ -66,16 +68,7 @@ class Bound:
     owner: str
 
     def holds(self, actual: Decimal) -> bool:
-        op, value = self.op, self.value
-        return (
-            actual < value
-            if op == "<"
-            else actual <= value
-            if op == "<="
-            else actual > value
-            if op == ">"
-            else actual >= value
-        )
+        return bool(_COMPARE[self.op](actual, self.value))
 
     def describe(self) -> str:
         return f"{_NAMES[self.quantity]} {_SYMBOL.get(self.op, self.op)} {self.value}{_UNITS[self.quantity]}"
@@ -87,6 +80,8 @@ class Bound:
 
 
 def bounds_of(alt: Alternative, owner: str) -> list[Bound]:
+    """The alternative's requirements on the family and the age at enrolment, as one-sided
+    bounds (an equality is two); every other requirement is left out."""
     out = []
     for req in alt.requirements:
         quantity = QUANTITY.get((req.relation, req.item))
@@ -233,14 +228,14 @@ def _cell(
     edges move smoothly with age, so a guess saves most of the eGFR evaluations)."""
     first, last = 0, int((phys.creatinine[1] - phys.creatinine[0]) / SCR_STEP)
     edges: list[int | None] = [None] * len(direct)
-    for n, b in enumerate(direct):
+    for i, b in enumerate(direct):
 
         def holds(n: int, b: Bound = b) -> bool:
             return b.holds(phys.value(b, age, female, Decimal(0), phys.scr(n), None))
 
         # creatinine rises with n, eGFR falls: the bound holds for high creatinine or for low
         rising = b.upward if b.quantity == "creatinine" else not b.upward
-        found = edges[n] = edge(first, last, holds, rising, guesses[n])
+        found = edges[i] = edge(first, last, holds, rising, guesses[i])
         if found is None:
             return None, edges
         first, last = (found, last) if rising else (first, found)
