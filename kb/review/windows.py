@@ -5,7 +5,9 @@ re-deriving that algebra, the review asks the rules themselves. For one represen
 agent of each distinct set of classes, a constructed patient takes a single dose N days
 before enrolment (histories reviewed, every anchor on the enrolment day); the criteria that
 fail at N = 0 are the ones the class meets, and bisection finds the last N at which each
-still fails: that criterion's window for the class. From the windows follow three kinds of
+still fails: that criterion's window for the class. The bisections of every agent and
+criterion advance together, a level at a time, each level's probe patients evaluated in one
+engine session (`truths_many`): 15 sessions, not 430. From the windows follow three kinds of
 finding: a criterion whose window for a class lies inside another's (it never blocks alone
 for those drugs), windows for one class counted from different reference dates, and a drug
 an inclusion requires (a prior-therapy list) that an exclusion forbids within its window.
