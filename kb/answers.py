@@ -110,7 +110,7 @@ def _answer(q: Question, kb: KnowledgeBase, dataset: Dataset, assumptions: Assum
             prompt = "Which rule do you mean? Name a test, a drug, a disease or a criterion:"
             return Answer(q.text, "clarify", prompt, q, options=PROTOCOL_EXAMPLES)
         return Answer(q.text, "protocol", protocol.headline, q, rows=protocol.rows, details=protocol.details)
-    if q.intent == "review":
+    if q.intent == "review":  # kept per rules, assumptions and data set: shared with the review page
         found = review(kb, assumptions, dataset)
         counts = ", ".join(f"{len(found.of_kind(k))} {k}" for k in dict.fromkeys(f.kind for f in found.findings))
         return Answer(q.text, "review", f"Protocol review: {counts}", q, review=found)

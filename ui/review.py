@@ -7,21 +7,17 @@ import streamlit as st
 
 from kb.render import escape_markdown as text
 from kb.review.findings import KINDS
-from kb.review.reviewer import Review, review
+from kb.review.reviewer import review
 from ui.context import context
-
-
-@st.cache_data(show_spinner=False)
-def _review(dataset_key: str, overrides: tuple[str, ...]) -> Review:
-    ctx = context()
-    return review(ctx.kb, ctx.assumptions, ctx.dataset)
 
 
 def page() -> None:
     ctx = context()
     st.header("Protocol review")
+    # kept by the library per rule set, assumptions and data set, shared with the chat's
+    # "which rules contradict each other?": only the first visit waits
     with st.spinner("Reviewing the rules (z3, windows probed by the engine, every witness checked)…"):
-        result = _review(ctx.dataset_key, ctx.overrides)
+        result = review(ctx.kb, ctx.assumptions, ctx.dataset)
     st.markdown(" · ".join(f"**{len(result.of_kind(kind))}** {kind}" for kind in KINDS))
     for n, finding in enumerate(result.findings):
         confirmed = "" if n not in result.unconfirmed else " — witness NOT confirmed"

@@ -8,17 +8,21 @@ the check), or a vocabulary lookup.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from kb.assumptions import AssumptionSet
-from kb.evaluation import criterion_status
+from kb.criteria import Criterion
+from kb.engine import EngineError, FactValue
+from kb.evaluation import status_from_truth
 from kb.knowledge import KnowledgeBase
 from kb.patients import Attestation, Event, Observation, Patient, Source
+from kb.review.sessions import truths_many
 
-__all__ = ["KINDS", "REVIEW_DAY", "Case", "Finding", "Witness", "check_witness", "synthetic_patient"]
+__all__ = ["KINDS", "REVIEW_DAY", "Case", "Finding", "Witness", "check_witness", "check_witnesses", "synthetic_patient"]
 
 #: The kinds of finding, in the order a reviewer reads them. "dead rule" covers both forms (an
 #: exclusion the inclusions make impossible, an inclusion the others always imply); "duplicate"
@@ -146,19 +150,49 @@ def _classes(kb: KnowledgeBase, agent: str) -> tuple[str, ...]:
 
 def check_witness(witness: Witness, kb: KnowledgeBase, assumptions: AssumptionSet) -> list[str]:
     """What in the witness does not hold (empty: it proves the finding)."""
-    problems = []
-    for case in witness.cases:
-        for criterion_id, expected in case.expected.items():
-            criterion = kb.criterion(criterion_id)
-            if criterion is None:
-                problems.append(f"{case.note}: no criterion {criterion_id}")
-                continue
-            actual = criterion_status(case.patient, criterion, kb, assumptions)
-            if actual != expected:
-                problems.append(f"{case.note}: {criterion_id} is {actual}, not {expected}")
-    if witness.kind == "unsat_core":
-        from kb.review.logic import core_is_unsat  # the solver module builds on these findings
+    return check_witnesses([witness], kb, assumptions)[0]
 
-        if not core_is_unsat(witness.core):
-            problems.append("the core is satisfiable")
-    return problems
+
+def check_witnesses(witnesses: Sequence[Witness], kb: KnowledgeBase, assumptions: AssumptionSet) -> list[list[str]]:
+    """`check_witness` of each, with every constructed patient of them all evaluated in one
+    batch (`truths_many`): each patient's statuses are those `criterion_status` gives it alone."""
+    asks = [
+        (case.patient, sorted({c.predicate for cid in case.expected if (c := kb.criterion(cid)) and c.predicate}))
+        for witness in witnesses
+        for case in witness.cases
+    ]
+    truths = iter(truths_many(kb, assumptions, asks))
+    out = []
+    for witness in witnesses:
+        problems = []
+        for case in witness.cases:
+            found = next(truths)
+            for criterion_id, expected in case.expected.items():
+                criterion = kb.criterion(criterion_id)
+                if criterion is None:
+                    problems.append(f"{case.note}: no criterion {criterion_id}")
+                    continue
+                actual = _status(criterion, found.get(criterion.predicate or "", frozenset()))
+                if actual != expected:
+                    problems.append(f"{case.note}: {criterion_id} is {actual}, not {expected}")
+        if witness.kind == "unsat_core":
+            from kb.review.logic import core_is_unsat  # the solver module builds on these findings
+
+            if not core_is_unsat(witness.core):
+                problems.append("the core is satisfiable")
+        out.append(problems)
+    return out
+
+
+def _status(criterion: Criterion, truths: frozenset[FactValue]) -> str:
+    """The status `criterion_status` gives from the truths the criterion's predicate derived."""
+    if criterion.predicate is None:
+        return "manual"
+    if len(truths) > 1:
+        raise EngineError(
+            f"{criterion.id}: the rules derive {sorted(truths, key=str)} for {criterion.predicate}; "
+            "a criterion's rules must be mutually exclusive"
+        )
+    if not truths:
+        return "unknown"
+    return status_from_truth(criterion, str(next(iter(truths))))

@@ -8,11 +8,14 @@ the same numbers under another reading of the protocol.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kb.assumptions import AssumptionSet
-from kb.evaluation import assess, verdict_without
+from kb.batch import evaluate_many
+from kb.criteria import Criterion
+from kb.evaluation import criteria_with, decide_statuses
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
 
@@ -36,19 +39,39 @@ class Impact:
 
 
 def population_impact(kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> list[Impact]:
-    """One row per criterion that blocks anyone, most blocking first."""
+    """One row per criterion that blocks anyone, most blocking first.
+
+    The cohort's statuses come from the set-at-a-time path that screening uses (one DuckDB
+    pass for all of them, the same statuses and verdicts as `assess`, which decides any
+    patient the SQL cannot hold exactly); in this process, never forked: the app's sessions
+    are threads."""
     blocks: dict[str, int] = {}
     alone: dict[str, int] = {}
     gained: dict[str, int] = {}
-    for patient in dataset.patients.values():
-        assessment = assess(patient, kb, assumptions, explain="status")
-        blockers = [r.id for r in assessment.blocking]
+    criteria = kb.criteria
+    for row in evaluate_many(list(dataset.patients.values()), kb, assumptions, workers=1):
+        statuses = row.statuses
+        failing = criteria_with(row.cohorts, "fail", criteria, statuses)
+        blockers = [c.id for c in criteria if c.id in failing]  # in catalogue order, as `Assessment.blocking`
+        cohorts = sorted(v.cohort for v in row.cohorts)
         for cid in blockers:
             blocks[cid] = blocks.get(cid, 0) + 1
             if len(blockers) == 1:
                 alone[cid] = alone.get(cid, 0) + 1
-            if assessment.verdict != "eligible" and verdict_without(assessment, cid, assumptions) == "eligible":
+            if row.verdict != "eligible" and _without(cohorts, criteria, statuses, cid, assumptions) == "eligible":
                 gained[cid] = gained.get(cid, 0) + 1
-    order = {c.id: n for n, c in enumerate(kb.criteria)}
+    order = {c.id: n for n, c in enumerate(criteria)}
     rows = [Impact(cid, n, alone.get(cid, 0), gained.get(cid, 0)) for cid, n in blocks.items()]
     return sorted(rows, key=lambda r: (-r.blocks, order[r.criterion]))
+
+
+def _without(
+    cohorts: list[str],
+    criteria: Sequence[Criterion],
+    statuses: Mapping[str, str],
+    criterion_id: str,
+    assumptions: AssumptionSet,
+) -> str:
+    """The verdict with `criterion_id` read as pass (`verdict_without`, from bare statuses)."""
+    codes = ["pass" if c.id == criterion_id else statuses[c.id] for c in criteria]
+    return decide_statuses(cohorts, criteria, codes, assumptions)[0]

@@ -8,7 +8,6 @@ measures what each criterion does to a cohort of patients.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -17,14 +16,15 @@ from typing import Any
 from kb.assumptions import AssumptionSet
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
-from kb.review.findings import KINDS, Finding, check_witness
+from kb.review.cache import Memo
+from kb.review.findings import KINDS, Finding, check_witnesses
 from kb.review.impact import Impact, population_impact
 from kb.review.logic import logic_findings
 from kb.review.quantities import quantity_findings
 from kb.review.terms import vocabulary_findings
 from kb.review.windows import probe_windows, window_findings
 
-__all__ = ["Review", "checked_findings", "review"]
+__all__ = ["Review", "checked_findings", "clear_caches", "review"]
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,26 @@ def review(
     population: Dataset | None = None,
     switched: AssumptionSet | None = None,
 ) -> Review:
+    """The review of these rules under these assumptions, with the impact on `population`
+    (and under `switched`). Worked out once per rule set, assumption set(s) and data set and
+    kept (`Memo`): the chat's "which rules contradict each other?", the review page and the
+    CLI get the same object, read-only, from the second time on."""
+    key = (id(kb), _reading(assumptions), _identity(population), None if switched is None else _reading(switched))
+    return _REVIEWS.get(
+        key, lambda: _review(kb, assumptions, population, switched), (kb,), () if population is None else (population,)
+    )
+
+
+def _review(
+    kb: KnowledgeBase, assumptions: AssumptionSet, population: Dataset | None, switched: AssumptionSet | None
+) -> Review:
     findings, unconfirmed = checked_findings(kb, assumptions)
     impact: tuple[Impact, ...] = ()
     impact_switched: tuple[Impact, ...] = ()
     if population is not None:
-        impact = tuple(population_impact(kb, population, assumptions))
+        impact = _impact(kb, population, assumptions)
         if switched is not None:
-            impact_switched = tuple(population_impact(kb, population, switched))
+            impact_switched = _impact(kb, population, switched)
     return Review(
         findings,
         {n: list(problems) for n, problems in unconfirmed.items()},
@@ -75,17 +88,31 @@ def review(
     )
 
 
-#: The findings of the most recently used (knowledge base, assumptions) pairs, oldest first.
-_FINDINGS: dict[tuple[int, tuple[tuple[str, int | str], ...]], _Checked] = {}
-_KEEP = 8
-_LOCK = threading.Lock()  # app sessions run in threads of one process
+def _reading(assumptions: AssumptionSet) -> tuple[tuple[str, int | str], ...]:
+    return tuple(assumptions.in_force().items())
 
 
-@dataclass(frozen=True)
-class _Checked:
-    kb: KnowledgeBase  # held, so that the id in the key cannot be reused by another object
-    findings: tuple[Finding, ...]
-    unconfirmed: Mapping[int, tuple[str, ...]]
+def _identity(population: Dataset | None) -> int | None:
+    return None if population is None else id(population)
+
+
+#: Kept for the most recently used rule sets, assumption sets and data sets (`Memo`).
+_FINDINGS: Memo[tuple[tuple[Finding, ...], Mapping[int, tuple[str, ...]]]] = Memo(keep=8)
+_IMPACTS: Memo[tuple[Impact, ...]] = Memo(keep=8)
+_REVIEWS: Memo[Review] = Memo(keep=8)
+
+
+def clear_caches() -> None:
+    """Forget every kept review, findings and impact (a benchmark's honest cold run)."""
+    for memo in (_FINDINGS, _IMPACTS, _REVIEWS):
+        memo.clear()
+
+
+def _impact(kb: KnowledgeBase, population: Dataset, assumptions: AssumptionSet) -> tuple[Impact, ...]:
+    """The population impact, kept per data set: the review under a switched assumption and
+    the one without share the default reading's."""
+    key = (id(kb), _reading(assumptions), id(population))
+    return _IMPACTS.get(key, lambda: tuple(population_impact(kb, population, assumptions)), (kb,), (population,))
 
 
 def checked_findings(
@@ -99,16 +126,7 @@ def checked_findings(
     the chat, the review page and the CLI to share. A knowledge base is immutable; an edited
     rule set is another one.
     """
-    key = (id(kb), tuple(assumptions.in_force().items()))
-    with _LOCK:
-        cached = _FINDINGS.pop(key, None)
-    if cached is None:  # (an id in the key is never reused: the entry holds its knowledge base)
-        cached = _Checked(kb, *_work_out(kb, assumptions))
-    with _LOCK:
-        _FINDINGS[key] = cached
-        while len(_FINDINGS) > _KEEP:
-            del _FINDINGS[next(iter(_FINDINGS))]
-    return cached.findings, cached.unconfirmed
+    return _FINDINGS.get((id(kb), _reading(assumptions)), lambda: _work_out(kb, assumptions), (kb,))
 
 
 def _work_out(
@@ -121,9 +139,6 @@ def _work_out(
         *vocabulary_findings(kb),
     ]
     found.sort(key=lambda f: KINDS.index(f.kind))
-    unconfirmed = {}
-    for n, finding in enumerate(found):
-        problems = check_witness(finding.witness, kb, assumptions)
-        if problems:
-            unconfirmed[n] = tuple(problems)
+    checked = check_witnesses([f.witness for f in found], kb, assumptions)  # one batch for all
+    unconfirmed = {n: tuple(problems) for n, problems in enumerate(checked) if problems}
     return tuple(found), MappingProxyType(unconfirmed)  # shared by every caller: read-only

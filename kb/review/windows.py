@@ -5,7 +5,9 @@ re-deriving that algebra, the review asks the rules themselves. For one represen
 agent of each distinct set of classes, a constructed patient takes a single dose N days
 before enrolment (histories reviewed, every anchor on the enrolment day); the criteria that
 fail at N = 0 are the ones the class meets, and bisection finds the last N at which each
-still fails: that criterion's window for the class. From the windows follow three kinds of
+still fails: that criterion's window for the class. The bisections of every agent and
+criterion advance together, a level at a time, each level's probe patients evaluated in one
+engine session (`truths_many`): 15 sessions, not 430. From the windows follow three kinds of
 finding: a criterion whose window for a class lies inside another's (it never blocks alone
 for those drugs), windows for one class counted from different reference dates, and a drug
 an inclusion requires (a prior-therapy list) that an exclusion forbids within its window.
@@ -13,18 +15,19 @@ an inclusion requires (a prior-therapy list) that an exclusion forbids within it
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 from kb.assumptions import AssumptionSet
 from kb.criteria import Criterion
-from kb.engine import Session
+from kb.engine import FactValue
 from kb.evaluation import criterion_status
-from kb.factbase import build_facts
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const, Var
 from kb.patients import Patient
 from kb.review.findings import Case, Finding, Witness, synthetic_patient
+from kb.review.sessions import truths_many
 
 __all__ = ["Window", "probe_windows", "window_findings"]
 
@@ -92,60 +95,83 @@ def _reads_events(kb: KnowledgeBase, predicate: str) -> bool:
     )
 
 
-def _statuses(session: Session, criteria: list[Criterion], patient_id: str) -> dict[str, str]:
-    out = {}
-    for crit in criteria:
-        assert crit.predicate
-        truths = {row[1] for row in session.ask(crit.predicate, [patient_id, None])}
-        blocking = "yes" if crit.kind == "exclusion" else "no"
-        out[crit.id] = "unknown" if not truths else "fail" if truths == {blocking} else "pass"
-    return out
+def _status(crit: Criterion, truths: frozenset[FactValue]) -> str:
+    """fail: the criterion blocks the probed patient; unknown: no rule decides it."""
+    blocking = "yes" if crit.kind == "exclusion" else "no"
+    return "unknown" if not truths else "fail" if truths == {blocking} else "pass"
+
+
+class _Probes:
+    """The statuses of single-dose patients, a round at a time: every (agent, offset) one
+    round of the search needs is evaluated in one batch (`truths_many`: one engine session
+    for all of them), and every answer is kept, for criteria that meet at the same offset."""
+
+    def __init__(self, kb: KnowledgeBase, assumptions: AssumptionSet) -> None:
+        self.kb, self.assumptions = kb, assumptions
+        self.known: dict[tuple[str, int, str], str] = {}
+
+    def ask(self, wanted: Iterable[tuple[str, int, Criterion]]) -> None:
+        todo: dict[tuple[str, int], dict[str, Criterion]] = {}
+        for agent, offset, crit in wanted:
+            if (agent, offset, crit.id) not in self.known:
+                todo.setdefault((agent, offset), {})[crit.id] = crit
+        agents = self.kb.vocabulary.agents
+        keys = list(todo)
+        asks = [
+            (_exposed(self.kb, agent, _event_kind(agents[agent].classes), offset), _named(todo[agent, offset]))
+            for agent, offset in keys
+        ]
+        for (agent, offset), truths in zip(keys, truths_many(self.kb, self.assumptions, asks), strict=True):
+            for crit in todo[agent, offset].values():
+                assert crit.predicate
+                self.known[agent, offset, crit.id] = _status(crit, truths[crit.predicate])
+
+    def fails(self, agent: str, offset: int, crit: Criterion) -> bool:
+        return self.known[agent, offset, crit.id] == "fail"
+
+
+def _named(criteria: Mapping[str, Criterion]) -> list[str]:
+    """The predicates deciding these criteria, once each."""
+    return sorted({c.predicate for c in criteria.values() if c.predicate})
 
 
 def probe_windows(kb: KnowledgeBase, assumptions: AssumptionSet) -> list[Window]:
     criteria = _time_criteria(kb)
     if not criteria:
         return []
-    roots = frozenset(c.predicate for c in criteria if c.predicate)
     representatives: dict[tuple[str, ...], str] = {}
     for name in sorted(kb.vocabulary.agents):
         representatives.setdefault(kb.vocabulary.agents[name].classes, name)
     probed = sorted(set(representatives.values()) | _named_agents(kb))
-
-    def failing(agent: str, kind: str, offset: int) -> dict[str, str]:
-        patient = _exposed(kb, agent, kind, offset)
-        base = build_facts(patient, kb, assumptions)
-        with kb.engine.session(base.facts, roots) as session:
-            return _statuses(session, criteria, patient.id)
-
     # a criterion counts as meeting a class only if it passes without the dose (an inclusion
     # such as SLE-I4 fails for a patient with no treatment history at all)
     unexposed = synthetic_patient("W-none", kb, dict[str, Decimal | str](_LABS))
-    with kb.engine.session(build_facts(unexposed, kb, assumptions).facts, roots) as session:
-        baseline = _statuses(session, criteria, unexposed.id)
-    criteria = [c for c in criteria if baseline[c.id] == "pass"]
+    (baseline,) = truths_many(kb, assumptions, [(unexposed, _named({c.id: c for c in criteria}))])
+    criteria = [c for c in criteria if c.predicate and _status(c, baseline[c.predicate]) == "pass"]
+    probes = _Probes(kb, assumptions)
+    probes.ask((agent, 0, crit) for agent in probed for crit in criteria)
+    met = [(agent, crit) for agent in probed for crit in criteria if probes.fails(agent, 0, crit)]
+    probes.ask((agent, EVER, crit) for agent, crit in met)
+    # bisection for the last offset at which each still fails, all pairs a level at a time
+    bounds = {(agent, crit.id): (0, EVER) for agent, crit in met if not probes.fails(agent, EVER, crit)}
+    while searching := [(agent, crit) for agent, crit in met if _width(bounds.get((agent, crit.id))) > 1]:
+        middle = {(agent, crit.id): sum(bounds[agent, crit.id]) // 2 for agent, crit in searching}
+        probes.ask((agent, middle[agent, crit.id], crit) for agent, crit in searching)
+        for agent, crit in searching:
+            low, high = bounds[agent, crit.id]  # fails at low, not at high
+            mid = middle[agent, crit.id]
+            bounds[agent, crit.id] = (mid, high) if probes.fails(agent, mid, crit) else (low, mid)
     windows = []
-    for agent in probed:
+    for agent, crit in met:
+        assert crit.predicate
+        days = bounds[agent, crit.id][0] if (agent, crit.id) in bounds else EVER
         classes = kb.vocabulary.agents[agent].classes
-        kind = _event_kind(classes)
-        at_zero = failing(agent, kind, 0)
-        for crit in criteria:
-            if at_zero[crit.id] != "fail":
-                continue
-            if failing(agent, kind, EVER)[crit.id] == "fail":
-                days = EVER
-            else:
-                low, high = 0, EVER  # fails at low, not at high
-                while high - low > 1:
-                    middle = (low + high) // 2
-                    if failing(agent, kind, middle)[crit.id] == "fail":
-                        low = middle
-                    else:
-                        high = middle
-                days = low
-            assert crit.predicate
-            windows.append(Window(crit.id, agent, classes, kind, days, _anchors(kb, crit.predicate)))
+        windows.append(Window(crit.id, agent, classes, _event_kind(classes), days, _anchors(kb, crit.predicate)))
     return windows
+
+
+def _width(bound: tuple[int, int] | None) -> int:
+    return 0 if bound is None else bound[1] - bound[0]
 
 
 def _named_agents(kb: KnowledgeBase) -> set[str]:
