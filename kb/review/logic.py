@@ -101,7 +101,7 @@ def _analysed(kb: KnowledgeBase, assumptions: AssumptionSet) -> list[_Criterion]
 
 def _domain(keys: set[tuple[str, str]], kb: KnowledgeBase) -> list[z3.BoolRef]:
     out = []
-    for relation, item in keys:
+    for relation, item in sorted(keys):  # sorted: the core text is the same in every process
         if relation not in _NUMERIC:
             continue
         var = _var(relation, item)
