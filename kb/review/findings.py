@@ -47,9 +47,15 @@ class Case:
     patient: Patient
     expected: dict[str, str]
     note: str = ""
+    #: assumption values (id, value) the statuses hold under, over the review's own: a finding
+    #: about the readings of a clause shows each reading on its own patients
+    assume: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"patient": self.note, "expected": dict(self.expected)}
+        out: dict[str, Any] = {"patient": self.note, "expected": dict(self.expected)}
+        if self.assume:
+            out["assume"] = dict(self.assume)
+        return out
 
 
 @dataclass(frozen=True)
@@ -144,16 +150,26 @@ def _classes(kb: KnowledgeBase, agent: str) -> tuple[str, ...]:
     return found.classes if found else ()
 
 
+def _under(assumptions: AssumptionSet, assume: tuple[tuple[str, str], ...]) -> AssumptionSet:
+    """The review's assumptions with a case's own values over them."""
+    if not assume:
+        return assumptions
+    values = dict(assumptions.values)
+    values.update({key: assumptions.registry[key].parse(value) for key, value in assume})
+    return AssumptionSet(assumptions.registry, values)
+
+
 def check_witness(witness: Witness, kb: KnowledgeBase, assumptions: AssumptionSet) -> list[str]:
     """What in the witness does not hold (empty: it proves the finding)."""
     problems = []
     for case in witness.cases:
+        under = _under(assumptions, case.assume)
         for criterion_id, expected in case.expected.items():
             criterion = kb.criterion(criterion_id)
             if criterion is None:
                 problems.append(f"{case.note}: no criterion {criterion_id}")
                 continue
-            actual = criterion_status(case.patient, criterion, kb, assumptions)
+            actual = criterion_status(case.patient, criterion, kb, under)
             if actual != expected:
                 problems.append(f"{case.note}: {criterion_id} is {actual}, not {expected}")
     if witness.kind == "unsat_core":

@@ -17,6 +17,7 @@ from typing import Any
 from kb.assumptions import AssumptionSet
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
+from kb.review.citations import citation_findings
 from kb.review.findings import KINDS, Finding, check_witness
 from kb.review.impact import Impact, population_impact
 from kb.review.logic import logic_findings
@@ -117,6 +118,7 @@ def _work_out(
         *logic_findings(kb, assumptions),
         *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
         *vocabulary_findings(kb),
+        *citation_findings(kb, assumptions),
     ]
     found.sort(key=lambda f: KINDS.index(f.kind))
     unconfirmed = {}
