@@ -202,15 +202,12 @@ def _both(reading: Series, cited: Series) -> Both:
     if low.check() != z3.sat:
         return Both(n, None, None)
     example = _values(low.model(), t)
-    far = z3.Solver()
-    far.add(*base, t[-1] >= _FAR)
-    high: int | None = None
-    if far.check() != z3.sat:
-        top = z3.Optimize()
-        top.add(*base)
-        top.maximize(t[-1])
-        top.check()
-        high = _values(top.model(), t)[-1]
+    top = z3.Optimize()
+    top.add(*base, t[-1] <= _FAR)
+    top.maximize(t[-1])
+    top.check()
+    high: int | None = _values(top.model(), t)[-1]
+    high = None if high == _FAR else high
     more: tuple[int, ...] = ()
     if example[-1] == high:  # a single span: does one more test free the timing?
         u = _timeline(n + 1)
@@ -405,8 +402,9 @@ def _row(
     label = ", ".join(f"{k}={v}" for k, v in assume) or "the reading"
     label += " (in force)" if in_force else ""
     same, literal = _shape(series) == _shape(cited), _shape(series) == _shape(clause)
-    note = _days_note(link.measure, under, series, cited)
-    return _Row(label, assume, series, _both(series, cited), same, literal, True, note)
+    both = _both(series, cited)
+    note = _days_note(link.measure, under, series, cited) if both.knife_edge else ""
+    return _Row(label, assume, series, both, same, literal, True, note)
 
 
 def _days_note(measure: SeriesMeasure, under: AssumptionSet, series: Series, cited: Series) -> str:

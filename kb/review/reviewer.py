@@ -21,6 +21,7 @@ from kb.review.citations import citation_findings
 from kb.review.findings import KINDS, Finding, check_witness
 from kb.review.impact import Impact, population_impact
 from kb.review.logic import logic_findings
+from kb.review.qualifiers import qualifier_findings
 from kb.review.terms import vocabulary_findings
 from kb.review.windows import probe_windows, window_findings
 
@@ -119,6 +120,7 @@ def _work_out(
         *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
         *vocabulary_findings(kb),
         *citation_findings(kb, assumptions),
+        *qualifier_findings(kb, assumptions),
     ]
     found.sort(key=lambda f: KINDS.index(f.kind))
     unconfirmed = {}
