@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from decimal import Decimal
 from itertools import combinations, pairwise, product
 
 import z3
@@ -96,7 +97,7 @@ _N = r"(\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|twelve)"
 _WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 _WORDS |= {"seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12}
 _UNIT = r"(day|week|month|year)s?"
-_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}  # to compare texts only, never to evaluate
 _NOUN = r"(?:[\w-]+\s+){0,2}?(?:tests?|occasions|times|results|determinations)\b"
 _MORE = re.compile(rf"(?:\bmore than|\bover|>)\s*{_N}\s+{_NOUN}", re.I)
 _LEAST = re.compile(rf"(?:\bat least|\bno (?:less|fewer) than|>=|≥)\s*{_N}\s+{_NOUN}", re.I)
@@ -141,6 +142,7 @@ class Both:
     high: int | None  # greatest span (None: unbounded)
     example: tuple[int, ...] = ()
     more: tuple[int, ...] = ()  # with one more test, an example avoiding the single span
+    noun: str = "test"  # "event" for a time with no count
 
     @property
     def knife_edge(self) -> bool:
@@ -148,8 +150,8 @@ class Both:
 
     def describe(self, more: bool = True) -> str:
         if self.low is None:
-            return "no timing of the tests meets both"
-        ends = "the two tests" if self.tests == 2 else "the first and last test"
+            return f"no timing of the {self.noun}s meets both"
+        ends = f"the two {self.noun}s" if self.tests == 2 else f"the first and last {self.noun}"
         if self.low == self.high:
             text = f"only if {ends} are exactly {self.low} days apart (e.g. days {_days(self.example)})"
         elif self.high is None:
@@ -199,8 +201,9 @@ def _both(reading: Series, cited: Series) -> Both:
     low = z3.Optimize()
     low.add(*base)
     low.minimize(t[-1])
+    noun = "test" if reading.counted else "event"
     if low.check() != z3.sat:
-        return Both(n, None, None)
+        return Both(n, None, None, noun=noun)
     example = _values(low.model(), t)
     top = z3.Optimize()
     top.add(*base, t[-1] <= _FAR)
@@ -217,7 +220,7 @@ def _both(reading: Series, cited: Series) -> Both:
         extra.minimize(u[-1])
         if extra.check() == z3.sat:
             more = _values(extra.model(), u)
-    return Both(n, example[-1], high, example, more)
+    return Both(n, example[-1], high, example, more, noun)
 
 
 def _least_days(reading: Series, cited: Series, low: int, high: int) -> int | None:
@@ -559,11 +562,11 @@ def _tested_patient(pid: str, kb: KnowledgeBase, link: _Link, item: str, offsets
     instrument's other items present, its items for these tests present as the cited
     condition decides."""
     assert link.measure is not None
-    items: dict[str, object] = {}
+    items: dict[str, Decimal | str] = {}
     for entry in link.instrument.items:
         present = cited and entry.name == item if entry.name in link.items else True
         items[link.instrument.item_name(entry)] = "present" if present else "absent"
-    patient = synthetic_patient(pid, kb, {k: str(v) for k, v in items.items()})
+    patient = synthetic_patient(pid, kb, items)
     value = link.measure.items[item]
     tests = [
         Observation(item, value, REVIEW_DAY - timedelta(days=7 + offsets[-1] - day), None, None, value, _SOURCE)
