@@ -20,7 +20,7 @@ from kb.engine import EngineError, FactValue
 from kb.evaluation import status_from_truth
 from kb.knowledge import KnowledgeBase
 from kb.patients import Attestation, Event, Observation, Patient, Source
-from kb.review.sessions import truths_many
+from kb.review.sessions import Truths, truths_many
 
 __all__ = ["KINDS", "REVIEW_DAY", "Case", "Finding", "Witness", "check_witness", "check_witnesses", "synthetic_patient"]
 
@@ -51,9 +51,15 @@ class Case:
     patient: Patient
     expected: dict[str, str]
     note: str = ""
+    #: assumption values (id, value) the statuses hold under, over the review's own: a finding
+    #: about the readings of a clause shows each reading on its own patients
+    assume: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"patient": self.note, "expected": dict(self.expected)}
+        out: dict[str, Any] = {"patient": self.note, "expected": dict(self.expected)}
+        if self.assume:
+            out["assume"] = dict(self.assume)
+        return out
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,15 @@ def _classes(kb: KnowledgeBase, agent: str) -> tuple[str, ...]:
     return found.classes if found else ()
 
 
+def _under(assumptions: AssumptionSet, assume: tuple[tuple[str, str], ...]) -> AssumptionSet:
+    """The review's assumptions with a case's own values over them."""
+    if not assume:
+        return assumptions
+    values = dict(assumptions.values)
+    values.update({key: assumptions.registry[key].parse(value) for key, value in assume})
+    return AssumptionSet(assumptions.registry, values)
+
+
 def check_witness(witness: Witness, kb: KnowledgeBase, assumptions: AssumptionSet) -> list[str]:
     """What in the witness does not hold (empty: it proves the finding)."""
     return check_witnesses([witness], kb, assumptions)[0]
@@ -156,12 +171,21 @@ def check_witness(witness: Witness, kb: KnowledgeBase, assumptions: AssumptionSe
 def check_witnesses(witnesses: Sequence[Witness], kb: KnowledgeBase, assumptions: AssumptionSet) -> list[list[str]]:
     """`check_witness` of each, with every constructed patient of them all evaluated in one
     batch (`truths_many`): each patient's statuses are those `criterion_status` gives it alone."""
-    asks = [
-        (case.patient, sorted({c.predicate for cid in case.expected if (c := kb.criterion(cid)) and c.predicate}))
-        for witness in witnesses
-        for case in witness.cases
-    ]
-    truths = iter(truths_many(kb, assumptions, asks))
+    cases = [case for witness in witnesses for case in witness.cases]
+    readings: dict[tuple[tuple[str, str], ...], list[int]] = {}  # one batch per assumption set
+    for n, case in enumerate(cases):
+        readings.setdefault(case.assume, []).append(n)
+    found_by_case: dict[int, Truths] = {}
+    for assume, numbers in readings.items():
+        asks = [
+            (
+                cases[n].patient,
+                sorted({c.predicate for cid in cases[n].expected if (c := kb.criterion(cid)) and c.predicate}),
+            )
+            for n in numbers
+        ]
+        found_by_case.update(zip(numbers, truths_many(kb, _under(assumptions, assume), asks), strict=True))
+    truths = iter(found_by_case[n] for n in range(len(cases)))
     out = []
     for witness in witnesses:
         problems = []

@@ -17,9 +17,11 @@ from kb.assumptions import AssumptionSet
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
 from kb.review.cache import Memo
+from kb.review.citations import citation_findings
 from kb.review.findings import KINDS, Finding, check_witnesses
 from kb.review.impact import Impact, population_impact
 from kb.review.logic import logic_findings
+from kb.review.qualifiers import qualifier_findings
 from kb.review.quantities import quantity_findings
 from kb.review.terms import vocabulary_findings
 from kb.review.windows import probe_windows, window_findings
@@ -137,6 +139,8 @@ def _work_out(
         *quantity_findings(kb, assumptions),
         *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
         *vocabulary_findings(kb),
+        *citation_findings(kb, assumptions),
+        *qualifier_findings(kb, assumptions),
     ]
     found.sort(key=lambda f: KINDS.index(f.kind))
     checked = check_witnesses([f.witness for f in found], kb, assumptions)  # one batch for all
