@@ -20,6 +20,7 @@ from kb.patients import Dataset
 from kb.review.findings import KINDS, Finding, check_witness
 from kb.review.impact import Impact, population_impact
 from kb.review.logic import logic_findings
+from kb.review.overlaps import overlap_findings
 from kb.review.terms import vocabulary_findings
 from kb.review.windows import probe_windows, window_findings
 
@@ -115,6 +116,7 @@ def _work_out(
 ) -> tuple[tuple[Finding, ...], Mapping[int, tuple[str, ...]]]:
     found = [
         *logic_findings(kb, assumptions),
+        *overlap_findings(kb, assumptions),
         *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
         *vocabulary_findings(kb),
     ]
