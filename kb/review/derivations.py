@@ -196,6 +196,15 @@ class _Unfolder:
             if given is not None:
                 yield from self.solve(rest, given, kept, rules)
             return
+        if isinstance(lit, Comparison) and lit.op == "=":
+            left, right = _walk(lit.left, subst), _walk(lit.right, subst)
+            if (isinstance(left, Var) and not isinstance(right, BinOp)) or (
+                isinstance(right, Var) and not isinstance(left, BinOp)
+            ):  # `C = aplastic_anaemia` names what C is: bind it, as the engine does
+                given = _unify(left, right, subst)
+                if given is not None:
+                    yield from self.solve(rest, given, kept, rules)
+                return
         decl = self.program.declarations.get(lit.predicate) if isinstance(lit, Atom) else None
         if not isinstance(lit, Atom) or decl is None or decl.role != "rule":
             if isinstance(lit, Comparison) and _decide(_apply_literal(lit, subst)) is False:  # type: ignore[arg-type]
