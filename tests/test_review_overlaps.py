@@ -204,6 +204,10 @@ def test_the_real_duplicates(kb: KnowledgeBase, real: list[Finding]) -> None:
     assert "inflammatory myopathy, ANCA vasculitis, APS) with it is excluded by neither" in ttp.explanation
     fanconi = by[("GE6", "X-E2")]
     assert "fanconi anaemia (ICD-10 D61.0)" in fanconi.explanation
+    # acquired aplastic anaemia excludes only a pSS patient: the block item may have been meant for all
+    assert "a patient of another cohort with a diagnosis record of aplastic anaemia is excluded by neither" in (
+        fanconi.explanation
+    )
     assert [c.expected for c in fanconi.witness.cases] == [
         {"GE6": "fail", "X-E2": "fail"},
         {"GE6": "fail", "X-E2": "pass"},  # Diamond-Blackfan: GE6 alone
@@ -212,6 +216,7 @@ def test_the_real_duplicates(kb: KnowledgeBase, real: list[Finding]) -> None:
     tumour = by[("GE8", "IIM-E3")]
     assert "IIM-E3 alone excludes" in tumour.explanation and "basal cell carcinoma" in tumour.explanation
     assert "GE8 alone excludes" in tumour.explanation and "1500 days before enrolment" in tumour.explanation
+    assert "basal cell carcinoma skin, which GE8 excepts" in tumour.explanation  # no "other cohort" advice here
     pregnancy = by[("GE10", "GI9")]
     assert "Every way GI9 fails, GE10 blocks too: GI9 never decides alone." in pregnancy.explanation
     assert "breastfeeding yes" in pregnancy.explanation and pregnancy.witness.kind == "unsat_core"

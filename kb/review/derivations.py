@@ -27,6 +27,7 @@ from kb.assumptions import AssumptionSet
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Pos, Program, Term, Var, evaluate
 
 __all__ = [
+    "NOWHERE",
     "PATIENT",
     "READS",
     "Derivation",
@@ -314,7 +315,7 @@ def canonical(part: tuple[Literal, ...]) -> str:
     return " & ".join(_literal_text(lit, names) for lit in order)
 
 
-_NOWHERE = Pos("review", 0, 0)
+NOWHERE = Pos("review", 0, 0)
 
 
 @dataclass
@@ -335,7 +336,7 @@ class Derivations:
     def of(self, predicate: str, truth: str) -> Unfolded:
         key = (predicate, truth)
         if key not in self._unfolded:
-            goal = Atom(predicate, (Var(PATIENT, _NOWHERE), Const(truth, _NOWHERE)), _NOWHERE)
+            goal = Atom(predicate, (Var(PATIENT, NOWHERE), Const(truth, NOWHERE)), NOWHERE)
             self._unfolded[key] = self._unfold(goal)
         return self._unfolded[key]
 

@@ -23,8 +23,9 @@ from kb.criteria import COHORTS, Criterion
 from kb.evaluation import COHORT_NAMES, cohort_of, status_from_truth
 from kb.factbase import build_facts
 from kb.knowledge import KnowledgeBase
+from kb.language.syntax import Atom, Const
 from kb.patients import Patient
-from kb.review.derivations import Derivation, Derivations, Unfolded, datum_names, names_in, parts
+from kb.review.derivations import NOWHERE, Derivation, Derivations, Unfolded, datum_names, names_in, parts
 from kb.review.evidence import (
     Record,
     cohort_events,
@@ -219,16 +220,15 @@ def _duplicate(ctx: _Context, a: Criterion, b: Criterion, found: _Found) -> Find
     owner_a, owner_b = ctx.owner(a), ctx.owner(b)
     if not found.records and (owner_a == owner_b or "general" in (owner_a, owner_b)) and (a_in_b or b_in_a):
         return None  # a datum bound inside another, for the same patients: the redundancy kind
-    cases = _cases(ctx, a, b, found)
+    cases, records_named = _cases(ctx, a, b, found)
     if "both" not in cases:
         return None  # no constructed patient shows it: not reported unproved
     what = "; ".join(dict.fromkeys(words for _, _, words in found.records)) or ", ".join(
         dict.fromkeys(_datum_words(k) for keys, _, _ in found.data for k in keys)
     )
-    explanation = (
-        f"{text(a)} and {text(b)} exclude the same condition: {what}. "
-        f"{_containment(ctx.kb, a, b, a_in_b, b_in_a, found, cases)} {_cohorts(ctx, a, b, a_in_b, b_in_a)}"
-    )
+    containment = _containment(ctx.kb, a, b, a_in_b, b_in_a, found, cases)
+    cohorts = _cohorts(ctx, a, b, a_in_b, b_in_a, records_named)
+    explanation = f"{text(a)} and {text(b)} exclude the same condition: {what}. {containment} {cohorts}"
     rules = tuple(dict.fromkeys(r for c in (a, b) for d in ctx.truth(c, "yes").derivations for r in d.rules[:1]))
     return Finding(
         "duplicate",
@@ -286,7 +286,9 @@ def _containment(
     return " ".join(told) or "z3 does not show one inside the other."
 
 
-def _cohorts(ctx: _Context, a: Criterion, b: Criterion, a_in_b: bool, b_in_a: bool) -> str:
+def _cohorts(
+    ctx: _Context, a: Criterion, b: Criterion, a_in_b: bool, b_in_a: bool, named: dict[str, tuple[str, str]]
+) -> str:
     owner_a, owner_b = ctx.owner(a), ctx.owner(b)
     if "general" not in (owner_a, owner_b) and owner_a != owner_b:
         others = [COHORT_NAMES[c] for c in COHORTS if c not in (owner_a, owner_b)]
@@ -305,15 +307,37 @@ def _cohorts(ctx: _Context, a: Criterion, b: Criterion, a_in_b: bool, b_in_a: bo
             f"{general.id} applies to every cohort, so the {cohort} block's {block.id} adds nothing: "
             "a reviewer should ask what the block item was meant to add."
         )
-    return (
+    told = (
         f"{general.id} applies to every cohort and {block.id} to the {cohort} cohort only: a patient of that "
-        f"cohort with it is excluded twice, and {block.id} decides alone only where {general.id} does not reach."
+        f"cohort with it is excluded twice, and {block.id} decides alone only where {general.id} does not reach"
+    )
+    if block.id not in named:
+        return told + "."
+    words, name = named[block.id]
+    if _tied(ctx, block):  # about the cohort's own disease (a myositis after a tumour): no other cohort has it
+        excepted = any(name in r.excluded for r in _record_parts(ctx, general))
+        return f"{told}: for instance {words}{f', which {general.id} excepts' if excepted else ''}."
+    return (
+        f"{told}; so a patient of another cohort with {words} is excluded by neither: if {block.id} "
+        "was meant for every cohort, it belongs among the general exclusions."
     )
 
 
-def _cases(ctx: _Context, a: Criterion, b: Criterion, found: _Found) -> dict[str, Case]:
+def _tied(ctx: _Context, crit: Criterion) -> bool:
+    """Whether every way a criterion blocks reads its own cohort's diagnosis."""
+    own = Const(ctx.owner(crit), NOWHERE)
+    return all(
+        any(isinstance(lit, Atom) and lit.predicate == "cohort_diagnosis" and lit.args[1] == own for lit in d.literals)
+        for d in ctx.truth(crit, "yes").derivations
+    )
+
+
+def _cases(
+    ctx: _Context, a: Criterion, b: Criterion, found: _Found
+) -> tuple[dict[str, Case], dict[str, tuple[str, str]]]:
     """Constructed patients, each confirmed by the engine: "both" fails both criteria; under a
-    criterion's id, one only that criterion excludes (another name, or another day)."""
+    criterion's id, one only that criterion excludes (another name, or another day); and the
+    record each has, in words."""
     cohorts = [o for o in dict.fromkeys((ctx.owner(a), ctx.owner(b))) if o != "general"]
     where = f" of the {' and '.join(COHORT_NAMES[c] for c in cohorts)} cohort{'s' if len(cohorts) > 1 else ''}"
     wanted = {
@@ -333,6 +357,7 @@ def _cases(ctx: _Context, a: Criterion, b: Criterion, found: _Found) -> dict[str
         for crit, mine, theirs in ((a, ra, rb), (b, rb, ra)):
             tries[crit.id] += [(mine.kind or "diagnosis", n, _OFFSETS[0]) for n in _alone(mine, theirs, ctx.kb)[:2]]
     out: dict[str, Case] = {}
+    named: dict[str, tuple[str, str]] = {}
     for key, expected in wanted.items():
         for kind, name, offset in dict.fromkeys(tries[key]):
             patient = synthetic_patient(f"W-dup-{key}", ctx.kb, events=[(kind, name, offset, None)])
@@ -340,10 +365,11 @@ def _cases(ctx: _Context, a: Criterion, b: Criterion, found: _Found) -> dict[str
             if statuses(ctx, patient, (a, b)) == expected:
                 words = f"{kind.replace('_', ' ')} record of {name.replace('_', ' ')} {offset} days before enrolment"
                 out[key] = Case(patient, expected, f"a patient{where if cohorts else ''} with a {words}")
+                named[key] = (f"a {kind.replace('_', ' ')} record of {name.replace('_', ' ')}", name)
                 break
     if not found.records:
         out.update(_data_cases(ctx, a, b, found, cohorts, wanted))
-    return out
+    return out, named
 
 
 def _data_cases(
