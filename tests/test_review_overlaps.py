@@ -12,7 +12,7 @@ from kb.assumptions import resolve_assumptions
 from kb.knowledge import KnowledgeBase
 from kb.review.findings import Finding, check_witness
 from kb.review.overlaps import overlap_findings
-from tests.review_rules import criterion, findings_of, rule_set
+from tests.review_rules import criterion, exclusion_below, findings_of, rule_set
 
 
 def block(cid: str, kind: str, predicate: str, cohort: str, text: str = "") -> str:
@@ -90,6 +90,28 @@ def test_a_block_item_inside_a_general_one(tmp_path: Path, block_reads: str, ins
     assert both.expected == {"GE9": "fail", "PSS-E9": "fail"} and "aplastic anaemia" in both.note
     assert general_alone.expected == {"GE9": "fail", "PSS-E9": "pass"}  # another marrow disorder
     assert "chronic myeloid leukaemia" in general_alone.note  # the first other name, sorted
+
+
+@pytest.mark.parametrize(("item", "found"), [("fvc_pct", True), ("dlco_pct", False)])
+def test_a_result_bound_in_two_blocks(tmp_path: Path, item: str, found: bool) -> None:
+    """FVC < 45% excludes from the SSc block, `item` < 50% from the myositis block."""
+    rules = exclusion_below("ssc_fvc", "fvc_pct", "45") + exclusion_below("iim_low", item, "50")
+    kb = rule_set(
+        tmp_path,
+        rules,
+        [block("SSC-E9", "exclusion", "ssc_fvc", "ssc"), block("IIM-E9", "exclusion", "iim_low", "iim")],
+    )
+    duplicates = findings_of(kb, "duplicate")
+    if not found:
+        assert duplicates == []
+        return
+    finding = only(duplicates, ("SSC-E9", "IIM-E9"))
+    assert "exclude the same condition: fvc pct < 45 (SSC-E9) and fvc pct < 50 (IIM-E9)." in finding.explanation
+    assert "SSC-E9 never decides alone: every patient it excludes, IIM-E9 excludes too." in finding.explanation
+    assert "excluded by neither" in finding.explanation  # the AAV, APS ... patients with it
+    cases = {tuple(sorted(c.expected.items())): c.note for c in finding.witness.cases}
+    assert cases[(("IIM-E9", "fail"), ("SSC-E9", "fail"))] == "a patient with fvc pct 0"
+    assert cases[(("IIM-E9", "fail"), ("SSC-E9", "pass"))] == "a patient with fvc pct 45"  # between the bounds
 
 
 # ---- class 7: an exclusion repeating an inclusion's failure; an inclusion the others imply --------

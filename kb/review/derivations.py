@@ -340,8 +340,11 @@ class Derivations:
             self._unfolded[key] = self._unfold(goal)
         return self._unfolded[key]
 
-    def unfold(self, goal: Atom) -> Unfolded:
-        """The derivations of any atom (memoised by its canonical text)."""
+    def unfold(self, goal: Atom, memo: bool = True) -> Unfolded:
+        """The derivations of any atom, memoised by its canonical text (so its variables may
+        bear another atom's names: `memo=False` for literals over the goal's own variables)."""
+        if not memo:
+            return self._unfold(goal)
         text = canonical((goal,))
         if text not in self._atoms:
             self._atoms[text] = self._unfold(goal)

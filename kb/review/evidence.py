@@ -97,7 +97,7 @@ def records(part: tuple[Literal, ...], kb: KnowledgeBase, derivations: Derivatio
 
 def _taken(atom: Atom, name: Var, kb: KnowledgeBase, derivations: Derivations) -> frozenset[str] | None:
     """The names a negated helper `not q(Name)` takes away, when q is only a class test."""
-    unfolded = derivations.unfold(atom)
+    unfolded = derivations.unfold(atom, memo=False)  # its literals must name `name` itself
     if not unfolded.complete:
         return None
     out: set[str] = set()

@@ -200,23 +200,31 @@ def implied_findings(ctx: _Context, negations: list[Finding], found: list[Implie
 
 
 def fold(ctx: _Context, negations: list[Finding], found: list[Implied]) -> list[Finding]:
-    """The duplicate findings, each with the proof that its inclusion never decides alone."""
+    """The duplicate findings, each with the proof, where there is one, that its inclusion
+    never decides alone (the cohort's obligations, its failure: unsat)."""
     out = []
     for finding in negations:
         excl_id, incl_id = finding.criteria
         proof = next(
-            (i for i in found if [m.id for m in i.inclusion] == [incl_id] and {c.id for c in i.core} == {excl_id}),
+            (
+                i
+                for i in found
+                if [m.id for m in i.inclusion] == [incl_id]
+                and _folded(i, negations)
+                and excl_id in {c.id for c in i.core}
+            ),
             None,
         )
-        if proof is None:
-            out.append(finding)
-            continue
-        witness = replace(finding.witness, kind="unsat_core", core=_smt(list(proof.constraints)))
-        out.append(replace(finding, witness=witness))
+        if proof is not None:
+            finding = replace(
+                finding, witness=replace(finding.witness, kind="unsat_core", core=_smt(list(proof.constraints)))
+            )
+        out.append(finding)
     return out
 
 
 def _folded(i: Implied, negations: list[Finding]) -> bool:
+    """Whether every criterion of the core is an exclusion repeating the inclusion's failure."""
     pairs = {f.criteria for f in negations}
     return bool(i.core) and all((c.id, m.id) in pairs for c in i.core for m in i.inclusion)
 

@@ -30,6 +30,7 @@ from kb.review.evidence import (
     Record,
     cohort_events,
     contains,
+    describe_part,
     describe_shared,
     model_patient,
     records,
@@ -56,7 +57,7 @@ class _Context:
     applied: list[Criterion]
     #: drug overlaps seen and left to the windows (for the record, not reported)
     drugs: list[tuple[str, str]] = field(default_factory=list)
-    _evidence: dict[str, tuple[list[Record], list[tuple[tuple[str, ...], z3.BoolRef]]]] = field(default_factory=dict)
+    _evidence: dict[str, tuple[list[Record], list[_Datum]]] = field(default_factory=dict)
     domain: list[z3.BoolRef] = field(default_factory=list)  # the value ranges of every datum read
 
     def owner(self, crit: Criterion) -> str:
@@ -77,7 +78,7 @@ class _Context:
         good = "yes" if crit.kind == "inclusion" else "no"
         return z3.Or(self.any_of(self.truth(crit, good)), self.any_of(self.truth(crit, "na")))
 
-    def evidence(self, crit: Criterion) -> tuple[list[Record], list[tuple[tuple[str, ...], z3.BoolRef]]]:
+    def evidence(self, crit: Criterion) -> tuple[list[Record], list[_Datum]]:
         """The records and the data parts the blocking derivations of an exclusion need."""
         if crit.id not in self._evidence:
             found: list[Record] = []
@@ -87,7 +88,7 @@ class _Context:
                     found += records(part, self.kb, self.derivations)
                     names = datum_names(part)
                     if names and names != ("sex",):
-                        data.append((names, self.derivations.part_formula(part)))
+                        data.append(_Datum(names, self.derivations.part_formula(part), describe_part(part)))
             self._evidence[crit.id] = (found, data)
         return self._evidence[crit.id]
 
@@ -152,9 +153,18 @@ def proves(ctx: _Context, *constraints: z3.BoolRef) -> bool:
 
 
 @dataclass(frozen=True)
+class _Datum:
+    """A part of a blocking derivation that reads data: their names, its formula, in words."""
+
+    names: tuple[str, ...]
+    formula: z3.BoolRef
+    words: str
+
+
+@dataclass(frozen=True)
 class _Found:
     records: list[tuple[Record, Record, str]]  # (record of a, record of b, the shared ones in words)
-    data: list[tuple[tuple[str, ...], z3.BoolRef, z3.BoolRef]]  # (the data both read, a's part, b's part)
+    data: list[tuple[_Datum, _Datum]]  # (a's part, b's part) reading the same datum
 
 
 def duplicate_findings(ctx: _Context) -> list[Finding]:
@@ -188,10 +198,10 @@ def _shared(ctx: _Context, a: Criterion, b: Criterion) -> _Found | None:
                 continue
             shared_records.append((ra, rb, describe_shared(both, ctx.kb)))
     shared_data = [
-        (tuple(sorted(set(ka) & set(kb_))), fa, fb)
-        for ka, fa in ctx.evidence(a)[1]
-        for kb_, fb in ctx.evidence(b)[1]
-        if set(ka) & set(kb_) - {"sex"} and not proves(ctx, fa, fb)
+        (da, db)
+        for da in ctx.evidence(a)[1]
+        for db in ctx.evidence(b)[1]
+        if set(da.names) & set(db.names) - {"sex"} and not proves(ctx, da.formula, db.formula)
     ]
     if drugs and not shared_records and not shared_data:
         ctx.drugs.append((a.id, b.id))
@@ -223,8 +233,11 @@ def _duplicate(ctx: _Context, a: Criterion, b: Criterion, found: _Found) -> Find
     cases, records_named = _cases(ctx, a, b, found)
     if "both" not in cases:
         return None  # no constructed patient shows it: not reported unproved
-    what = "; ".join(dict.fromkeys(words for _, _, words in found.records)) or ", ".join(
-        dict.fromkeys(_datum_words(k) for keys, _, _ in found.data for k in keys)
+    what = "; ".join(dict.fromkeys(words for _, _, words in found.records)) or "; ".join(
+        dict.fromkeys(
+            da.words if da.words == db.words else f"{da.words} ({a.id}) and {db.words} ({b.id})"
+            for da, db in found.data
+        )
     )
     containment = _containment(ctx.kb, a, b, a_in_b, b_in_a, found, cases)
     cohorts = _cohorts(ctx, a, b, a_in_b, b_in_a, records_named)
@@ -237,11 +250,6 @@ def _duplicate(ctx: _Context, a: Criterion, b: Criterion, found: _Found) -> Find
         Witness("patient", f"one record or datum ({what}) fails both", tuple(cases.values()), detail={"shared": what}),
         rules,
     )
-
-
-def _datum_words(name: str) -> str:
-    """`obs_num:fvc_pct` as "fvc pct", `attested:breastfeeding` as "breastfeeding"."""
-    return name.partition(":")[2].removesuffix(":lo").removesuffix(":hi").replace("_", " ").replace(".", " ")
 
 
 def _alone(mine: Record, theirs: Record, kb: KnowledgeBase) -> list[str]:
@@ -378,7 +386,8 @@ def _data_cases(
     out: dict[str, Case] = {}
     not_a = z3.Not(ctx.derivations.some_of(ctx.truth(a, "yes")))
     not_b = z3.Not(ctx.derivations.some_of(ctx.truth(b, "yes")))
-    for _, fa, fb in found.data:
+    for da, db in found.data:
+        fa, fb = da.formula, db.formula
         for key, formulas in (("both", [fa, fb]), (a.id, [fa, not_b]), (b.id, [fb, not_a])):
             if key in out:
                 continue
