@@ -55,7 +55,7 @@ class _Context:
     assumptions: AssumptionSet
     derivations: Derivations
     applied: list[Criterion]
-    #: drug overlaps seen and left to the windows (for the record, not reported)
+    #: pairs sharing only named drugs, left to the windows (kept for inspection, not reported)
     drugs: list[tuple[str, str]] = field(default_factory=list)
     _evidence: dict[str, tuple[list[Record], list[_Datum]]] = field(default_factory=dict)
     domain: list[z3.BoolRef] = field(default_factory=list)  # the value ranges of every datum read
@@ -193,8 +193,8 @@ def _shared(ctx: _Context, a: Criterion, b: Criterion) -> _Found | None:
             both = shared_record(ra, rb, ctx.kb)
             if both is None:
                 continue
-            if ra.agents or rb.agents:
-                drugs = True
+            if ra.agents or rb.agents:  # drugs: the engine-probed windows' (kb.review.windows)
+                drugs = drugs or (ra.names is not None and rb.names is not None)
                 continue
             shared_records.append((ra, rb, describe_shared(both, ctx.kb)))
     shared_data = [
@@ -354,16 +354,19 @@ def _cases(
         b.id: {a.id: "pass", b.id: "fail"},
     }
     tries: dict[str, list[tuple[str, str, int]]] = {key: [] for key in wanted}
+    later: dict[str, list[tuple[str, str, int]]] = {key: [] for key in wanted}  # the same record, another day
     for ra, rb, _ in found.records:
         shared = shared_record(ra, rb, ctx.kb)
         name = witness_name(shared, ctx.kb, a.record_text + b.record_text) if shared is not None else None
         if name is not None:
             kind = ra.kind or rb.kind or "diagnosis"
             tries["both"] += [(kind, name, offset) for offset in _OFFSETS]
-            tries[a.id] += [(kind, name, offset) for offset in _OFFSETS[1:]]
-            tries[b.id] += [(kind, name, offset) for offset in _OFFSETS[1:]]
+            later[a.id] += [(kind, name, offset) for offset in _OFFSETS[1:]]
+            later[b.id] += [(kind, name, offset) for offset in _OFFSETS[1:]]
         for crit, mine, theirs in ((a, ra, rb), (b, rb, ra)):
             tries[crit.id] += [(mine.kind or "diagnosis", n, _OFFSETS[0]) for n in _alone(mine, theirs, ctx.kb)[:2]]
+    for key, more in later.items():
+        tries[key] += more
     out: dict[str, Case] = {}
     named: dict[str, tuple[str, str]] = {}
     for key, expected in wanted.items():
