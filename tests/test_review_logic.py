@@ -35,7 +35,8 @@ plt_low(P, no) :- obs_num(P, platelets, C, _), C >= {100 if found else 150}.
 def test_dead_rule_an_exclusion_the_inclusions_make_impossible(tmp_path: Path, bound: str, dead: bool) -> None:
     rules = PLATELETS_100 + exclusion_below("plt_excl", "platelets", bound)
     kb = rule_set(tmp_path, rules, [criterion("A1", "inclusion", "plt_high"), criterion("E1", "exclusion", "plt_excl")])
-    found = findings_of(kb, "dead rule")
+    # (at 120 it is A1 that never decides, the exclusion already asking ≥ 120: kb.review.implied's)
+    found = [f for f in findings_of(kb, "dead rule") if f.criteria[0] == "E1"]
     assert bool(found) is dead
     if dead:
         assert found[0].criteria == ("E1", "A1")

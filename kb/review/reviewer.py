@@ -21,6 +21,7 @@ from kb.review.citations import citation_findings
 from kb.review.findings import KINDS, Finding, check_witnesses
 from kb.review.impact import Impact, population_impact
 from kb.review.logic import logic_findings
+from kb.review.overlaps import overlap_findings
 from kb.review.qualifiers import qualifier_findings
 from kb.review.quantities import quantity_findings
 from kb.review.terms import vocabulary_findings
@@ -137,6 +138,7 @@ def _work_out(
     found = [
         *logic_findings(kb, assumptions),
         *quantity_findings(kb, assumptions),
+        *overlap_findings(kb, assumptions),
         *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
         *vocabulary_findings(kb),
         *citation_findings(kb, assumptions),
