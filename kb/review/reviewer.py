@@ -20,6 +20,7 @@ from kb.patients import Dataset
 from kb.review.findings import KINDS, Finding, check_witness
 from kb.review.impact import Impact, population_impact
 from kb.review.logic import logic_findings
+from kb.review.tensions import tension_findings
 from kb.review.terms import vocabulary_findings
 from kb.review.windows import probe_windows, window_findings
 
@@ -113,9 +114,11 @@ def checked_findings(
 def _work_out(
     kb: KnowledgeBase, assumptions: AssumptionSet
 ) -> tuple[tuple[Finding, ...], Mapping[int, tuple[str, ...]]]:
+    windows = probe_windows(kb, assumptions)
     found = [
         *logic_findings(kb, assumptions),
-        *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
+        *window_findings(kb, assumptions, windows),
+        *tension_findings(kb, assumptions, windows),
         *vocabulary_findings(kb),
     ]
     found.sort(key=lambda f: KINDS.index(f.kind))
