@@ -12,12 +12,12 @@ need, so that a constructed patient can meet the criterion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from kb.assumptions import AssumptionSet
 from kb.knowledge import KnowledgeBase
-from kb.language.syntax import Atom, Comparison, Const, Negation, Rule, Term, Var
+from kb.language.syntax import Atom, Comparison, Const, Negation, Pos, Rule, Term, Var
 
 __all__ = ["DOSE_RELATIONS", "Need", "RuleReader"]
 
@@ -30,8 +30,8 @@ DOSE_RELATIONS = {"pred_equivalent": "mg/day", "pred_mg_per_kg": "mg/kg/day"}
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
 _WORDS = {">=": "≥", ">": ">", "<=": "≤", "<": "<", "=": "=", "!=": "≠"}
 
-Env = tuple[tuple[str, str], ...]
-Site = tuple[Rule, int, Env]
+#: What a need asks of a record, wherever a rule says it: relation, names, conditions, event kind, bound.
+Meaning = tuple[str, tuple[str, ...], bool, str | None, tuple[str, Decimal] | None]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class Need:
     classes: tuple[str, ...]  # the classes that constrain the names (empty: named)
     rule: str  # file:line of the rule holding the atom
     head: str  # that rule's head predicate
+    pos: Pos = field(compare=False, hash=False, repr=False)
+
+    @property
+    def meaning(self) -> Meaning:
+        return (self.relation, self.names, self.conditions, self.event_kind, self.bound)
 
     @property
     def dose(self) -> bool:
@@ -77,7 +82,7 @@ class RuleReader:
         self.kb = kb
         self.assumptions = assumptions
         self._values = {k: str(v) for k, v in assumptions.in_force().items()}
-        self._memo: dict[tuple[str, tuple[str | None, ...]], frozenset[Site] | None] = {}
+        self._memo: dict[tuple[str, tuple[str | None, ...]], dict[Meaning, Need] | None] = {}
 
     def rules(self, predicate: str) -> list[Rule]:
         """The rules of `predicate` that the assumptions in force leave on."""
@@ -96,19 +101,13 @@ class RuleReader:
         return True
 
     def needed(self, predicate: str, truth: str) -> list[Need] | None:
-        """The record atoms every way of deriving `predicate(P, truth)` needs (None: no rule
-        in force derives it)."""
-        sites = self._necessary(predicate, (None, truth))
-        if sites is None:
+        """The record atoms every way of deriving `predicate(P, truth)` needs, in rule order
+        (None: no rule in force derives it). Two ways needing the same thing in different
+        rules (cyclophosphamide in both) need it: the first rule's atom stands for it."""
+        found = self._necessary(predicate, (None, truth))
+        if found is None:
             return None
-        needs: dict[tuple[str, int], Need] = {}
-        for rule, n, env in sorted(sites, key=lambda s: (s[0].pos.path, s[0].pos.line, s[1], s[2])):
-            atom = rule.body[n]
-            assert isinstance(atom, Atom)
-            need = self._need(rule, atom, dict(env))
-            if need is not None and need.names:  # (no name at all: nothing a record could meet)
-                needs.setdefault((str(rule.pos), n), need)
-        return list(needs.values())
+        return sorted(found.values(), key=lambda n: (n.pos.path, n.pos.line, n.pos.col))
 
     def attestations(self, predicate: str, truth: str) -> dict[str, str]:
         """The attestations (item -> value) of one way of deriving `predicate(P, truth)`:
@@ -136,31 +135,33 @@ class RuleReader:
         walk(predicate, (None, truth))
         return found
 
-    def _necessary(self, predicate: str, call: tuple[str | None, ...]) -> frozenset[Site] | None:
+    def _necessary(self, predicate: str, call: tuple[str | None, ...]) -> dict[Meaning, Need] | None:
         key = (predicate, call)
         if key in self._memo:
             return self._memo[key]
-        self._memo[key] = frozenset()  # a recursive predicate needs nothing more of itself
-        options = []
+        self._memo[key] = {}  # a recursive predicate needs nothing more of itself
+        options: list[dict[Meaning, Need]] = []
         for rule in self.rules(predicate):
             env = _unify(rule.head.args, call)
             if env is None:
                 continue
-            sites: set[Site] = set()
-            frozen = tuple(sorted(env.items()))
-            for n, lit in enumerate(rule.body):
+            needs: dict[Meaning, Need] = {}
+            for lit in rule.body:
                 if not isinstance(lit, Atom):
                     continue
                 if lit.predicate in NAMED_AT:
-                    sites.add((rule, n, frozen))
+                    need = self._need(rule, lit, env)
+                    if need is not None and need.names:  # (no name at all: nothing a record could meet)
+                        needs.setdefault(need.meaning, need)
                 elif self.kb.program.rules_for(lit.predicate):
                     sub = self._necessary(lit.predicate, tuple(_value(a, env) for a in lit.args))
                     if sub is None:
                         break
-                    sites |= sub
+                    for meaning, need in sub.items():
+                        needs.setdefault(meaning, need)
             else:
-                options.append(frozenset(sites))
-        result = frozenset.intersection(*options) if options else None
+                options.append(needs)
+        result = {m: n for m, n in options[0].items() if all(m in o for o in options[1:])} if options else None
         self._memo[key] = result
         return result
 
@@ -210,7 +211,9 @@ class RuleReader:
         bound = None
         if atom.predicate in VALUE_AT and len(atom.args) > VALUE_AT[atom.predicate]:
             bound = self.bound_on(atom.args[VALUE_AT[atom.predicate]], rule, env)
-        return Need(atom.predicate, listed, conditions, kind, bound, classes, str(rule.pos), rule.head.predicate)
+        return Need(
+            atom.predicate, listed, conditions, kind, bound, classes, str(rule.pos), rule.head.predicate, rule.pos
+        )
 
     def names_of(
         self, term: Term, rule: Rule, env: dict[str, str], skip: Atom | None = None

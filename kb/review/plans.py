@@ -110,9 +110,13 @@ class Analysis:
             passing = "no" if crit.kind == "exclusion" else "yes"
             for item, value in self.reader.attestations(crit.predicate, passing).items():
                 self.attested.setdefault(item, value)
-        unexposed = self.prober.patient([], self.attested)
-        baseline = self.prober.statuses([(unexposed, list(forbidders.values()))]).get(unexposed.id, {})
-        self.agent_windows([r for r in requirements if not r.need.conditions], baseline)
+        # no record at all, with the attestations and without (as `probe_windows` asked)
+        unexposed, plain = self.prober.patient([], self.attested), self.prober.patient([], {})
+        asked = list(forbidders.values())
+        baselines = self.prober.statuses([(unexposed, asked), (plain, asked)])
+        self.agent_windows(
+            [r for r in requirements if not r.need.conditions], baselines[unexposed.id], baselines[plain.id]
+        )
         for req in requirements:
             if not req.need.conditions:
                 self._choose(req)
@@ -209,11 +213,12 @@ class Analysis:
         mg = (equivalent if equivalent is not None else self.equivalent(need)) / factor
         return mg.quantize(Decimal("0.001")).normalize()
 
-    def agent_windows(self, requirements: list[Requirement], baseline: dict[str, str]) -> None:
+    def agent_windows(self, requirements: list[Requirement], baseline: dict[str, str], plain: dict[str, str]) -> None:
         """The windows of each medication requirement's groups: those `probe_windows` found
-        for an alike representative, else probed here (one record N days before enrolment,
-        hinted by what agents of the same classes showed). Criteria that fail without any
-        record are not counted as forbidding."""
+        for an alike representative (if it asked every criterion that may forbid them: it
+        asked those a patient without attestations passes), else probed here (one record N
+        days before enrolment, hinted by what agents of the same classes showed). Criteria
+        that do not pass without any record are not counted as forbidding."""
         makers: dict[tuple[int, int], Callable[[int], Patient]] = {}
         asked: dict[tuple[int, int], list[Criterion]] = {}
         hints: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
@@ -223,9 +228,10 @@ class Analysis:
             if not candidates:
                 continue
             ids = {c.id for c in candidates}
+            reuse = all(plain.get(cid) == "pass" for cid in ids)
             for g, group in enumerate(req.groups):
                 known = [w for w in self.windows if w.agent in group.names]
-                if known and self.factor(group.rep) is None:
+                if known and reuse and self.factor(group.rep) is None:
                     group.windows = {w.criterion: w.days for w in known if w.criterion in ids}
                     continue
                 classes = set(self.kb.vocabulary.agents[group.rep].classes)
