@@ -6,8 +6,9 @@ the record atoms a window can forbid: an event of a drug or a condition (named, 
 constrained by classes such as `agent_class(Agent, c)` or a predicate like
 `rr_immunomodulator(Agent)` that the classes define), a course of a drug with its length,
 a glucocorticoid dose with its bound (`pred_mg_per_kg`, `pred_equivalent`: built by
-kb/factbase.py for the agents with a prednisone factor); and the attestations the rules
-need, so that a constructed patient can meet the criterion.
+kb/factbase.py for the agents with a prednisone factor). Besides: the attestations of one
+way of meeting a criterion (so that a constructed patient can), and every record atom a
+criterion reads (so that only the criteria that may forbid a need are probed for it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from kb.assumptions import AssumptionSet
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Comparison, Const, Negation, Pos, Rule, Term, Var
 
-__all__ = ["DOSE_RELATIONS", "Need", "RuleReader"]
+__all__ = ["DOSE_RELATIONS", "Meaning", "Need", "RuleReader"]
 
 #: Record relations a need is read from, and the argument naming the agent or condition.
 NAMED_AT = {"event": 2, "course": 1, "pred_equivalent": 1, "pred_mg_per_kg": 1}
@@ -69,10 +70,6 @@ class Need:
             level = f" {_WORDS[self.bound[0]]} {self.bound[1]} {DOSE_RELATIONS[self.relation]}" if self.bound else ""
             return f"a glucocorticoid dose{level} prednisone-equivalent"
         return self.what()
-
-
-def bound_text(bound: tuple[str, Decimal]) -> str:
-    return f"{_WORDS[bound[0]]} {bound[1]}"
 
 
 class RuleReader:

@@ -250,8 +250,14 @@ class Analysis:
 
     def event_windows(self, req: Requirement) -> None:
         """The windows of a required event's kinds, each probed on patients who meet the
-        requirement (kinds that do not meet it are dropped). A criterion failing for every
-        kind at any time is not the kind's doing and is not counted."""
+        requirement (kinds that do not meet it are dropped), for the criteria that the same
+        patient without the event passes."""
+        # what fails without the event (for the treatments that go with it) is not the event's doing
+        bare = self.prober.patient(
+            self.records(req.root, without=req.need), {**self.attested, **self.roots[str(req.root.predicate)][1]}
+        )
+        without = self.prober.statuses([(bare, req.forbidders)]).get(bare.id, {})
+        forbidders = [c for c in req.forbidders if without.get(c.id) == "pass"]
         req.groups = self.grouped(req.need)
         makers = {g: self._moved(req, group.rep) for g, group in enumerate(req.groups)}
         months: dict[str, tuple[int, ...]] = {}  # windows counted in months: likely ends
@@ -267,18 +273,11 @@ class Analysis:
                 if isinstance(lit.args[2], Const) and isinstance(lit.args[2].value, Decimal)
             )
         found = self.prober.search(
-            makers,
-            dict.fromkeys(makers, req.forbidders),
-            dict.fromkeys(makers, months),
-            dict.fromkeys(makers, req.root),
+            makers, dict.fromkeys(makers, forbidders), dict.fromkeys(makers, months), dict.fromkeys(makers, req.root)
         )
         for n, group in enumerate(req.groups):
             group.windows = dict(found.get(n, {}))
         req.groups = [group for n, group in enumerate(req.groups) if n in found]
-        for crit in req.forbidders:
-            if len(req.groups) > 1 and all(group.windows.get(crit.id) == EVER for group in req.groups):
-                for group in req.groups:
-                    del group.windows[crit.id]
 
     def _moved(self, req: Requirement, name: str) -> Callable[[int], Patient]:
         return lambda offset: self.patient(req.root, (req.need, (name, offset, None)))
@@ -303,16 +302,18 @@ class Analysis:
         assert root.predicate
         return all(n in self.choices or n == but for n in self.roots[root.predicate][0])
 
-    def records(self, root: Criterion, moved: tuple[Need, Choice] | None = None) -> list[Record]:
-        """Records meeting every need of the root criterion as chosen (one need's moved), on
-        a timeline that puts the treatments before the events they must precede (before any
-        offset a moved event is probed at, so that only the event moves)."""
+    def records(
+        self, root: Criterion, moved: tuple[Need, Choice] | None = None, without: Need | None = None
+    ) -> list[Record]:
+        """Records meeting every need of the root criterion as chosen (one need's moved, or
+        left out), on a timeline that puts the treatments before the events they must
+        precede (before any offset an event is probed at, so that only the event moves)."""
         assert root.predicate
         needs = self.roots[root.predicate][0]
-        chosen = {n: self.choices[n] for n in needs if n in self.choices}
+        chosen = {n: self.choices[n] for n in needs if n in self.choices and n != without}
         if moved:
             chosen[moved[0]] = moved[1]
-        if moved and moved[0].conditions:  # the treatments stay put while the event moves
+        if (moved and moved[0].conditions) or (without and without.conditions):  # treatments stay put
             floor = EVER + _EARLIER + _LEAD
         else:
             events = [choice[1] or 0 for need, choice in chosen.items() if need.conditions]
