@@ -195,7 +195,7 @@ def _drug_draft(analysis: Analysis, req: Requirement) -> _Draft:
                 analysis,
                 req,
                 (g.rep, out, dose),
-                dict.fromkeys(g.windows, "pass"),
+                dict.fromkeys(crits, "pass"),
                 f"{_words(g.rep)} last {out} days before enrolment",
             )
         )
@@ -213,7 +213,7 @@ def _drug_draft(analysis: Analysis, req: Requirement) -> _Draft:
             )
         )
     summary = f"patients meeting {req.root.id}: {_words(g.rep)} just inside the longest window fails it" + (
-        "; just outside, every criterion that forbids it passes" if finite else ""
+        "; just outside, every forbidding criterion passes" if finite else ""
     )
     if free:
         summary += f"; {_words(free[0].rep)}, which may continue, passes every forbidding criterion"
@@ -330,7 +330,7 @@ def _event_draft(analysis: Analysis, req: Requirement) -> _Draft:
                     analysis,
                     req,
                     (g.rep, out, None),
-                    dict.fromkeys(g.windows, "pass"),
+                    dict.fromkeys(crits, "pass"),
                     f"{_words(g.rep)} {out} days before enrolment",
                 )
             )
