@@ -3,14 +3,16 @@ in a small rule set with its clean counterpart, and those of the real encoding."
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from kb.assumptions import resolve_assumptions
-from kb.knowledge import KnowledgeBase
+from kb.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
 from kb.review.findings import Finding, check_witness
 from kb.review.reviewer import checked_findings
+from kb.review.tensions import tension_findings
 from tests.review_rules import criterion, drug_window, findings_of, rule_set
 
 
@@ -231,3 +233,35 @@ def test_a_required_drug_that_no_criterion_forbids_is_no_tension(kb: KnowledgeBa
     """DEF-APS-RR's anticoagulant and its glucocorticoid (any dose: 1 mg/day is not forbidden)."""
     explanations = " ".join(f.explanation for f in _real(kb).values())
     assert "vka or lmwh" not in explanations and "class glucocorticoid is required" not in explanations
+
+
+# ---- computed, not listed: edits of the real rules move the tensions ---------------------------------
+
+
+def _edited(tmp_path: Path, file: str, old: str, new: str) -> list[Finding]:
+    folder = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, folder)
+    text = (folder / file).read_text(encoding="utf-8")
+    assert old in text
+    (folder / file).write_text(text.replace(old, new), encoding="utf-8")
+    kb = load_knowledge(folder)
+    found = tension_findings(kb, resolve_assumptions(), [])  # no representatives' windows: all probed here
+    for finding in found:
+        assert check_witness(finding.witness, kb, resolve_assumptions()) == []
+    return found
+
+
+def test_a_dose_requirement_below_the_forbidden_dose_is_no_tension(tmp_path: Path) -> None:
+    """≥ 0.1 mg/kg/day (6 mg/day at 60 kg) is under GE4.7's 10 mg/day: only cyclophosphamide
+    and the course stay."""
+    found = _edited(tmp_path, "definitions.dl", "MgPerKg >= 1.", "MgPerKg >= 0.1.")
+    assert not [f for f in found if "glucocorticoid dose" in f.explanation]
+    assert sum(f.explanation.startswith("cyclophosphamide") for f in found) == 2
+
+
+def test_a_shorter_thrombosis_window_leaves_more_recurrences(tmp_path: Path) -> None:
+    found = _edited(
+        tmp_path, "general_exclusion.dl", "months_before(P, enrolment, 6, From)", "months_before(P, enrolment, 3, From)"
+    )
+    (recurrence,) = [f for f in found if "GE7" in f.criteria]
+    assert "deep vein thrombosis or pulmonary embolism within 92 days before enrolment" in recurrence.explanation
