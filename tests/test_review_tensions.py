@@ -219,7 +219,9 @@ def test_the_real_tensions(kb: KnowledgeBase) -> None:
     course = found[(*RR, "GE4.1", "GE4.3", "GE4.4", "GE4.7")].explanation
     assert "inebilizumab and obexelimab: GE4.1 at any time, GE4.3 within 28 days before enrolment — never" in course
     assert "rituximab" in course and "course must have begun 212 or more days before enrolment" in course
-    assert "tacrolimus: GE4.4 within 8 days before enrolment (counted back from apheresis)" in course
+    assert (
+        "tacrolimus: GE4.4 within 8 days before apheresis, GE4.7 within 4 days before enrolment — last dose 9" in course
+    )
     assert "chloroquine and hydroxychloroquine meet it with no criterion against them" in course
     recurrence = found[("DEF-APS-RR", "APS-I3", "GE5", "GE7", "APS-E3")].explanation
     assert "myocardial infarction within 365 days before enrolment" in recurrence

@@ -114,12 +114,21 @@ def _where(req: Requirement) -> str:
 
 
 def _span(analysis: Analysis, criterion_id: str, days: int) -> str:
-    """'within 8 days (counted back from apheresis)' or 'at any time'."""
+    """'within 14 days before enrolment', 'within 8 days before apheresis', 'at any time'.
+    `days` count back from enrolment (the constructed patients' apheresis is the assumption
+    apheresis_offset_days after it, their results on the day)."""
     predicate = _crit(analysis, criterion_id).predicate
     assert predicate
-    anchors = [a for a in _anchors(analysis.kb, predicate) if a != "enrolment"]
-    counted = f" (counted back from {' / '.join(anchors)})" if anchors else ""
-    return f"at any time{counted}" if days >= EVER else f"within {days} days before enrolment{counted}"
+    if days >= EVER:
+        return "at any time"
+    anchors = _anchors(analysis.kb, predicate)
+    if anchors == ("apheresis",):
+        after = analysis.assumptions.days("apheresis_offset_days")
+        later = f" ({after} days after enrolment: assumption apheresis_offset_days)" if after else ""
+        return f"within {days + after} days before apheresis{later}"
+    if anchors and "enrolment" not in anchors:
+        return f"within {days} days before {' / '.join(anchors)} (taken on the day of enrolment here)"
+    return f"within {days} days before enrolment"
 
 
 def _by_windows(groups: list[Group]) -> list[tuple[dict[str, int], list[str]]]:
