@@ -22,7 +22,17 @@ from kb.knowledge import KnowledgeBase
 from kb.patients import Attestation, Event, Observation, Patient, Source
 from kb.review.sessions import Truths, truths_many
 
-__all__ = ["KINDS", "REVIEW_DAY", "Case", "Finding", "Witness", "check_witness", "check_witnesses", "synthetic_patient"]
+__all__ = [
+    "KINDS",
+    "REVIEW_DAY",
+    "Case",
+    "Finding",
+    "Witness",
+    "check_witness",
+    "check_witnesses",
+    "status_from_truths",
+    "synthetic_patient",
+]
 
 #: The kinds of finding, in the order a reviewer reads them. "dead rule" covers both forms (an
 #: exclusion the inclusions make impossible, an inclusion the others always imply); "duplicate"
@@ -196,7 +206,7 @@ def check_witnesses(witnesses: Sequence[Witness], kb: KnowledgeBase, assumptions
                 if criterion is None:
                     problems.append(f"{case.note}: no criterion {criterion_id}")
                     continue
-                actual = _status(criterion, found.get(criterion.predicate or "", frozenset()))
+                actual = status_from_truths(criterion, found.get(criterion.predicate or "", frozenset()))
                 if actual != expected:
                     problems.append(f"{case.note}: {criterion_id} is {actual}, not {expected}")
         if witness.kind == "unsat_core":
@@ -208,7 +218,7 @@ def check_witnesses(witnesses: Sequence[Witness], kb: KnowledgeBase, assumptions
     return out
 
 
-def _status(criterion: Criterion, truths: frozenset[FactValue]) -> str:
+def status_from_truths(criterion: Criterion, truths: frozenset[FactValue]) -> str:
     """The status `criterion_status` gives from the truths the criterion's predicate derived."""
     if criterion.predicate is None:
         return "manual"

@@ -24,6 +24,7 @@ from kb.review.logic import logic_findings
 from kb.review.overlaps import overlap_findings
 from kb.review.qualifiers import qualifier_findings
 from kb.review.quantities import quantity_findings
+from kb.review.tensions import tension_findings
 from kb.review.terms import vocabulary_findings
 from kb.review.windows import probe_windows, window_findings
 
@@ -135,11 +136,13 @@ def checked_findings(
 def _work_out(
     kb: KnowledgeBase, assumptions: AssumptionSet
 ) -> tuple[tuple[Finding, ...], Mapping[int, tuple[str, ...]]]:
+    windows = probe_windows(kb, assumptions)
     found = [
         *logic_findings(kb, assumptions),
         *quantity_findings(kb, assumptions),
         *overlap_findings(kb, assumptions),
-        *window_findings(kb, assumptions, probe_windows(kb, assumptions)),
+        *window_findings(kb, assumptions, windows),
+        *tension_findings(kb, assumptions, windows),
         *vocabulary_findings(kb),
         *citation_findings(kb, assumptions),
         *qualifier_findings(kb, assumptions),

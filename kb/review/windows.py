@@ -7,10 +7,10 @@ before enrolment (histories reviewed, every anchor on the enrolment day); the cr
 fail at N = 0 are the ones the class meets, and bisection finds the last N at which each
 still fails: that criterion's window for the class. The bisections of every agent and
 criterion advance together, a level at a time, each level's probe patients evaluated in one
-engine session (`truths_many`): 15 sessions, not 430. From the windows follow three kinds of
+engine session (`truths_many`): 15 sessions, not 430. From the windows follow two kinds of
 finding: a criterion whose window for a class lies inside another's (it never blocks alone
-for those drugs), windows for one class counted from different reference dates, and a drug
-an inclusion requires (a prior-therapy list) that an exclusion forbids within its window.
+for those drugs), and windows for one class counted from different reference dates. What an
+inclusion requires that a window forbids is kb/review/tensions.py's.
 """
 
 from __future__ import annotations
@@ -201,7 +201,6 @@ def window_findings(kb: KnowledgeBase, assumptions: AssumptionSet, windows: list
     return [
         *_nested(kb, windows),
         *_anchored_apart(kb, assumptions, windows),
-        *_tensions(kb, windows),
     ]
 
 
@@ -297,62 +296,3 @@ def _distinguishing(kb: KnowledgeBase, assumptions: AssumptionSet, a: Window, b:
             note = f"results 7 days before enrolment, apheresis 7 days after, {a.agent} {when}"
             return Case(patient, statuses, note)
     return None
-
-
-def _required(kb: KnowledgeBase) -> dict[str, tuple[str, str, tuple[str, ...]]]:
-    """Agents an inclusion or definition needs to have been given: agent -> (rule position,
-    requiring predicate, criteria that use it), from positive `event` atoms of its rules."""
-    wanted: dict[str, tuple[str, str, tuple[str, ...]]] = {}
-    users: dict[str, list[str]] = {}
-    for crit in kb.criteria:
-        if crit.kind in ("inclusion", "definition") and crit.predicate:
-            for name in kb.program.depends_on([crit.predicate]):
-                users.setdefault(name, []).append(crit.id)
-    agents = kb.vocabulary.agents
-    for name, criteria in users.items():
-        for rule in kb.program.rules_for(name):
-            for lit in rule.body:
-                if not (isinstance(lit, Atom) and lit.predicate == "event" and len(lit.args) >= 3):
-                    continue
-                agent = lit.args[2]
-                if isinstance(agent, Const) and str(agent.value) in agents:
-                    wanted.setdefault(str(agent.value), (str(rule.pos), name, tuple(criteria)))
-    return wanted
-
-
-def _tensions(kb: KnowledgeBase, windows: list[Window]) -> list[Finding]:
-    findings = []
-    for agent, (position, predicate, users) in sorted(_required(kb).items()):
-        forbidding = [w for w in windows if w.agent == agent and w.days < EVER]
-        if not forbidding:
-            continue
-        longest = max(forbidding, key=lambda w: w.days)
-        last = longest.days + 1
-        cases = (
-            Case(
-                _exposed(kb, agent, longest.kind, longest.days),
-                {longest.criterion: "fail"},
-                f"last {agent} dose {longest.days} days before enrolment",
-            ),
-            Case(
-                _exposed(kb, agent, longest.kind, last),
-                {w.criterion: "pass" for w in forbidding},
-                f"last {agent} dose {last} days before enrolment",
-            ),
-        )
-        excluded = ", ".join(f"{w.criterion} {w.span()} before {' / '.join(w.anchors)}" for w in forbidding)
-        findings.append(
-            Finding(
-                "tension",
-                (*users, *(w.criterion for w in forbidding)),
-                f"{agent} is required by `{predicate}` ({position}; used by {', '.join(users)}) and excluded by "
-                f"{excluded}: both hold only if its last dose was {last} or more days before enrolment",
-                Witness(
-                    "patient",
-                    f"{agent} {longest.days} days before fails {longest.criterion}; {last} days before passes",
-                    cases,
-                ),
-                (position,),
-            )
-        )
-    return findings
