@@ -7,6 +7,9 @@ import csv
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from kb.assumptions import resolve_assumptions
+from kb.knowledge import load_knowledge
+from kb.review.reviewer import checked_findings
 from tests.support import ROOT
 
 APP = str(ROOT / "app.py")
@@ -40,7 +43,9 @@ def test_the_cohort_page_screens_every_patient() -> None:
 def test_the_review_page_lists_the_findings_with_their_witnesses() -> None:
     app = page("ui/review.py")
     labels = [e.label for e in app.main.expander]  # the sidebar's are the assumptions' groups
-    assert labels[0] == "dead rule: SSC-E6, GI6.7" and len(labels) == 8
+    findings, _ = checked_findings(load_knowledge(), resolve_assumptions())
+    assert labels == [f"{f.kind}: {', '.join(f.criteria)}" for f in findings] and len(labels) >= 21
+    assert labels[0] == "dead rule: SSC-E6, GI6.7"
     assert not any("NOT confirmed" in label for label in labels)
     impact = app.dataframe[0].value.set_index("criterion")
     assert impact.loc["GI6.3", "blocks_alone"] >= 1
