@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from kb.assumptions import AssumptionSet
 from kb.derived import Derivation
-from kb.factbase import FactBase, Gap, Provenance
+from kb.fact_types import FactBase, Gap, Provenance
 from kb.instruments import Instrument, Measure, load_instruments, measure_instrument
 from kb.patients import Observation, Patient
 from kb.units import exact
