@@ -8,11 +8,12 @@ criterion that needs it is `unknown` with that input listed.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, DecimalException
 from functools import lru_cache
+
+from dateutil.relativedelta import relativedelta
 
 from kb.errors import KbError
 
@@ -298,8 +299,6 @@ def months_before(anchor: date, months: int, mode: str) -> date:
     try:
         if mode == "30":
             return anchor - timedelta(days=30 * months)
-        year, month = divmod(anchor.year * 12 + anchor.month - 1 - months, 12)
-        last = calendar.monthrange(year, month + 1)[1]
-        return date(year, month + 1, min(anchor.day, last))
+        return anchor - relativedelta(months=months)  # 31 March - 1 month: 28 or 29 February
     except (OverflowError, ValueError):
         raise DateRangeError(f"{months} months before {anchor.isoformat()} is outside the calendar") from None
