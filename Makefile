@@ -22,7 +22,8 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check kb tests app.py ui benchmarks
 	$(BIN)/ruff format --check kb tests app.py ui benchmarks
-	$(BIN)/mypy kb
+	$(BIN)/mypy kb ui app.py
+	$(BIN)/lint-imports
 	$(BIN)/kb lint
 
 # Both profiles run over every core (pytest-xdist: one process, so one pyDatalog state, per
@@ -57,4 +58,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/screen.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from multiprocessing.pool import AsyncResult
 
 import duckdb
@@ -108,23 +109,14 @@ def _decider(kb: KnowledgeBase, assumptions: AssumptionSet) -> _Decider:
     return cached[2]
 
 
-_TEXTS: dict[object, str | None] = {}
-
-
+@lru_cache(maxsize=200_000)
 def _exact_text(value: object) -> str | None:
     """A number as decimal text DuckDB casts exactly, or None if DECIMAL(38, 28) cannot hold it.
 
     Remembered by value (results repeat): equal numbers such as 1.0 and 1 share a text,
     which casts to the same DECIMAL."""
-    found = _TEXTS.get(value, "")
-    if found != "":
-        return found
     number = Decimal(value) if isinstance(value, int) else value
-    text = format(number, "f") if isinstance(number, Decimal) and fits_exactly(number) else None
-    if len(_TEXTS) > 200_000:
-        _TEXTS.clear()
-    _TEXTS[value] = text
-    return text
+    return format(number, "f") if isinstance(number, Decimal) and fits_exactly(number) else None
 
 
 class _Tables:

@@ -8,10 +8,12 @@ criterion that needs it is `unknown` with that input listed.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, DecimalException
+from functools import lru_cache
+
+from dateutil.relativedelta import relativedelta
 
 from kb.errors import KbError
 
@@ -189,19 +191,17 @@ def cockcroft_gault_si(age: Decimal, weight_kg: Decimal, creatinine_umol_l: Deci
     )
 
 
-_EGFR_MEMO: dict[tuple[str, str, bool, str], Derivation] = {}
-
-
 def ckd_epi_2021(age: Decimal, creatinine_umol_l: Decimal, female: bool, umol_per_mg_dl: Decimal) -> Derivation:
     """The same, remembered: its fractional powers cost ~0.1 ms, and a clinic's ages and
-    creatinine values repeat (keyed by the values as written, so the trace text is theirs)."""
-    key = (str(age), str(creatinine_umol_l), female, str(umol_per_mg_dl))
-    found = _EGFR_MEMO.get(key)
-    if found is None:
-        if len(_EGFR_MEMO) > 100_000:
-            _EGFR_MEMO.clear()
-        found = _EGFR_MEMO[key] = _ckd_epi_2021(age, creatinine_umol_l, female, umol_per_mg_dl)
-    return found
+    creatinine values repeat. Keyed by the values as written, so the trace text is theirs:
+    1.0 and 1.00 are equal Decimals, and one key would show the other's digits."""
+    return _ckd_epi_written(str(age), str(creatinine_umol_l), female, str(umol_per_mg_dl))
+
+
+@lru_cache(maxsize=100_000)
+def _ckd_epi_written(age: str, creatinine_umol_l: str, female: bool, umol_per_mg_dl: str) -> Derivation:
+    # a Decimal's text gives back the same Decimal, digits and exponent alike
+    return _ckd_epi_2021(Decimal(age), Decimal(creatinine_umol_l), female, Decimal(umol_per_mg_dl))
 
 
 def _ckd_epi_2021(age: Decimal, creatinine_umol_l: Decimal, female: bool, umol_per_mg_dl: Decimal) -> Derivation:
@@ -299,8 +299,6 @@ def months_before(anchor: date, months: int, mode: str) -> date:
     try:
         if mode == "30":
             return anchor - timedelta(days=30 * months)
-        year, month = divmod(anchor.year * 12 + anchor.month - 1 - months, 12)
-        last = calendar.monthrange(year, month + 1)[1]
-        return date(year, month + 1, min(anchor.day, last))
+        return anchor - relativedelta(months=months)  # 31 March - 1 month: 28 or 29 February
     except (OverflowError, ValueError):
         raise DateRangeError(f"{months} months before {anchor.isoformat()} is outside the calendar") from None

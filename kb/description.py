@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from calendar import monthrange
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
 
 from kb.derived import EARLIEST_DATE, LATEST_DATE
 from kb.errors import KbError
@@ -232,10 +233,7 @@ def _when(drug: _Drug) -> str:
 
 
 def _years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
+    return day - relativedelta(years=years)  # from 29 February: 28 February of a common year
 
 
 _NAMES: dict[int, tuple[Vocabulary, dict[str, str], dict[str, str]]] = {}
@@ -315,9 +313,8 @@ def _days(match: re.Match[str], today: date) -> Span:
         day = today - timedelta(days=count * (7 if unit == "week" else 1))
         return Span(day, day, words)
     if unit == "month":  # "2 months ago": that calendar month, not a guessed day of it
-        year, month = divmod(today.year * 12 + today.month - 1 - count, 12)
-        first = date(year, month + 1, 1)
-        return Span(first, min(first.replace(day=monthrange(year, month + 1)[1]), today), words)
+        first = today.replace(day=1) - relativedelta(months=count)
+        return Span(first, min(first + relativedelta(day=31), today), words)  # day=31: the month's last
     return Span(date(today.year - count, 1, 1), min(date(today.year - count, 12, 31), today), words)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -30,10 +30,12 @@ from kb.derived import (
     times_uln,
     washout_days,
 )
-from kb.engine import Fact, FactValue
+from kb.engine import Fact
 from kb.exposures import Course, courses, exposure_end, ongoing
+from kb.fact_types import FactBase, Gap, Provenance, ReferenceDates
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
+from kb.measures import add_measures
 from kb.patients import (
     AGENT_KINDS,
     STRICT_CONDITION_KINDS,
@@ -49,30 +51,9 @@ from kb.vocabulary import CLOSED_CODE_SYSTEMS, Vocabulary
 
 __all__ = ["FactBase", "Gap", "Provenance", "ReferenceDates", "build_facts", "day_number", "from_day"]
 
-#: Which gaps explain the absence of a fact of each input or computed relation.
-RELATION_GAPS = {
-    "obs_num": "item",
-    "obs_cat": "item",
-    "xuln": "xuln",
-    "crcl": "crcl",
-    "sex": "sex",
-    "attested": "attested",
-    "reviewed": "reviewed",
-    "unrecognised": "term",
-    "dose_missing": "dose",
-    "egfr": "egfr",
-    "age_at": "age",
-    "score": "instrument",
-    "worsening": "worsening",
-    "apl_positive_tests": "apl",
-    "washout_days": "washout",
-}
 #: Agent classes whose exclusion window is counted in half-lives (GE4.4's ge4_4_agent in
 #: kb/rules/general_exclusion.dl): an agent of them without a half-life is a gap to name.
 WASHOUT_CLASSES = frozenset({"ge4_4_listed", "calcineurin_inhibitor", "interferon", "interleukin_2"})
-#: Gap groups whose relation's second argument says which gap (an item, a category, a kind);
-#: in the others (age, sex, crcl, egfr, dose) it does not.
-KEYED_GAPS = frozenset({"item", "xuln", "attested", "reviewed", "term", "instrument", "worsening"})
 
 
 def _no_provenance() -> Provenance:
@@ -106,85 +87,6 @@ def day_number(when: date) -> int:
 
 def from_day(day: int) -> date:
     return date.fromordinal(day)
-
-
-@dataclass(frozen=True)
-class ReferenceDates:
-    screening: date
-    enrolment: date
-    apheresis: date
-    notes: tuple[str, ...]  # how each date was obtained when it was not in the file
-
-    @property
-    def dates(self) -> tuple[date, date, date]:
-        """Screening, enrolment and apheresis: an ongoing exposure lasts through all of them."""
-        return (self.screening, self.enrolment, self.apheresis)
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "screening": self.screening.isoformat(),
-            "enrolment": self.enrolment.isoformat(),
-            "apheresis": self.apheresis.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
-class Provenance:
-    description: str
-    source: Source | None = None
-    derivation: Derivation | None = None
-    origin: str = ""  # for reference facts: the vocabulary file or the assumption
-
-
-@dataclass(frozen=True)
-class Gap:
-    item: str  # the data item to collect (an item, `uln:<item>`, an attestation, `reviewed:<category>`)
-    reason: str  # missing | stale | not_attested | history_not_reviewed | unknown_term
-    detail: str
-
-
-@dataclass
-class FactBase:
-    patient_id: str
-    reference: ReferenceDates
-    facts: list[Fact] = field(default_factory=list)
-    provenance: dict[Fact, Provenance] = field(default_factory=dict)
-    gaps: dict[tuple[str, str], list[Gap]] = field(default_factory=dict)
-    #: facts only, no provenance or gaps: what screening thousands of patients needs (their
-    #: explanations are built again, in full, when someone asks about one of them)
-    lean: bool = False
-    #: with `lean`, the keys (second arguments) the rules can match, by relation: derived
-    #: facts no rule reads (a ×ULN ratio of an item no rule bounds) are not computed
-    wanted: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    _seen: set[Fact] = field(default_factory=set, repr=False)
-
-    def add(
-        self, relation: str, args: tuple[FactValue, ...], provenance: Provenance | Callable[[], Provenance]
-    ) -> None:
-        """Add a fact once; `provenance` may be a function, called only when it is kept."""
-        fact = (relation, args)
-        if self.lean:  # duplicates do no harm to set-at-a-time evaluation
-            self.facts.append(fact)
-            return
-        if fact in self._seen:
-            return
-        self._seen.add(fact)
-        self.facts.append(fact)
-        if not self.lean:
-            self.provenance[fact] = provenance() if callable(provenance) else provenance
-
-    def gap(self, group: str, key: str, gap: Gap) -> None:
-        if not self.lean:
-            self.gaps.setdefault((group, key), []).append(gap)
-
-    def gaps_for(self, relation: str, key: str | None) -> list[Gap]:
-        """The gaps that can explain why `relation(P, key, ...)` has no fact."""
-        group = RELATION_GAPS.get(relation)
-        if group is None:
-            return []
-        if key is None or group not in KEYED_GAPS:
-            return [g for (grp, _), gaps in sorted(self.gaps.items()) if grp == group for g in gaps]
-        return list(self.gaps.get((group, key), []))
 
 
 def reference_dates(
@@ -260,8 +162,6 @@ def build_facts(
     _washouts(base, patient, vocab, assumptions)
     _windows(base, kb, refs, str(assumptions["month_length"]))
     _attestations(base, patient, vocab, refs)
-    from kb.measures import add_measures  # measures build on this module's fact base
-
     add_measures(base, patient, selected, vocab, assumptions)
     if not lean:  # the same for every patient: a lean caller adds them once (`assumption_facts`)
         for fact in assumption_facts(assumptions):

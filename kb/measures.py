@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from kb.assumptions import AssumptionSet
 from kb.derived import Derivation
-from kb.factbase import FactBase, Gap, Provenance
+from kb.fact_types import FactBase, Gap, Provenance
 from kb.instruments import Instrument, Measure, load_instruments, measure_instrument
 from kb.patients import Observation, Patient
 from kb.units import exact
@@ -53,21 +54,18 @@ def add_measures(
     _apl_tests(base, patient, assumptions)
 
 
-_MEMO: dict[tuple[int, str, tuple[tuple[str, str], ...], str], list[Measure]] = {}
-
-
 def _measures(instrument: Instrument, values: dict[str, str], major_set: str, explain: bool) -> list[Measure]:
-    """`measure_instrument`, remembered for the ranges alone (screening): item values are a
-    few categories, so a clinic's patients repeat the same combinations."""
+    """`measure_instrument`, remembered for the ranges alone (screening)."""
     if explain:
         return measure_instrument(instrument, values, major_set)
-    key = (id(instrument), instrument.id, tuple(sorted(values.items())), major_set)
-    found = _MEMO.get(key)
-    if found is None:
-        if len(_MEMO) > 50_000:
-            _MEMO.clear()
-        found = _MEMO[key] = measure_instrument(instrument, values, major_set, explain=False)
-    return found
+    return _ranges(instrument.id, tuple(sorted(values.items())), major_set)
+
+
+@lru_cache(maxsize=50_000)
+def _ranges(instrument: str, values: tuple[tuple[str, str], ...], major_set: str) -> list[Measure]:
+    """An instrument's ranges by its id (the instruments are loaded once, `load_instruments`):
+    item values are a few categories, so a clinic's patients repeat the same combinations."""
+    return measure_instrument(load_instruments()[instrument], dict(values), major_set, explain=False)
 
 
 def _scores(

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import overload
 
 from kb.assumptions import AssumptionSet
+from kb.batch import evaluate_many
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Comparison, Const, Var
 from kb.patients import Dataset, Observation, Patient
@@ -66,8 +67,6 @@ class SyntheticCohort:
     def from_vignettes(
         cls, templates: Dataset, kb: KnowledgeBase, assumptions: AssumptionSet, seed: int = 0
     ) -> SyntheticCohort:
-        from kb.batch import evaluate_many  # statuses of the templates, once
-
         results = evaluate_many(list(templates.patients.values()), kb, assumptions, workers=1)
         complete = tuple(r.patient_id for r in results if not any(c.unknown for c in r.cohorts) and r.cohorts)
         ranges = {name: (item.minimum, item.maximum) for name, item in kb.vocabulary.items.items()}

@@ -134,29 +134,25 @@ def _cell(value: object) -> str:
 def workbook_files(content: bytes, name: str = "workbook.xlsx") -> dict[str, bytes]:
     """The CSV files a workbook's sheets hold, by file name (patients.csv …)."""
     check_size(content, name)
-    try:
-        sheets = pd.read_excel(io.BytesIO(content), sheet_name=None, dtype=object, engine="openpyxl")
-    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
-        raise KbError(f"{name}: not an Excel workbook ({type(exc).__name__})") from None
-    wanted = {str(sheet).strip().casefold(): frame for sheet, frame in sheets.items()}
+    names = sheet_names(content, name)
+    # by the name without case or surrounding spaces (of two alike, the later sheet)
+    wanted = {sheet.strip().casefold(): sheet for sheet in names}
     if "patients" not in wanted:
-        found = ", ".join(map(str, sheets)) or "none"
+        found = ", ".join(names) or "none"
         raise KbError(f"{name}: no sheet named patients (sheets: {found}); name the sheets {', '.join(SHEETS)}")
-    files = {}
-    for sheet in SHEETS:
-        frame = wanted.get(sheet)
-        if frame is None:
-            continue
-        text = frame.map(_cell).to_csv(index=False, lineterminator="\n")
-        files[f"{sheet}.csv"] = text.encode("utf-8")
-    return files
+    read = {sheet: wanted[sheet] for sheet in SHEETS if sheet in wanted}
+    frames = _sheets(content, name, list(read.values()), header=0)
+    return {
+        f"{sheet}.csv": frames[title].map(_cell).to_csv(index=False, lineterminator="\n").encode("utf-8")
+        for sheet, title in read.items()
+    }
 
 
-def _sheets(content: bytes, name: str) -> dict[str, pd.DataFrame]:
-    check_size(content, name)
+def _sheets(content: bytes, name: str, titles: list[str], header: int | None) -> dict[str, pd.DataFrame]:
+    """The named sheets parsed, and no other: a workbook's notes or pivot tables are not read."""
     try:
         sheets: dict[str, pd.DataFrame] = pd.read_excel(
-            io.BytesIO(content), sheet_name=None, dtype=object, engine="openpyxl", header=None
+            io.BytesIO(content), sheet_name=titles, dtype=object, engine="openpyxl", header=header
         )
         return sheets
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
@@ -170,8 +166,9 @@ def sheet_names(content: bytes, name: str) -> list[str]:
 
 def excel_rows(content: bytes, name: str) -> list[list[str]]:
     """The first sheet's cells as text, row by row (a wide table kept in Excel)."""
-    sheets = _sheets(content, name)
-    if not sheets:
+    check_size(content, name)
+    names = sheet_names(content, name)
+    if not names:
         return []
-    frame = next(iter(sheets.values()))
+    frame = _sheets(content, name, names[:1], header=None)[names[0]]
     return [[_cell(v) for v in row] for row in frame.itertuples(index=False)]

@@ -20,7 +20,9 @@ from benchmarks.chat import DESCRIBED, DESCRIBED_TODAY
 from kb.answers import answer
 from kb.assumptions import resolve_assumptions
 from kb.cli import main
+from kb.derived import age_in_years
 from kb.described import assess_description
+from kb.description import read_description
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
 from kb.questions import Question, parse_question
@@ -371,3 +373,27 @@ def test_pregnancy_and_breastfeeding_in_words_decide_ge10(
     reply = answer(text, kb, demo, current_patient="P001", today=DESCRIBED_TODAY)
     assert reply.described is not None and not reply.described.description.unread
     assert reply.assessment is not None and reply.assessment.result("GE10").status == status
+
+
+@pytest.mark.parametrize(
+    ("words", "today", "first", "last"),
+    [
+        ("rituximab 1 month ago", "2024-03-31", "2024-02-01", "2024-02-29"),  # that calendar month, leap day included
+        ("rituximab 1 month ago", "2023-03-31", "2023-02-01", "2023-02-28"),
+        ("rituximab 2 months ago", "2026-01-15", "2025-11-01", "2025-11-30"),
+        ("rituximab 12 months ago", "2024-02-29", "2023-02-01", "2023-02-28"),
+    ],
+)
+def test_months_ago_is_that_calendar_month(kb: KnowledgeBase, words: str, today: str, first: str, last: str) -> None:
+    described = read_description(words, kb.vocabulary, date.fromisoformat(today))
+    (drug,) = described.drugs
+    assert (drug.start.first.isoformat(), drug.start.last.isoformat()) == (first, last)
+
+
+@pytest.mark.parametrize("today", ["2024-02-29", "2026-03-01", "2026-12-31"])
+def test_a_described_age_is_the_age_on_enrolment(kb: KnowledgeBase, today: str) -> None:
+    """The birth date made up for "a 45-year-old" gives 45 on enrolment, a 29 February too."""
+    enrolment = date.fromisoformat(today)
+    patient = read_description("a 45-year-old woman with lupus", kb.vocabulary, enrolment).patient()
+    assert patient.birth_date is not None
+    assert age_in_years(patient.birth_date, enrolment).value == 45

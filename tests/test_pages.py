@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from kb.assumptions import resolve_assumptions
-from kb.knowledge import load_knowledge
+from kb.evaluation import Assessment
+from kb.knowledge import KnowledgeBase
+from kb.patients import Dataset
 from kb.review.reviewer import checked_findings
 from tests.support import ROOT
 
@@ -21,31 +24,39 @@ def page(path: str) -> AppTest:
     return app
 
 
-def test_the_cohort_page_screens_every_patient() -> None:
+def test_the_cohort_page_screens_every_patient(demo: Dataset, demo_assessments: dict[str, Assessment]) -> None:
+    """The page's totals are those of every demo patient assessed one at a time (the engine's
+    own path, not the page's set-at-a-time screening), whatever the vignettes become."""
+    verdicts = Counter(a.verdict for a in demo_assessments.values())
+    eligible, open_, ineligible = verdicts["eligible"], verdicts["needs_data"], verdicts["ineligible"]
+    assert eligible and open_ and ineligible  # the demo has patients of each verdict to count
     app = page("ui/cohort.py")
-    assert {m.label: m.value for m in app.metric} == {"eligible": "17", "needs data": "12", "ineligible": "49"}
+    shown = {m.label: m.value for m in app.metric}
+    assert shown == {"eligible": str(eligible), "needs data": str(open_), "ineligible": str(ineligible)}
     stages = app.dataframe[0].value
-    assert stages["patients"].iloc[0] == 78
-    # issue 17: the last stage held 29 = 17 eligible + 12 needing data, labelled as if all met the criteria
+    assert stages["patients"].iloc[0] == len(demo.patients)
+    # issue 17: the last stage held the eligible and those needing data, labelled as if all met the criteria
     last = stages.iloc[-2:].to_dict("records")
     assert last == [
-        {"stage": "5. not ruled out by their cohort's criteria (17 eligible, 12 need data)", "patients": 29,
-         "eligible": 17, "needs data": 12},
-        {"stage": "6. eligible (the 12 needing data left out)", "patients": 17, "eligible": 17, "needs data": 0},
+        {"stage": f"5. not ruled out by their cohort's criteria ({eligible} eligible, {open_} need data)",
+         "patients": eligible + open_, "eligible": eligible, "needs data": open_},
+        {"stage": f"6. eligible (the {open_} needing data left out)", "patients": eligible, "eligible": eligible,
+         "needs data": 0},
     ]  # fmt: skip
-    assert list(stages["needs data"])[:5] == [12] * 5  # needing data, they are still in at every stage
+    assert list(stages["needs data"])[:5] == [open_] * 5  # needing data, they are still in at every stage
     grid = app.dataframe[1].value.set_index("patient")
     assert grid.loc["P061", "verdict"] == "ineligible" and grid.loc["P061", "GI6.3"] == "✗"
     assert grid.loc["P004", "verdict"] == "eligible"
     assert [d.proto.label for d in app.get("download_button")] == ["Download (CSV)", "Download (Excel)"]
 
 
-def test_the_review_page_lists_the_findings_with_their_witnesses() -> None:
+def test_the_review_page_lists_the_findings_with_their_witnesses(kb: KnowledgeBase) -> None:
     app = page("ui/review.py")
+    findings, unconfirmed = checked_findings(kb, resolve_assumptions())  # kept from the page's review
     labels = [e.label for e in app.main.expander]  # the sidebar's are the assumptions' groups
-    findings, _ = checked_findings(load_knowledge(), resolve_assumptions())
-    assert labels == [f"{f.kind}: {', '.join(f.criteria)}" for f in findings] and len(labels) >= 21
-    assert labels[0] == "dead rule: SSC-E6, GI6.7"
+    assert labels == [f"{f.kind}: {', '.join(f.criteria)}" for f in findings]  # each, in the review's order
+    assert len(labels) >= 21  # issue 18's classes on this encoding
+    assert labels[0] == "dead rule: SSC-E6, GI6.7" and not unconfirmed
     assert not any("NOT confirmed" in label for label in labels)
     impact = app.dataframe[0].value.set_index("criterion")
     assert impact.loc["GI6.3", "blocks_alone"] >= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 
@@ -11,7 +12,7 @@ import pytest
 from kb.errors import KbError
 from kb.importers import load_files
 from kb.patients import DEMO_DATASET, load_dataset, load_uploaded
-from kb.workbook import MAX_ROWS, SHEETS, workbook_files
+from kb.workbook import MAX_ROWS, SHEETS, excel_rows, workbook_files
 
 
 def demo_workbook(patient_ids: tuple[str, ...]) -> bytes:
@@ -95,3 +96,32 @@ def test_a_workbook_expanding_past_the_limit_is_refused_before_parsing(
     (problem,) = caught.value.problems
     assert (problem.path, problem.row) == ("bomb.xlsx sheet patients", row)
     assert message in problem.message
+
+
+def _broken(content: bytes, part: str) -> bytes:
+    """The workbook with one sheet's XML cut off mid-tag: openpyxl cannot parse that sheet."""
+    source = zipfile.ZipFile(io.BytesIO(content))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info.filename, data[: len(data) // 2] if info.filename == part else data)
+    return out.getvalue()
+
+
+def test_only_the_sheets_of_the_data_set_are_parsed() -> None:
+    """A workbook's other sheets (notes, a pivot table) are never parsed: one that openpyxl
+    cannot read does not stop the data set, in the file set's workbook or a wide table's."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for sheet in SHEETS:
+            frame = pd.read_csv(DEMO_DATASET / f"{sheet}.csv", dtype=str, keep_default_na=False)
+            frame[frame["patient_id"] == "P061"].to_excel(writer, sheet_name=sheet, index=False)
+        pd.DataFrame({"note": ["checked"]}).to_excel(writer, sheet_name="notes", index=False)
+    content = _broken(buffer.getvalue(), "xl/worksheets/sheet5.xml")
+    assert sorted(load_uploaded(workbook_files(content)).patients) == ["P061"]
+    with (DEMO_DATASET / "patients.csv").open(encoding="utf-8") as fh:
+        rows = [row for row in csv.reader(fh) if row[0] in ("patient_id", "P061")]
+    assert excel_rows(content, "site.xlsx") == rows  # the first sheet, as a wide table is read
+    with pytest.raises(KbError, match="not an Excel workbook"):  # the data set's own sheet is read
+        workbook_files(_broken(buffer.getvalue(), "xl/worksheets/sheet2.xml"))

@@ -17,11 +17,11 @@ import z3
 
 from kb.criteria import Criterion
 from kb.evaluation import COHORT_NAMES
+from kb.review.context import Context, domain_of, proves, statuses, text
 from kb.review.derivations import Derivation, Unfolded, parts
 from kb.review.evidence import describe_part, model_patient
 from kb.review.findings import Case, Finding, Witness
 from kb.review.logic import _smt
-from kb.review.overlaps import _Context, domain_of, proves, statuses, text
 
 __all__ = ["Implied", "fold", "implied", "implied_findings", "negation_findings"]
 
@@ -33,7 +33,7 @@ def _describe(derivation: Derivation) -> str:
     return ", ".join(describe_part(p) for p in parts(derivation))
 
 
-def _compatible(ctx: _Context, a: Criterion, b: Criterion) -> bool:
+def _compatible(ctx: Context, a: Criterion, b: Criterion) -> bool:
     """Whether both apply to the same patients (one general, or the same cohort)."""
     return "general" in (ctx.owner(a), ctx.owner(b)) or ctx.owner(a) == ctx.owner(b)
 
@@ -45,7 +45,7 @@ def _usable(unfolded: Unfolded) -> bool:
 # ---- exclusions that repeat an inclusion's failure -----------------------------------------------
 
 
-def negation_findings(ctx: _Context) -> list[Finding]:
+def negation_findings(ctx: Context) -> list[Finding]:
     findings = []
     inclusions = [c for c in ctx.applied if c.kind == "inclusion"]
     for excl in (c for c in ctx.applied if c.kind == "exclusion"):
@@ -66,7 +66,7 @@ def negation_findings(ctx: _Context) -> list[Finding]:
     return findings
 
 
-def _equivalent(ctx: _Context, e: Derivation, i: Derivation) -> bool:
+def _equivalent(ctx: Context, e: Derivation, i: Derivation) -> bool:
     if not ctx.derivations.keys_of(e) & ctx.derivations.keys_of(i):
         return False
     fe, fi = ctx.formula(e), ctx.formula(i)
@@ -74,7 +74,7 @@ def _equivalent(ctx: _Context, e: Derivation, i: Derivation) -> bool:
 
 
 def _negation(
-    ctx: _Context, excl: Criterion, incl: Criterion, same: list[tuple[Derivation, Derivation]]
+    ctx: Context, excl: Criterion, incl: Criterion, same: list[tuple[Derivation, Derivation]]
 ) -> Finding | None:
     blocks, fails = ctx.truth(excl, "yes"), ctx.truth(incl, "no")
     all_blocks, all_fails = ctx.derivations.some_of(blocks), ctx.derivations.some_of(fails)
@@ -119,7 +119,7 @@ def _negation(
 
 
 def _case(
-    ctx: _Context, patient_id: str, formulas: list[z3.BoolRef], expected: dict[str, str], crits: tuple[Criterion, ...]
+    ctx: Context, patient_id: str, formulas: list[z3.BoolRef], expected: dict[str, str], crits: tuple[Criterion, ...]
 ) -> Case | None:
     """A patient from a model of the formulas, kept only if the engine gives `expected`."""
     solver = z3.Solver()
@@ -145,7 +145,7 @@ class Implied:
     constraints: tuple[z3.BoolRef, ...]
 
 
-def implied(ctx: _Context) -> list[Implied]:
+def implied(ctx: Context) -> list[Implied]:
     """Per cohort (general first), the inclusions no patient passing the others can fail.
     One solver holds every obligation behind its own guard; a cohort is the guards assumed."""
     obligations: dict[tuple[str, str], list[Criterion]] = {}  # (owner, group or id) -> members
@@ -193,13 +193,13 @@ def implied(ctx: _Context) -> list[Implied]:
     return found
 
 
-def implied_findings(ctx: _Context, negations: list[Finding], found: list[Implied]) -> list[Finding]:
+def implied_findings(ctx: Context, negations: list[Finding], found: list[Implied]) -> list[Finding]:
     """Dead rules of the second form; those whose core is only exclusions repeating the
     inclusion's negation are folded into that duplicate finding (`fold`)."""
     return [f for f in (_implied_finding(ctx, i, negations) for i in found) if f is not None]
 
 
-def fold(ctx: _Context, negations: list[Finding], found: list[Implied]) -> list[Finding]:
+def fold(ctx: Context, negations: list[Finding], found: list[Implied]) -> list[Finding]:
     """The duplicate findings, each with the proof, where there is one, that its inclusion
     never decides alone (the cohort's obligations, its failure: unsat)."""
     out = []
@@ -229,7 +229,7 @@ def _folded(i: Implied, negations: list[Finding]) -> bool:
     return bool(i.core) and all((c.id, m.id) in pairs for c in i.core for m in i.inclusion)
 
 
-def _implied_finding(ctx: _Context, i: Implied, negations: list[Finding]) -> Finding | None:
+def _implied_finding(ctx: Context, i: Implied, negations: list[Finding]) -> Finding | None:
     if _folded(i, negations):
         return None
     names = " or ".join(text(m) for m in i.inclusion)

@@ -26,7 +26,7 @@ from kb.patients import Patient
 from kb.requirements import Alternative, Requirement, alternatives, inside
 from kb.review.findings import REVIEW_DAY, Case, Finding, Witness, synthetic_patient
 
-__all__ = ["core_is_unsat", "logic_findings"]
+__all__ = ["logic_findings"]
 
 _NUMERIC = frozenset({"obs_num", "xuln", "crcl", "egfr", "age_at"})
 _NOMINAL_ULN = Decimal(100)
@@ -116,13 +116,6 @@ def _domain(keys: set[tuple[str, str]], kb: KnowledgeBase) -> list[z3.BoolRef]:
 
 def _keys(alts: list[Alternative]) -> set[tuple[str, str]]:
     return {(r.relation, r.item) for a in alts for r in a.requirements if r.relation != "reviewed"}
-
-
-def core_is_unsat(core: tuple[str, ...]) -> bool:
-    """Re-solve an unsatisfiable core stored as SMT-LIB text."""
-    solver = z3.Solver()
-    solver.from_string("\n".join(core))
-    return bool(solver.check() == z3.unsat)
 
 
 def _smt(constraints: list[z3.BoolRef]) -> tuple[str, ...]:

@@ -14,34 +14,31 @@ overlaps with their windows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import z3
 
 from kb.assumptions import AssumptionSet
 from kb.criteria import COHORTS, Criterion
-from kb.evaluation import COHORT_NAMES, cohort_of, status_from_truth
-from kb.factbase import build_facts
+from kb.evaluation import COHORT_NAMES
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
-from kb.patients import Patient
-from kb.review.derivations import NOWHERE, Derivation, Derivations, Unfolded, datum_names, names_in, parts
+from kb.review.context import Context, Datum, context, proves, statuses, text
+from kb.review.derivations import NOWHERE
 from kb.review.evidence import (
     Record,
     cohort_events,
     contains,
-    describe_part,
     describe_shared,
     model_patient,
-    records,
     shared_record,
     with_events,
     witness_name,
 )
 from kb.review.findings import Case, Finding, Witness, synthetic_patient
-from kb.review.logic import _NUMERIC, _domain
+from kb.review.implied import fold, implied, implied_findings, negation_findings
 
-__all__ = ["domain", "domain_of", "duplicate_findings", "overlap_findings", "proves", "statuses", "text"]
+__all__ = ["duplicate_findings", "overlap_findings"]
 
 #: Days before enrolment a constructed record starts (tried in turn until both criteria
 #: read it: a year suits a 5-year window and a 2-year one alike).
@@ -49,125 +46,22 @@ _OFFSETS = (365, 30, 1500)
 _COHORT_DAYS = 30  # a cohort diagnosis this many days before enrolment
 
 
-@dataclass
-class _Context:
-    kb: KnowledgeBase
-    assumptions: AssumptionSet
-    derivations: Derivations
-    applied: list[Criterion]
-    #: pairs sharing only named drugs, left to the windows (kept for inspection, not reported)
-    drugs: list[tuple[str, str]] = field(default_factory=list)
-    _evidence: dict[str, tuple[list[Record], list[_Datum]]] = field(default_factory=dict)
-    domain: list[z3.BoolRef] = field(default_factory=list)  # the value ranges of every datum read
-
-    def owner(self, crit: Criterion) -> str:
-        return cohort_of(crit, self.assumptions)
-
-    def truth(self, crit: Criterion, truth: str) -> Unfolded:
-        assert crit.predicate is not None
-        return self.derivations.of(crit.predicate, truth)
-
-    def formula(self, derivation: Derivation) -> z3.BoolRef:
-        return self.derivations.formula(derivation)
-
-    def any_of(self, unfolded: Unfolded) -> z3.BoolRef:
-        return self.derivations.any_of(unfolded)
-
-    def passing(self, crit: Criterion) -> z3.BoolRef:
-        """Necessary for not blocking: its passing truth or `na` (not applicable never blocks)."""
-        good = "yes" if crit.kind == "inclusion" else "no"
-        return z3.Or(self.any_of(self.truth(crit, good)), self.any_of(self.truth(crit, "na")))
-
-    def evidence(self, crit: Criterion) -> tuple[list[Record], list[_Datum]]:
-        """The records and the data parts the blocking derivations of an exclusion need."""
-        if crit.id not in self._evidence:
-            found: list[Record] = []
-            data = []
-            for derivation in self.truth(crit, "yes").derivations:
-                for part in parts(derivation):
-                    found += records(part, self.kb, self.derivations)
-                    names = datum_names(part)
-                    if names and names != ("sex",):
-                        data.append(_Datum(names, self.derivations.part_formula(part), describe_part(part)))
-            self._evidence[crit.id] = (found, data)
-        return self._evidence[crit.id]
-
-    def failing(self, crit: Criterion) -> Unfolded:
-        return self.truth(crit, "no" if crit.kind == "inclusion" else "yes")
-
-
 def overlap_findings(kb: KnowledgeBase, assumptions: AssumptionSet) -> list[Finding]:
-    ctx = _context(kb, assumptions)
-    from kb.review.implied import fold, implied, implied_findings, negation_findings  # builds on this module
-
+    ctx = context(kb, assumptions)
     negations, found = negation_findings(ctx), implied(ctx)
     return [*duplicate_findings(ctx), *fold(ctx, negations, found), *implied_findings(ctx, negations, found)]
-
-
-def _context(kb: KnowledgeBase, assumptions: AssumptionSet) -> _Context:
-    applied = [
-        c
-        for c in kb.criteria
-        if c.counted
-        and c.predicate is not None
-        and c.kind in ("inclusion", "exclusion")
-        and not (c.manual_unless and assumptions[c.manual_unless] == "none")
-        and cohort_of(c, assumptions) in ("general", *COHORTS)
-    ]
-    ctx = _Context(kb, assumptions, Derivations(kb.program, assumptions), applied)
-    names = {n for c in applied for truth in ("yes", "no", "na") for n in ctx.derivations.keys(ctx.truth(c, truth))}
-    ctx.domain = domain(names, kb)
-    return ctx
-
-
-def text(crit: Criterion) -> str:
-    return f"{crit.id} (“{crit.record_text or crit.text}”)"
-
-
-def domain(names: set[str], kb: KnowledgeBase) -> list[z3.BoolRef]:
-    """The value ranges of the named data (kb.review.logic's, and a score's bounds in order)."""
-    keys: set[tuple[str, str]] = set()
-    out: list[z3.BoolRef] = []
-    for name in sorted(names):
-        relation, _, item = name.partition(":")
-        if relation in _NUMERIC:
-            keys.add((relation, item))
-        elif relation == "score" and name.endswith(":lo"):
-            lo, hi = z3.Real(name), z3.Real(name.removesuffix(":lo") + ":hi")
-            out += [lo >= 0, lo <= hi]
-    return [*_domain(keys, kb), *out]
-
-
-def domain_of(formulas: list[z3.BoolRef], kb: KnowledgeBase) -> list[z3.BoolRef]:
-    return domain(names_in(formulas), kb)
-
-
-def proves(ctx: _Context, *constraints: z3.BoolRef) -> bool:
-    """Whether the constraints, with the value ranges of every datum, have no solution."""
-    solver = z3.Solver()
-    solver.add(*ctx.domain, *constraints)
-    return bool(solver.check() == z3.unsat)
 
 
 # ---- class 4: the same condition excluded in two places ------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Datum:
-    """A part of a blocking derivation that reads data: their names, its formula, in words."""
-
-    names: tuple[str, ...]
-    formula: z3.BoolRef
-    words: str
-
-
-@dataclass(frozen=True)
 class _Found:
     records: list[tuple[Record, Record, str]]  # (record of a, record of b, the shared ones in words)
-    data: list[tuple[_Datum, _Datum]]  # (a's part, b's part) reading the same datum
+    data: list[tuple[Datum, Datum]]  # (a's part, b's part) reading the same datum
 
 
-def duplicate_findings(ctx: _Context) -> list[Finding]:
+def duplicate_findings(ctx: Context) -> list[Finding]:
     exclusions = [c for c in ctx.applied if c.kind == "exclusion"]
     findings = []
     for n, a in enumerate(exclusions):
@@ -181,11 +75,11 @@ def duplicate_findings(ctx: _Context) -> list[Finding]:
     return findings
 
 
-def _record_parts(ctx: _Context, crit: Criterion) -> list[Record]:
+def _record_parts(ctx: Context, crit: Criterion) -> list[Record]:
     return ctx.evidence(crit)[0]
 
 
-def _shared(ctx: _Context, a: Criterion, b: Criterion) -> _Found | None:
+def _shared(ctx: Context, a: Criterion, b: Criterion) -> _Found | None:
     shared_records = []
     drugs = False
     for ra in _record_parts(ctx, a):
@@ -210,7 +104,7 @@ def _shared(ctx: _Context, a: Criterion, b: Criterion) -> _Found | None:
     return _Found(shared_records, shared_data)
 
 
-def _contained(ctx: _Context, inner: Criterion, outer: Criterion) -> bool:
+def _contained(ctx: Context, inner: Criterion, outer: Criterion) -> bool:
     """Whether every patient `inner` excludes, `outer` excludes too (z3, with the vocabulary's
     containments between record parts as axioms)."""
     yes_in, yes_out = ctx.truth(inner, "yes"), ctx.truth(outer, "yes")
@@ -225,7 +119,7 @@ def _contained(ctx: _Context, inner: Criterion, outer: Criterion) -> bool:
     return proves(ctx, ctx.any_of(yes_in), z3.Not(ctx.derivations.some_of(yes_out)), *axioms)
 
 
-def _duplicate(ctx: _Context, a: Criterion, b: Criterion, found: _Found) -> Finding | None:
+def _duplicate(ctx: Context, a: Criterion, b: Criterion, found: _Found) -> Finding | None:
     a_in_b, b_in_a = _contained(ctx, a, b), _contained(ctx, b, a)
     owner_a, owner_b = ctx.owner(a), ctx.owner(b)
     if not found.records and (owner_a == owner_b or "general" in (owner_a, owner_b)) and (a_in_b or b_in_a):
@@ -295,7 +189,7 @@ def _containment(
 
 
 def _cohorts(
-    ctx: _Context, a: Criterion, b: Criterion, a_in_b: bool, b_in_a: bool, named: dict[str, tuple[str, str]]
+    ctx: Context, a: Criterion, b: Criterion, a_in_b: bool, b_in_a: bool, named: dict[str, tuple[str, str]]
 ) -> str:
     owner_a, owner_b = ctx.owner(a), ctx.owner(b)
     if "general" not in (owner_a, owner_b) and owner_a != owner_b:
@@ -331,7 +225,7 @@ def _cohorts(
     )
 
 
-def _tied(ctx: _Context, crit: Criterion) -> bool:
+def _tied(ctx: Context, crit: Criterion) -> bool:
     """Whether every way a criterion blocks reads its own cohort's diagnosis."""
     own = Const(ctx.owner(crit), NOWHERE)
     return all(
@@ -341,7 +235,7 @@ def _tied(ctx: _Context, crit: Criterion) -> bool:
 
 
 def _cases(
-    ctx: _Context, a: Criterion, b: Criterion, found: _Found
+    ctx: Context, a: Criterion, b: Criterion, found: _Found
 ) -> tuple[dict[str, Case], dict[str, tuple[str, str]]]:
     """Constructed patients, each confirmed by the engine: "both" fails both criteria; under a
     criterion's id, one only that criterion excludes (another name, or another day); and the
@@ -384,7 +278,7 @@ def _cases(
 
 
 def _data_cases(
-    ctx: _Context, a: Criterion, b: Criterion, found: _Found, cohorts: list[str], wanted: dict[str, dict[str, str]]
+    ctx: Context, a: Criterion, b: Criterion, found: _Found, cohorts: list[str], wanted: dict[str, dict[str, str]]
 ) -> dict[str, Case]:
     out: dict[str, Case] = {}
     not_a = z3.Not(ctx.derivations.some_of(ctx.truth(a, "yes")))
@@ -406,17 +300,3 @@ def _data_cases(
             if statuses(ctx, patient, (a, b)) == wanted[key]:
                 out[key] = Case(patient, wanted[key], f"a patient with {shown}")
     return out
-
-
-def statuses(ctx: _Context, patient: Patient, crits: tuple[Criterion, ...]) -> dict[str, str]:
-    """The statuses the engine gives a constructed patient, one session for all the criteria
-    (as `criterion_status` reads them: the truth derived, or unknown)."""
-    base = build_facts(patient, ctx.kb, ctx.assumptions)
-    roots = frozenset(c.predicate for c in crits if c.predicate)
-    with ctx.kb.engine.session(base.facts, roots) as session:
-        out = {}
-        for crit in crits:
-            assert crit.predicate is not None
-            truths = {str(row[1]) for row in session.ask(crit.predicate, [base.patient_id, None])}
-            out[crit.id] = status_from_truth(crit, truths.pop()) if len(truths) == 1 else "unknown"
-        return out
