@@ -395,7 +395,9 @@ def test_hostile_questions_are_parsed_and_answered_without_a_traceback() -> None
             failures.append(f"question {text[:80]!r}: {type(exc).__name__}: {exc!s:.200}")
         slowest = max(slowest, (time.perf_counter() - started, text[:60]))
     assert not failures, f"{len(failures)} failure(s); the first:\n" + "\n".join(failures[:8])
-    assert slowest[0] < 2.0, f"parsing took {slowest[0]:.1f} s: {slowest[1]!r}"
+    # a guard against catastrophic backtracking (seconds to hours), not a speed target: loose
+    # enough for a loaded 2-core machine, where ordinary parsing has taken 4 s
+    assert slowest[0] < 10.0, f"parsing took {slowest[0]:.1f} s: {slowest[1]!r}"
 
 
 def test_hostile_questions_get_an_answer_about_the_patient_they_name() -> None:

@@ -64,9 +64,8 @@ def test_the_chat_and_the_page_share_one_review(planted: tuple[KnowledgeBase, Da
     asked = answer("which rules contradict each other?", kb, patients)
     assert asked.kind == "review" and asked.review is not None
     assert review(kb, resolve_assumptions(), patients) is asked.review  # what the page shows
-    start = time.perf_counter()
     again = answer("which rules contradict each other?", kb, patients)
-    assert again.review is asked.review and time.perf_counter() - start < 1
+    assert again.review is asked.review  # from the cache, not computed again (benchmarks/review.py times it)
 
 
 def test_threads_asking_at_once_work_it_out_once() -> None:

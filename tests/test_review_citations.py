@@ -4,7 +4,6 @@ APS-I2 / Sydney 2006 pair under every reading of the clause."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -108,9 +107,7 @@ def test_consistent_or_uncited_clauses_give_no_finding(tmp_path: Path, clause: s
 
 def test_real_aps_i2_against_sydney_under_every_reading(kb: KnowledgeBase) -> None:
     assumptions = resolve_assumptions()
-    start = time.perf_counter()
     found = citation_findings(kb, assumptions)
-    assert time.perf_counter() - start < 0.5
     [finding] = found
     assert finding.kind == "citation" and finding.criteria == ("APS-I2", "APS-I1")
     text = finding.explanation

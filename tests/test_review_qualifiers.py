@@ -5,7 +5,6 @@ the real encoding's GE7 and GE8."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -113,9 +112,7 @@ def test_a_rule_restriction_the_text_does_not_say(tmp_path: Path, text: str, fou
 
 def test_real_qualifiers_symptomatic_dvt_and_controlled_tumours(kb: KnowledgeBase) -> None:
     assumptions = resolve_assumptions()
-    start = time.perf_counter()
     found = qualifier_findings(kb, assumptions)
-    assert time.perf_counter() - start < 0.5
     by_criteria = {f.criteria: f for f in found}
     assert set(by_criteria) == {("GE7",), ("GE8",)}
     ge7, ge8 = by_criteria["GE7",], by_criteria["GE8",]
