@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import z3
 
 from kb.assumptions import AssumptionSet
-from kb.criteria import COHORTS, Criterion
-from kb.evaluation import COHORT_NAMES, cohort_of, status_from_truth
+from kb.criteria import Criterion
+from kb.evaluation import cohort_of, status_from_truth
 from kb.factbase import build_facts
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
@@ -40,6 +40,7 @@ from kb.review.evidence import (
 )
 from kb.review.findings import Case, Finding, Witness, synthetic_patient
 from kb.review.logic import _NUMERIC, _domain
+from kb.status import COHORTS, Cohort, Status, Truth
 
 __all__ = ["domain", "domain_of", "duplicate_findings", "overlap_findings", "proves", "statuses", "text"]
 
@@ -63,7 +64,7 @@ class _Context:
     def owner(self, crit: Criterion) -> str:
         return cohort_of(crit, self.assumptions)
 
-    def truth(self, crit: Criterion, truth: str) -> Unfolded:
+    def truth(self, crit: Criterion, truth: Truth) -> Unfolded:
         assert crit.predicate is not None
         return self.derivations.of(crit.predicate, truth)
 
@@ -75,15 +76,15 @@ class _Context:
 
     def passing(self, crit: Criterion) -> z3.BoolRef:
         """Necessary for not blocking: its passing truth or `na` (not applicable never blocks)."""
-        good = "yes" if crit.kind == "inclusion" else "no"
-        return z3.Or(self.any_of(self.truth(crit, good)), self.any_of(self.truth(crit, "na")))
+        good = Truth.YES if crit.kind == "inclusion" else Truth.NO
+        return z3.Or(self.any_of(self.truth(crit, good)), self.any_of(self.truth(crit, Truth.NA)))
 
     def evidence(self, crit: Criterion) -> tuple[list[Record], list[_Datum]]:
         """The records and the data parts the blocking derivations of an exclusion need."""
         if crit.id not in self._evidence:
             found: list[Record] = []
             data = []
-            for derivation in self.truth(crit, "yes").derivations:
+            for derivation in self.truth(crit, Truth.YES).derivations:
                 for part in parts(derivation):
                     found += records(part, self.kb, self.derivations)
                     names = datum_names(part)
@@ -93,7 +94,7 @@ class _Context:
         return self._evidence[crit.id]
 
     def failing(self, crit: Criterion) -> Unfolded:
-        return self.truth(crit, "no" if crit.kind == "inclusion" else "yes")
+        return self.truth(crit, Truth.NO if crit.kind == "inclusion" else Truth.YES)
 
 
 def overlap_findings(kb: KnowledgeBase, assumptions: AssumptionSet) -> list[Finding]:
@@ -115,7 +116,7 @@ def _context(kb: KnowledgeBase, assumptions: AssumptionSet) -> _Context:
         and cohort_of(c, assumptions) in ("general", *COHORTS)
     ]
     ctx = _Context(kb, assumptions, Derivations(kb.program, assumptions), applied)
-    names = {n for c in applied for truth in ("yes", "no", "na") for n in ctx.derivations.keys(ctx.truth(c, truth))}
+    names = {n for c in applied for truth in Truth for n in ctx.derivations.keys(ctx.truth(c, truth))}
     ctx.domain = domain(names, kb)
     return ctx
 
@@ -213,7 +214,7 @@ def _shared(ctx: _Context, a: Criterion, b: Criterion) -> _Found | None:
 def _contained(ctx: _Context, inner: Criterion, outer: Criterion) -> bool:
     """Whether every patient `inner` excludes, `outer` excludes too (z3, with the vocabulary's
     containments between record parts as axioms)."""
-    yes_in, yes_out = ctx.truth(inner, "yes"), ctx.truth(outer, "yes")
+    yes_in, yes_out = ctx.truth(inner, Truth.YES), ctx.truth(outer, Truth.YES)
     if not yes_in.complete or not yes_in.derivations:
         return False
     axioms = [
@@ -242,7 +243,7 @@ def _duplicate(ctx: _Context, a: Criterion, b: Criterion, found: _Found) -> Find
     containment = _containment(ctx.kb, a, b, a_in_b, b_in_a, found, cases)
     cohorts = _cohorts(ctx, a, b, a_in_b, b_in_a, records_named)
     explanation = f"{text(a)} and {text(b)} exclude the same condition: {what}. {containment} {cohorts}"
-    rules = tuple(dict.fromkeys(r for c in (a, b) for d in ctx.truth(c, "yes").derivations for r in d.rules[:1]))
+    rules = tuple(dict.fromkeys(r for c in (a, b) for d in ctx.truth(c, Truth.YES).derivations for r in d.rules[:1]))
     return Finding(
         "duplicate",
         (a.id, b.id),
@@ -299,9 +300,9 @@ def _cohorts(
 ) -> str:
     owner_a, owner_b = ctx.owner(a), ctx.owner(b)
     if "general" not in (owner_a, owner_b) and owner_a != owner_b:
-        others = [COHORT_NAMES[c] for c in COHORTS if c not in (owner_a, owner_b)]
+        others = [c.label for c in Cohort if c not in (owner_a, owner_b)]
         return (
-            f"{a.id} applies to the {COHORT_NAMES[owner_a]} cohort and {b.id} to the {COHORT_NAMES[owner_b]} "
+            f"{a.id} applies to the {Cohort(owner_a).label} cohort and {b.id} to the {Cohort(owner_b).label} "
             f"cohort only: a patient of the other cohorts ({', '.join(others)}) with it is excluded by neither. "
             "If the condition was meant to exclude from every cohort, it belongs among the general exclusions."
         )
@@ -309,7 +310,7 @@ def _cohorts(
         return "Both apply to the same patients: for those with it, one criterion is enough."
     block, general = (a, b) if owner_b == "general" else (b, a)
     inside = (block is a and a_in_b) or (block is b and b_in_a)
-    cohort = COHORT_NAMES[ctx.owner(block)]
+    cohort = Cohort(ctx.owner(block)).label
     if inside:
         return (
             f"{general.id} applies to every cohort, so the {cohort} block's {block.id} adds nothing: "
@@ -336,7 +337,7 @@ def _tied(ctx: _Context, crit: Criterion) -> bool:
     own = Const(ctx.owner(crit), NOWHERE)
     return all(
         any(isinstance(lit, Atom) and lit.predicate == "cohort_diagnosis" and lit.args[1] == own for lit in d.literals)
-        for d in ctx.truth(crit, "yes").derivations
+        for d in ctx.truth(crit, Truth.YES).derivations
     )
 
 
@@ -347,11 +348,11 @@ def _cases(
     criterion's id, one only that criterion excludes (another name, or another day); and the
     record each has, in words."""
     cohorts = [o for o in dict.fromkeys((ctx.owner(a), ctx.owner(b))) if o != "general"]
-    where = f" of the {' and '.join(COHORT_NAMES[c] for c in cohorts)} cohort{'s' if len(cohorts) > 1 else ''}"
+    where = f" of the {' and '.join(Cohort(c).label for c in cohorts)} cohort{'s' if len(cohorts) > 1 else ''}"
     wanted = {
-        "both": {a.id: "fail", b.id: "fail"},
-        a.id: {a.id: "fail", b.id: "pass"},
-        b.id: {a.id: "pass", b.id: "fail"},
+        "both": {a.id: Status.FAIL, b.id: Status.FAIL},
+        a.id: {a.id: Status.FAIL, b.id: Status.PASS},
+        b.id: {a.id: Status.PASS, b.id: Status.FAIL},
     }
     tries: dict[str, list[tuple[str, str, int]]] = {key: [] for key in wanted}
     later: dict[str, list[tuple[str, str, int]]] = {key: [] for key in wanted}  # the same record, another day
@@ -384,11 +385,11 @@ def _cases(
 
 
 def _data_cases(
-    ctx: _Context, a: Criterion, b: Criterion, found: _Found, cohorts: list[str], wanted: dict[str, dict[str, str]]
+    ctx: _Context, a: Criterion, b: Criterion, found: _Found, cohorts: list[str], wanted: dict[str, dict[str, Status]]
 ) -> dict[str, Case]:
     out: dict[str, Case] = {}
-    not_a = z3.Not(ctx.derivations.some_of(ctx.truth(a, "yes")))
-    not_b = z3.Not(ctx.derivations.some_of(ctx.truth(b, "yes")))
+    not_a = z3.Not(ctx.derivations.some_of(ctx.truth(a, Truth.YES)))
+    not_b = z3.Not(ctx.derivations.some_of(ctx.truth(b, Truth.YES)))
     for da, db in found.data:
         fa, fb = da.formula, db.formula
         for key, formulas in (("both", [fa, fb]), (a.id, [fa, not_b]), (b.id, [fb, not_a])):
@@ -408,7 +409,7 @@ def _data_cases(
     return out
 
 
-def statuses(ctx: _Context, patient: Patient, crits: tuple[Criterion, ...]) -> dict[str, str]:
+def statuses(ctx: _Context, patient: Patient, crits: tuple[Criterion, ...]) -> dict[str, Status]:
     """The statuses the engine gives a constructed patient, one session for all the criteria
     (as `criterion_status` reads them: the truth derived, or unknown)."""
     base = build_facts(patient, ctx.kb, ctx.assumptions)
@@ -418,5 +419,5 @@ def statuses(ctx: _Context, patient: Patient, crits: tuple[Criterion, ...]) -> d
         for crit in crits:
             assert crit.predicate is not None
             truths = {str(row[1]) for row in session.ask(crit.predicate, [base.patient_id, None])}
-            out[crit.id] = status_from_truth(crit, truths.pop()) if len(truths) == 1 else "unknown"
+            out[crit.id] = status_from_truth(crit, truths.pop()) if len(truths) == 1 else Status.UNKNOWN
         return out
