@@ -15,7 +15,7 @@ from ui.context import context, demo_dataset
 
 
 @st.cache_data(show_spinner=False)
-def _statuses() -> dict[str, tuple[str, dict[str, str], str, tuple[str, ...]]]:
+def _statuses() -> dict[str, tuple[Verdict, dict[str, Status], str, tuple[str, ...]]]:
     """Each vignette under its own assumptions: verdict, statuses, story, and the criteria
     the assessment itself reports as blocking. A failed alternative that another route
     rescues (P042's IIM-RR) is not a blocker, so the quiz must not ask for it."""
