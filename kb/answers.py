@@ -23,6 +23,7 @@ from kb.questions import Clarification, Question, parse_question
 from kb.repairs import RepairAnswer, find_repairs
 from kb.review.reviewer import Review, review
 from kb.screening import screen
+from kb.status import Verdict
 from kb.whatif import WhatIf, parse_change, what_if
 
 __all__ = ["EXAMPLES", "Answer", "answer"]
@@ -125,7 +126,7 @@ def _answer(q: Question, kb: KnowledgeBase, dataset: Dataset, assumptions: Assum
         return Answer(q.text, "criterion", f"{crit.id} ({crit.kind}, {crit.cohort})", q, details=details)
     if q.intent == "screen":
         screened = tuple(row.as_dict() for row in screen(kb, dataset, assumptions, as_of))
-        eligible = [r["patient"] for r in screened if r["verdict"] == "eligible"]
+        eligible = [r["patient"] for r in screened if r["verdict"] == Verdict.ELIGIBLE]
         return Answer(q.text, "screen", f"{len(eligible)} of {len(screened)} eligible", q, rows=screened)
     patient = dataset.patient(str(q.patient))
     if q.intent == "whatif":
@@ -168,21 +169,21 @@ def _described(q: Question, kb: KnowledgeBase, assumptions: AssumptionSet) -> An
     found = assess_description(q.description, kb, assumptions)
     blocking = found.blocking
     verdict = found.assessment.verdict
-    if verdict == "ineligible":
+    if verdict == Verdict.INELIGIBLE:
         head = (
             f"A patient described in words (not stored): not eligible, blocked by {', '.join(r.id for r in blocking)}"
         )
-    elif verdict == "eligible":
+    elif verdict == Verdict.ELIGIBLE:
         head = f"A patient described in words (not stored): eligible via {', '.join(found.assessment.eligible_via)}"
     else:  # a cohort ruled out while another is still open is not "not eligible": any cohort may enter
         head = (
             f"A patient described in words (not stored): not decided, {len(found.open)} criteria still open "
             f"({len(found.assessment.to_collect)} item(s) to collect)"
         )
-        closed = [c for c in found.assessment.cohorts if c.verdict == "ineligible"]
+        closed = [c for c in found.assessment.cohorts if c.verdict == Verdict.INELIGIBLE]
         if closed:
             ruled_out = "; ".join(f"{c.cohort} cohort ruled out by {', '.join(c.blocking)}" for c in closed)
-            still = ", ".join(c.cohort for c in found.assessment.cohorts if c.verdict != "ineligible")
+            still = ", ".join(c.cohort for c in found.assessment.cohorts if c.verdict != Verdict.INELIGIBLE)
             head += f"; {ruled_out}, {still} still open"
     if found.ranges:
         ids = ", ".join(d.criterion for d in found.ranges)

@@ -50,6 +50,7 @@ from kb.language.sql import (
     table_name,
 )
 from kb.patients import Patient
+from kb.status import Status, Truth, Verdict
 
 __all__ = ["CHUNK", "BatchVerdict", "evaluate_many", "sql_plan"]
 
@@ -64,16 +65,16 @@ class BatchVerdict:
     """One patient's verdict and every criterion's status, without messages or proofs."""
 
     patient_id: str
-    verdict: str
+    verdict: Verdict
     cohorts: tuple[CohortVerdict, ...]
     #: every criterion's status, in catalogue order (`criteria` holds the ids, shared by all
     #: rows of a chunk: 100,000 patients do not need 100,000 dictionaries)
-    status_codes: tuple[str, ...]
+    status_codes: tuple[Status, ...]
     criteria: tuple[str, ...]
     engine: str  # "sql", or "pydatalog" for a patient the SQL path cannot hold exactly
 
     @property
-    def statuses(self) -> dict[str, str]:
+    def statuses(self) -> dict[str, Status]:
         return dict(zip(self.criteria, self.status_codes, strict=True))
 
 
@@ -184,7 +185,7 @@ class _NotExact(Exception):
 
 
 #: a derived truth as one letter: yes, no, not applicable
-_LETTER = {"yes": "y", "no": "n", "na": "a"}
+_LETTER = {Truth.YES: "y", Truth.NO: "n", Truth.NA: "a"}
 
 
 def _truths(con: duckdb.DuckDBPyConnection, predicates: list[str]) -> Iterator[tuple[str, dict[str, str]]]:
@@ -247,23 +248,23 @@ class _Decider:
         self.kb, self.assumptions = kb, assumptions
         self.ids = tuple(c.id for c in kb.criteria)
         self._index = {p: _key(k) for k, p in enumerate(_predicates(kb))}
-        self._templates: dict[tuple[str, ...], tuple[list[str], list[tuple[int, str, dict[str, str]]]]] = {}
-        self._verdicts: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, tuple[CohortVerdict, ...]]] = {}
+        self._templates: dict[tuple[str, ...], tuple[list[Status], list[tuple[int, str, dict[str, Status]]]]] = {}
+        self._verdicts: dict[tuple[tuple[str, ...], tuple[Status, ...]], tuple[Verdict, tuple[CohortVerdict, ...]]] = {}
 
-    def _template(self, cohorts: tuple[str, ...]) -> tuple[list[str], list[tuple[int, str, dict[str, str]]]]:
+    def _template(self, cohorts: tuple[str, ...]) -> tuple[list[Status], list[tuple[int, str, dict[str, Status]]]]:
         """The fixed statuses for these cohorts, and (position, predicate key, truth letter →
         status) of those the rules decide."""
         if cohorts not in self._templates:
             applicable = applicable_criteria(self.kb, list(cohorts), self.assumptions)
-            fixed: list[str] = []
+            fixed: list[Status] = []
             decided = []
             for n, crit in enumerate(self.kb.criteria):
                 if crit.id not in applicable:
-                    fixed.append("not_applicable")
+                    fixed.append(Status.NOT_APPLICABLE)
                 elif crit.predicate is None or (crit.manual_unless and self.assumptions[crit.manual_unless] == "none"):
-                    fixed.append("manual")
+                    fixed.append(Status.MANUAL)
                 else:
-                    fixed.append("unknown")  # unless a truth is derived
+                    fixed.append(Status.UNKNOWN)  # unless a truth is derived
                     statuses = {letter: status_from_truth(crit, truth) for truth, letter in _LETTER.items()}
                     decided.append((n, self._index[crit.predicate], statuses))
             self._templates[cohorts] = (fixed, decided)
@@ -356,7 +357,9 @@ _SHARED: list[tuple[Sequence[Patient] | None, KnowledgeBase, AssumptionSet, date
 
 #: a BatchVerdict as plain tuples, which unpickle several times faster than dataclasses
 #: (the parent reads every worker's results on its own)
-_Plain = tuple[str, str, tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], str], ...], tuple[str, ...], str]
+_Plain = tuple[
+    str, Verdict, tuple[tuple[str, Verdict, tuple[str, ...], tuple[str, ...], str], ...], tuple[Status, ...], str
+]
 
 
 def _worker(job: tuple[int, int] | list[Patient]) -> tuple[tuple[str, ...], list[_Plain]]:
@@ -370,7 +373,7 @@ def _worker(job: tuple[int, int] | list[Patient]) -> tuple[tuple[str, ...], list
     return tuple(c.id for c in kb.criteria), plain
 
 
-def _plain(c: CohortVerdict) -> tuple[str, str, tuple[str, ...], tuple[str, ...], str]:
+def _plain(c: CohortVerdict) -> tuple[str, Verdict, tuple[str, ...], tuple[str, ...], str]:
     return (c.cohort, c.verdict, c.blocking, c.unknown, c.note)
 
 

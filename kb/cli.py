@@ -34,6 +34,7 @@ from kb.review.impact import population_impact
 from kb.review.report import review_markdown
 from kb.review.reviewer import review
 from kb.screening import earliest_dates, funnel, screen, screen_folder
+from kb.status import Verdict
 from kb.trace import Node
 from kb.vignettes import check_vignettes, load_vignettes
 from kb.whatif import WhatIf, parse_change, what_if
@@ -584,25 +585,23 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path
             }
         )
         return 0
-    eligible = [r.patient for r in rows if r.verdict == "eligible"]
+    eligible = [r.patient for r in rows if r.verdict == Verdict.ELIGIBLE]
     _emit(f"{len(eligible)} of {len(rows)} eligible: {', '.join(eligible[:50]) or 'none'}")
     if len(eligible) > 50:
         _emit(f"  … and {len(eligible) - 50} more (the report lists them all: --out, --json)")
-    counts = {
-        v: sum(1 for r in rows if r.verdict == v) for v in ("eligible", "needs_data", "ineligible", "not_evaluated")
-    }
-    _emit("verdicts: " + ", ".join(f"{v} {n}" for v, n in counts.items() if n or v != "not_evaluated"))
+    counts = {v: sum(1 for r in rows if r.verdict == v) for v in Verdict}
+    _emit("verdicts: " + ", ".join(f"{v} {n}" for v, n in counts.items() if n or v != Verdict.NOT_EVALUATED))
     for row in rows:
-        if row.verdict == "not_evaluated":
+        if row.verdict == Verdict.NOT_EVALUATED:
             _emit(f"  {row.patient:<6} not_evaluated  {row.reason}")
-        elif row.verdict != "eligible":
+        elif row.verdict != Verdict.ELIGIBLE:
             when = f"  (eligible from {row.earliest})" if row.earliest else ""
             listed = ", ".join(row.blocking) or "; ".join(
                 part for part in ("unknown " + ", ".join(row.unknown[:6]) if row.unknown else "", row.reason) if part
             )
             _emit(f"  {row.patient:<6} {row.verdict:<11} {listed}{when}")
     # the last stage holds everyone not ruled out: say that it mixes eligible and needs-data
-    held = f" ({counts['eligible']} eligible, {counts['needs_data']} need data)"
+    held = f" ({counts[Verdict.ELIGIBLE]} eligible, {counts[Verdict.NEEDS_DATA]} need data)"
     _emit("attrition: " + " → ".join(f"{name} {n}" for name, n in stages) + held)
     return 0
 

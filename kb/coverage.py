@@ -17,6 +17,7 @@ from typing import Any
 
 from kb.criteria import Criterion
 from kb.knowledge import KnowledgeBase
+from kb.status import Status
 from kb.vignettes import VignetteOutcome
 
 __all__ = ["PROTOCOL_ITEMS", "CoverageReport", "CriterionCoverage", "protocol_coverage"]
@@ -58,7 +59,7 @@ class CriterionCoverage:
     criterion: Criterion
     rules: tuple[str, ...]  # file:line of the rules of its deciding predicate
     attestation_only: bool
-    vignettes: dict[str, tuple[str, ...]]  # status -> vignette ids
+    vignettes: dict[Status, tuple[str, ...]]  # status -> vignette ids
 
     def as_dict(self) -> dict[str, Any]:
         c = self.criterion
@@ -105,7 +106,7 @@ def protocol_coverage(kb: KnowledgeBase, outcomes: Sequence[VignetteOutcome]) ->
     notes = []
     rows = []
     for crit in kb.criteria:
-        by_status: dict[str, list[str]] = {}
+        by_status: dict[Status, list[str]] = {}
         for outcome in outcomes:
             status = outcome.assessment.result(crit.id).status
             by_status.setdefault(status, []).append(outcome.vignette.patient_id)
@@ -117,10 +118,10 @@ def protocol_coverage(kb: KnowledgeBase, outcomes: Sequence[VignetteOutcome]) ->
         )
         if crit.placeholder:
             continue
-        for status in ("pass", "fail"):
+        for status in (Status.PASS, Status.FAIL):
             if status not in by_status:
                 problems.append(f"{crit.id}: no vignette drives it to {status}")
-        if "unknown" not in by_status:
+        if Status.UNKNOWN not in by_status:
             notes.append(f"{crit.id}: no vignette leaves it unknown")
     return CoverageReport(rows, problems, notes)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from kb.errors import Problem
 from kb.language.syntax import Program
+from kb.status import COHORTS
 
-__all__ = ["CATALOGUE_FILE", "COHORTS", "X_BLOCK", "Criterion", "check_catalogue", "load_catalogue"]
+__all__ = ["CATALOGUE_FILE", "X_BLOCK", "Criterion", "check_catalogue", "load_catalogue"]
 
 CATALOGUE_FILE = Path(__file__).parent / "rules" / "criteria.toml"
-COHORTS = ("sle", "pss", "ssc", "iim", "aav", "aps")
 KINDS = ("inclusion", "exclusion", "definition")
 #: the unlabelled exclusion block: its cohort is the assumption x_block_owner
 X_BLOCK = "x"

@@ -19,6 +19,7 @@ from kb.description import Description
 from kb.evaluation import Assessment, CriterionResult, assess, decide
 from kb.factbase import Gap
 from kb.knowledge import KnowledgeBase
+from kb.status import Status
 
 __all__ = ["DescribedAssessment", "RangeDecision", "assess_description"]
 
@@ -28,8 +29,8 @@ class RangeDecision:
     """A criterion decided differently at the two ends of a vague time, and the day between."""
 
     criterion: str
-    early: str  # the status with the range at its first day
-    late: str  # … at its last day
+    early: Status  # the status with the range at its first day
+    late: Status  # … at its last day
     deciding_day: str  # the first day of the range at which the status is `late`
     words: str  # the vague time ("last month")
 
@@ -89,9 +90,9 @@ def assess_description(
         return DescribedAssessment(description, first)
     last = assess(description.patient(width), kb, assumptions, today, explain="status", today=today)
     late = {r.id: r.status for r in last.criteria}
-    cache: dict[int, dict[str, str]] = {0: {r.id: r.status for r in first.criteria}, width: late}
+    cache: dict[int, dict[str, Status]] = {0: {r.id: r.status for r in first.criteria}, width: late}
 
-    def statuses(k: int) -> dict[str, str]:
+    def statuses(k: int) -> dict[str, Status]:
         if k not in cache:
             found = assess(description.patient(k), kb, assumptions, today, explain="status", today=today)
             cache[k] = {r.id: r.status for r in found.criteria}
@@ -111,7 +112,9 @@ def assess_description(
         decision = RangeDecision(result.id, result.status, late[result.id], span.at(high).isoformat(), span.words)
         decisions.append(decision)
         gap = Gap(f"date:{span.words}", "missing", f"the exact day of what happened {span.words}")
-        results.append(replace(result, status="unknown", reason="missing", message=decision.describe(), missing=(gap,)))
+        results.append(
+            replace(result, status=Status.UNKNOWN, reason="missing", message=decision.describe(), missing=(gap,))
+        )
     cohorts = [c.cohort for c in first.cohorts]
     verdict, verdicts = decide(cohorts, results, assumptions)
     combined = replace(first, verdict=verdict, cohorts=verdicts, criteria=tuple(results))

@@ -23,6 +23,7 @@ from kb.factbase import FactBase, Gap, ReferenceDates, build_facts
 from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.language.syntax import Atom, Const, Negation, Term, Var
 from kb.patients import Patient
+from kb.status import COHORTS, Cohort, Status, Truth, Verdict
 from kb.trace import Explainer, Node, message_from
 from kb.wording import plain_gaps, plain_message, sentence, words_for
 
@@ -45,23 +46,14 @@ __all__ = [
     "verdict_without",
 ]
 
-VERDICT_ORDER = {"eligible": 2, "needs_data": 1, "ineligible": 0}
 SCOPE_NOTE = "all general criteria and the six disease blocks; items lost from the record are listed to verify by hand"
 MANUAL_MESSAGE = "Text missing from the record: verify by hand"
-COHORT_NAMES = {
-    "sle": "SLE",
-    "pss": "primary Sjögren's",
-    "ssc": "diffuse SSc",
-    "iim": "inflammatory myopathy",
-    "aav": "ANCA vasculitis",
-    "aps": "APS",
-}
 
 
 @dataclass(frozen=True)
 class CriterionResult:
     criterion: Criterion
-    status: str
+    status: Status
     reason: str | None  # for unknown: missing | stale | not_attested | history_not_reviewed | unknown_term
     message: str  # in plain clinical language (`kb.wording`): what a clinician reads beside the status
     missing: tuple[Gap, ...] = ()
@@ -89,7 +81,7 @@ class CriterionResult:
 @dataclass(frozen=True)
 class CohortVerdict:
     cohort: str
-    verdict: str
+    verdict: Verdict
     blocking: tuple[str, ...]
     unknown: tuple[str, ...]
     note: str = ""  # why the verdict is capped, if it is
@@ -109,7 +101,7 @@ class Assessment:
     """The answer to "is this patient eligible?", with everything needed to show why."""
 
     patient_id: str
-    verdict: str
+    verdict: Verdict
     cohorts: tuple[CohortVerdict, ...]
     criteria: tuple[CriterionResult, ...]
     reference: ReferenceDates
@@ -119,22 +111,22 @@ class Assessment:
 
     @property
     def eligible_via(self) -> list[str]:
-        return [c.cohort for c in self.cohorts if c.verdict == "eligible"]
+        return [c.cohort for c in self.cohorts if c.verdict == Verdict.ELIGIBLE]
 
     @property
     def blocking(self) -> list[CriterionResult]:
         """The criteria that block in some cohort (an alternative that another rescues does not)."""
-        ids = criteria_with(self.cohorts, "fail", [r.criterion for r in self.criteria], self._statuses)
+        ids = criteria_with(self.cohorts, Status.FAIL, [r.criterion for r in self.criteria], self._statuses)
         return [r for r in self.criteria if r.id in ids]
 
     @property
     def unknown(self) -> list[CriterionResult]:
         """The undecided criteria that keep some cohort's verdict open."""
-        ids = criteria_with(self.cohorts, "unknown", [r.criterion for r in self.criteria], self._statuses)
+        ids = criteria_with(self.cohorts, Status.UNKNOWN, [r.criterion for r in self.criteria], self._statuses)
         return [r for r in self.criteria if r.id in ids]
 
     @property
-    def _statuses(self) -> dict[str, str]:
+    def _statuses(self) -> dict[str, Status]:
         return {r.id: r.status for r in self.criteria}
 
     @property
@@ -144,12 +136,13 @@ class Assessment:
         return [
             r
             for r in self.criteria
-            if r.status == "not_applicable" and (r.criterion.cohort != "general" or r.criterion.kind == "definition")
+            if r.status == Status.NOT_APPLICABLE
+            and (r.criterion.cohort != "general" or r.criterion.kind == "definition")
         ]
 
     @property
     def manual_checks(self) -> list[CriterionResult]:
-        return [r for r in self.criteria if r.status == "manual"]
+        return [r for r in self.criteria if r.status == Status.MANUAL]
 
     @property
     def to_collect(self) -> list[Gap]:
@@ -184,12 +177,12 @@ class Assessment:
 
 
 def criteria_with(
-    cohorts: Sequence[CohortVerdict], status: str, criteria: Sequence[Criterion], statuses: Mapping[str, str]
+    cohorts: Sequence[CohortVerdict], status: Status, criteria: Sequence[Criterion], statuses: Mapping[str, Status]
 ) -> set[str]:
     """The criteria that block ("fail") or keep open ("unknown") some cohort's verdict; with
     no cohort, every counted criterion with that status (they decide the verdict together)."""
     if cohorts:
-        return {i for c in cohorts for i in (c.blocking if status == "fail" else c.unknown)}
+        return {i for c in cohorts for i in (c.blocking if status == Status.FAIL else c.unknown)}
     return {c.id for c in criteria if c.counted and statuses[c.id] == status}
 
 
@@ -209,12 +202,12 @@ def kleene_or(values: list[bool | None]) -> bool | None:
     return False
 
 
-def _truth(status: str) -> bool | None:
-    return {"fail": False, "unknown": None}.get(status, True)
+def _truth(status: Status) -> bool | None:
+    return {Status.FAIL: False, Status.UNKNOWN: None}.get(status, True)
 
 
-def _verdict(value: bool | None) -> str:
-    return {True: "eligible", False: "ineligible", None: "needs_data"}[value]
+def _verdict(value: bool | None) -> Verdict:
+    return {True: Verdict.ELIGIBLE, False: Verdict.INELIGIBLE, None: Verdict.NEEDS_DATA}[value]
 
 
 def assess(
@@ -248,7 +241,7 @@ def assess(
                 results.append(not_applicable(crit, assumptions))
             elif crit.manual_unless and assumptions[crit.manual_unless] == "none":
                 hint = f" (or set the assumption {crit.manual_unless})"
-                results.append(CriterionResult(crit, "manual", None, MANUAL_MESSAGE + hint))
+                results.append(CriterionResult(crit, Status.MANUAL, None, MANUAL_MESSAGE + hint))
             else:
                 results.append(_evaluate(crit, session, explainers, base, kb, explain))
         if explain == "status":
@@ -267,49 +260,50 @@ def assess(
 
 def decide(
     cohorts: Sequence[str], results: Sequence[CriterionResult], assumptions: AssumptionSet
-) -> tuple[str, tuple[CohortVerdict, ...]]:
+) -> tuple[Verdict, tuple[CohortVerdict, ...]]:
     """The patient's verdict and each cohort's, from the criteria results."""
     return decide_statuses(cohorts, [r.criterion for r in results], [r.status for r in results], assumptions)
 
 
 def decide_statuses(
-    cohorts: Sequence[str], criteria: Sequence[Criterion], statuses: Sequence[str], assumptions: AssumptionSet
-) -> tuple[str, tuple[CohortVerdict, ...]]:
+    cohorts: Sequence[str], criteria: Sequence[Criterion], statuses: Sequence[Status], assumptions: AssumptionSet
+) -> tuple[Verdict, tuple[CohortVerdict, ...]]:
     """The same from bare statuses (`statuses[n]` of `criteria[n]`): both the per-patient
     engine and the set-at-a-time screening decide through here."""
     verdicts = tuple(cohort_verdict(cohort, criteria, statuses, assumptions) for cohort in cohorts)
     if verdicts:
-        return max((v.verdict for v in verdicts), key=VERDICT_ORDER.__getitem__), verdicts
+        return max((v.verdict for v in verdicts), key=lambda verdict: verdict.rank), verdicts
     # no cohort: the COHORT criterion fails or is unknown, and decides with the rest
     general = [_truth(st) for c, st in zip(criteria, statuses, strict=True) if c.cohort == "general" and c.counted]
     return _verdict(kleene_and(general)), verdicts
 
 
-def status_from_truth(crit: Criterion, truth: str) -> str:
-    """A criterion's status from the truth its deciding predicate derived."""
-    if truth == "na":
-        return "not_applicable"
+def status_from_truth(crit: Criterion, truth: str) -> Status:
+    """A criterion's status from the truth its deciding predicate derived (a `Truth`, or the
+    engine's string of one)."""
+    if truth == Truth.NA:
+        return Status.NOT_APPLICABLE
     if crit.kind in ("inclusion", "definition"):  # a definition passes when it holds
-        return "pass" if truth == "yes" else "fail"
-    return "fail" if truth == "yes" else "pass"
+        return Status.PASS if truth == Truth.YES else Status.FAIL
+    return Status.FAIL if truth == Truth.YES else Status.PASS
 
 
-def verdict_without(assessment: Assessment, criterion_id: str, assumptions: AssumptionSet) -> str:
+def verdict_without(assessment: Assessment, criterion_id: str, assumptions: AssumptionSet) -> Verdict:
     """The verdict the patient would get if `criterion_id` were dropped from the protocol
     (its status read as pass): what a reviewer weighs before amending a criterion."""
     results = [
-        CriterionResult(r.criterion, "pass", None, "") if r.id == criterion_id else r for r in assessment.criteria
+        CriterionResult(r.criterion, Status.PASS, None, "") if r.id == criterion_id else r for r in assessment.criteria
     ]
     return decide(sorted(v.cohort for v in assessment.cohorts), results, assumptions)[0]
 
 
 def criterion_status(
     patient: Patient, criterion: Criterion, kb: KnowledgeBase, assumptions: AssumptionSet, as_of: date | None = None
-) -> str:
+) -> Status:
     """The status of one criterion, compiling only the rules it needs: a search that asks
     about one criterion at many dates (the first day a window is over) need not pay for all."""
     if criterion.predicate is None:
-        return "manual"
+        return Status.MANUAL
     base = build_facts(patient, kb, assumptions, as_of)
     with kb.engine.session(base.facts, frozenset({criterion.predicate})) as session:
         explainers = (Explainer(session, kb, base), Explainer(session, kb, base, examine=False))
@@ -344,13 +338,13 @@ def applicable_criteria(kb: KnowledgeBase, cohorts: list[str], assumptions: Assu
 
 def not_applicable(crit: Criterion, assumptions: AssumptionSet) -> CriterionResult:
     if crit.kind == "definition":
-        return CriterionResult(crit, "not_applicable", None, "No criterion that applies to this patient uses it")
+        return CriterionResult(crit, Status.NOT_APPLICABLE, None, "No criterion that applies to this patient uses it")
     owner = cohort_of(crit, assumptions)
-    if owner not in COHORT_NAMES:
+    if owner not in COHORTS:
         why = f"block X is not applied (assumption x_block_owner = {owner})"
     else:
-        why = f"a criterion of the {COHORT_NAMES[owner]} cohort, which the patient is not in"
-    return CriterionResult(crit, "not_applicable", None, sentence(why))
+        why = f"a criterion of the {Cohort(owner).label} cohort, which the patient is not in"
+    return CriterionResult(crit, Status.NOT_APPLICABLE, None, sentence(why))
 
 
 #: one counted criterion of a cohort: (position in the catalogue, its group, the note shown
@@ -386,7 +380,7 @@ def _counted(cohort: str, criteria: Sequence[Criterion], assumptions: Assumption
 
 
 def cohort_verdict(
-    cohort: str, criteria: Sequence[Criterion], statuses: Sequence[str], assumptions: AssumptionSet
+    cohort: str, criteria: Sequence[Criterion], statuses: Sequence[Status], assumptions: AssumptionSet
 ) -> CohortVerdict:
     """General and cohort criteria combined by Kleene's AND, alternatives (groups) by OR.
 
@@ -399,29 +393,29 @@ def cohort_verdict(
     notes = []
     for index, group, entry_note in _counted(cohort, criteria, assumptions):
         status = statuses[index]
-        if entry_note and status == "manual":
+        if entry_note and status == Status.MANUAL:
             # a lost entry criterion that only an assumption can read: the cohort stays open
             undecided = True
             notes.append(entry_note)
         elif group:
             groups.setdefault(group, []).append(index)
-        elif status == "fail":
+        elif status == Status.FAIL:
             false = True
             blocking.append(index)
-        elif status == "unknown":
+        elif status == Status.UNKNOWN:
             undecided = True
             unknown.append(index)
     for members in groups.values():  # an alternative holds if any member holds
         value = kleene_or([_truth(statuses[i]) for i in members])
         if value is None:
             undecided = True
-            unknown += [i for i in members if statuses[i] == "unknown"]
+            unknown += [i for i in members if statuses[i] == Status.UNKNOWN]
         elif value is False:
             false = True
-            blocking += [i for i in members if statuses[i] == "fail"]
+            blocking += [i for i in members if statuses[i] == Status.FAIL]
     return CohortVerdict(
         cohort,
-        "ineligible" if false else "needs_data" if undecided else "eligible",
+        Verdict.INELIGIBLE if false else Verdict.NEEDS_DATA if undecided else Verdict.ELIGIBLE,
         tuple(criteria[n].id for n in sorted(blocking)),
         tuple(criteria[n].id for n in sorted(unknown)),
         "; ".join(notes),
@@ -437,7 +431,7 @@ def _evaluate(
     explain: str,
 ) -> CriterionResult:
     if crit.predicate is None:
-        return CriterionResult(crit, "manual", None, MANUAL_MESSAGE)
+        return CriterionResult(crit, Status.MANUAL, None, MANUAL_MESSAGE)
     truths = {row[1] for row in session.ask(crit.predicate, [base.patient_id, None])}
     if len(truths) > 1:
         raise EngineError(
@@ -447,7 +441,7 @@ def _evaluate(
     if not truths:
         gaps = _gaps(crit.predicate, session, base, kb)
         unknown_node = _criterion_node(
-            crit, "unknown", "no answer", [Node("gap", f"{g.item}: {g.reason} ({g.detail})") for g in gaps]
+            crit, Status.UNKNOWN, "no answer", [Node("gap", f"{g.item}: {g.reason} ({g.detail})") for g in gaps]
         )
         if not gaps:
             unknown_node.children.append(Node("note", "no rule decided it and no data gap was found"))
@@ -457,18 +451,18 @@ def _evaluate(
         )
         reason = gaps[0].reason if gaps else "missing"
         return CriterionResult(
-            crit, "unknown", reason, message, tuple(gaps), unknown_node if explain != "none" else None
+            crit, Status.UNKNOWN, reason, message, tuple(gaps), unknown_node if explain != "none" else None
         )
     truth = truths.pop()
     status = status_from_truth(crit, str(truth))
     if explain == "status":  # statuses only (the vignette suite, the mutation check)
         return CriterionResult(crit, status, None, "")
-    wanted = explain == "all" or (explain == "decisive" and status == "fail")
+    wanted = explain == "all" or (explain == "decisive" and status == Status.FAIL)
     full, brief = explainers
     proof = (full if wanted else brief).prove(crit.predicate, (base.patient_id, truth))
     formal = message_from(proof) if proof else ""
     message = plain_message(proof, words_for(kb.vocabulary)) if proof else ""
-    if status == "not_applicable":
+    if status == Status.NOT_APPLICABLE:
         message = f"Does not apply: {message[:1].lower()}{message[1:]}"
     node: Node | None = None
     if wanted:
@@ -476,7 +470,7 @@ def _evaluate(
     return CriterionResult(crit, status, None, message, (), node, formal)
 
 
-def _criterion_node(crit: Criterion, status: str, answer: str, children: list[Node]) -> Node:
+def _criterion_node(crit: Criterion, status: Status, answer: str, children: list[Node]) -> Node:
     """The root of a proof tree: the criterion with its protocol text and what the engine said."""
     detail = {
         "protocol": crit.record_text or crit.text,

@@ -21,6 +21,7 @@ from kb.engine import Engine, EngineError
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Program, Rule, Term
 from kb.patients import Dataset
+from kb.status import Status
 from kb.vignettes import Vignette, VignetteOutcome, check_vignettes
 
 __all__ = ["Mutant", "MutationReport", "mutants", "run_mutation_check"]
@@ -135,7 +136,7 @@ def run_mutation_check(
         watching = [
             o.vignette
             for o in baseline
-            if any(r.id in affected and r.status != "not_applicable" for r in o.assessment.criteria)
+            if any(r.id in affected and r.status != Status.NOT_APPLICABLE for r in o.assessment.criteria)
         ]
         jobs.append((mutant, program, watching))
     global _JOB_CONTEXT

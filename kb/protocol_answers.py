@@ -15,22 +15,15 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from kb.assumptions import AssumptionSet
-from kb.criteria import COHORTS, X_BLOCK, Criterion
+from kb.criteria import X_BLOCK, Criterion
 from kb.derived import PREDNISONE_RESOLUTION, washout_days
 from kb.knowledge import KnowledgeBase
 from kb.protocol_facts import Bound, Reach, Window, measure_words
+from kb.status import COHORTS, Cohort
 from kb.vocabulary import Agent
 
-__all__ = ["COHORT_NAMES", "ProtocolAnswer", "diseases", "drug", "refractory", "rule", "thresholds"]
+__all__ = ["ProtocolAnswer", "diseases", "drug", "refractory", "rule", "thresholds"]
 
-COHORT_NAMES = {
-    "sle": ("systemic lupus erythematosus", r"lupus|\bsle\b"),
-    "pss": ("primary Sjögren's syndrome", r"sj[oö]gren|\bpss\b|sicca"),
-    "ssc": ("diffuse cutaneous systemic sclerosis", r"scleroderma|systemic sclerosis|\bssc\b"),
-    "iim": ("idiopathic inflammatory myopathy", r"myositis|myopath|\biim\b"),
-    "aav": ("ANCA-associated vasculitis", r"\banca\b|vasculitis|\baav\b|\bgpa\b|\bmpa\b|\begpa\b"),
-    "aps": ("antiphospholipid syndrome", r"antiphospholipid|\baps\b"),
-}
 _OPS = {">=": "≥", "<=": "≤", "!=": "≠"}
 _DOSE = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b(?!\s*/\s*kg)", re.IGNORECASE)
 
@@ -48,8 +41,13 @@ def _number(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
+def _disease(cohort: str) -> str:
+    """A cohort's disease in full; `general` and block X as they are written."""
+    return Cohort(cohort).disease if cohort in COHORTS else cohort
+
+
 def _where(crit: Criterion) -> str:
-    return f" ({COHORT_NAMES[crit.cohort][0]})" if crit.cohort in COHORT_NAMES else ""
+    return f" ({_disease(crit.cohort)})" if crit.cohort in COHORTS else ""
 
 
 def _record(crit: Criterion) -> str:
@@ -109,7 +107,7 @@ def _rows(
     rows: list[dict[str, str]] = []
     for r in reaches:
         crit = r.criterion
-        rows.append(_row("criterion", crit.id, f"{crit.kind}, {COHORT_NAMES.get(crit.cohort, (crit.cohort,))[0]}"))
+        rows.append(_row("criterion", crit.id, f"{crit.kind}, {_disease(crit.cohort)}"))
         for b in r.bounds if not crit.summary else ():
             label, unit = words.get(b.measure, (b.measure, ""))
             op, value = _OPS.get(b.op, b.op), _number(b.value)
@@ -296,10 +294,10 @@ def _earliest(r: Reach, agent: Agent, name: str, assumptions: AssumptionSet) -> 
 
 
 def refractory(
-    cohorts: list[str], reaches: dict[str, Reach], kb: KnowledgeBase, assumptions: AssumptionSet
+    cohorts: list[Cohort], reaches: dict[str, Reach], kb: KnowledgeBase, assumptions: AssumptionSet
 ) -> ProtocolAnswer:
     definitions = {c.predicate: c for c in kb.criteria if c.kind == "definition"}
-    wanted = cohorts or ["sle", "pss", "ssc", "iim", "aav", "aps"]
+    wanted = cohorts or COHORTS
     routes = [
         c for c in kb.criteria
         if c.cohort in wanted and c.kind == "inclusion"
@@ -307,7 +305,7 @@ def refractory(
     ]  # fmt: skip
     defs = list(dict.fromkeys(definitions[c.predicate] for c in routes if c.predicate in definitions))
     shown = [reaches[c.id] for c in [*defs, *(c for c in routes if c.predicate not in definitions)]]
-    who = " and ".join(COHORT_NAMES[c][0] for c in cohorts) or "every cohort"
+    who = " and ".join(c.disease for c in cohorts) or "every cohort"
     parts = []
     for r in shown:
         counted = ", ".join(k.replace("_", " ") for k in r.supports if not r.bounds or k not in ("glucocorticoid",))
@@ -318,7 +316,7 @@ def refractory(
     return _answer("refractory", head, shown + named, kb, assumptions)
 
 
-def diseases(named: list[str], kb: KnowledgeBase, assumptions: AssumptionSet) -> ProtocolAnswer:
+def diseases(named: list[Cohort], kb: KnowledgeBase, assumptions: AssumptionSet) -> ProtocolAnswer:
     """The cohorts (all six, or those named) with their inclusion and exclusion criteria."""
     wanted = named or list(COHORTS)
     owner = str(assumptions["x_block_owner"])  # the unlabelled exclusion block X: whose it is
@@ -329,13 +327,13 @@ def diseases(named: list[str], kb: KnowledgeBase, assumptions: AssumptionSet) ->
         blocks = (cohort, X_BLOCK) if owner == cohort else (cohort,)
         exclusions = [c.id for c in kb.criteria if c.cohort in blocks and c.kind == "exclusion"]
         lines.append(
-            f"{COHORT_NAMES[cohort][0]}: inclusion {', '.join(inclusions)}; exclusion {', '.join(exclusions) or 'none'}"
+            f"{cohort.disease}: inclusion {', '.join(inclusions)}; exclusion {', '.join(exclusions) or 'none'}"
             + (f" (block X by assumption x_block_owner = {owner})" if owner == cohort else "")
         )
-        rows.append({"what": "cohort", "cohort": cohort, "label": COHORT_NAMES[cohort][0],
+        rows.append({"what": "cohort", "cohort": cohort, "label": cohort.disease,
                      "inclusion": " ".join(inclusions), "exclusion": " ".join(exclusions)})  # fmt: skip
     entry = kb.criterion("COHORT")
-    said = ", ".join(COHORT_NAMES[c][0] for c in wanted)
+    said = ", ".join(c.disease for c in wanted)
     head = f"{len(wanted)} diseases can enter: {said}" if not named else "; ".join(lines)
     extra = (*lines, "Every cohort also meets the general criteria (GI…, GE…) and the COHORT criterion.")
     details = (*extra, *(_said(entry) if entry else ()))

@@ -19,6 +19,7 @@ from kb.assumptions import AssumptionSet
 from kb.criteria import Criterion
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Pos, Rule, Var
+from kb.status import Truth
 
 __all__ = ["Bound", "Reach", "Window", "measure_words", "reach", "reaches"]
 
@@ -160,10 +161,10 @@ def _text(term: object) -> str | None:
     return str(term.value) if isinstance(term, Const) else None
 
 
-def _walk(kb: KnowledgeBase, predicate: str, truth: str) -> list[tuple[Rule, tuple[Gate, ...]]]:
+def _walk(kb: KnowledgeBase, predicate: str, truth: Truth) -> list[tuple[Rule, tuple[Gate, ...]]]:
     """The rules that can make `predicate(P, truth)` hold, through positive conditions, with
     the assumption gates met on the way (a rule whose gate is not in force is kept, marked)."""
-    start = Atom(predicate, (Var("P", _NOWHERE), Const(truth, _NOWHERE)), _NOWHERE)
+    start = Atom(predicate, (Var("P", _NOWHERE), Const(str(truth), _NOWHERE)), _NOWHERE)
     out: list[tuple[Rule, tuple[Gate, ...]]] = []
     seen: set[tuple[int, tuple[Gate, ...]]] = set()
     todo: list[tuple[Atom, tuple[Gate, ...]]] = [(start, ())]
@@ -193,7 +194,7 @@ def _bounds(crit: Criterion, rules: list[tuple[Rule, tuple[Gate, ...]]], assumpt
     found: list[Bound] = []
     for index, (rule, gates) in enumerate(rules):
         truth = rule.head.args[-1] if rule.head.args else None
-        if not _in_force(gates, assumptions) or (isinstance(truth, Const) and truth.value in ("no", "na")):
+        if not _in_force(gates, assumptions) or (isinstance(truth, Const) and truth.value in (Truth.NO, Truth.NA)):
             continue  # a `no` reached through a truth variable says when the criterion fails, not its bound
         bound_by = _bindings(rule)
         for lit in rule.body:
@@ -321,8 +322,8 @@ def reach(kb: KnowledgeBase, crit: Criterion, assumptions: AssumptionSet) -> Rea
     """What `crit` compares, looks back over and counts, under `assumptions`."""
     if crit.predicate is None:
         return Reach(crit, (), (), {}, {}, False)
-    met = _walk(kb, crit.predicate, "yes")
-    blocking = met if crit.kind == "exclusion" else _walk(kb, crit.predicate, "no")
+    met = _walk(kb, crit.predicate, Truth.YES)
+    blocking = met if crit.kind == "exclusion" else _walk(kb, crit.predicate, Truth.NO)
     supporting = [] if crit.kind == "exclusion" else met
     # an inclusion blocks on a drug only through a look-back (GI6's growth factors, GI6.2's
     # transfusion); the rest of its `no` rules are evidence of absence, not exposures

@@ -22,13 +22,24 @@ from pathlib import Path
 from kb.assumptions import AssumptionSet
 from kb.criteria import Criterion
 from kb.knowledge import KnowledgeBase
-from kb.protocol_answers import COHORT_NAMES, ProtocolAnswer, diseases, drug, refractory, rule, thresholds
+from kb.protocol_answers import ProtocolAnswer, diseases, drug, refractory, rule, thresholds
 from kb.protocol_facts import reach, reaches
+from kb.status import Cohort
 from kb.vocabulary import Agent
 
 __all__ = ["PROTOCOL_EXAMPLES", "PROTOCOL_WAYS", "ProtocolAnswer", "answer_protocol", "is_patient_question"]
 
 ALIASES_FILE = Path(__file__).parent / "facts" / "vocabulary" / "question_aliases.csv"
+
+#: the words that name each cohort in a question (its disease, its abbreviation)
+COHORT_WORDS = {
+    Cohort.SLE: r"lupus|\bsle\b",
+    Cohort.PSS: r"sj[oö]gren|\bpss\b|sicca",
+    Cohort.SSC: r"scleroderma|systemic sclerosis|\bssc\b",
+    Cohort.IIM: r"myositis|myopath|\biim\b",
+    Cohort.AAV: r"\banca\b|vasculitis|\baav\b|\bgpa\b|\bmpa\b|\begpa\b",
+    Cohort.APS: r"antiphospholipid|\baps\b",
+}
 
 #: a question that names or describes a patient: never answered as a protocol question
 _PATIENT = (
@@ -109,7 +120,7 @@ def answer_protocol(text: str, kb: KnowledgeBase, assumptions: AssumptionSet) ->
     if is_patient_question(lowered):
         return None
     found = reaches(kb, assumptions)
-    named_cohorts = [c for c, (_, words) in COHORT_NAMES.items() if re.search(words, lowered)]
+    named_cohorts = [c for c, words in COHORT_WORDS.items() if re.search(words, lowered)]
     if re.search(r"\b(refractory|relapsed|relapse|progressive|progression)\b", lowered):
         return refractory(named_cohorts, found, kb, assumptions)
     named = _named_criterion(lowered, kb)

@@ -29,10 +29,12 @@ from pathlib import Path
 
 from rapidfuzz import fuzz, process, utils
 
+from kb.criteria import X_BLOCK
 from kb.description import Description, read_description
 from kb.errors import KbError
 from kb.knowledge import KnowledgeBase
 from kb.protocol_questions import PROTOCOL_WAYS
+from kb.status import COHORTS
 
 __all__ = [
     "DESCRIBABLE",
@@ -132,7 +134,7 @@ _ID = re.compile(
     re.IGNORECASE,
 )
 _CRITERION = re.compile(
-    r"\b(def[-\s]?(?:aps[-\s]?)?(?:rr|caps)|consent|cohort|(?:sle|pss|ssc|iim|aav|aps|x)[-\s]?[ie][-\s]?\d{1,2}|"
+    rf"\b(def[-\s]?(?:aps[-\s]?)?(?:rr|caps)|consent|cohort|(?:{'|'.join(COHORTS)}|{X_BLOCK})[-\s]?[ie][-\s]?\d{{1,2}}|"
     r"g[ie][-\s]?\d{1,2}(?:\s*\.\s*\d)?)\b",
     re.IGNORECASE,
 )

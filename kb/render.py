@@ -8,6 +8,7 @@ import shlex
 from kb.coverage import CoverageReport
 from kb.evaluation import Assessment, CriterionResult
 from kb.repairs import RepairAnswer
+from kb.status import MARKS, Status
 from kb.trace import Node
 
 __all__ = [
@@ -21,9 +22,6 @@ __all__ = [
     "trace_dot",
     "trace_text",
 ]
-
-_MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "not_applicable": "–", "manual": "✎"}
-
 
 #: What can start Markdown (CommonMark, GFM) or Streamlit markup anywhere in a line.
 _MARKUP = re.compile(
@@ -145,7 +143,7 @@ def trace_dot(node: Node, name: str = "proof") -> str:
 
 
 def criterion_text(result: CriterionResult) -> str:
-    mark = _MARK.get(result.status, " ")
+    mark = MARKS[result.status]
     reason = f" ({result.reason})" if result.reason else ""
     return f"{mark} {result.id:<8} {result.status}{reason}: {result.message}"
 
@@ -171,7 +169,7 @@ def assessment_text(assessment: Assessment, show_all: bool = True) -> str:
     for note in a.reference.notes:
         lines.append(f"    ({note})")
     lines.append("")
-    results = a.criteria if show_all else [r for r in a.criteria if r.status in ("fail", "unknown")]
+    results = a.criteria if show_all else [r for r in a.criteria if r.status in (Status.FAIL, Status.UNKNOWN)]
     elsewhere = [r.id for r in a.elsewhere]
     lines.extend("  " + criterion_text(r) for r in results if r.id not in elsewhere)
     if elsewhere:
@@ -213,7 +211,7 @@ def coverage_text(report: CoverageReport, vignettes: int, items: int) -> str:
         if crit.placeholder:
             rules = "placeholder: verify by hand"
         lines.append(f"{crit.id:<10} {crit.kind:<10} {crit.cohort:<8} {rules}")
-        for status in ("pass", "fail", "unknown"):
+        for status in (Status.PASS, Status.FAIL, Status.UNKNOWN):
             ids = row.vignettes.get(status, ())
             if ids:
                 lines.append(f"{'':<12}{status:<8} {_ids(ids)}")
@@ -249,7 +247,7 @@ def repair_text(answer: RepairAnswer) -> str:
                 lines.append(
                     f"  because enrolment moves: repeat {len(results)} results stale by then: {', '.join(results)}"
                 )
-        flips = ", ".join(f"{c} {b} → {a}" for c, b, a in repair.flips if b in ("fail", "unknown"))
+        flips = ", ".join(f"{c} {b} → {a}" for c, b, a in repair.flips if b in (Status.FAIL, Status.UNKNOWN))
         if flips:
             lines.append(f"  mends: {flips}")
         if repair.until is not None:

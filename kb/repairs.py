@@ -38,6 +38,7 @@ from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
 from kb.patients import Patient
 from kb.requirements import Requirement, Snapshot, inside, requirements
+from kb.status import Status, Truth, Verdict
 from kb.until import HORIZON_DAYS, Lapse, eligible_until
 from kb.whatif import apply_changes, moved_enrolment, parse_change
 
@@ -83,9 +84,9 @@ class RepairChange:
 class Repair:
     changes: tuple[RepairChange, ...]
     whatif: tuple[str, ...]  # the `kb whatif` changes that apply it
-    verdict: str
+    verdict: Verdict
     eligible_via: tuple[str, ...]
-    flips: tuple[tuple[str, str, str], ...]  # criterion, status before, status after
+    flips: tuple[tuple[str, Status, Status], ...]  # criterion, status before, status after
     enrolment: date  # the earliest enrolment date with this repair
     until: Lapse | None = None
 
@@ -128,7 +129,7 @@ class Obstacle:
 @dataclass(frozen=True)
 class RepairAnswer:
     patient_id: str
-    verdict: str
+    verdict: Verdict
     repairs: tuple[Repair, ...]
     obstacles: tuple[Obstacle, ...]
     until: Lapse | None = None  # for a patient eligible already
@@ -184,7 +185,7 @@ class _Search:
     # ---- the search ----------------------------------------------------------------------
     def run(self, max_repairs: int) -> RepairAnswer:
         before = self.before
-        if before.verdict == "eligible":
+        if before.verdict == Verdict.ELIGIBLE:
             until = eligible_until(self.patient, self.kb, self.assumptions, self.as_of)
             return RepairAnswer(self.patient.id, before.verdict, (), (), until)
         found: list[Repair] = []
@@ -347,7 +348,7 @@ class _Search:
         return self._confirmed[key]
 
     def _eligible(self, candidate: _Candidate) -> bool:
-        return self._evaluate(candidate.texts, candidate.enrolment).verdict == "eligible"
+        return self._evaluate(candidate.texts, candidate.enrolment).verdict == Verdict.ELIGIBLE
 
     # ---- the fixes of one criterion ----------------------------------------------------------
     def _fixes_for(self, result: CriterionResult) -> list[tuple[RepairChange, ...]]:
@@ -355,10 +356,10 @@ class _Search:
             crit = result.criterion
             fixes: list[tuple[RepairChange, ...]] = []
             if crit.predicate is not None:
-                truth = "yes" if crit.kind in ("inclusion", "definition") else "no"
+                truth = Truth.YES if crit.kind in ("inclusion", "definition") else Truth.NO
                 for alternative in requirements(self.kb.program, crit.predicate, truth):
                     fixes += self._alternative(alternative, result.id)
-                if result.status == "fail":
+                if result.status == Status.FAIL:
                     # adding data never retracts a failure: only a wait, a stop or a new value can
                     fixes = [f for f in fixes if any(c.kind != "collect" for c in f)]
                     fixes += self._time_fixes(result)
@@ -567,21 +568,21 @@ class _Search:
         reads = self._reads(result.criterion.predicate or "")
         repeats = [(item, value) for item, value, _ in self._latest(reads)]
 
-        def status(day: date) -> str:
+        def status(day: date) -> Status:
             texts = [*extra, *(moved_enrolment(self.patient, self.reference, day) if day != self.start else [])]
             texts += [f"{item}={value}@{day.isoformat()}" for item, value in repeats]
             when = day if day != self.start else self.as_of
             return criterion_status(self._patient_with(texts), result.criterion, self.kb, self.assumptions, when)
 
         horizon = self.start + timedelta(days=HORIZON_DAYS)
-        if status(horizon) == "fail":
+        if status(horizon) == Status.FAIL:
             return None
         low, high = self.start, horizon  # low fails (or is untested), high does not
-        if status(low) != "fail":
+        if status(low) != Status.FAIL:
             high = low
         while (high - low).days > 1:
             middle = low + timedelta(days=(high - low).days // 2)
-            if status(middle) == "fail":
+            if status(middle) == Status.FAIL:
                 low = middle
             else:
                 high = middle
@@ -668,7 +669,7 @@ class _Search:
 
     def _why_not(self, result: CriterionResult) -> str:
         crit = result.criterion
-        if result.status == "unknown":
+        if result.status == Status.UNKNOWN:
             gaps = ", ".join(g.item for g in result.missing) or "no rule decides it"
             return f"open ({gaps}): no datum whose collection can be simulated settles it; verify by hand"
         if crit.cohort != "general":

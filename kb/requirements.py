@@ -19,6 +19,7 @@ from itertools import product
 
 from kb.factbase import FactBase
 from kb.language.syntax import Atom, Comparison, Const, Program, Var
+from kb.status import Truth
 
 __all__ = ["Alternative", "Requirement", "Snapshot", "alternatives", "inside", "requirements"]
 
@@ -74,7 +75,7 @@ class Alternative:
     rules: tuple[str, ...]
 
 
-def requirements(program: Program, predicate: str, truth: str) -> list[tuple[Requirement, ...]]:
+def requirements(program: Program, predicate: str, truth: Truth) -> list[tuple[Requirement, ...]]:
     """The alternatives (each a conjunction of requirements) under which `predicate(P, truth)`
     can be derived; an alternative with no datum requirement is left out."""
     unique: dict[tuple[Requirement, ...], None] = {}
@@ -84,7 +85,7 @@ def requirements(program: Program, predicate: str, truth: str) -> list[tuple[Req
     return list(unique)
 
 
-def alternatives(program: Program, predicate: str, truth: str) -> list[Alternative]:
+def alternatives(program: Program, predicate: str, truth: Truth) -> list[Alternative]:
     """Every alternative, those with no datum requirement included (a protocol review must
     know that such a rule exists: it makes the truth reachable without any datum)."""
     return [

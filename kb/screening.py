@@ -32,6 +32,7 @@ from kb.evaluation import CohortVerdict, assess, criteria_with
 from kb.knowledge import KnowledgeBase
 from kb.patients import CELL_LIMIT, Dataset, Patient, load_dataset
 from kb.repairs import find_repairs
+from kb.status import Status, Verdict
 
 __all__ = ["STAGES", "ScreenRow", "Screened", "Statuses", "earliest_dates", "funnel", "screen", "screen_folder"]
 
@@ -47,17 +48,17 @@ STAGES = (
 )
 
 
-class Statuses(Mapping[str, str]):
+class Statuses(Mapping[str, Status]):
     """One row's statuses of the counted criteria, read like a dict: the ids (and their
     positions) are shared by every row, only the codes are the row's own (100,000 dicts of
     80 entries cost 450 MB of a screening's memory; these cost a tuple each)."""
 
     __slots__ = ("_codes", "_index")
 
-    def __init__(self, index: Mapping[str, int], codes: tuple[str, ...]) -> None:
+    def __init__(self, index: Mapping[str, int], codes: tuple[Status, ...]) -> None:
         self._index, self._codes = index, codes
 
-    def __getitem__(self, key: str) -> str:
+    def __getitem__(self, key: str) -> Status:
         return self._codes[self._index[key]]
 
     def __iter__(self) -> Iterator[str]:
@@ -86,9 +87,9 @@ def _counted(kb: KnowledgeBase) -> tuple[dict[str, int], tuple[int, ...]]:
 @dataclass(frozen=True)
 class ScreenRow:
     patient: str
-    verdict: str  # eligible | needs_data | ineligible | not_evaluated (no row of the patient could be read)
+    verdict: Verdict  # not_evaluated when no row of the patient could be read
     cohorts: tuple[str, ...]
-    statuses: Mapping[str, str]  # counted criteria only (a `Statuses` from a screening)
+    statuses: Mapping[str, Status]  # counted criteria only (a `Statuses` from a screening)
     blocking: tuple[str, ...]
     dropped_at: int  # the stage (index into STAGES) the patient leaves at; len(STAGES) if never
     unknown: tuple[str, ...] = ()
@@ -119,11 +120,15 @@ def _stage(crit: Criterion) -> int:
 
 
 def _row(
-    kb: KnowledgeBase, patient_id: str, verdict: str, cohorts: tuple[CohortVerdict, ...], statuses: dict[str, str]
+    kb: KnowledgeBase,
+    patient_id: str,
+    verdict: Verdict,
+    cohorts: tuple[CohortVerdict, ...],
+    statuses: Mapping[str, Status],
 ) -> ScreenRow:
     """A screening row from a patient's verdicts and statuses, whichever engine gave them."""
-    blocking_ids = criteria_with(cohorts, "fail", kb.criteria, statuses)
-    unknown_ids = criteria_with(cohorts, "unknown", kb.criteria, statuses)
+    blocking_ids = criteria_with(cohorts, Status.FAIL, kb.criteria, statuses)
+    unknown_ids = criteria_with(cohorts, Status.UNKNOWN, kb.criteria, statuses)
     blocking = [c for c in kb.criteria if c.id in blocking_ids]
     stages = [_stage(c) for c in blocking]
     index, places = _counted(kb)
@@ -133,9 +138,9 @@ def _row(
         tuple(c.cohort for c in cohorts),
         Statuses(index, tuple(statuses[kb.criteria[n].id] for n in places)),
         tuple(c.id for c in blocking),
-        min(stages) if stages and verdict == "ineligible" else len(STAGES),
+        min(stages) if stages and verdict == Verdict.INELIGIBLE else len(STAGES),
         tuple(c.id for c in kb.criteria if c.id in unknown_ids),
-        reason="; ".join(c.note for c in cohorts if c.note) if verdict == "needs_data" else "",
+        reason="; ".join(c.note for c in cohorts if c.note) if verdict == Verdict.NEEDS_DATA else "",
     )
 
 
@@ -171,7 +176,7 @@ def screen(
         for verdict in evaluate_many(patients, kb, assumptions, as_of, workers=workers, progress=tick):
             rows.append(_row(kb, verdict.patient_id, verdict.verdict, verdict.cohorts, verdict.statuses))
     for pid, reason in missing.items():
-        rows.append(ScreenRow(pid, "not_evaluated", (), {}, (), 0, reason=reason))
+        rows.append(ScreenRow(pid, Verdict.NOT_EVALUATED, (), {}, (), 0, reason=reason))
     if progress is not None:
         progress(total, total)
     return rows
@@ -184,7 +189,7 @@ def earliest_dates(
     cheapest confirmed repair is a wait, with what moving enrolment implies), that date."""
     out = []
     for row in rows:
-        if row.verdict == "ineligible":
+        if row.verdict == Verdict.INELIGIBLE:
             answer = find_repairs(dataset.patient(row.patient), kb, assumptions, as_of, max_repairs=1)
             best = answer.repairs[0] if answer.repairs else None
             if best is not None and best.cost == "wait":
@@ -355,7 +360,7 @@ def screen_folder(
     unique = list(dict.fromkeys(ordered))  # a header problem is reported by every chunk
     known = cast(dict[str, Patient], dict.fromkeys(loaded))  # only the ids are read
     for pid, reason in Dataset(folder.name, str(folder), known, unique).not_loaded.items():
-        rows.append(ScreenRow(pid, "not_evaluated", (), {}, (), 0, reason=reason))
+        rows.append(ScreenRow(pid, Verdict.NOT_EVALUATED, (), {}, (), 0, reason=reason))
     if progress is not None:
         progress(len(rows), len(rows))
     return Screened(rows, unique)

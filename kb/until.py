@@ -22,6 +22,7 @@ from kb.evaluation import Assessment, assess
 from kb.factbase import reference_dates
 from kb.knowledge import KnowledgeBase
 from kb.patients import Patient
+from kb.status import Verdict
 from kb.whatif import apply_changes, moved_enrolment, parse_change
 
 __all__ = ["HORIZON_DAYS", "Lapse", "eligible_until"]
@@ -84,7 +85,7 @@ def eligible_until(
         return cache[day]
 
     def eligible(day: date) -> bool:
-        return at(day).verdict == "eligible"
+        return at(day).verdict == Verdict.ELIGIBLE
 
     if not eligible(start):
         return None

@@ -16,10 +16,11 @@ from kb.errors import KbError
 from kb.evaluation import Assessment, assess
 from kb.knowledge import KnowledgeBase
 from kb.patients import DEMO_DATASET, Dataset
+from kb.status import Status
 
-__all__ = ["STATUSES", "Vignette", "VignetteOutcome", "check_vignettes", "load_vignettes"]
+__all__ = ["Vignette", "VignetteOutcome", "check_vignettes", "load_vignettes"]
 
-STATUSES = ("pass", "fail", "unknown", "not_applicable", "manual")
+_STATUSES = frozenset(Status)  # `in Status` takes members only before Python 3.12
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Vignette:
     expected_verdict: str
     exercises: str
     assume: tuple[str, ...]  # ID=VALUE assumptions the vignette is evaluated under
-    targets: dict[str, str]  # criterion id -> the status it must get
+    targets: dict[str, Status]  # criterion id -> the status it must get
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ def load_vignettes(folder: Path = DEMO_DATASET) -> list[Vignette]:
             targets = {}
             for pair in (row.get("targets") or "").split():
                 criterion, sep, status = pair.partition("=")
-                if not sep or status not in STATUSES:
+                if not sep or status not in _STATUSES:
                     raise KbError(f"{path.name}:{row_number}: target '{pair}' is not CRITERION=STATUS")
-                targets[criterion] = status
+                targets[criterion] = Status(status)
             vignettes.append(
                 Vignette(
                     row["patient_id"],

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from kb.status import COHORTS, Cohort
 from kb.trace import Node
 from kb.vocabulary import Vocabulary
 
@@ -34,8 +35,6 @@ _ISO_WORDS = re.compile(r"\b\d{1,2} [A-Z][a-z]{2} \d{4}\b")
 _SNAKE = re.compile(r"(?<![\w./-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w.-])")
 #: assumption ids are the user's own switches (`--assume crcl_method=...`): shown as written
 _KEPT_AFTER = re.compile(r"(assumption|assume|set|column)\s+$")
-_COHORTS = {"sle": "SLE", "pss": "primary Sjögren's", "ssc": "diffuse SSc", "iim": "inflammatory myopathy",
-            "aav": "ANCA vasculitis", "aps": "APS"}  # fmt: skip
 _HISTORIES = {
     "medications": "medication history",
     "vaccinations": "vaccination history",
@@ -156,7 +155,7 @@ class Words:
         )
         phrase = _EVENT.sub(_event, phrase)
         phrase = re.sub(r"\b([a-z_]+) history\b", lambda m: _HISTORIES.get(m.group(1), m.group(0)), phrase)
-        phrase = re.sub(r"→ cohort (\w+)", lambda m: f"→ {_COHORTS.get(m.group(1), m.group(1))} cohort", phrase)
+        phrase = re.sub(r"→ cohort (\w+)", lambda m: f"→ {_cohort(m.group(1))} cohort", phrase)
         phrase = phrase.replace("(icd10)", "(ICD-10)").replace("(icd11)", "(ICD-11)")
         return _dates(_unsnake(phrase))
 
@@ -174,6 +173,11 @@ def words_for(vocabulary: Vocabulary) -> Words:
         )
         cached = _WORDS[id(vocabulary)] = (vocabulary, words)
     return cached[1]
+
+
+def _cohort(name: str) -> str:
+    """A cohort's short name ("→ SLE cohort"); any other word as it is."""
+    return Cohort(name).label if name in COHORTS else name
 
 
 def sentence(text: str) -> str:

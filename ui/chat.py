@@ -15,6 +15,7 @@ import streamlit as st
 from kb.answers import Answer, answer
 from kb.questions import MAX_QUESTION_CHARS
 from kb.render import escape_markdown as text
+from kb.status import Verdict
 from ui.context import context
 from ui.evidence import criterion_evidence, criterion_list, verdict_box
 
@@ -86,7 +87,7 @@ def described_answer(turn: Answer) -> None:
     one expander each would bury the answer)."""
     assert turn.described is not None
     found = turn.described
-    box = {"eligible": st.success, "ineligible": st.error}.get(found.assessment.verdict, st.warning)
+    box = {Verdict.ELIGIBLE: st.success, Verdict.INELIGIBLE: st.error}.get(found.assessment.verdict, st.warning)
     box(text(turn.headline))
     st.markdown("\n".join(f"- {text(line)}" for line in turn.details))
     criterion_list(found.blocking, "described patient")

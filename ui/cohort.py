@@ -10,15 +10,15 @@ import streamlit as st
 
 from kb.report import spreadsheet_cell
 from kb.screening import STAGES, ScreenRow, funnel, screen
+from kb.status import MARKS, Status, Verdict
 from ui.context import Context, context, session_cached
 
-_MARK = {"pass": "✓", "fail": "✗", "unknown": "?", "manual": "✎", "not_applicable": ""}
 _COLOURS = {
-    "pass": "#4c9a2a",
-    "fail": "#c0392b",
-    "unknown": "#e69f00",
-    "manual": "#8e8e8e",
-    "not_applicable": "#f4f4f4",
+    Status.PASS: "#4c9a2a",
+    Status.FAIL: "#c0392b",
+    Status.UNKNOWN: "#e69f00",
+    Status.MANUAL: "#8e8e8e",
+    Status.NOT_APPLICABLE: "#f4f4f4",
 }
 
 
@@ -42,8 +42,8 @@ def funnel_stages(rows: list[ScreenRow]) -> pd.DataFrame:
     data. A patient who needs data is never ruled out, so stays in to the last stage: that
     stage says so and counts them apart, and a last stage keeps only the eligible (it read
     "meeting their cohort's criteria" for eligible and needs-data patients together)."""
-    eligible = sum(1 for r in rows if r.verdict == "eligible")
-    open_ = sum(1 for r in rows if r.verdict == "needs_data")
+    eligible = sum(1 for r in rows if r.verdict == Verdict.ELIGIBLE)
+    open_ = sum(1 for r in rows if r.verdict == Verdict.NEEDS_DATA)
     table = []
     for n, (name, k) in enumerate(funnel(rows)):
         inside = [r for r in rows if r.dropped_at > n]
@@ -54,8 +54,8 @@ def funnel_stages(rows: list[ScreenRow]) -> pd.DataFrame:
             {
                 "stage": f"{n + 1}. {label}",
                 "patients": k,
-                "eligible": sum(1 for r in inside if r.verdict == "eligible"),
-                "needs data": sum(1 for r in inside if r.verdict == "needs_data"),
+                "eligible": sum(1 for r in inside if r.verdict == Verdict.ELIGIBLE),
+                "needs data": sum(1 for r in inside if r.verdict == Verdict.NEEDS_DATA),
             }
         )
     last = f"{len(STAGES) + 1}. eligible (the {open_} needing data left out)"
@@ -73,7 +73,7 @@ def page() -> None:
     )
     counts = table["verdict"].value_counts()
     columns = st.columns(3)
-    for column, verdict in zip(columns, ("eligible", "needs_data", "ineligible"), strict=True):
+    for column, verdict in zip(columns, (Verdict.ELIGIBLE, Verdict.NEEDS_DATA, Verdict.INELIGIBLE), strict=True):
         column.metric(verdict.replace("_", " "), int(counts.get(verdict, 0)))
     st.subheader("Attrition funnel")
     stages = funnel_stages(rows)
@@ -109,7 +109,7 @@ def page() -> None:
     st.altair_chart(heat, width="stretch")
     shown = table.copy()
     for c in criteria:
-        shown[c] = shown[c].map(lambda s: _MARK.get(str(s), str(s)))
+        shown[c] = shown[c].map(lambda s: MARKS.get(s, str(s)))
     st.dataframe(shown, hide_index=True, width="stretch")
     left, right = st.columns(2)
     export = table.map(spreadsheet_cell)  # an uploaded id such as =HYPERLINK(…) stays text in the files

@@ -16,15 +16,14 @@ import streamlit as st
 
 from kb.evaluation import Assessment, CriterionResult
 from kb.render import escape_markdown, trace_dot, trace_text
+from kb.status import MARKS, Verdict
 
-__all__ = ["ICONS", "VERDICTS", "criterion_evidence", "criterion_list", "verdict_box"]
+__all__ = ["VERDICTS", "criterion_evidence", "criterion_list", "verdict_box"]
 
-# plain marks rather than emoji: they render in every font, including a headless browser's
-ICONS = {"pass": "✓", "fail": "✗", "unknown": "?", "not_applicable": "–", "manual": "✎"}
 VERDICTS = {
-    "eligible": ("Eligible", st.success),
-    "ineligible": ("Ineligible", st.error),
-    "needs_data": ("Needs data", st.warning),
+    Verdict.ELIGIBLE: ("Eligible", st.success),
+    Verdict.INELIGIBLE: ("Ineligible", st.error),
+    Verdict.NEEDS_DATA: ("Needs data", st.warning),
 }
 
 
@@ -33,7 +32,7 @@ def verdict_box(assessment: Assessment, story: str = "") -> None:
     title, box = VERDICTS[assessment.verdict]
     via = f" via {', '.join(assessment.eligible_via)}" if assessment.eligible_via else ""
     lines = [f"**{escape_markdown(assessment.patient_id)}: {title}{via}**"]
-    if assessment.verdict != "eligible":
+    if assessment.verdict != Verdict.ELIGIBLE:
         blocking = [r.id for r in assessment.blocking]
         unknown = [r.id for r in assessment.unknown]
         if blocking:
@@ -53,7 +52,7 @@ def criterion_list(results: Sequence[CriterionResult], patient_id: str) -> None:
 
 def criterion_evidence(result: CriterionResult, patient_id: str, expanded: bool = False) -> None:
     with st.expander(
-        f"{ICONS[result.status]} {result.id} — {result.status}: {escape_markdown(result.message)}",
+        f"{MARKS[result.status]} {result.id} — {result.status}: {escape_markdown(result.message)}",
         expanded=expanded,
     ):
         crit = result.criterion

@@ -14,8 +14,9 @@ from kb.exposures import exposure_end, ongoing
 from kb.patients import Patient
 from kb.render import escape_markdown as text
 from kb.report import report_html, report_markdown
+from kb.status import MARKS, Status
 from ui.context import context
-from ui.evidence import ICONS, criterion_evidence, verdict_box
+from ui.evidence import criterion_evidence, verdict_box
 
 
 def show_verdict(assessment: Assessment, story: str) -> None:
@@ -44,13 +45,14 @@ def show_verdict(assessment: Assessment, story: str) -> None:
 def show_criteria(assessment: Assessment) -> None:
     # another cohort's criteria (and the definitions only they use) would bury the answer
     elsewhere = {r.id for r in assessment.elsewhere}
-    statuses = ["fail", "unknown", "manual", "pass", "not_applicable"]
+    # the order a reader wants them: what blocks, what is open, what to check by hand, the rest
+    statuses = [Status.FAIL, Status.UNKNOWN, Status.MANUAL, Status.PASS, Status.NOT_APPLICABLE]
     wanted = st.multiselect("Show", statuses, default=statuses, key="status_filter")
     shown = [r for r in assessment.criteria if r.id not in elsewhere and r.status in wanted]
     table = pd.DataFrame(
         [
             {
-                "": ICONS[r.status],
+                "": MARKS[r.status],
                 "criterion": r.id,
                 "kind": r.criterion.kind,
                 "status": r.status,
@@ -64,9 +66,9 @@ def show_criteria(assessment: Assessment) -> None:
     if elsewhere:
         st.caption(f"Not applicable (other cohorts' criteria and their definitions): {len(elsewhere)} hidden")
     st.subheader("Evidence")
-    order = {"fail": 0, "unknown": 1, "manual": 2, "not_applicable": 3, "pass": 4}
+    order = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.MANUAL: 2, Status.NOT_APPLICABLE: 3, Status.PASS: 4}
     for result in sorted(shown, key=lambda r: order[r.status]):
-        criterion_evidence(result, assessment.patient_id, expanded=result.status == "fail")
+        criterion_evidence(result, assessment.patient_id, expanded=result.status == Status.FAIL)
 
 
 def timeline_rows(patient: Patient, assessment: Assessment) -> list[dict[str, object]]:

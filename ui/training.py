@@ -9,12 +9,13 @@ import streamlit as st
 from kb.assumptions import resolve_assumptions
 from kb.evaluation import assess
 from kb.render import escape_markdown as text
+from kb.status import Status, Verdict
 from kb.vignettes import load_vignettes
 from ui.context import context, demo_dataset
 
 
 @st.cache_data(show_spinner=False)
-def _statuses() -> dict[str, tuple[str, dict[str, str], str, tuple[str, ...]]]:
+def _statuses() -> dict[str, tuple[Verdict, dict[str, Status], str, tuple[str, ...]]]:
     """Each vignette under its own assumptions: verdict, statuses, story, and the criteria
     the assessment itself reports as blocking. A failed alternative that another route
     rescues (P042's IIM-RR) is not a blocker, so the quiz must not ask for it."""
@@ -28,7 +29,7 @@ def _statuses() -> dict[str, tuple[str, dict[str, str], str, tuple[str, ...]]]:
             explain="status",
         )
         statuses = {r.id: r.status for r in result.criteria}
-        blocking = () if result.verdict == "eligible" else tuple(sorted(r.id for r in result.blocking))
+        blocking = () if result.verdict == Verdict.ELIGIBLE else tuple(sorted(r.id for r in result.blocking))
         out[vignette.patient_id] = (result.verdict, statuses, vignette.story, blocking)
     return out
 
@@ -46,16 +47,20 @@ def page() -> None:
     passing.subheader("Passes")
     failing.subheader("Fails")
     for pid, (_, by_id, story, _) in statuses.items():
-        if by_id.get(chosen) == "pass":
+        if by_id.get(chosen) == Status.PASS:
             passing.markdown(f"- **{text(pid)}** {text(story)}")
-        elif by_id.get(chosen) == "fail":
+        elif by_id.get(chosen) == Status.FAIL:
             failing.markdown(f"- **{text(pid)}** {text(story)}")
     st.subheader("Quiz")
     state = st.session_state.setdefault("quiz", {"asked": 0, "right": 0, "seed": 7})
     pid = random.Random(state["seed"] + state["asked"]).choice(sorted(statuses))
     verdict, _, story, blocking = statuses[pid]
     st.markdown(f"**{text(pid)}**: {text(story)}")
-    guess = st.radio("Is this patient eligible?", ["eligible", "ineligible", "needs_data"], key=f"q{state['asked']}")
+    guess = st.radio(
+        "Is this patient eligible?",
+        [Verdict.ELIGIBLE, Verdict.INELIGIBLE, Verdict.NEEDS_DATA],
+        key=f"q{state['asked']}",
+    )
     counted = [c.id for c in ctx.kb.criteria if c.counted]
     blocker = st.selectbox("Which criterion blocks? (if any)", ["none", *counted], key=f"b{state['asked']}")
     if st.button("Answer", key="quiz_answer"):

@@ -26,13 +26,14 @@ from kb.language.syntax import (
     Term,
     Var,
 )
+from kb.status import Truth
 
 __all__ = ["NUMERIC_TYPES", "TRUTH_VALUES", "check_program", "variables_of"]
 
 #: Argument types whose values are numbers (and may be compared with < or used in arithmetic).
 NUMERIC_TYPES = frozenset({"number", "day", "days"})  # day: a date as a day number; days: a duration
 #: The constants of the `truth` type: the three-valued answer of a deciding predicate.
-TRUTH_VALUES = frozenset({"yes", "no", "na"})
+TRUTH_VALUES = frozenset(Truth)
 _RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"ask", "load"}
 
 

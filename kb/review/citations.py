@@ -37,6 +37,7 @@ from kb.language.syntax import Atom, Comparison, Const, Var
 from kb.measures import APL_ITEMS
 from kb.patients import Observation, Patient, Source
 from kb.review.findings import REVIEW_DAY, Case, Finding, Witness, synthetic_patient
+from kb.status import Status, Truth
 
 __all__ = ["SERIES_MEASURES", "Series", "SeriesMeasure", "citation_findings", "read_series"]
 
@@ -304,7 +305,7 @@ def _threshold(kb: KnowledgeBase, link: _Link, assumptions: AssumptionSet) -> in
     assert link.criterion.predicate is not None
     for name in kb.program.depends_on([link.criterion.predicate]):
         for rule in kb.program.rules_for(name):
-            if rule.head.args[-1] != Const("yes", rule.pos):
+            if rule.head.args[-1] != Const(Truth.YES, rule.pos):
                 continue
             counts = {
                 a.args[-1].name
@@ -548,7 +549,10 @@ def _cases(kb: KnowledgeBase, link: _Link, item: str, cited: Series, row: _Row) 
     for n, offsets in enumerate(timings):
         meets, meets_cited = row.series.meets(offsets), cited.meets(offsets)
         note = f"{item} positive on days {_days(tuple(offsets))} under {row.label}"
-        expected = {link.criterion.id: "pass" if meets else "fail", link.cited.id: "pass" if meets_cited else "fail"}
+        expected = {
+            link.criterion.id: Status.PASS if meets else Status.FAIL,
+            link.cited.id: Status.PASS if meets_cited else Status.FAIL,
+        }
         patient = _tested_patient(f"CIT-{n}", kb, link, item, offsets, meets_cited)
         cases.append(Case(patient, expected, note, tuple((k, str(v)) for k, v in row.assume)))
     return cases

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import z3
 
 from kb.assumptions import AssumptionSet
-from kb.criteria import COHORTS, Criterion
+from kb.criteria import Criterion
 from kb.evaluation import cohort_of, status_from_truth
 from kb.factbase import build_facts
 from kb.knowledge import KnowledgeBase
@@ -22,6 +22,7 @@ from kb.patients import Patient
 from kb.review.derivations import Derivation, Derivations, Unfolded, datum_names, names_in, parts
 from kb.review.evidence import Record, describe_part, records
 from kb.review.logic import _NUMERIC, _domain
+from kb.status import COHORTS, Status, Truth
 
 __all__ = ["Context", "Datum", "context", "domain", "domain_of", "proves", "statuses", "text"]
 
@@ -52,7 +53,7 @@ class Context:
     def owner(self, crit: Criterion) -> str:
         return cohort_of(crit, self.assumptions)
 
-    def truth(self, crit: Criterion, truth: str) -> Unfolded:
+    def truth(self, crit: Criterion, truth: Truth) -> Unfolded:
         assert crit.predicate is not None
         return self.derivations.of(crit.predicate, truth)
 
@@ -64,15 +65,15 @@ class Context:
 
     def passing(self, crit: Criterion) -> z3.BoolRef:
         """Necessary for not blocking: its passing truth or `na` (not applicable never blocks)."""
-        good = "yes" if crit.kind == "inclusion" else "no"
-        return z3.Or(self.any_of(self.truth(crit, good)), self.any_of(self.truth(crit, "na")))
+        good = Truth.YES if crit.kind == "inclusion" else Truth.NO
+        return z3.Or(self.any_of(self.truth(crit, good)), self.any_of(self.truth(crit, Truth.NA)))
 
     def evidence(self, crit: Criterion) -> tuple[list[Record], list[Datum]]:
         """The records and the data parts the blocking derivations of an exclusion need."""
         if crit.id not in self._evidence:
             found: list[Record] = []
             data = []
-            for derivation in self.truth(crit, "yes").derivations:
+            for derivation in self.truth(crit, Truth.YES).derivations:
                 for part in parts(derivation):
                     found += records(part, self.kb, self.derivations)
                     names = datum_names(part)
@@ -82,7 +83,7 @@ class Context:
         return self._evidence[crit.id]
 
     def failing(self, crit: Criterion) -> Unfolded:
-        return self.truth(crit, "no" if crit.kind == "inclusion" else "yes")
+        return self.truth(crit, Truth.NO if crit.kind == "inclusion" else Truth.YES)
 
 
 def context(kb: KnowledgeBase, assumptions: AssumptionSet) -> Context:
@@ -96,7 +97,7 @@ def context(kb: KnowledgeBase, assumptions: AssumptionSet) -> Context:
         and cohort_of(c, assumptions) in ("general", *COHORTS)
     ]
     ctx = Context(kb, assumptions, Derivations(kb.program, assumptions), applied)
-    names = {n for c in applied for truth in ("yes", "no", "na") for n in ctx.derivations.keys(ctx.truth(c, truth))}
+    names = {n for c in applied for truth in Truth for n in ctx.derivations.keys(ctx.truth(c, truth))}
     ctx.domain = domain(names, kb)
     return ctx
 
@@ -130,7 +131,7 @@ def proves(ctx: Context, *constraints: z3.BoolRef) -> bool:
     return bool(solver.check() == z3.unsat)
 
 
-def statuses(ctx: Context, patient: Patient, crits: tuple[Criterion, ...]) -> dict[str, str]:
+def statuses(ctx: Context, patient: Patient, crits: tuple[Criterion, ...]) -> dict[str, Status]:
     """The statuses the engine gives a constructed patient, one session for all the criteria
     (as `criterion_status` reads them: the truth derived, or unknown)."""
     base = build_facts(patient, ctx.kb, ctx.assumptions)
@@ -140,5 +141,5 @@ def statuses(ctx: Context, patient: Patient, crits: tuple[Criterion, ...]) -> di
         for crit in crits:
             assert crit.predicate is not None
             truths = {str(row[1]) for row in session.ask(crit.predicate, [base.patient_id, None])}
-            out[crit.id] = status_from_truth(crit, truths.pop()) if len(truths) == 1 else "unknown"
+            out[crit.id] = status_from_truth(crit, truths.pop()) if len(truths) == 1 else Status.UNKNOWN
         return out

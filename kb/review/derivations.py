@@ -25,6 +25,7 @@ import z3
 
 from kb.assumptions import AssumptionSet
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Pos, Program, Term, Var, evaluate
+from kb.status import Truth
 
 __all__ = [
     "NOWHERE",
@@ -333,10 +334,10 @@ class Derivations:
     _parts: dict[int, tuple[Derivation, list[tuple[Literal, ...]]]] = field(default_factory=dict)
     _atoms: dict[str, Unfolded] = field(default_factory=dict)
 
-    def of(self, predicate: str, truth: str) -> Unfolded:
+    def of(self, predicate: str, truth: Truth) -> Unfolded:
         key = (predicate, truth)
-        if key not in self._unfolded:
-            goal = Atom(predicate, (Var(PATIENT, NOWHERE), Const(truth, NOWHERE)), NOWHERE)
+        if key not in self._unfolded:  # the goal holds the plain string, as a parsed rule would
+            goal = Atom(predicate, (Var(PATIENT, NOWHERE), Const(str(truth), NOWHERE)), NOWHERE)
             self._unfolded[key] = self._unfold(goal)
         return self._unfolded[key]
 

@@ -23,6 +23,7 @@ from kb.evaluation import status_from_truth
 from kb.knowledge import KnowledgeBase
 from kb.patients import Attestation, Event, Observation, Patient, Source
 from kb.review.sessions import Truths, truths_many
+from kb.status import Status
 
 __all__ = [
     "KINDS",
@@ -62,7 +63,7 @@ class Case:
     """A constructed patient and the status each named criterion must have for it."""
 
     patient: Patient
-    expected: dict[str, str]
+    expected: dict[str, Status]
     note: str = ""
     #: assumption values (id, value) the statuses hold under, over the review's own: a finding
     #: about the readings of a clause shows each reading on its own patients
@@ -225,15 +226,15 @@ def core_is_unsat(core: tuple[str, ...]) -> bool:
     return bool(solver.check() == z3.unsat)
 
 
-def status_from_truths(criterion: Criterion, truths: frozenset[FactValue]) -> str:
+def status_from_truths(criterion: Criterion, truths: frozenset[FactValue]) -> Status:
     """The status `criterion_status` gives from the truths the criterion's predicate derived."""
     if criterion.predicate is None:
-        return "manual"
+        return Status.MANUAL
     if len(truths) > 1:
         raise EngineError(
             f"{criterion.id}: the rules derive {sorted(truths, key=str)} for {criterion.predicate}; "
             "a criterion's rules must be mutually exclusive"
         )
     if not truths:
-        return "unknown"
+        return Status.UNKNOWN
     return status_from_truth(criterion, str(next(iter(truths))))

@@ -18,6 +18,7 @@ from kb.criteria import Criterion
 from kb.evaluation import criteria_with, decide_statuses
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
+from kb.status import Status, Verdict
 
 __all__ = ["Impact", "population_impact"]
 
@@ -51,14 +52,17 @@ def population_impact(kb: KnowledgeBase, dataset: Dataset, assumptions: Assumpti
     criteria = kb.criteria
     for row in evaluate_many(list(dataset.patients.values()), kb, assumptions, workers=1):
         statuses = row.statuses
-        failing = criteria_with(row.cohorts, "fail", criteria, statuses)
+        failing = criteria_with(row.cohorts, Status.FAIL, criteria, statuses)
         blockers = [c.id for c in criteria if c.id in failing]  # in catalogue order, as `Assessment.blocking`
         cohorts = sorted(v.cohort for v in row.cohorts)
         for cid in blockers:
             blocks[cid] = blocks.get(cid, 0) + 1
             if len(blockers) == 1:
                 alone[cid] = alone.get(cid, 0) + 1
-            if row.verdict != "eligible" and _without(cohorts, criteria, statuses, cid, assumptions) == "eligible":
+            if (
+                row.verdict != Verdict.ELIGIBLE
+                and _without(cohorts, criteria, statuses, cid, assumptions) == Verdict.ELIGIBLE
+            ):
                 gained[cid] = gained.get(cid, 0) + 1
     order = {c.id: n for n, c in enumerate(criteria)}
     rows = [Impact(cid, n, alone.get(cid, 0), gained.get(cid, 0)) for cid, n in blocks.items()]
@@ -68,10 +72,10 @@ def population_impact(kb: KnowledgeBase, dataset: Dataset, assumptions: Assumpti
 def _without(
     cohorts: list[str],
     criteria: Sequence[Criterion],
-    statuses: Mapping[str, str],
+    statuses: Mapping[str, Status],
     criterion_id: str,
     assumptions: AssumptionSet,
-) -> str:
+) -> Verdict:
     """The verdict with `criterion_id` read as pass (`verdict_without`, from bare statuses)."""
-    codes = ["pass" if c.id == criterion_id else statuses[c.id] for c in criteria]
+    codes = [Status.PASS if c.id == criterion_id else statuses[c.id] for c in criteria]
     return decide_statuses(cohorts, criteria, codes, assumptions)[0]

@@ -16,17 +16,14 @@ from dataclasses import dataclass, replace
 import z3
 
 from kb.criteria import Criterion
-from kb.evaluation import COHORT_NAMES
 from kb.review.context import Context, domain_of, proves, statuses, text
 from kb.review.derivations import Derivation, Unfolded, parts
 from kb.review.evidence import describe_part, model_patient
 from kb.review.findings import Case, Finding, Witness
 from kb.review.logic import _smt
+from kb.status import Cohort, Status, Truth
 
 __all__ = ["Implied", "fold", "implied", "implied_findings", "negation_findings"]
-
-
-TRUTHS = ("yes", "no", "na")
 
 
 def _describe(derivation: Derivation) -> str:
@@ -49,11 +46,11 @@ def negation_findings(ctx: Context) -> list[Finding]:
     findings = []
     inclusions = [c for c in ctx.applied if c.kind == "inclusion"]
     for excl in (c for c in ctx.applied if c.kind == "exclusion"):
-        blocks = ctx.truth(excl, "yes")
+        blocks = ctx.truth(excl, Truth.YES)
         if not _usable(blocks):
             continue
         for incl in inclusions:
-            fails = ctx.truth(incl, "no")
+            fails = ctx.truth(incl, Truth.NO)
             if not _usable(fails) or not _compatible(ctx, excl, incl):
                 continue
             if not ctx.derivations.keys(blocks) & ctx.derivations.keys(fails):
@@ -76,13 +73,15 @@ def _equivalent(ctx: Context, e: Derivation, i: Derivation) -> bool:
 def _negation(
     ctx: Context, excl: Criterion, incl: Criterion, same: list[tuple[Derivation, Derivation]]
 ) -> Finding | None:
-    blocks, fails = ctx.truth(excl, "yes"), ctx.truth(incl, "no")
+    blocks, fails = ctx.truth(excl, Truth.YES), ctx.truth(incl, Truth.NO)
     all_blocks, all_fails = ctx.derivations.some_of(blocks), ctx.derivations.some_of(fails)
     uncovered = [i for i in fails.derivations if not proves(ctx, ctx.formula(i), z3.Not(all_blocks))]
     beyond = [e for e in blocks.derivations if not proves(ctx, ctx.formula(e), z3.Not(all_fails))]
     repeated = "; ".join(dict.fromkeys(_describe(e) for e, _ in same))
     pair = (excl, incl)
-    first = _case(ctx, f"W-neg-{excl.id}", [ctx.formula(same[0][0])], {excl.id: "fail", incl.id: "fail"}, pair)
+    first = _case(
+        ctx, f"W-neg-{excl.id}", [ctx.formula(same[0][0])], {excl.id: Status.FAIL, incl.id: Status.FAIL}, pair
+    )
     if first is None:
         return None  # no constructed patient shows it: not reported unproved
     cases = [first]
@@ -94,8 +93,8 @@ def _negation(
     elif not beyond:
         told.append(f"Every patient {excl.id} blocks fails {incl.id} too: {excl.id} never decides alone.")
     for n, (side, other, derivation, need, expected) in enumerate(
-        [(excl, incl, e, ctx.passing(incl), {excl.id: "fail", incl.id: "pass"}) for e in beyond]
-        + [(incl, excl, i, ctx.passing(excl), {excl.id: "pass", incl.id: "fail"}) for i in uncovered]
+        [(excl, incl, e, ctx.passing(incl), {excl.id: Status.FAIL, incl.id: Status.PASS}) for e in beyond]
+        + [(incl, excl, i, ctx.passing(excl), {excl.id: Status.PASS, incl.id: Status.FAIL}) for i in uncovered]
     ):
         verb = "blocks" if side is excl else "fails"
         made = _case(ctx, f"W-neg-{n}", [ctx.formula(derivation), need], expected, pair)
@@ -119,7 +118,7 @@ def _negation(
 
 
 def _case(
-    ctx: Context, patient_id: str, formulas: list[z3.BoolRef], expected: dict[str, str], crits: tuple[Criterion, ...]
+    ctx: Context, patient_id: str, formulas: list[z3.BoolRef], expected: dict[str, Status], crits: tuple[Criterion, ...]
 ) -> Case | None:
     """A patient from a model of the formulas, kept only if the engine gives `expected`."""
     solver = z3.Solver()
@@ -157,7 +156,7 @@ def implied(ctx: Context) -> list[Implied]:
     for key, members in obligations.items():
         guards[key] = z3.Bool(f"passes {key[1]}")
         passes[key] = z3.Or(*(ctx.passing(m) for m in members))
-        keys[key] = frozenset().union(*(ctx.derivations.keys(ctx.truth(m, t)) for m in members for t in TRUTHS))
+        keys[key] = frozenset().union(*(ctx.derivations.keys(ctx.truth(m, t)) for m in members for t in Truth))
         solver.add(z3.Implies(guards[key], passes[key]))
     found: list[Implied] = []
     done: set[tuple[str, str]] = set()
@@ -234,7 +233,7 @@ def _implied_finding(ctx: Context, i: Implied, negations: list[Finding]) -> Find
         return None
     names = " or ".join(text(m) for m in i.inclusion)
     failing = "; ".join(_describe(d) for m in i.inclusion for d in ctx.failing(m).derivations)
-    where = "any patient" if i.scope == "general" else f"a patient of the {COHORT_NAMES[i.scope]} cohort"
+    where = "any patient" if i.scope == "general" else f"a patient of the {Cohort(i.scope).label} cohort"
     explanation = (
         f"{names} never decides: for {where}, it fails only when {failing}, and no patient who can pass "
         f"{', '.join(text(c) for c in i.core)} meets that. Whoever it would make ineligible already is; "
@@ -246,7 +245,7 @@ def _implied_finding(ctx: Context, i: Implied, negations: list[Finding]) -> Find
         ctx,
         f"W-implied-{i.inclusion[0].id}",
         passing,
-        {c.id: "pass" for c in (*i.core, *i.inclusion)},
+        {c.id: Status.PASS for c in (*i.core, *i.inclusion)},
         (*i.core, *i.inclusion),
     )
     if made is not None:

@@ -25,6 +25,7 @@ from kb.knowledge import KnowledgeBase
 from kb.patients import Patient
 from kb.requirements import Alternative, Requirement, alternatives, inside
 from kb.review.findings import REVIEW_DAY, Case, Finding, Witness, synthetic_patient
+from kb.status import Status, Truth
 
 __all__ = ["logic_findings"]
 
@@ -93,7 +94,10 @@ def _analysed(kb: KnowledgeBase, assumptions: AssumptionSet) -> list[_Criterion]
             continue
         if crit.manual_unless and assumptions[crit.manual_unless] == "none":
             continue  # verified by hand (the text was lost): nothing to reason about
-        yes, no = alternatives(kb.program, crit.predicate, "yes"), alternatives(kb.program, crit.predicate, "no")
+        yes, no = (
+            alternatives(kb.program, crit.predicate, Truth.YES),
+            alternatives(kb.program, crit.predicate, Truth.NO),
+        )
         passing, failing = (yes, no) if crit.kind == "inclusion" else (no, yes)
         out.append(_Criterion(crit, passing, failing))
     return out
@@ -279,7 +283,7 @@ def _each_excludes_the_others(
             continue
         shown, patient = made
         statuses = {o.id: criterion_status(patient, o.criterion, kb, assumptions) for o in involved}
-        if statuses[m.id] == "pass" and "fail" in statuses.values():
+        if statuses[m.id] == Status.PASS and Status.FAIL in statuses.values():
             cases.append(Case(patient, statuses, f"a patient with {shown}"))
     return tuple(cases)
 
@@ -321,7 +325,7 @@ def _dead_finding(kb: KnowledgeBase, excl: _Criterion, alt: Alternative, blocker
         made = _alt_patient("W-dead", alt, kb)
         if made is not None:
             shown, patient = made
-            expected = {excl.id: "fail", **{m.id: "fail" for m in blockers}}
+            expected = {excl.id: Status.FAIL, **{m.id: Status.FAIL for m in blockers}}
             cases = (Case(patient, expected, f"a patient with {shown}"),)
     return Finding(
         "dead rule",
@@ -365,7 +369,7 @@ def _redundancy_finding(kb: KnowledgeBase, a: _Criterion, b: _Criterion, failing
             made = _alt_patient(f"W-red{n}", alt, kb)
             if made is not None:
                 shown, patient = made
-                cases.append(Case(patient, {a.id: "fail", b.id: "fail"}, f"a patient with {shown}"))
+                cases.append(Case(patient, {a.id: Status.FAIL, b.id: Status.FAIL}, f"a patient with {shown}"))
     return Finding(
         "redundancy",
         (a.id, b.id),
@@ -441,7 +445,7 @@ def _undecided(kb: KnowledgeBase, analysed: list[_Criterion]) -> list[Finding]:
                 Witness(
                     "patient",
                     f"{item} {_shown(gap)}: no rule applies",
-                    (Case(patient, {a.id: "unknown"}, f"a patient with {shown}"),),
+                    (Case(patient, {a.id: Status.UNKNOWN}, f"a patient with {shown}"),),
                     detail={"undecided": _shown(gap)},
                 ),
                 tuple(rule for alt in alts for rule in alt.rules[:1]),

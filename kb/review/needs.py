@@ -19,6 +19,7 @@ from decimal import Decimal
 from kb.assumptions import AssumptionSet
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Comparison, Const, Negation, Pos, Rule, Term, Var
+from kb.status import Truth
 
 __all__ = ["DOSE_RELATIONS", "Meaning", "Need", "RuleReader"]
 
@@ -97,16 +98,16 @@ class RuleReader:
                     return False
         return True
 
-    def needed(self, predicate: str, truth: str) -> list[Need] | None:
+    def needed(self, predicate: str, truth: Truth) -> list[Need] | None:
         """The record atoms every way of deriving `predicate(P, truth)` needs, in rule order
         (None: no rule in force derives it). Two ways needing the same thing in different
         rules (cyclophosphamide in both) need it: the first rule's atom stands for it."""
-        found = self._necessary(predicate, (None, truth))
+        found = self._necessary(predicate, (None, str(truth)))
         if found is None:
             return None
         return sorted(found.values(), key=lambda n: (n.pos.path, n.pos.line, n.pos.col))
 
-    def attestations(self, predicate: str, truth: str) -> dict[str, str]:
+    def attestations(self, predicate: str, truth: Truth) -> dict[str, str]:
         """The attestations (item -> value) of one way of deriving `predicate(P, truth)`:
         its first rule in force, and theirs for the predicates it uses."""
         found: dict[str, str] = {}
@@ -129,7 +130,7 @@ class RuleReader:
                         walk(lit.predicate, tuple(_value(a, env) for a in lit.args))
                 return
 
-        walk(predicate, (None, truth))
+        walk(predicate, (None, str(truth)))
         return found
 
     def _necessary(self, predicate: str, call: tuple[str | None, ...]) -> dict[Meaning, Need] | None:

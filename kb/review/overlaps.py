@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import z3
 
 from kb.assumptions import AssumptionSet
-from kb.criteria import COHORTS, Criterion
-from kb.evaluation import COHORT_NAMES
+from kb.criteria import Criterion
 from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
 from kb.review.context import Context, Datum, context, proves, statuses, text
@@ -37,6 +36,7 @@ from kb.review.evidence import (
 )
 from kb.review.findings import Case, Finding, Witness, synthetic_patient
 from kb.review.implied import fold, implied, implied_findings, negation_findings
+from kb.status import Cohort, Status, Truth
 
 __all__ = ["duplicate_findings", "overlap_findings"]
 
@@ -107,7 +107,7 @@ def _shared(ctx: Context, a: Criterion, b: Criterion) -> _Found | None:
 def _contained(ctx: Context, inner: Criterion, outer: Criterion) -> bool:
     """Whether every patient `inner` excludes, `outer` excludes too (z3, with the vocabulary's
     containments between record parts as axioms)."""
-    yes_in, yes_out = ctx.truth(inner, "yes"), ctx.truth(outer, "yes")
+    yes_in, yes_out = ctx.truth(inner, Truth.YES), ctx.truth(outer, Truth.YES)
     if not yes_in.complete or not yes_in.derivations:
         return False
     axioms = [
@@ -136,7 +136,7 @@ def _duplicate(ctx: Context, a: Criterion, b: Criterion, found: _Found) -> Findi
     containment = _containment(ctx.kb, a, b, a_in_b, b_in_a, found, cases)
     cohorts = _cohorts(ctx, a, b, a_in_b, b_in_a, records_named)
     explanation = f"{text(a)} and {text(b)} exclude the same condition: {what}. {containment} {cohorts}"
-    rules = tuple(dict.fromkeys(r for c in (a, b) for d in ctx.truth(c, "yes").derivations for r in d.rules[:1]))
+    rules = tuple(dict.fromkeys(r for c in (a, b) for d in ctx.truth(c, Truth.YES).derivations for r in d.rules[:1]))
     return Finding(
         "duplicate",
         (a.id, b.id),
@@ -193,9 +193,9 @@ def _cohorts(
 ) -> str:
     owner_a, owner_b = ctx.owner(a), ctx.owner(b)
     if "general" not in (owner_a, owner_b) and owner_a != owner_b:
-        others = [COHORT_NAMES[c] for c in COHORTS if c not in (owner_a, owner_b)]
+        others = [c.label for c in Cohort if c not in (owner_a, owner_b)]
         return (
-            f"{a.id} applies to the {COHORT_NAMES[owner_a]} cohort and {b.id} to the {COHORT_NAMES[owner_b]} "
+            f"{a.id} applies to the {Cohort(owner_a).label} cohort and {b.id} to the {Cohort(owner_b).label} "
             f"cohort only: a patient of the other cohorts ({', '.join(others)}) with it is excluded by neither. "
             "If the condition was meant to exclude from every cohort, it belongs among the general exclusions."
         )
@@ -203,7 +203,7 @@ def _cohorts(
         return "Both apply to the same patients: for those with it, one criterion is enough."
     block, general = (a, b) if owner_b == "general" else (b, a)
     inside = (block is a and a_in_b) or (block is b and b_in_a)
-    cohort = COHORT_NAMES[ctx.owner(block)]
+    cohort = Cohort(ctx.owner(block)).label
     if inside:
         return (
             f"{general.id} applies to every cohort, so the {cohort} block's {block.id} adds nothing: "
@@ -230,7 +230,7 @@ def _tied(ctx: Context, crit: Criterion) -> bool:
     own = Const(ctx.owner(crit), NOWHERE)
     return all(
         any(isinstance(lit, Atom) and lit.predicate == "cohort_diagnosis" and lit.args[1] == own for lit in d.literals)
-        for d in ctx.truth(crit, "yes").derivations
+        for d in ctx.truth(crit, Truth.YES).derivations
     )
 
 
@@ -241,11 +241,11 @@ def _cases(
     criterion's id, one only that criterion excludes (another name, or another day); and the
     record each has, in words."""
     cohorts = [o for o in dict.fromkeys((ctx.owner(a), ctx.owner(b))) if o != "general"]
-    where = f" of the {' and '.join(COHORT_NAMES[c] for c in cohorts)} cohort{'s' if len(cohorts) > 1 else ''}"
+    where = f" of the {' and '.join(Cohort(c).label for c in cohorts)} cohort{'s' if len(cohorts) > 1 else ''}"
     wanted = {
-        "both": {a.id: "fail", b.id: "fail"},
-        a.id: {a.id: "fail", b.id: "pass"},
-        b.id: {a.id: "pass", b.id: "fail"},
+        "both": {a.id: Status.FAIL, b.id: Status.FAIL},
+        a.id: {a.id: Status.FAIL, b.id: Status.PASS},
+        b.id: {a.id: Status.PASS, b.id: Status.FAIL},
     }
     tries: dict[str, list[tuple[str, str, int]]] = {key: [] for key in wanted}
     later: dict[str, list[tuple[str, str, int]]] = {key: [] for key in wanted}  # the same record, another day
@@ -278,11 +278,11 @@ def _cases(
 
 
 def _data_cases(
-    ctx: Context, a: Criterion, b: Criterion, found: _Found, cohorts: list[str], wanted: dict[str, dict[str, str]]
+    ctx: Context, a: Criterion, b: Criterion, found: _Found, cohorts: list[str], wanted: dict[str, dict[str, Status]]
 ) -> dict[str, Case]:
     out: dict[str, Case] = {}
-    not_a = z3.Not(ctx.derivations.some_of(ctx.truth(a, "yes")))
-    not_b = z3.Not(ctx.derivations.some_of(ctx.truth(b, "yes")))
+    not_a = z3.Not(ctx.derivations.some_of(ctx.truth(a, Truth.YES)))
+    not_b = z3.Not(ctx.derivations.some_of(ctx.truth(b, Truth.YES)))
     for da, db in found.data:
         fa, fb = da.formula, db.formula
         for key, formulas in (("both", [fa, fb]), (a.id, [fa, not_b]), (b.id, [fb, not_a])):

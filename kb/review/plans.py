@@ -30,6 +30,7 @@ from kb.review.findings import REVIEW_DAY
 from kb.review.needs import Need, RuleReader
 from kb.review.probe import WEIGHT, Prober, Record
 from kb.review.windows import EVER, Window, _event_kind
+from kb.status import Status, Truth
 
 __all__ = ["FREE", "Analysis", "Choice", "Group", "Requirement"]
 
@@ -107,7 +108,7 @@ class Analysis:
         forbidders = {c.id: c for req in requirements for c in req.forbidders}
         for crit in forbidders.values():
             assert crit.predicate
-            passing = "no" if crit.kind == "exclusion" else "yes"
+            passing = Truth.NO if crit.kind == "exclusion" else Truth.YES
             for item, value in self.reader.attestations(crit.predicate, passing).items():
                 self.attested.setdefault(item, value)
         # no record at all, with the attestations and without (as `probe_windows` asked)
@@ -135,9 +136,9 @@ class Analysis:
                 by_predicate.setdefault(crit.predicate, []).append(crit)
         holders: dict[Need, list[str]] = {}
         for predicate in by_predicate:
-            needs = self.reader.needed(predicate, "yes")
+            needs = self.reader.needed(predicate, Truth.YES)
             if needs:
-                self.roots[predicate] = (needs, self.reader.attestations(predicate, "yes"))
+                self.roots[predicate] = (needs, self.reader.attestations(predicate, Truth.YES))
                 for need in needs:
                     holders.setdefault(need, []).append(predicate)
         out = []
@@ -213,7 +214,9 @@ class Analysis:
         mg = (equivalent if equivalent is not None else self.equivalent(need)) / factor
         return mg.quantize(Decimal("0.001")).normalize()
 
-    def agent_windows(self, requirements: list[Requirement], baseline: dict[str, str], plain: dict[str, str]) -> None:
+    def agent_windows(
+        self, requirements: list[Requirement], baseline: dict[str, Status], plain: dict[str, Status]
+    ) -> None:
         """The windows of each medication requirement's groups: those `probe_windows` found
         for an alike representative (if it asked every criterion that may forbid them: it
         asked those a patient without attestations passes), else probed here (one record N
@@ -224,11 +227,11 @@ class Analysis:
         hints: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
         for r, req in enumerate(requirements):
             req.groups = self.grouped(req.need)
-            candidates = [c for c in req.forbidders if baseline.get(c.id) == "pass"]
+            candidates = [c for c in req.forbidders if baseline.get(c.id) == Status.PASS]
             if not candidates:
                 continue
             ids = {c.id for c in candidates}
-            reuse = all(plain.get(cid) == "pass" for cid in ids)
+            reuse = all(plain.get(cid) == Status.PASS for cid in ids)
             for g, group in enumerate(req.groups):
                 known = [w for w in self.windows if w.agent in group.names]
                 if known and reuse and self.factor(group.rep) is None:
@@ -257,7 +260,7 @@ class Analysis:
             self.records(req.root, without=req.need), {**self.attested, **self.roots[str(req.root.predicate)][1]}
         )
         without = self.prober.statuses([(bare, req.forbidders)]).get(bare.id, {})
-        forbidders = [c for c in req.forbidders if without.get(c.id) == "pass"]
+        forbidders = [c for c in req.forbidders if without.get(c.id) == Status.PASS]
         req.groups = self.grouped(req.need)
         makers = {g: self._moved(req, group.rep) for g, group in enumerate(req.groups)}
         months: dict[str, tuple[int, ...]] = {}  # windows counted in months: likely ends

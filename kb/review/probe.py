@@ -23,6 +23,7 @@ from kb.patients import Event, Patient, Source
 from kb.review.findings import REVIEW_DAY, status_from_truths, synthetic_patient
 from kb.review.sessions import truths_many
 from kb.review.windows import EVER
+from kb.status import Status
 
 __all__ = ["WEIGHT", "Prober", "Record"]
 
@@ -82,12 +83,12 @@ class Prober:
         ]
         return patient
 
-    def statuses(self, asked: list[tuple[Patient, list[Criterion]]]) -> dict[str, dict[str, str]]:
+    def statuses(self, asked: list[tuple[Patient, list[Criterion]]]) -> dict[str, dict[str, Status]]:
         """Each patient's status for each of its criteria, as `criterion_status` gives it
         alone: the patients are evaluated together (`truths_many`, one session when the rules
         are patient-local)."""
         asks = [(patient, sorted({c.predicate for c in criteria if c.predicate})) for patient, criteria in asked]
-        out: dict[str, dict[str, str]] = {}
+        out: dict[str, dict[str, Status]] = {}
         for (patient, criteria), found in zip(asked, truths_many(self.kb, self.assumptions, asks), strict=True):
             row = out.setdefault(patient.id, {})
             for crit in criteria:
@@ -110,24 +111,24 @@ class Prober:
         hints, hold = hints or {}, hold or {}
         wanted = {(k, 0): {c.id for c in criteria[k]} | ({hold[k].id} if k in hold else set()) for k in makers}
         by_id = {c.id: c for cs in criteria.values() for c in cs} | {c.id: c for c in hold.values()}
-        seen: dict[tuple[K, str], dict[int, str]] = {}
+        seen: dict[tuple[K, str], dict[int, Status]] = {}
         self._ask(makers, wanted, by_id, seen)
         found: dict[K, dict[str, int]] = {}
         open_: dict[tuple[K, str], tuple[int, int]] = {}
         for k in makers:
-            if k in hold and seen[(k, hold[k].id)][0] != "pass":
+            if k in hold and seen[(k, hold[k].id)][0] != Status.PASS:
                 continue
             found[k] = {}
             for crit in criteria[k]:
-                if seen[(k, crit.id)][0] == "fail":
+                if seen[(k, crit.id)][0] == Status.FAIL:
                     open_[(k, crit.id)] = (0, EVER + 1)  # EVER itself not tried yet
         hinted: set[tuple[K, str]] = set()
         while open_:
             wanted = {}
             for (k, cid), (low, high) in list(open_.items()):
                 tried = seen[(k, cid)]
-                low = max([p for p, s in tried.items() if s == "fail" and p < high], default=low)
-                high = min([p for p, s in tried.items() if s == "pass" and p > low], default=high)
+                low = max([p for p, s in tried.items() if s == Status.FAIL and p < high], default=low)
+                high = min([p for p, s in tried.items() if s == Status.PASS and p > low], default=high)
                 open_[(k, cid)] = (low, high)
                 guesses = {p for h in hints.get(k, {}).get(cid, ()) for p in (h, h + 1) if low < p < min(high, EVER)}
                 if high - low <= 1 or low == EVER:
@@ -156,7 +157,7 @@ class Prober:
         makers: Mapping[K, Callable[[int], Patient]],
         wanted: dict[tuple[K, int], set[str]],
         by_id: dict[str, Criterion],
-        seen: dict[tuple[K, str], dict[int, str]],
+        seen: dict[tuple[K, str], dict[int, Status]],
     ) -> None:
         patients = {key: makers[key[0]](key[1]) for key in wanted}
         answers = self.statuses([(patients[key], [by_id[c] for c in sorted(ids)]) for key, ids in wanted.items()])

@@ -31,6 +31,7 @@ from kb.language.syntax import Atom, Comparison, Const, Negation
 from kb.patients import Patient
 from kb.requirements import Requirement, alternatives, inside
 from kb.review.findings import Case, Finding, Witness, synthetic_patient
+from kb.status import Status, Truth
 
 __all__ = ["QUALIFIERS", "Qualifier", "qualifier_findings"]
 
@@ -322,7 +323,7 @@ def _witness_patient(
     start = crit.record_text.casefold().find(words.casefold())
     if _EXCEPT.search(crit.record_text[: max(start, 0)]):
         return ()
-    status = "fail" if crit.kind == "exclusion" else "pass"
+    status = Status.FAIL if crit.kind == "exclusion" else Status.PASS
     for patient, shown in _candidates(kb, read, crit):
         if criterion_status(patient, crit, kb, assumptions) == status:
             return (Case(patient, {crit.id: status}, f"{shown} (nothing says “{q.name}”)"),)
@@ -332,7 +333,7 @@ def _witness_patient(
 def _candidates(kb: KnowledgeBase, read: _Read, crit: Criterion) -> list[tuple[Patient, str]]:
     assert crit.predicate is not None
     found = []
-    for alt in alternatives(kb.program, crit.predicate, "yes"):
+    for alt in alternatives(kb.program, crit.predicate, Truth.YES):
         by_item: dict[tuple[str, str], list[Requirement]] = {}
         for req in alt.requirements:
             if req.relation != "reviewed":

@@ -46,6 +46,7 @@ from kb.review.creatinine import (
     uln_for,
 )
 from kb.review.findings import REVIEW_DAY, Case, Finding, Witness, synthetic_patient
+from kb.status import Status, Truth
 
 __all__ = ["HEAVY_KG", "LIGHT_KG", "quantity_findings"]
 
@@ -79,9 +80,9 @@ def _analysed(kb: KnowledgeBase, assumptions: AssumptionSet) -> list[Criterion]:
     ]
 
 
-def _truth(crit: Criterion, passes: bool) -> str:
+def _truth(crit: Criterion, passes: bool) -> Truth:
     """The truth of the criterion's predicate that passes it (or fails it)."""
-    return "yes" if (crit.kind == "inclusion") is passes else "no"
+    return Truth.YES if (crit.kind == "inclusion") is passes else Truth.NO
 
 
 def _passing(kb: KnowledgeBase, analysed: list[Criterion]) -> dict[str, list[_Option]]:
@@ -233,9 +234,9 @@ def _case(kb: KnowledgeBase, phys: Physics, outcome: _Outcome, subject: Criterio
     who = Point(who.cell, who.kg, scr, who.measured)
     uln = uln_for(scr, outcome.bounds, phys)
     cell = who.cell
-    expected = {subject.id: "fail"}
+    expected = {subject.id: Status.FAIL}
     for option in outcome.combo:
-        expected[option.member.id] = "pass" if holds_at(option.bounds, who, uln, phys) else "fail"
+        expected[option.member.id] = Status.PASS if holds_at(option.bounds, who, uln, phys) else Status.FAIL
     values: dict[str, Decimal | str] = {"creatinine": who.scr}
     if who.measured is not None:
         values["crcl_measured"] = who.measured

@@ -34,6 +34,7 @@ from kb.review.needs import DOSE_RELATIONS
 from kb.review.plans import FREE, Analysis, Choice, Group, Requirement
 from kb.review.probe import WEIGHT, Record
 from kb.review.windows import EVER, Window, _anchors
+from kb.status import Status
 
 __all__ = ["tension_findings"]
 
@@ -143,14 +144,14 @@ def _case(
     analysis: Analysis,
     req: Requirement,
     moved: Choice,
-    expected: dict[str, str],
+    expected: dict[str, Status],
     what: str,
     extra: tuple[Record, ...] = (),
 ) -> Case:
     """A patient meeting the requirement's root criterion, one need moved."""
     patient = analysis.patient(req.root, (req.need, moved), extra)
     records = "; ".join(r.words() for r in analysis.records_of[patient.id])
-    return Case(patient, {req.root.id: "pass", **expected}, f"{what} (meets {req.root.id} with: {records})")
+    return Case(patient, {req.root.id: Status.PASS, **expected}, f"{what} (meets {req.root.id} with: {records})")
 
 
 def _drug_draft(analysis: Analysis, req: Requirement) -> _Draft:
@@ -192,7 +193,7 @@ def _drug_draft(analysis: Analysis, req: Requirement) -> _Draft:
             analysis,
             req,
             (g.rep, inside, dose),
-            {worst: "fail"},
+            {worst: Status.FAIL},
             f"{_words(g.rep)} last {inside} days before enrolment",
         )
     ]
@@ -204,7 +205,7 @@ def _drug_draft(analysis: Analysis, req: Requirement) -> _Draft:
                 analysis,
                 req,
                 (g.rep, out, dose),
-                dict.fromkeys(crits, "pass"),
+                dict.fromkeys(crits, Status.PASS),
                 f"{_words(g.rep)} last {out} days before enrolment",
             )
         )
@@ -217,7 +218,7 @@ def _drug_draft(analysis: Analysis, req: Requirement) -> _Draft:
                 analysis,
                 req,
                 (rep, None, analysis.dose_of(need, rep)),
-                dict.fromkeys(crits, "pass"),
+                dict.fromkeys(crits, Status.PASS),
                 f"{_words(rep)} ongoing",
             )
         )
@@ -274,7 +275,7 @@ def _taper(analysis: Analysis, req: Requirement, g: Group) -> Case | None:
     taper = Record(analysis.kind(req.need), g.rep, g.longest, None, dose)
     moved = (g.rep, g.longest + 1, analysis.dose_of(req.need, g.rep))
     what = f"tapered to {dose:f} mg/day {g.longest} days before enrolment"
-    return _case(analysis, req, moved, dict.fromkeys(g.windows, "pass"), what, (taper,))
+    return _case(analysis, req, moved, dict.fromkeys(g.windows, Status.PASS), what, (taper,))
 
 
 def _activity(analysis: Analysis, users: tuple[Criterion, ...]) -> list[Criterion]:
@@ -329,7 +330,11 @@ def _event_draft(analysis: Analysis, req: Requirement) -> _Draft:
         inside = min(g.longest, EVER)
         needed.append(
             _case(
-                analysis, req, (g.rep, inside, None), {worst: "fail"}, f"{_words(g.rep)} {inside} days before enrolment"
+                analysis,
+                req,
+                (g.rep, inside, None),
+                {worst: Status.FAIL},
+                f"{_words(g.rep)} {inside} days before enrolment",
             )
         )
         if g.longest < EVER:
@@ -339,7 +344,7 @@ def _event_draft(analysis: Analysis, req: Requirement) -> _Draft:
                     analysis,
                     req,
                     (g.rep, out, None),
-                    dict.fromkeys(crits, "pass"),
+                    dict.fromkeys(crits, Status.PASS),
                     f"{_words(g.rep)} {out} days before enrolment",
                 )
             )
@@ -351,7 +356,7 @@ def _event_draft(analysis: Analysis, req: Requirement) -> _Draft:
                 analysis,
                 req,
                 (rep, FREE, None),
-                dict.fromkeys(crits, "pass"),
+                dict.fromkeys(crits, Status.PASS),
                 f"{_words(rep)} {FREE} days before enrolment",
             )
         )

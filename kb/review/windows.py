@@ -28,6 +28,7 @@ from kb.language.syntax import Atom, Const, Var
 from kb.patients import Patient
 from kb.review.findings import Case, Finding, Witness, synthetic_patient
 from kb.review.sessions import truths_many
+from kb.status import Status, Truth
 
 __all__ = ["Window", "probe_windows", "window_findings"]
 
@@ -95,10 +96,10 @@ def _reads_events(kb: KnowledgeBase, predicate: str) -> bool:
     )
 
 
-def _status(crit: Criterion, truths: frozenset[FactValue]) -> str:
+def _status(crit: Criterion, truths: frozenset[FactValue]) -> Status:
     """fail: the criterion blocks the probed patient; unknown: no rule decides it."""
-    blocking = "yes" if crit.kind == "exclusion" else "no"
-    return "unknown" if not truths else "fail" if truths == {blocking} else "pass"
+    blocking = Truth.YES if crit.kind == "exclusion" else Truth.NO
+    return Status.UNKNOWN if not truths else Status.FAIL if truths == {blocking} else Status.PASS
 
 
 class _Probes:
@@ -127,7 +128,7 @@ class _Probes:
                 self.known[agent, offset, crit.id] = _status(crit, truths[crit.predicate])
 
     def fails(self, agent: str, offset: int, crit: Criterion) -> bool:
-        return self.known[agent, offset, crit.id] == "fail"
+        return self.known[agent, offset, crit.id] == Status.FAIL
 
 
 def _named(criteria: Mapping[str, Criterion]) -> list[str]:
@@ -147,7 +148,7 @@ def probe_windows(kb: KnowledgeBase, assumptions: AssumptionSet) -> list[Window]
     # such as SLE-I4 fails for a patient with no treatment history at all)
     unexposed = synthetic_patient("W-none", kb, dict[str, Decimal | str](_LABS))
     (baseline,) = truths_many(kb, assumptions, [(unexposed, _named({c.id: c for c in criteria}))])
-    criteria = [c for c in criteria if c.predicate and _status(c, baseline[c.predicate]) == "pass"]
+    criteria = [c for c in criteria if c.predicate and _status(c, baseline[c.predicate]) == Status.PASS]
     probes = _Probes(kb, assumptions)
     probes.ask((agent, 0, crit) for agent in probed for crit in criteria)
     met = [(agent, crit) for agent in probed for crit in criteria if probes.fails(agent, 0, crit)]
@@ -232,7 +233,7 @@ def _nested(kb: KnowledgeBase, windows: list[Window]) -> list[Finding]:
         cases = tuple(
             Case(
                 _exposed(kb, a.agent, a.kind, min(a.days, 30)),
-                {inner: "fail", outer: "fail"},
+                {inner: Status.FAIL, outer: Status.FAIL},
                 f"{a.agent} {min(a.days, 30)} days before enrolment",
             )
             for a, _ in found[:3]
@@ -291,7 +292,7 @@ def _distinguishing(kb: KnowledgeBase, assumptions: AssumptionSet, a: Window, b:
     for offset in range(-7, 31):
         patient = _exposed(kb, a.agent, a.kind, offset, sample_offset=7, apheresis_offset=7)
         statuses = {c.id: criterion_status(patient, c, kb, assumptions) for c in (crit_a, crit_b)}
-        if {statuses[a.criterion], statuses[b.criterion]} == {"fail", "pass"}:
+        if {statuses[a.criterion], statuses[b.criterion]} == {Status.FAIL, Status.PASS}:
             when = f"{offset} days before enrolment" if offset >= 0 else f"{-offset} days after enrolment"
             note = f"results 7 days before enrolment, apheresis 7 days after, {a.agent} {when}"
             return Case(patient, statuses, note)
