@@ -23,7 +23,7 @@ from kb.factbase import reference_dates
 from kb.knowledge import KnowledgeBase
 from kb.patients import Patient
 from kb.status import Verdict
-from kb.whatif import apply_changes, moved_enrolment, parse_change
+from kb.whatif import apply_changes, moved_enrolment
 
 __all__ = ["HORIZON_DAYS", "Lapse", "eligible_until"]
 
@@ -75,8 +75,7 @@ def eligible_until(
 
     def at(day: date, explain: str = "status") -> Assessment:
         if explain != "status" or day not in cache:
-            texts = moved_enrolment(patient, reference, day) if day != start else []
-            changes = [parse_change(t, kb.vocabulary) for t in texts]
+            changes = moved_enrolment(patient, reference, day, kb.vocabulary) if day != start else []
             moved, _ = apply_changes(patient, changes, kb.vocabulary, start)
             answer = assess(moved, kb, assumptions, day, explain=explain)
             if explain != "status":

@@ -5,13 +5,17 @@ meant 4 weeks?" A change is parsed from text (never executed), applied to a copy
 patient (stored facts are never modified, and one evaluation's hypothetical facts never
 reach another's: each evaluation builds its own facts and engine session), and the answer
 is the difference: the criteria whose status changed, with both messages, and the verdicts.
+
+A program builds its changes with the typed constructors (`setting`, `stopping`,
+`moved_enrolment`), which check them as `parse_change` checks a user's; `change_text` writes
+any change back in the form `kb whatif` reads, for the user to run it.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -28,7 +32,19 @@ from kb.trace import Node
 from kb.units import UnitError, convert
 from kb.vocabulary import Item, Vocabulary
 
-__all__ = ["FORMS", "Change", "Difference", "WhatIf", "apply_changes", "moved_enrolment", "parse_change", "what_if"]
+__all__ = [
+    "FORMS",
+    "Change",
+    "Difference",
+    "WhatIf",
+    "apply_changes",
+    "change_text",
+    "moved_enrolment",
+    "parse_change",
+    "setting",
+    "stopping",
+    "what_if",
+]
 
 FORMS = (
     "ITEM=VALUE[@DATE] (a result, e.g. platelets=80 or hemoglobin=9.5 g/dL@2026-11-20; "
@@ -47,7 +63,7 @@ class Change:
     target: str  # the item, attestation, anchor, drug or assumption
     value: str = ""
     when: date | None = None
-    text: str = ""  # as the user wrote it
+    text: str = field(default="", compare=False)  # as the user wrote it (or `change_text`), for messages
 
     def describe(self) -> str:
         at = f" on {self.when.isoformat()}" if self.when else ""
@@ -128,6 +144,48 @@ def _decimal(text: str, raw: str, what: str) -> Decimal:
     return value
 
 
+def change_text(change: Change) -> str:
+    """The change in the form `parse_change` reads and `kb whatif` takes on its command line."""
+    at = f"@{change.when.isoformat()}" if change.when else ""
+    if change.kind == "stop":
+        return f"stop:{change.target}{at}"
+    if change.kind == "remove":
+        return f"remove:{change.target}"
+    if change.kind == "assume":
+        return f"assume:{change.target}={change.value}"
+    return f"{change.target}={change.value}{at}"
+
+
+def _written(change: Change, text: str) -> Change:
+    return replace(change, text=text or change_text(change))
+
+
+def stopping(drug: str, vocab: Vocabulary, when: date | None = None, text: str = "") -> Change:
+    """`drug` (a name, brand or Chinese name) stopped on `when`."""
+    agent = vocab.agent(drug)
+    if agent is None:
+        raw = text or f"stop:{drug}"
+        raise KbError(f"unknown drug '{drug.strip()}' in '{raw}' (a name, brand or Chinese name from agents.csv)")
+    return _written(Change("stop", agent.name, when=when), text)
+
+
+def setting(name: str, value: str, vocab: Vocabulary, when: date | None = None, text: str = "") -> Change:
+    """`name` set to `value` (on `when`): a reference date, a patient field, an attestation or
+    a result, by what `name` is; a KbError if the vocabulary knows no such item or value."""
+    raw = text or f"{name}={value}"
+    if name in ANCHORS:
+        return _written(Change("date", name, _date(value, raw).isoformat(), when), text)
+    if name in PATIENT_FIELDS:
+        return _written(Change("patient", name, _patient_field(name, value.strip(), raw), when), text)
+    if name in vocab.attestation_items:
+        allowed = vocab.attestation_items[name].values
+        if value.strip() not in allowed:
+            raise KbError(f"{name} cannot be '{value.strip()}'; allowed: {', '.join(allowed)}")
+        return _written(Change("attest", name, value.strip(), when), text)
+    _known_item(name, vocab)
+    return _written(Change("result", name, value.strip(), when), text)
+
+
 def parse_change(text: str, vocab: Vocabulary) -> Change:
     """One change as the user wrote it; a KbError names the accepted forms."""
     raw = text.strip()
@@ -143,27 +201,14 @@ def parse_change(text: str, vocab: Vocabulary) -> Change:
         return Change("remove", item, text=raw)
     if raw.startswith("stop:"):
         drug, sep, when = raw[len("stop:") :].partition("@")
-        agent = vocab.agent(drug)
-        if agent is None:
-            raise KbError(f"unknown drug '{drug.strip()}' in '{raw}' (a name, brand or Chinese name from agents.csv)")
-        return Change("stop", agent.name, when=_date(when, raw) if sep else None, text=raw)
+        stop = stopping(drug, vocab, text=raw)  # the drug is checked before the date
+        return replace(stop, when=_date(when, raw)) if sep else stop
     name, sep, rest = raw.partition("=")
     name = name.strip()
     if not sep or not name:
         raise KbError(f"'{raw}' is not a change; accepted forms: {FORMS}")
     value, at, when_text = rest.partition("@")
-    on = _date(when_text, raw) if at else None
-    if name in ANCHORS:
-        return Change("date", name, _date(value, raw).isoformat(), text=raw)
-    if name in PATIENT_FIELDS:
-        return Change("patient", name, _patient_field(name, value.strip(), raw), text=raw)
-    if name in vocab.attestation_items:
-        allowed = vocab.attestation_items[name].values
-        if value.strip() not in allowed:
-            raise KbError(f"{name} cannot be '{value.strip()}'; allowed: {', '.join(allowed)}")
-        return Change("attest", name, value.strip(), on, raw)
-    _known_item(name, vocab)
-    return Change("result", name, value.strip(), on, raw)
+    return setting(name, value, vocab, _date(when_text, raw) if at else None, raw)
 
 
 def _patient_field(name: str, value: str, raw: str) -> str:
@@ -290,19 +335,19 @@ def _stopped(patient: Patient, change: Change) -> list[Event]:
     return [replace(e, end=when) if e in running else e for e in patient.events]
 
 
-def moved_enrolment(patient: Patient, reference: ReferenceDates, when: date) -> list[str]:
+def moved_enrolment(patient: Patient, reference: ReferenceDates, when: date, vocab: Vocabulary) -> list[Change]:
     """The changes that enrol `patient` on `when` and nothing else new: the apheresis date
     moves by as many days (an explicit one is rewritten; a derived one follows by itself),
     and each history the patient has had reviewed is re-confirmed up to the new apheresis (a
     review covers the days before it: without this, every "no X in the window" would turn
     unknown the day after)."""
-    texts = [f"enrolment={when.isoformat()}"]
+    changes = [setting("enrolment", when.isoformat(), vocab)]
     apheresis = reference.apheresis + (when - reference.enrolment)
     if patient.apheresis_date is not None:
-        texts.append(f"apheresis={apheresis.isoformat()}")
+        changes.append(setting("apheresis", apheresis.isoformat(), vocab))
     categories = sorted({a.item for a in patient.attestations if a.item.startswith("reviewed:")})
-    texts += [f"{category}=yes@{max(when, apheresis).isoformat()}" for category in categories]
-    return texts
+    changes += [setting(category, "yes", vocab, max(when, apheresis)) for category in categories]
+    return changes
 
 
 def what_if(

@@ -10,9 +10,10 @@ import pytest
 
 from kb.cli import main
 from kb.errors import KbError
+from kb.evaluation import assess
 from kb.knowledge import KnowledgeBase
 from kb.patients import Dataset
-from kb.whatif import parse_change, what_if
+from kb.whatif import Change, change_text, moved_enrolment, parse_change, setting, stopping, what_if
 
 
 def run(kb: KnowledgeBase, demo: Dataset, pid: str, *texts: str) -> dict[str, tuple[str, str]]:
@@ -208,3 +209,97 @@ def test_an_edge_value_in_a_change_is_refused_not_raised(
     assert main(["whatif", "P001", text]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+WRITTEN = [
+    ("result", "platelets=80"),
+    ("result", "hemoglobin=9.5 g/dL@2026-11-20"),
+    ("result", "ast=30 U/L ULN 40"),
+    ("attest", "consent=yes"),
+    ("attest", "reviewed:medications=yes@2026-11-24"),
+    ("date", "enrolment=2026-12-01"),
+    ("date", "apheresis=2026-12-05"),
+    ("patient", "birth_date=1980-01-02"),
+    ("patient", "birth_date=1986-11-24@2026-11-24"),  # as a repair collects it, dated
+    ("patient", "weight_kg=70"),
+    ("patient", "sex=female"),
+    ("stop", "stop:tacrolimus@2026-11-24"),
+    ("stop", "stop:tacrolimus"),
+    ("remove", "remove:platelets"),
+    ("assume", "assume:iim_entry=probable"),
+]
+
+
+@pytest.mark.parametrize(("kind", "text"), WRITTEN)
+def test_change_text_writes_back_what_parse_change_reads(kb: KnowledgeBase, kind: str, text: str) -> None:
+    change = parse_change(text, kb.vocabulary)
+    assert change.kind == kind
+    assert change_text(change) == text
+    assert parse_change(change_text(change), kb.vocabulary) == change
+
+
+def test_every_kind_of_change_has_its_written_form() -> None:
+    assert {kind for kind, _ in WRITTEN} == {"result", "attest", "date", "patient", "stop", "remove", "assume"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "when", "expected"),
+    [
+        ("platelets", "50", date(2026, 11, 24), Change("result", "platelets", "50", date(2026, 11, 24))),
+        ("hbsag", "negative", None, Change("result", "hbsag", "negative")),
+        (
+            "reviewed:vaccinations",
+            "yes",
+            date(2026, 12, 19),
+            Change("attest", "reviewed:vaccinations", "yes", date(2026, 12, 19)),
+        ),
+        ("enrolment", "2026-12-19", None, Change("date", "enrolment", "2026-12-19")),
+        (
+            "birth_date",
+            "1986-11-24",
+            date(2026, 11, 24),
+            Change("patient", "birth_date", "1986-11-24", date(2026, 11, 24)),
+        ),
+    ],
+)
+def test_setting_is_the_change_its_text_parses_to(
+    kb: KnowledgeBase, name: str, value: str, when: date | None, expected: Change
+) -> None:
+    change = setting(name, value, kb.vocabulary, when)
+    assert change == expected
+    assert change == parse_change(change_text(change), kb.vocabulary) and change.text == change_text(change)
+
+
+def test_stopping_names_the_drug_as_the_vocabulary_does(kb: KnowledgeBase) -> None:
+    stop = stopping("tacrolimus", kb.vocabulary, date(2026, 11, 24))
+    assert stop == Change("stop", "tacrolimus", when=date(2026, 11, 24))
+    assert stop.text == "stop:tacrolimus@2026-11-24"
+    with pytest.raises(KbError, match="unknown drug 'no-such-drug'"):
+        stopping("no-such-drug", kb.vocabulary)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("plt", "80", "unknown item 'plt'"),
+        ("consent", "maybe", "consent cannot be 'maybe'"),
+        ("enrolment", "soon", "not a date"),
+    ],
+)
+def test_setting_refuses_what_parse_change_refuses(kb: KnowledgeBase, name: str, value: str, words: str) -> None:
+    with pytest.raises(KbError, match=words):
+        setting(name, value, kb.vocabulary)
+
+
+def test_moved_enrolment_moves_apheresis_and_reconfirms_every_history(kb: KnowledgeBase, demo: Dataset) -> None:
+    """P059 enrolled on 2026-12-19 instead of 2026-11-24: apheresis moves by as many days, and
+    each reviewed history is re-confirmed up to the later of the two."""
+    patient = demo.patient("P059")
+    reference = assess(patient, kb).reference
+    day = date(2026, 12, 19)
+    moved = moved_enrolment(patient, reference, day, kb.vocabulary)
+    assert moved[0] == Change("date", "enrolment", "2026-12-19")
+    apheresis = reference.apheresis + (day - reference.enrolment)
+    reviews = [c for c in moved if c.kind == "attest"]
+    assert reviews and all(c.target.startswith("reviewed:") for c in reviews)
+    assert {(c.value, c.when) for c in reviews} == {("yes", max(day, apheresis))}
