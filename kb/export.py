@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -30,7 +30,6 @@ __all__ = [
     "screening_table",
     "screening_xlsx",
     "spreadsheet_cell",
-    "spreadsheet_rows",
     "write_screening",
 ]
 
@@ -52,11 +51,6 @@ def spreadsheet_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
-
-
-def spreadsheet_rows(rows: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
-    """Rows with every cell made inert by `spreadsheet_cell` (for csv.DictWriter or a workbook)."""
-    return [{key: spreadsheet_cell(value) for key, value in row.items()} for row in rows]
 
 
 def _criteria(rows: Iterable[ScreenRow]) -> list[str]:
