@@ -7,7 +7,6 @@ Exit codes: 0 answered, 1 the answer is a failure the user asked about (lint err
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -21,15 +20,16 @@ from kb.coverage import PROTOCOL_ITEMS, protocol_coverage
 from kb.engine import EngineError
 from kb.errors import KbError, Problem
 from kb.evaluation import Assessment, assess
+from kb.export import write_screening
 from kb.factbase import build_facts
 from kb.importers import load_data
 from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
 from kb.mutation import run_mutation_check
 from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
 from kb.questions import MAX_QUESTION_CHARS, check_length
-from kb.render import assessment_text, coverage_text, repair_text, trace_dot, trace_text
+from kb.render import coverage_text, repair_text, trace_dot, trace_text
 from kb.repairs import find_repairs
-from kb.report import spreadsheet_rows
+from kb.report import PatientReport, assessment_text, report_markdown
 from kb.review.impact import population_impact
 from kb.review.report import review_markdown
 from kb.review.reviewer import review
@@ -335,7 +335,7 @@ def _check(args: argparse.Namespace, assessment: Assessment, dataset: Dataset) -
     if args.format == "json":
         _json(assessment.as_dict() | _problem_lists(dataset, assessment.patient_id))
     elif args.format == "md":
-        _emit("```\n" + assessment_text(assessment) + "\n```")
+        _emit(report_markdown(PatientReport.of(assessment, dataset.stories.get(assessment.patient_id, ""))))
     else:
         _emit(assessment_text(assessment))
     return 0
@@ -574,7 +574,8 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path
     stages = funnel(rows)
     out = getattr(args, "out", None)
     if out is not None:
-        _write_report(Path(out), table, stages)
+        write_screening(Path(out), rows, stages)
+        print(f"kb: report written to {out}", file=sys.stderr)
     if args.format == "json":
         _json(
             {
@@ -604,30 +605,6 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path
     held = f" ({counts[Verdict.ELIGIBLE]} eligible, {counts[Verdict.NEEDS_DATA]} need data)"
     _emit("attrition: " + " → ".join(f"{name} {n}" for name, n in stages) + held)
     return 0
-
-
-def _write_report(path: Path, table: list[dict[str, str]], stages: list[tuple[str, int]]) -> None:
-    suffix = path.suffix.casefold()
-    if suffix == ".json":
-        funnel_rows = [{"stage": s, "patients": n} for s, n in stages]
-        path.write_text(json.dumps({"patients": table, "funnel": funnel_rows}, indent=2), encoding="utf-8")
-    elif suffix == ".csv":
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(table[0]) if table else ["patient"])
-            writer.writeheader()
-            writer.writerows(spreadsheet_rows(table))  # an id such as =HYPERLINK(…) stays text
-    elif suffix == ".xlsx":
-        import pandas as pd  # only this report needs it
-
-        funnel_rows = [{"stage": s, "patients": n} for s, n in stages]
-        with pd.ExcelWriter(path, engine="openpyxl") as writer:
-            pd.DataFrame(spreadsheet_rows(table)).to_excel(writer, sheet_name="patients", index=False)
-            pd.DataFrame(spreadsheet_rows(funnel_rows), columns=["stage", "patients"]).to_excel(
-                writer, sheet_name="funnel", index=False
-            )
-    else:
-        raise KbError(f"{path}: the report is written as .csv, .xlsx or .json")
-    print(f"kb: report written to {path}", file=sys.stderr)
 
 
 def _review(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:

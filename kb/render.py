@@ -1,12 +1,16 @@
-"""Render answers and proof trees as text, Markdown and Graphviz DOT (JSON is `as_dict`)."""
+"""Render answers and proof trees as text, Markdown and Graphviz DOT (JSON is `as_dict`).
+
+The report of one patient's answer (text, Markdown, HTML) is `kb.report`, from one model.
+"""
 
 from __future__ import annotations
 
 import re
 import shlex
+import textwrap
 
 from kb.coverage import CoverageReport
-from kb.evaluation import Assessment, CriterionResult
+from kb.evaluation import CriterionResult
 from kb.repairs import RepairAnswer
 from kb.status import MARKS, Status
 from kb.trace import Node
@@ -14,7 +18,6 @@ from kb.trace import Node
 __all__ = [
     "DOT_FONT_SIZE",
     "GRAPH_HIDDEN",
-    "assessment_text",
     "coverage_text",
     "criterion_text",
     "escape_markdown",
@@ -76,18 +79,6 @@ def _dot_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _wrap(text: str, width: int = 60) -> str:
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + len(word) + 1 > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    lines.append(line)
-    return "\n".join(lines)
-
-
 _SHAPES = {
     "criterion": ("box", "#dbe9f6"),
     "rule": ("box", "#f2f2f2"),
@@ -131,7 +122,9 @@ def trace_dot(node: Node, name: str = "proof") -> str:
             text = n.detail.get("rule", n.label).split(" :- ")[0] + " :- …"
         if n.detail.get("source"):
             text += f"\n[{n.detail['source']}]"
-        lines.append(f'  {ident} [shape={shape}, fillcolor="{colour}", label="{_dot_escape(_wrap(text, 18))}"];')
+        # wrapped narrow, never inside a word or at a hyphen: a drug name or an id stays whole
+        wrapped = textwrap.fill(text, 18, break_long_words=False, break_on_hyphens=False)
+        lines.append(f'  {ident} [shape={shape}, fillcolor="{colour}", label="{_dot_escape(wrapped)}"];')
         for child in n.children:
             if child.detail.get("relation") not in GRAPH_HIDDEN:
                 lines.append(f"  {ident} -> {visit(child)};")
@@ -146,46 +139,6 @@ def criterion_text(result: CriterionResult) -> str:
     mark = MARKS[result.status]
     reason = f" ({result.reason})" if result.reason else ""
     return f"{mark} {result.id:<8} {result.status}{reason}: {result.message}"
-
-
-def assessment_text(assessment: Assessment, show_all: bool = True) -> str:
-    a = assessment
-    lines = [f"{a.patient_id}: {a.verdict.upper()}"]
-    if a.eligible_via:
-        lines[0] += f" (via {', '.join(a.eligible_via)})"
-    lines.append(f"  scope: {a.scope}")
-    for cohort in a.cohorts:
-        lines.append(
-            f"  cohort {cohort.cohort}: {cohort.verdict}"
-            + (f"; blocking {', '.join(cohort.blocking)}" if cohort.blocking else "")
-            + (f"; unknown {', '.join(cohort.unknown)}" if cohort.unknown else "")
-        )
-        if cohort.note:
-            lines.append(f"    ({cohort.note})")
-    if not a.cohorts:
-        lines.append("  no cohort: no qualifying diagnosis found")
-    dates = a.reference.as_dict()
-    lines.append("  as of: " + ", ".join(f"{k} {v}" for k, v in dates.items()))
-    for note in a.reference.notes:
-        lines.append(f"    ({note})")
-    lines.append("")
-    results = a.criteria if show_all else [r for r in a.criteria if r.status in (Status.FAIL, Status.UNKNOWN)]
-    elsewhere = [r.id for r in a.elsewhere]
-    lines.extend("  " + criterion_text(r) for r in results if r.id not in elsewhere)
-    if elsewhere:
-        lines.append(f"  – not applicable (other cohorts' criteria and their definitions): {', '.join(elsewhere)}")
-    if a.to_collect:
-        lines.append("")
-        lines.append("  data to collect:")
-        lines.extend(f"    - {g.item} ({g.reason}): {g.detail}" for g in a.to_collect)
-    if a.manual_checks:
-        lines.append("")
-        lines.append("  verify by hand: " + ", ".join(r.id for r in a.manual_checks))
-    changed = {k: v for k, v in a.assumptions.items()}
-    lines.append("")
-    lines.append("  assumptions: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
-    lines.append("  stamp: " + ", ".join(f"{k} {v}" for k, v in a.stamp.items()))
-    return "\n".join(lines)
 
 
 def _ids(ids: tuple[str, ...], limit: int = 6) -> str:

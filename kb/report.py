@@ -1,108 +1,160 @@
-"""The eligibility report for the trial file: the answer, its reasons and its stamp.
+"""The eligibility report: one model of the answer, rendered as text, Markdown and HTML.
 
 An investigator files what the tool said and on what basis: the verdict per cohort, every
 criterion with its status and one-line reason, the data still to collect, the criteria to
 verify by hand, the reference dates, the assumptions in force and the stamp (rules,
-assumptions, facts), so the answer can be reproduced. Markdown for the trial file, HTML
-(escaped, no scripts) for a browser or a printer. Both show the files' text as text: a
-patient id or drug name such as `![b](http://host/x.png)<img src=x>` is escaped (Markdown
-backslashes, HTML entities), never an image, a link or markup in the reader's viewer.
+assumptions, facts), so the answer can be reproduced. `PatientReport` holds exactly that,
+once; `kb check` (text, Markdown), the report downloads and the patient page all read it,
+so the four renderings can no longer drift apart.
 
-Screening tables leave as CSV and Excel files (`kb screen --out`, the Cohort page): every
-cell goes through `spreadsheet_cell`, so a patient id or name from a file never becomes a
-formula in the investigator's spreadsheet.
+The templates are in kb/templates/. HTML is autoescaped (no scripts, no markup from a
+file); Markdown goes through the `md` filter, which is `kb.render.escape_markdown`: a
+patient id or drug name such as `![b](http://host/x.png)<img src=x>` shows as text, never
+as an image, a link or markup in the reader's viewer. Text is written as it is.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
 
-from kb.evaluation import Assessment
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from kb.evaluation import Assessment, CohortVerdict, CriterionResult
+from kb.fact_types import Gap
 from kb.render import escape_markdown
+from kb.status import MARKS, Status, Verdict
 
-__all__ = ["FORMULA_STARTS", "report_html", "report_markdown", "spreadsheet_cell", "spreadsheet_rows"]
-
-#: What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"): = + - @, tab, CR.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_cell(value: object) -> object:
-    """A cell that a spreadsheet shows as the text it is: a text starting a formula gets a quote.
-
-    An uploaded patient id `=HYPERLINK("http://x","y")` or `@SUM(1)` written raw turns live
-    when the CSV or workbook is opened (a link that sends data away, a command). OWASP's
-    remedy: prefix a single quote, which Excel and LibreOffice show as text. Typed numbers
-    (a count, -3 as a number) stay numbers; the text "-3" is text and gets its quote too.
-    In a workbook, the quoted text is a string cell (openpyxl data type 's'), never 'f'.
-    """
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+__all__ = [
+    "CriterionRow",
+    "PatientReport",
+    "assessment_text",
+    "report_html",
+    "report_markdown",
+    "report_text",
+]
 
 
-def spreadsheet_rows(rows: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
-    """Rows with every cell made inert by `spreadsheet_cell` (for csv.DictWriter or a DataFrame)."""
-    return [{key: spreadsheet_cell(value) for key, value in row.items()} for row in rows]
+@dataclass(frozen=True)
+class CriterionRow:
+    """One criterion as every rendering shows it: mark, id, kind, status (and why), message."""
+
+    id: str
+    kind: str
+    status: Status
+    reason: str  # why it is unknown (missing, stale, …), or ""
+    message: str  # the plain-language reason a clinician reads beside the status
+    missing: tuple[str, ...]  # the data items it waits for
+    text: str  # the protocol's text of the criterion (what to verify by hand)
+
+    @property
+    def mark(self) -> str:
+        return MARKS[self.status]
+
+    @classmethod
+    def of(cls, result: CriterionResult) -> CriterionRow:
+        return cls(
+            result.id,
+            result.criterion.kind,
+            result.status,
+            result.reason or "",
+            result.message,
+            tuple(g.item for g in result.missing),
+            result.criterion.text,
+        )
 
 
-def _cells(text: str) -> str:
-    """One table cell: escaped (| included) and on one line."""
+@dataclass(frozen=True)
+class PatientReport:
+    """What a report of one patient's answer says, whatever it is rendered as."""
+
+    patient: str
+    verdict: Verdict
+    eligible_via: tuple[str, ...]
+    scope: str
+    cohorts: tuple[CohortVerdict, ...]
+    dates: Mapping[str, str]  # the reference dates by name (screening, enrolment, apheresis)
+    date_notes: tuple[str, ...]  # how a date was obtained when it was not in the file
+    criteria: tuple[CriterionRow, ...]  # this patient's criteria: other cohorts' are left out
+    elsewhere: tuple[str, ...]  # other cohorts' criteria and the definitions only they use
+    to_collect: tuple[Gap, ...]
+    manual: tuple[CriterionRow, ...]  # the criteria to verify by hand
+    assumptions: Mapping[str, int | str]
+    stamp: Mapping[str, str]
+    story: str = ""  # the vignette's story, when the data set has one
+
+    @classmethod
+    def of(cls, assessment: Assessment, story: str = "") -> PatientReport:
+        a = assessment
+        elsewhere = tuple(r.id for r in a.elsewhere)
+        return cls(
+            patient=a.patient_id,
+            verdict=a.verdict,
+            eligible_via=tuple(a.eligible_via),
+            scope=a.scope,
+            cohorts=a.cohorts,
+            dates=a.reference.as_dict(),
+            date_notes=tuple(a.reference.notes),
+            criteria=tuple(CriterionRow.of(r) for r in a.criteria if r.id not in elsewhere),
+            elsewhere=elsewhere,
+            to_collect=tuple(a.to_collect),
+            manual=tuple(CriterionRow.of(r) for r in a.manual_checks),
+            assumptions=dict(a.assumptions),
+            stamp=dict(a.stamp),
+            story=story,
+        )
+
+    def rows(self, statuses: Iterable[Status] | None = None) -> list[CriterionRow]:
+        """This patient's criteria, only those with one of `statuses` when given."""
+        wanted = None if statuses is None else set(statuses)
+        return [r for r in self.criteria if wanted is None or r.status in wanted]
+
+
+def _pairs(mapping: Mapping[str, object], separator: str = " ") -> str:
+    """`screening 2026-11-17, enrolment …`: a mapping on one line, as every rendering writes it."""
+    return ", ".join(f"{key}{separator}{value}" for key, value in mapping.items())
+
+
+def _cell(text: str) -> str:
+    """One Markdown table cell: escaped (| included) and on one line."""
     return escape_markdown(text.replace("\n", " "))
 
 
-def report_markdown(assessment: Assessment, story: str = "") -> str:
-    a = assessment
-    e = escape_markdown  # every text that can quote a file or the protocol
-    via = f" (via {', '.join(a.eligible_via)})" if a.eligible_via else ""
-    lines = [f"# Eligibility report — {e(a.patient_id)}", "", f"**Verdict: {a.verdict}{via}**", ""]
-    if story:
-        lines += [e(story), ""]
-    lines += [f"Scope: {e(a.scope)}.", ""]
-    for cohort in a.cohorts:
-        lines.append(
-            f"- cohort {cohort.cohort}: {cohort.verdict}"
-            + (f"; blocking {', '.join(cohort.blocking)}" if cohort.blocking else "")
-            + (f"; unknown {', '.join(cohort.unknown)}" if cohort.unknown else "")
-            + (f" ({e(cohort.note)})" if cohort.note else "")
-        )
-    lines += ["", "Reference dates: " + ", ".join(f"{k} {v}" for k, v in a.reference.as_dict().items()), ""]
-    elsewhere = {r.id for r in a.elsewhere}
-    lines += ["| criterion | kind | status | reason |", "|---|---|---|---|"]
-    lines += [
-        f"| {r.id} | {r.criterion.kind} | {r.status} | {_cells(r.message)} |"
-        for r in a.criteria
-        if r.id not in elsewhere
-    ]
-    if a.to_collect:
-        lines += ["", "## Data to collect", ""] + [f"- {e(f'{g.item} ({g.reason}): {g.detail}')}" for g in a.to_collect]
-    if a.manual_checks:
-        lines += ["", "## Verify by hand", ""] + [f"- {r.id}: {e(r.criterion.text)}" for r in a.manual_checks]
-    lines += ["", "## Basis", ""]
-    lines += ["Assumptions: " + ", ".join(f"{k} = {v}" for k, v in a.assumptions.items())]
-    lines += ["", "Stamp: " + ", ".join(f"{k} {v}" for k, v in a.stamp.items())]
-    return "\n".join(lines) + "\n"
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("kb", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["md"] = escape_markdown
+    env.filters["cell"] = _cell
+    env.filters["pairs"] = _pairs
+    return env
 
 
-def report_html(assessment: Assessment, story: str = "") -> str:
-    a = assessment
-    e = html.escape
-    via = f" (via {', '.join(a.eligible_via)})" if a.eligible_via else ""
-    elsewhere = {r.id for r in a.elsewhere}
-    rows = "".join(
-        f"<tr><td>{e(r.id)}</td><td>{e(r.criterion.kind)}</td><td>{e(r.status)}</td><td>{e(r.message)}</td></tr>"
-        for r in a.criteria
-        if r.id not in elsewhere
-    )
-    collect = "".join(f"<li>{e(g.item)} ({e(g.reason)}): {e(g.detail)}</li>" for g in a.to_collect)
-    manual = "".join(f"<li>{e(r.id)}: {e(r.criterion.text)}</li>" for r in a.manual_checks)
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Eligibility report {e(a.patient_id)}</title></head>"
-        f"<body><h1>Eligibility report — {e(a.patient_id)}</h1><p><strong>Verdict: {e(a.verdict + via)}</strong></p>"
-        f"<p>{e(story)}</p><p>Reference dates: {e(', '.join(f'{k} {v}' for k, v in a.reference.as_dict().items()))}</p>"
-        f"<table border='1'><tr><th>criterion</th><th>kind</th><th>status</th><th>reason</th></tr>{rows}</table>"
-        + (f"<h2>Data to collect</h2><ul>{collect}</ul>" if collect else "")
-        + (f"<h2>Verify by hand</h2><ul>{manual}</ul>" if manual else "")
-        + f"<h2>Basis</h2><p>Assumptions: {e(', '.join(f'{k} = {v}' for k, v in a.assumptions.items()))}</p>"
-        f"<p>Stamp: {e(', '.join(f'{k} {v}' for k, v in a.stamp.items()))}</p></body></html>"
-    )
+def _render(name: str, report: PatientReport, **extra: object) -> str:
+    return _environment().get_template(name).render(r=report, **extra)
+
+
+def report_text(report: PatientReport, show_all: bool = True) -> str:
+    """The answer as `kb check` prints it; `show_all=False` lists only the failed and unknown criteria."""
+    rows = report.criteria if show_all else report.rows((Status.FAIL, Status.UNKNOWN))
+    return _render("report.txt", report, rows=rows)
+
+
+def report_markdown(report: PatientReport) -> str:
+    """The report for the trial file, in Markdown (`kb check --format md`, the patient page's download)."""
+    return _render("report.md", report)
+
+
+def report_html(report: PatientReport) -> str:
+    """The report as one HTML page (escaped, no scripts) for a browser or a printer."""
+    return _render("report.html", report)
+
+
+def assessment_text(assessment: Assessment, show_all: bool = True) -> str:
+    """The answer as `kb check` prints it."""
+    return report_text(PatientReport.of(assessment), show_all)

@@ -99,7 +99,7 @@ def test_the_cohort_downloads_keep_ids_that_look_like_formulas_as_text(monkeypat
     assert set(app.dataframe[1].value["patient"]) == set(hostile)  # shown as they are on the page
     written = list(csv.DictReader(io.StringIO(str(downloads["Download (CSV)"]))))
     assert {row["patient"] for row in written} == {"'" + pid for pid in hostile}
-    sheet = openpyxl.load_workbook(io.BytesIO(downloads["Download (Excel)"]))["screening"]  # type: ignore[arg-type]
+    sheet = openpyxl.load_workbook(io.BytesIO(downloads["Download (Excel)"]))["patients"]  # type: ignore[arg-type]
     cells = [row[0] for row in sheet.iter_rows(min_row=2)]
     assert {c.value for c in cells} == {"'" + pid for pid in hostile} and {c.data_type for c in cells} == {"s"}
 

@@ -8,16 +8,8 @@ import re
 import pytest
 
 from kb.evaluation import Assessment
-from kb.render import DOT_FONT_SIZE, GRAPH_HIDDEN, assessment_text, escape_markdown, trace_dot, trace_text
-
-
-def test_text_summary(demo_assessments: dict[str, Assessment]) -> None:
-    text = assessment_text(demo_assessments["P010"])
-    assert text.splitlines()[0] == "P010: NEEDS_DATA"
-    assert "? GE3      unknown (missing): No hepatitis B virus DNA result" in text
-    assert "- breastfeeding (not_attested): breastfeeding not attested" in text
-    assert "verify by hand: GI1, GE1" in text
-    assert "lab_lookback_days=28" in text
+from kb.render import DOT_FONT_SIZE, GRAPH_HIDDEN, escape_markdown, trace_dot, trace_text
+from kb.trace import Node
 
 
 def test_trace_text_and_dot(demo_assessments: dict[str, Assessment]) -> None:
@@ -56,3 +48,23 @@ def test_escape_markdown_shows_text_as_text(text: str, shown: str) -> None:
     assert escape_markdown(text) == shown
     # CommonMark: a backslash before punctuation shows the punctuation itself
     assert re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", shown) == text
+
+
+@pytest.mark.parametrize(
+    ("label", "wrapped"),
+    [
+        ("platelet count 49 below 50", "platelet count 49\\nbelow 50"),
+        # a word longer than the width, and one with hyphens, stay whole on their own line
+        ("hydroxychloroquine-sulfate given", "hydroxychloroquine-sulfate\\ngiven"),
+        ("a very-long-hyphenated-name x", "a\\nvery-long-hyphenated-name\\nx"),
+        ("short", "short"),
+    ],
+)
+def test_dot_labels_wrap_at_18_characters_between_words(label: str, wrapped: str) -> None:
+    dot = trace_dot(Node("fact", label))
+    assert f'label="{wrapped}"' in dot
+
+
+def test_a_dot_label_keeps_its_source_on_a_line_of_its_own_when_it_fits() -> None:
+    dot = trace_dot(Node("fact", "GI6.3 fail", {"source": "obs.csv row 4"}))
+    assert 'label="GI6.3 fail\\n[obs.csv row 4]"' in dot

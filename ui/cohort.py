@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb.report import spreadsheet_cell
+from kb.export import screening_csv, screening_xlsx
 from kb.screening import STAGES, ScreenRow, funnel, screen
 from kb.status import MARKS, Status, Verdict
 from ui.context import Context, context, session_cached
@@ -111,12 +109,10 @@ def page() -> None:
     for c in criteria:
         shown[c] = shown[c].map(lambda s: MARKS.get(s, str(s)))
     st.dataframe(shown, hide_index=True, width="stretch")
+    # the same columns as `kb screen --out`; an uploaded id such as =HYPERLINK(…) stays text in the files
     left, right = st.columns(2)
-    export = table.map(spreadsheet_cell)  # an uploaded id such as =HYPERLINK(…) stays text in the files
-    left.download_button("Download (CSV)", export.to_csv(index=False), "screening.csv", "text/csv", key="csv")
-    workbook = io.BytesIO()
-    export.to_excel(workbook, index=False, sheet_name="screening", engine="openpyxl")
-    right.download_button("Download (Excel)", workbook.getvalue(), "screening.xlsx", key="xlsx")
+    left.download_button("Download (CSV)", screening_csv(rows), "screening.csv", "text/csv", key="csv")
+    right.download_button("Download (Excel)", screening_xlsx(rows, funnel(rows)), "screening.xlsx", key="xlsx")
 
 
 page()

@@ -13,61 +13,60 @@ from kb.evaluation import Assessment, assess
 from kb.exposures import exposure_end, ongoing
 from kb.patients import Patient
 from kb.render import escape_markdown as text
-from kb.report import report_html, report_markdown
-from kb.status import MARKS, Status
+from kb.report import PatientReport, report_html, report_markdown
+from kb.status import Status
 from ui.context import context
 from ui.evidence import criterion_evidence, verdict_box
 
 
-def show_verdict(assessment: Assessment, story: str) -> None:
-    verdict_box(assessment, story)
-    st.caption(assessment.scope)
-    for cohort in assessment.cohorts:
+def show_verdict(assessment: Assessment, report: PatientReport) -> None:
+    verdict_box(assessment, report.story)
+    st.caption(report.scope)
+    for cohort in report.cohorts:
         blocking = f" · blocking {', '.join(cohort.blocking)}" if cohort.blocking else ""
         unknown = f" · unknown {', '.join(cohort.unknown)}" if cohort.unknown else ""
         st.markdown(f"**cohort {cohort.cohort}**: {cohort.verdict}{blocking}{unknown}")
         if cohort.note:
             st.caption(text(cohort.note))
-    dates = assessment.reference.as_dict()
-    st.markdown(" · ".join(f"**{k}** {v}" for k, v in dates.items()))
-    for note in assessment.reference.notes:
+    st.markdown(" · ".join(f"**{k}** {v}" for k, v in report.dates.items()))
+    for note in report.date_notes:
         st.caption(text(note))
-    if assessment.to_collect:  # item names can come from the files: escaped text, not code spans
-        st.markdown("**Data to collect:** " + "; ".join(text(f"{g.item} ({g.reason})") for g in assessment.to_collect))
-    if assessment.manual_checks:
+    if report.to_collect:  # item names can come from the files: escaped text, not code spans
+        st.markdown("**Data to collect:** " + "; ".join(text(f"{g.item} ({g.reason})") for g in report.to_collect))
+    if report.manual:
         st.markdown(
-            "**Verify by hand:** "
-            + ", ".join(r.id for r in assessment.manual_checks)
-            + " (text lost from the registry record)"
+            "**Verify by hand:** " + ", ".join(r.id for r in report.manual) + " (text lost from the registry record)"
         )
 
 
-def show_criteria(assessment: Assessment) -> None:
-    # another cohort's criteria (and the definitions only they use) would bury the answer
-    elsewhere = {r.id for r in assessment.elsewhere}
+def show_criteria(assessment: Assessment, report: PatientReport) -> None:
+    # another cohort's criteria (and the definitions only they use) would bury the answer:
+    # the report leaves them out
     # the order a reader wants them: what blocks, what is open, what to check by hand, the rest
     statuses = [Status.FAIL, Status.UNKNOWN, Status.MANUAL, Status.PASS, Status.NOT_APPLICABLE]
     wanted = st.multiselect("Show", statuses, default=statuses, key="status_filter")
-    shown = [r for r in assessment.criteria if r.id not in elsewhere and r.status in wanted]
+    rows = report.rows(wanted)
     table = pd.DataFrame(
         [
             {
-                "": MARKS[r.status],
+                "": r.mark,
                 "criterion": r.id,
-                "kind": r.criterion.kind,
+                "kind": r.kind,
                 "status": r.status,
                 "message": r.message,
-                "missing": ", ".join(g.item for g in r.missing),
+                "missing": ", ".join(r.missing),
             }
-            for r in shown
+            for r in rows
         ]
     )
     st.dataframe(table, hide_index=True, width="stretch")
-    if elsewhere:
-        st.caption(f"Not applicable (other cohorts' criteria and their definitions): {len(elsewhere)} hidden")
+    if report.elsewhere:
+        st.caption(f"Not applicable (other cohorts' criteria and their definitions): {len(report.elsewhere)} hidden")
     st.subheader("Evidence")
     order = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.MANUAL: 2, Status.NOT_APPLICABLE: 3, Status.PASS: 4}
-    for result in sorted(shown, key=lambda r: order[r.status]):
+    shown = {r.id for r in rows}
+    results = [r for r in assessment.criteria if r.id in shown]
+    for result in sorted(results, key=lambda r: order[r.status]):
         criterion_evidence(result, assessment.patient_id, expanded=result.status == Status.FAIL)
 
 
@@ -142,20 +141,18 @@ def page() -> None:
         st.error(text(str(exc)))
         return
     st.session_state["assessment"] = assessment.as_dict()
-    story = ctx.dataset.stories.get(ctx.patient_id, "")
-    show_verdict(assessment, story)
+    report = PatientReport.of(assessment, ctx.dataset.stories.get(ctx.patient_id, ""))
+    show_verdict(assessment, report)
     left, right = st.columns(2)
     left.download_button(
-        "Eligibility report (Markdown)", report_markdown(assessment, story), f"{ctx.patient_id}.md", key="report_md"
+        "Eligibility report (Markdown)", report_markdown(report), f"{ctx.patient_id}.md", key="report_md"
     )
-    right.download_button(
-        "Eligibility report (HTML)", report_html(assessment, story), f"{ctx.patient_id}.html", key="report_html"
-    )
+    right.download_button("Eligibility report (HTML)", report_html(report), f"{ctx.patient_id}.html", key="report_html")
     st.subheader("Timeline")
     show_timeline(ctx.dataset.patient(ctx.patient_id), assessment)
     st.subheader("Criteria")
-    show_criteria(assessment)
-    st.caption("stamp: " + ", ".join(f"{k} {v}" for k, v in assessment.stamp.items()))
+    show_criteria(assessment, report)
+    st.caption("stamp: " + ", ".join(f"{k} {v}" for k, v in report.stamp.items()))
 
 
 page()
