@@ -3,10 +3,13 @@
 Everything else in `kb` is an internal module that may move. A caller needs five steps, each
 one function here: load the knowledge (the rules, checked and compiled), load the data (the
 demo patients, a folder, a workbook or an EHR extract), assess a patient, ask why, and ask
-what would change it (`what_if`, `repairs`); and for many patients or for the protocol
-itself, `screen` and `review`. The defaults are the CLI's: the demo data set, the default
-assumptions, and the enrolment date the patient's files give (or today). `kb` re-exports
-this module, so `import kb; kb.assess(...)` works::
+what would change it (`what_if`, `repair`); and for many patients or for the protocol
+itself, `screen` and `review_protocol`. The defaults are the CLI's: the demo data set, the
+default assumptions, and the enrolment date the patient's files give (or today).
+
+`kb` re-exports this module, so `import kb; kb.assess(...)` works. No name here is also a
+module's (`kb.repairs`, `kb.review`, `kb.patients` and `kb.coverage` are modules): importing
+that module would set it on the package, over the function. In five lines::
 
     import kb
 
@@ -25,13 +28,15 @@ from pathlib import Path
 from kb import importers
 from kb.answers import Answer, answer
 from kb.assumptions import Assumption, AssumptionSet, resolve_assumptions
-from kb.coverage import CoverageCheck, check_coverage
+from kb.coverage import CoverageCheck
+from kb.coverage import check_coverage as _check_coverage
 from kb.criteria import Criterion
 from kb.engine import EngineError
 from kb.errors import KbError, Problem, UnknownPatientError
 from kb.evaluation import Assessment, CohortVerdict, CriterionResult
 from kb.evaluation import assess as _assess
-from kb.factbase import Profile, profiles
+from kb.factbase import Profile
+from kb.factbase import profiles as _profiles
 from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
 from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
 from kb.questions import MAX_QUESTION_CHARS, check_length
@@ -88,16 +93,16 @@ __all__ = [
     "assess",
     "assessment_text",
     "assume",
-    "coverage",
+    "check_coverage",
     "criterion",
     "lint",
     "load_data",
     "load_knowledge",
-    "patients",
+    "profiles",
+    "repair",
     "repair_text",
-    "repairs",
-    "review",
     "review_markdown",
+    "review_protocol",
     "screen",
     "trace_dot",
     "trace_text",
@@ -143,11 +148,11 @@ def criterion(criterion_id: str, kb: KnowledgeBase | None = None) -> Criterion:
     return found
 
 
-def patients(
+def profiles(
     data: Dataset | None = None, kb: KnowledgeBase | None = None, assumptions: Assumed = None, as_of: date | None = None
 ) -> list[Profile]:
     """Each patient's sex, age and cohorts at the enrolment date (as the criteria see them)."""
-    return profiles(data if data is not None else load_data(), kb or load_knowledge(), assume(assumptions), as_of)
+    return _profiles(data if data is not None else load_data(), kb or load_knowledge(), assume(assumptions), as_of)
 
 
 def assess(
@@ -194,7 +199,7 @@ def what_if(
     return _what_if(patient, parsed, kb, assume(assumptions), as_of)
 
 
-def repairs(
+def repair(
     patient: Patient,
     kb: KnowledgeBase | None = None,
     assumptions: Assumed = None,
@@ -243,7 +248,9 @@ def screen(
     return Screening(rows, data.problems, data.name)
 
 
-def review(kb: KnowledgeBase | None = None, data: Dataset | None = None, assumptions: Assumed = None) -> Review:
+def review_protocol(
+    kb: KnowledgeBase | None = None, data: Dataset | None = None, assumptions: Assumed = None
+) -> Review:
     """The review of the protocol as encoded: contradictory, dead and redundant rules, each with
     a witness patient checked by the engine, and the impact of each on `data` (default: the
     demo patients). Under assumptions other than the defaults, the impact is given under both
@@ -273,11 +280,11 @@ def ask(
     return answer(question, kb or load_knowledge(), data, assume(assumptions), None, as_of)
 
 
-def coverage(
+def check_coverage(
     kb: KnowledgeBase | None = None, path: Path | str | None = None, encoding: str | None = None, mutate: bool = False
 ) -> CoverageCheck:
     """Every protocol item → criterion → rules → the vignettes stored with the file set at
     `path` (default: the demo one) that drive it to pass, fail and unknown; with `mutate`, the
     mutation check too (every threshold and window shifted: the mutants no vignette notices)."""
     data = load_dataset(path if path is not None else DEMO_DATASET, encoding=encoding)
-    return check_coverage(kb or load_knowledge(), data, mutate)
+    return _check_coverage(kb or load_knowledge(), data, mutate)

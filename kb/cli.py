@@ -33,16 +33,16 @@ from kb.api import (
     assess,
     assessment_text,
     assume,
-    coverage,
+    check_coverage,
     criterion,
     lint,
     load_data,
     load_knowledge,
-    patients,
+    profiles,
+    repair,
     repair_text,
-    repairs,
-    review,
     review_markdown,
+    review_protocol,
     screen,
     trace_dot,
     trace_text,
@@ -282,7 +282,7 @@ def _patients(args: argparse.Namespace) -> int:
     kb = load_knowledge()
     assumptions = assume(args.assume)
     dataset = _data(args)
-    rows = [p.as_dict() for p in patients(dataset, kb, assumptions, args.as_of)]
+    rows = [p.as_dict() for p in profiles(dataset, kb, assumptions, args.as_of)]
     _report_problems(dataset.problems, dataset.name)
     if args.format == "json":
         problems = {"rejected_rows": [str(p) for p in dataset.problems]}
@@ -413,7 +413,7 @@ def _repair(args: argparse.Namespace) -> int:
     _report_problems(dataset.problems_for(patient.id), "this patient's files")
     if args.max < 1:
         raise KbError("--max must be at least 1")
-    answer = repairs(patient, kb, assumptions, args.as_of, args.max)
+    answer = repair(patient, kb, assumptions, args.as_of, args.max)
     if args.format == "json":
         _json(answer.as_dict())
     else:
@@ -571,7 +571,7 @@ def _write_report(path: Path, table: list[dict[str, str]], stages: list[tuple[st
 def _review(args: argparse.Namespace) -> int:
     kb = load_knowledge()
     assumptions = assume(args.assume)
-    result = review(kb, _data(args), assumptions)
+    result = review_protocol(kb, _data(args), assumptions)
     if args.format == "json":
         _json(result.as_dict())
     else:
@@ -584,7 +584,7 @@ def _indent(text: str, prefix: str) -> str:
 
 
 def _coverage(args: argparse.Namespace) -> int:
-    checked = coverage(load_knowledge(), args.facts, args.encoding, args.mutate)
+    checked = check_coverage(load_knowledge(), args.facts, args.encoding, args.mutate)
     report, mutation, failing = checked.report, checked.mutation, checked.failing
     if args.format == "json":
         _json(checked.as_dict())
