@@ -8,9 +8,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from kb import ScreenRow, Status, Verdict
 from kb.report import spreadsheet_cell
-from kb.screening import STAGES, ScreenRow, funnel, screen
-from kb.status import MARKS, Status, Verdict
+from kb.screening import STAGES, funnel, screen
+from kb.status import MARKS
 from ui.context import Context, context, session_cached
 
 _COLOURS = {
