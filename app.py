@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kb.errors import KbError
+from kb import KbError
 from ui.context import demo_dataset, knowledge, sidebar
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from kb.errors import KbError
 
@@ -64,6 +65,18 @@ class Assumption:
         if text not in self.allowed:
             raise KbError(f"assumption {self.id} cannot be '{text}'; allowed: {', '.join(self.allowed)}")
         return text
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `kb criteria --assumptions --json` lists: the values allowed as a list of
+        choices, or as the range of days a days assumption accepts."""
+        return {
+            "id": self.id,
+            "default": self.default,
+            "allowed": list(self.allowed) or f"{self.minimum}-{self.maximum} days",
+            "resolves": self.resolves,
+            "reason": self.reason,
+            "used_by": list(self.used_by),
+        }
 
 
 @dataclass(frozen=True)

@@ -9,35 +9,49 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from kb.answers import Answer, answer
-from kb.assumptions import AssumptionSet, resolve_assumptions
-from kb.coverage import PROTOCOL_ITEMS, protocol_coverage
-from kb.engine import EngineError
-from kb.errors import KbError, Problem
-from kb.evaluation import Assessment, assess
+from kb.api import (
+    MAX_QUESTION_CHARS,
+    RULES_DIR,
+    Answer,
+    Assessment,
+    AssumptionSet,
+    Dataset,
+    EngineError,
+    KbError,
+    KnowledgeBase,
+    Patient,
+    Problem,
+    Verdict,
+    WhatIf,
+    ask,
+    assess,
+    assessment_text,
+    assume,
+    check_coverage,
+    criterion,
+    lint,
+    load_data,
+    load_knowledge,
+    profiles,
+    repair,
+    repair_text,
+    review_markdown,
+    review_protocol,
+    screen,
+    trace_dot,
+    trace_text,
+    what_if,
+    why,
+)
+from kb.coverage import PROTOCOL_ITEMS
 from kb.export import write_screening
-from kb.factbase import build_facts
-from kb.importers import load_data
-from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
-from kb.mutation import run_mutation_check
-from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
-from kb.questions import MAX_QUESTION_CHARS, check_length
-from kb.render import coverage_text, repair_text, trace_dot, trace_text
-from kb.repairs import find_repairs
-from kb.report import PatientReport, assessment_text, report_markdown
-from kb.review.impact import population_impact
-from kb.review.report import review_markdown
-from kb.review.reviewer import review
-from kb.screening import earliest_dates, funnel, screen, screen_folder
-from kb.status import Verdict
-from kb.trace import Node
-from kb.vignettes import check_vignettes, load_vignettes
-from kb.whatif import WhatIf, parse_change, what_if
+from kb.render import coverage_text
+from kb.report import PatientReport, report_markdown
 
 __all__ = ["main"]
 
@@ -226,51 +240,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "lint":
-        return _lint(args)
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    return handler(args)
+
+
+def _data(args: argparse.Namespace) -> Dataset:
+    return load_data(args.facts, args.input_format, encoding=args.encoding)
+
+
+def _patient(args: argparse.Namespace) -> tuple[KnowledgeBase, AssumptionSet, Dataset, Patient]:
+    """The knowledge, the assumptions, the data set and the patient a one-patient command is
+    about, in the order their errors are reported (a bad assumption before a missing file)."""
     kb = load_knowledge()
-    if args.command == "criteria":
-        return _criteria(args, kb)
-    if args.command == "coverage":
-        return _coverage(args, kb)
-    assumptions = resolve_assumptions(args.assume)
-    if args.command == "screen" and _streams(args):
-        return _screen(args, kb, Path(args.facts or DEMO_DATASET), assumptions)
-    dataset = _dataset(args)
-    if args.command == "review":
-        return _review(args, kb, dataset, assumptions)
-    if args.command == "ask":
-        return _ask(args, kb, dataset, assumptions)
-    if args.command == "screen":
-        return _screen(args, kb, dataset, assumptions)
-    if args.command == "patients":
-        return _patients(args, kb, dataset, assumptions)
-    patient = dataset.patient(args.patient)
-    if args.command in ("whatif", "repair"):
-        _report_problems(dataset.problems_for(patient.id), "this patient's files")
-    if args.command == "whatif":
-        return _whatif(args, kb, patient, assumptions)
-    if args.command == "repair":
-        if args.max < 1:
-            raise KbError("--max must be at least 1")
-        answer = find_repairs(patient, kb, assumptions, args.as_of, args.max)
-        if args.format == "json":
-            _json(answer.as_dict())
-        else:
-            _emit(repair_text(answer))
-        return 0
-    explain = "all" if args.command == "why" and args.criterion else "decisive"
-    assessment = assess(patient, kb, assumptions, args.as_of, explain=explain)
-    if args.command == "check":
-        return _check(args, assessment, dataset)
-    return _why(args, assessment, kb, dataset)
-
-
-def _dataset(args: argparse.Namespace) -> Dataset:
-    complete = None
-    if getattr(args, "diagnoses_complete", False):
-        complete = max(args.as_of or date.today(), date.today())
-    return load_data(args.facts or DEMO_DATASET, args.input_format, diagnoses_complete=complete, encoding=args.encoding)
+    assumptions = assume(args.assume)
+    dataset = _data(args)
+    return kb, assumptions, dataset, dataset.patient(args.patient)
 
 
 def _emit(text: str) -> None:
@@ -294,22 +278,11 @@ def _report_problems(problems: list[Problem], dataset_name: str, limit: int = 20
             print(f"  … and {len(problems) - limit} more", file=sys.stderr)
 
 
-def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
-    rows = []
-    for patient in dataset.patients.values():
-        base = build_facts(patient, kb, assumptions, args.as_of)
-        cohorts = sorted({str(f[1][1]) for f in base.facts if f[0] == "cohort_diagnosis"})
-        ages = [f[1][2] for f in base.facts if f[0] == "age_at" and f[1][1] == "enrolment"]
-        rows.append(
-            {
-                "patient": patient.id,
-                "sex": patient.sex,
-                "age": int(ages[0]) if ages else None,
-                "cohorts": cohorts,
-                "dataset": dataset.name,
-                "story": dataset.stories.get(patient.id, ""),
-            }
-        )
+def _patients(args: argparse.Namespace) -> int:
+    kb = load_knowledge()
+    assumptions = assume(args.assume)
+    dataset = _data(args)
+    rows = [p.as_dict() for p in profiles(dataset, kb, assumptions, args.as_of)]
     _report_problems(dataset.problems, dataset.name)
     if args.format == "json":
         problems = {"rejected_rows": [str(p) for p in dataset.problems]}
@@ -323,17 +296,15 @@ def _patients(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, ass
     return 0
 
 
-def _problem_lists(dataset: Dataset, patient_id: str) -> dict[str, list[str]]:
-    """The JSON keys of an answer about one patient: `rejected_rows` (that patient's rows, as
-    before) and `file_problems` (those of no one patient's row, which may concern them)."""
-    own = [str(p) for p in dataset.problems if p.patient_id == patient_id]
-    return {"rejected_rows": own, "file_problems": [str(p) for p in dataset.file_problems]}
+def _check_command(args: argparse.Namespace) -> int:
+    kb, assumptions, dataset, patient = _patient(args)
+    return _check(args, assess(patient, kb, assumptions, args.as_of), dataset)
 
 
 def _check(args: argparse.Namespace, assessment: Assessment, dataset: Dataset) -> int:
     _report_problems(dataset.problems_for(assessment.patient_id), "this patient's files")
     if args.format == "json":
-        _json(assessment.as_dict() | _problem_lists(dataset, assessment.patient_id))
+        _json(assessment.as_dict() | dataset.problem_lists(assessment.patient_id))
     elif args.format == "md":
         _emit(report_markdown(PatientReport.of(assessment, dataset.stories.get(assessment.patient_id, ""))))
     else:
@@ -341,19 +312,15 @@ def _check(args: argparse.Namespace, assessment: Assessment, dataset: Dataset) -
     return 0
 
 
+def _why_command(args: argparse.Namespace) -> int:
+    kb, assumptions, dataset, patient = _patient(args)
+    explain = "all" if args.criterion else "decisive"  # a criterion that passed has a tree only then
+    return _why(args, assess(patient, kb, assumptions, args.as_of, explain=explain), kb, dataset)
+
+
 def _why(args: argparse.Namespace, assessment: Assessment, kb: KnowledgeBase, dataset: Dataset) -> int:
     _report_problems(dataset.problems_for(assessment.patient_id), "this patient's files")
-    if args.criterion:
-        criterion = kb.criterion(args.criterion)
-        if criterion is None:
-            raise KbError(f"no criterion {args.criterion}; see `kb criteria`")
-        results = [assessment.result(criterion.id)]
-    else:
-        results = [*assessment.blocking, *assessment.unknown]
-    trees: list[tuple[str, Node]] = []
-    for result in results:
-        tree = result.trace or Node("criterion", f"{result.id} {result.status}: {result.message}")
-        trees.append((result.id, tree))
+    trees = why(assessment, args.criterion, kb)
     if args.format == "json":
         _json(
             {
@@ -361,7 +328,7 @@ def _why(args: argparse.Namespace, assessment: Assessment, kb: KnowledgeBase, da
                 "verdict": assessment.verdict,
                 "trees": [{"criterion": cid, "tree": tree.as_dict()} for cid, tree in trees],
             }
-            | _problem_lists(dataset, assessment.patient_id)
+            | dataset.problem_lists(assessment.patient_id)
         )
     elif args.format == "dot":
         _emit("\n".join(trace_dot(tree, f"{assessment.patient_id} {cid}") for cid, tree in trees))
@@ -373,19 +340,10 @@ def _why(args: argparse.Namespace, assessment: Assessment, kb: KnowledgeBase, da
     return 0
 
 
-def _criteria(args: argparse.Namespace, kb: KnowledgeBase) -> int:
+def _criteria(args: argparse.Namespace) -> int:
+    kb = load_knowledge()
     if args.assumptions:
-        items = [
-            {
-                "id": a.id,
-                "default": a.default,
-                "allowed": list(a.allowed) or f"{a.minimum}-{a.maximum} days",
-                "resolves": a.resolves,
-                "reason": a.reason,
-                "used_by": list(a.used_by),
-            }
-            for a in kb.assumptions.values()
-        ]
+        items = [a.as_dict() for a in kb.assumptions.values()]
         if args.format == "json":
             _json(items)
         else:
@@ -397,16 +355,13 @@ def _criteria(args: argparse.Namespace, kb: KnowledgeBase) -> int:
         return 0
     if args.criterion is None:
         if args.format == "json":
-            _json([_criterion_dict(c.id, kb) for c in kb.criteria])
+            _json([kb.criterion_dict(c.id) for c in kb.criteria])
         else:
             for c in kb.criteria:
                 _emit(f"{c.id:<8} {c.kind:<10} {c.cohort:<8} {c.provenance:<16} {c.text}")
         return 0
-    crit = kb.criterion(args.criterion)
-    if crit is None:
-        ids = [c.id for c in kb.criteria]
-        raise KbError(f"no criterion {args.criterion}; known: {', '.join(ids)}")
-    info = _criterion_dict(crit.id, kb)
+    crit = criterion(args.criterion, kb)
+    info = kb.criterion_dict(crit.id)
     if args.format == "json":
         _json(info)
         return 0
@@ -424,30 +379,10 @@ def _criteria(args: argparse.Namespace, kb: KnowledgeBase) -> int:
     return 0
 
 
-def _criterion_dict(criterion_id: str, kb: KnowledgeBase) -> dict[str, Any]:
-    crit = kb.criterion(criterion_id)
-    assert crit is not None
-    rules = [
-        f"{rule.text}   % {rule.pos}"
-        for name in (kb.program.depends_on([crit.predicate]) if crit.predicate else [])
-        for rule in kb.program.rules_for(name)
-    ]
-    return {
-        "id": crit.id,
-        "kind": crit.kind,
-        "cohort": crit.cohort,
-        "provenance": crit.provenance,
-        "record_text": crit.record_text,
-        "text": crit.text,
-        "predicate": crit.predicate,
-        "rules": rules,
-        "assumptions": [a.id for a in kb.assumptions.values() if crit.id in a.used_by],
-    }
-
-
-def _whatif(args: argparse.Namespace, kb: KnowledgeBase, patient: Patient, assumptions: AssumptionSet) -> int:
-    changes = [parse_change(text, kb.vocabulary) for text in args.changes]
-    answer = what_if(patient, changes, kb, assumptions, args.as_of)
+def _whatif(args: argparse.Namespace) -> int:
+    kb, assumptions, dataset, patient = _patient(args)
+    _report_problems(dataset.problems_for(patient.id), "this patient's files")
+    answer = what_if(patient, args.changes, kb, assumptions, args.as_of)
     if args.format == "json":
         _json(answer.as_dict())
     else:
@@ -473,10 +408,25 @@ def _whatif_text(answer: WhatIf) -> None:
         _emit(f"still blocking: {', '.join(still)}")
 
 
-def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
+def _repair(args: argparse.Namespace) -> int:
+    kb, assumptions, dataset, patient = _patient(args)
+    _report_problems(dataset.problems_for(patient.id), "this patient's files")
+    if args.max < 1:
+        raise KbError("--max must be at least 1")
+    answer = repair(patient, kb, assumptions, args.as_of, args.max)
+    if args.format == "json":
+        _json(answer.as_dict())
+    else:
+        _emit(repair_text(answer))
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
     """One question in free wording: the chat's answer (kb.answers), shown with the CLI's renderers."""
-    check_length(args.question)  # the chat's limit: a longer question is an error (exit 2), not read
-    reply = answer(args.question, kb, dataset, assumptions, None, args.as_of)
+    kb = load_knowledge()
+    assumptions = assume(args.assume)
+    dataset = _data(args)
+    reply = ask(args.question, kb, dataset, assumptions, args.as_of)
     if reply.kind == "error":
         raise KbError(reply.headline)
     if reply.kind in ("clarify", "help"):
@@ -499,7 +449,7 @@ def _ask(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumpti
     if reply.review is not None:
         _json(reply.review.as_dict()) if args.format == "json" else _emit(review_markdown(reply.review, kb))
     elif reply.kind == "criterion":
-        _criteria(argparse.Namespace(**{**vars(args), "criterion": question.criterion, "assumptions": False}), kb)
+        _criteria(argparse.Namespace(**{**vars(args), "criterion": question.criterion, "assumptions": False}))
     elif reply.whatif is not None:
         _json(reply.whatif.as_dict()) if args.format == "json" else _whatif_text(reply.whatif)
     elif reply.repairs is not None:
@@ -540,18 +490,9 @@ def _row_text(kind: str, row: dict[str, str]) -> str:
     return f"  {row['patient']:<6} {row['verdict']:<11} {row['blocking']}"
 
 
-def _streams(args: argparse.Namespace) -> bool:
-    """A CSV file set on disk is screened in chunks, never held whole (`screen_folder`), unless
-    --dates (which asks for repairs of any patient) or the reference engine is wanted."""
-    folder = Path(args.facts or DEMO_DATASET)
-    plain = args.input_format in ("auto", "csv") and folder.is_dir() and (folder / "patients.csv").exists()
-    # a declared encoding is read by the whole-file loader, which decodes each file once
-    return plain and args.engine == "sql" and not getattr(args, "dates", False) and not args.encoding
-
-
-def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path, assumptions: AssumptionSet) -> int:
+def _screen(args: argparse.Namespace) -> int:
     """Every patient of the data set: verdict, cohorts, blockers, open criteria, the funnel.
-    A folder (a Path) is screened streamed, with the same rows and problems."""
+    A CSV file set on disk is screened streamed, with the same rows and problems."""
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
@@ -559,32 +500,29 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path
             filled = width * done // max(total, 1)
             print(f"\r  screening [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
 
-    if isinstance(dataset, Path):
-        screened = screen_folder(kb, dataset, assumptions, args.as_of, progress)
-        rows, problems, name = screened.rows, screened.problems, dataset.name
-    else:
-        rows = screen(kb, dataset, assumptions, args.as_of, progress, engine=args.engine)
-        if getattr(args, "dates", False):
-            rows = earliest_dates(rows, kb, dataset, assumptions, args.as_of)
-        problems, name = dataset.problems, dataset.name
+    kb = load_knowledge()
+    assumptions = assume(args.assume)
+    screening = screen(
+        args.facts,
+        kb,
+        assumptions,
+        args.as_of,
+        input_format=args.input_format,
+        encoding=args.encoding,
+        engine=args.engine,
+        dates=args.dates,
+        diagnoses_complete=args.diagnoses_complete,
+        progress=progress,
+    )
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    _report_problems(problems, name)
-    table = [r.as_dict() for r in rows]
-    stages = funnel(rows)
-    out = getattr(args, "out", None)
-    if out is not None:
-        write_screening(Path(out), rows, stages)
-        print(f"kb: report written to {out}", file=sys.stderr)
+    _report_problems(screening.problems, screening.name)
+    rows, stages = screening.rows, screening.funnel()
+    if args.out is not None:
+        write_screening(Path(args.out), rows, stages)
+        print(f"kb: report written to {args.out}", file=sys.stderr)
     if args.format == "json":
-        _json(
-            {
-                "patients": table,
-                "funnel": [{"stage": s, "patients": n} for s, n in stages],
-                "rejected_rows": [str(p) for p in problems],
-                "file_problems": [str(p) for p in problems if p.patient_id is None],
-            }
-        )
+        _json(screening.as_dict())
         return 0
     eligible = [r.patient for r in rows if r.verdict == Verdict.ELIGIBLE]
     _emit(f"{len(eligible)} of {len(rows)} eligible: {', '.join(eligible[:50]) or 'none'}")
@@ -607,13 +545,10 @@ def _screen(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset | Path
     return 0
 
 
-def _review(args: argparse.Namespace, kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet) -> int:
-    switched = assumptions if assumptions.changed() else None
-    result = review(kb, assumptions, dataset, switched)
-    if switched is not None:  # the impact under the default reading, and under the one asked for
-        from dataclasses import replace
-
-        result = replace(result, impact=tuple(population_impact(kb, dataset, resolve_assumptions())))
+def _review(args: argparse.Namespace) -> int:
+    kb = load_knowledge()
+    assumptions = assume(args.assume)
+    result = review_protocol(kb, _data(args), assumptions)
     if args.format == "json":
         _json(result.as_dict())
     else:
@@ -625,21 +560,13 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.splitlines())
 
 
-def _coverage(args: argparse.Namespace, kb: KnowledgeBase) -> int:
-    dataset = load_dataset(args.facts or DEMO_DATASET, encoding=args.encoding)
-    vignettes = load_vignettes(Path(dataset.path))
-    outcomes = check_vignettes(kb, dataset, vignettes, explain="status")
-    report = protocol_coverage(kb, outcomes)
-    mutation = run_mutation_check(kb, dataset, vignettes, outcomes) if args.mutate else None
-    failing = [o for o in outcomes if not o.ok]
-    answer = report.as_dict()
-    answer["vignettes"] = {"count": len(outcomes), "failing": {o.vignette.patient_id: o.mismatches for o in failing}}
-    if mutation is not None:
-        answer["mutation"] = mutation.as_dict()
+def _coverage(args: argparse.Namespace) -> int:
+    checked = check_coverage(load_knowledge(), args.facts, args.encoding, args.mutate)
+    report, mutation, failing = checked.report, checked.mutation, checked.failing
     if args.format == "json":
-        _json(answer)
+        _json(checked.as_dict())
     else:
-        _emit(coverage_text(report, len(outcomes), len(PROTOCOL_ITEMS)))
+        _emit(coverage_text(report, len(checked.outcomes), len(PROTOCOL_ITEMS)))
         for o in failing:
             _emit(f"vignette {o.vignette.patient_id} does not get what its story says: {'; '.join(o.mismatches)}")
         if mutation is not None:
@@ -648,8 +575,7 @@ def _coverage(args: argparse.Namespace, kb: KnowledgeBase) -> int:
             )
             for mutant in mutation.survivors:
                 _emit(f"  survived: {mutant.describe()}")
-    survivors = mutation.survivors if mutation is not None else []
-    return 1 if report.problems or failing or survivors else 0
+    return 0 if checked.ok else 1
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -671,6 +597,22 @@ def _lint(args: argparse.Namespace) -> int:
             _emit(str(problem))
         _emit(f"{len(problems)} problem(s) in {shown}" if problems else f"{shown}: no problems")
     return 1 if problems else 0
+
+
+#: one handler per command: each reads its arguments, calls the library (`kb.api`), prints
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "patients": _patients,
+    "check": _check_command,
+    "why": _why_command,
+    "criteria": _criteria,
+    "lint": _lint,
+    "whatif": _whatif,
+    "repair": _repair,
+    "screen": _screen,
+    "ask": _ask,
+    "review": _review,
+    "coverage": _coverage,
+}
 
 
 if __name__ == "__main__":

@@ -17,10 +17,19 @@ from typing import Any
 
 from kb.criteria import Criterion
 from kb.knowledge import KnowledgeBase
+from kb.mutation import MutationReport, run_mutation_check
+from kb.patients import Dataset
 from kb.status import Status
-from kb.vignettes import VignetteOutcome
+from kb.vignettes import VignetteOutcome, check_vignettes, load_vignettes
 
-__all__ = ["PROTOCOL_ITEMS", "CoverageReport", "CriterionCoverage", "protocol_coverage"]
+__all__ = [
+    "PROTOCOL_ITEMS",
+    "CoverageCheck",
+    "CoverageReport",
+    "CriterionCoverage",
+    "check_coverage",
+    "protocol_coverage",
+]
 
 
 def _numbered(prefix: str, count: int) -> list[str]:
@@ -146,3 +155,40 @@ def _ids_named_by_rules(kb: KnowledgeBase, catalogue: set[str]) -> list[str]:
                 if found not in catalogue:
                     problems.append(f"{path}:{number}: names {found}, which is not in the criteria catalogue")
     return problems
+
+
+@dataclass(frozen=True)
+class CoverageCheck:
+    """`kb coverage`: the coverage report, the vignettes that do not get what their story
+    says, and (if asked for) the mutation check. Any of the three failing is a failure."""
+
+    report: CoverageReport
+    outcomes: list[VignetteOutcome]
+    mutation: MutationReport | None = None
+
+    @property
+    def failing(self) -> list[VignetteOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def ok(self) -> bool:
+        survivors = self.mutation.survivors if self.mutation is not None else []
+        return not (self.report.problems or self.failing or survivors)
+
+    def as_dict(self) -> dict[str, Any]:
+        answer = self.report.as_dict()
+        failing = {o.vignette.patient_id: o.mismatches for o in self.failing}
+        answer["vignettes"] = {"count": len(self.outcomes), "failing": failing}
+        if self.mutation is not None:
+            answer["mutation"] = self.mutation.as_dict()
+        return answer
+
+
+def check_coverage(kb: KnowledgeBase, dataset: Dataset, mutate: bool = False) -> CoverageCheck:
+    """The vignettes stored with `dataset` evaluated (statuses only), the protocol coverage
+    they give, and with `mutate` the mutation check over them (a few minutes)."""
+    vignettes = load_vignettes(Path(dataset.path))
+    outcomes = check_vignettes(kb, dataset, vignettes, explain="status")
+    report = protocol_coverage(kb, outcomes)
+    mutation = run_mutation_check(kb, dataset, vignettes, outcomes) if mutate else None
+    return CoverageCheck(report, outcomes, mutation)

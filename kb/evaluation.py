@@ -19,7 +19,7 @@ from typing import Any
 from kb.assumptions import AssumptionSet, resolve_assumptions
 from kb.criteria import X_BLOCK, Criterion
 from kb.engine import EngineError, Session
-from kb.factbase import FactBase, Gap, ReferenceDates, build_facts
+from kb.factbase import FactBase, Gap, ReferenceDates, build_facts, cohorts_of
 from kb.knowledge import KnowledgeBase, load_knowledge
 from kb.language.syntax import Atom, Const, Negation, Term, Var
 from kb.patients import Patient
@@ -159,6 +159,13 @@ class Assessment:
                 return r
         raise KeyError(criterion_id)
 
+    def proofs(self, criterion_id: str | None = None) -> list[tuple[str, Node]]:
+        """Why: the proof tree of each blocking and unknown criterion, or of `criterion_id`
+        alone (decided or not). A criterion evaluated without a tree (assessed with another
+        `explain`, or manual) gets a one-node tree of its status and message."""
+        results = [self.result(criterion_id)] if criterion_id else [*self.blocking, *self.unknown]
+        return [(r.id, r.trace or Node("criterion", f"{r.id} {r.status}: {r.message}")) for r in results]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "patient": self.patient_id,
@@ -231,7 +238,7 @@ def assess(
     results: list[CriterionResult] = []
     # cohorts come straight from the diagnosis facts (in_cohort copies them), so that only the
     # rules of the criteria that apply need compiling
-    cohorts = sorted({str(args[1]) for relation, args in base.facts if relation == "cohort_diagnosis"})
+    cohorts = cohorts_of(base)
     applicable = applicable_criteria(kb, cohorts, assumptions)
     roots = frozenset({"in_cohort"} | {c.predicate for c in kb.criteria if c.id in applicable and c.predicate})
     with kb.engine.session(base.facts, roots) as session:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from kb.assumptions import AssumptionSet
 from kb.derived import (
@@ -40,6 +41,7 @@ from kb.patients import (
     AGENT_KINDS,
     STRICT_CONDITION_KINDS,
     Attestation,
+    Dataset,
     Event,
     Observation,
     Patient,
@@ -49,7 +51,18 @@ from kb.patients import (
 from kb.units import exact
 from kb.vocabulary import CLOSED_CODE_SYSTEMS, Vocabulary
 
-__all__ = ["FactBase", "Gap", "Provenance", "ReferenceDates", "build_facts", "day_number", "from_day"]
+__all__ = [
+    "FactBase",
+    "Gap",
+    "Profile",
+    "Provenance",
+    "ReferenceDates",
+    "build_facts",
+    "cohorts_of",
+    "day_number",
+    "from_day",
+    "profiles",
+]
 
 #: Agent classes whose exclusion window is counted in half-lives (GE4.4's ge4_4_agent in
 #: kb/rules/general_exclusion.dl): an agent of them without a half-life is a gap to name.
@@ -168,6 +181,50 @@ def build_facts(
             key, value = fact[1]
             base.add(*fact, Provenance(f"assumption {key} = {value}", origin="assumptions.toml"))
     return base
+
+
+def cohorts_of(base: FactBase) -> list[str]:
+    """The cohorts the patient's diagnoses place them in (the `cohort_diagnosis` facts), sorted:
+    only these cohorts' criteria apply, and a list of patients shows them."""
+    return sorted({str(args[1]) for relation, args in base.facts if relation == "cohort_diagnosis"})
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Who a patient is at the enrolment date: what a list of patients shows before any
+    criterion is decided (`kb patients`)."""
+
+    patient: str
+    sex: str | None
+    age: int | None  # whole years at the enrolment date; None without a birth date
+    cohorts: tuple[str, ...]
+    dataset: str
+    story: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient,
+            "sex": self.sex,
+            "age": self.age,
+            "cohorts": list(self.cohorts),
+            "dataset": self.dataset,
+            "story": self.story,
+        }
+
+
+def profiles(
+    dataset: Dataset, kb: KnowledgeBase, assumptions: AssumptionSet, as_of: date | None = None
+) -> list[Profile]:
+    """Every patient's profile, in the data set's order, read from the facts the engine gets
+    (so the age and cohorts are those the criteria use)."""
+    found = []
+    for patient in dataset.patients.values():
+        base = build_facts(patient, kb, assumptions, as_of)
+        ages = [args[2] for relation, args in base.facts if relation == "age_at" and args[1] == "enrolment"]
+        age = int(ages[0]) if ages else None
+        story = dataset.stories.get(patient.id, "")
+        found.append(Profile(patient.id, patient.sex, age, tuple(cohorts_of(base)), dataset.name, story))
+    return found
 
 
 def assumption_facts(assumptions: AssumptionSet) -> list[Fact]:

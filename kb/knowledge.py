@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from kb.assumptions import Assumption, load_assumptions
 from kb.criteria import CATALOGUE_FILE, Criterion, check_catalogue, load_catalogue
@@ -39,6 +40,29 @@ class KnowledgeBase:
     def criterion(self, criterion_id: str) -> Criterion | None:
         wanted = criterion_id.strip().upper().replace(" ", "")
         return next((c for c in self.criteria if c.id.upper() == wanted), None)
+
+    def criterion_dict(self, criterion_id: str) -> dict[str, Any]:
+        """One criterion as `kb criteria --json` shows it: its texts and provenance, the rules
+        that decide it (each located), and the assumptions that change its reading."""
+        crit = self.criterion(criterion_id)
+        if crit is None:
+            raise KeyError(criterion_id)
+        rules = [
+            f"{rule.text}   % {rule.pos}"
+            for name in (self.program.depends_on([crit.predicate]) if crit.predicate else [])
+            for rule in self.program.rules_for(name)
+        ]
+        return {
+            "id": crit.id,
+            "kind": crit.kind,
+            "cohort": crit.cohort,
+            "provenance": crit.provenance,
+            "record_text": crit.record_text,
+            "text": crit.text,
+            "predicate": crit.predicate,
+            "rules": rules,
+            "assumptions": [a.id for a in self.assumptions.values() if crit.id in a.used_by],
+        }
 
 
 def _rule_files(path: Path) -> list[Path]:

@@ -208,6 +208,12 @@ class Dataset:
         problems that may concern everyone."""
         return [p for p in self.problems if p.patient_id == patient_id] + self.file_problems
 
+    def problem_lists(self, patient_id: str) -> dict[str, list[str]]:
+        """The JSON keys of an answer about one patient: `rejected_rows` (that patient's rows)
+        and `file_problems` (those of no one patient's row, which may concern them)."""
+        own = [str(p) for p in self.problems if p.patient_id == patient_id]
+        return {"rejected_rows": own, "file_problems": [str(p) for p in self.file_problems]}
+
     def patient(self, patient_id: str) -> Patient:
         """The patient with this id, or an error that suggests the nearest ids."""
         found = self.patients.get(patient_id.strip())

@@ -34,7 +34,18 @@ from kb.patients import CELL_LIMIT, Dataset, Patient, load_dataset
 from kb.repairs import find_repairs
 from kb.status import Status, Verdict
 
-__all__ = ["STAGES", "ScreenRow", "Screened", "Statuses", "earliest_dates", "funnel", "screen", "screen_folder"]
+__all__ = [
+    "STAGES",
+    "ScreenRow",
+    "Screened",
+    "Screening",
+    "Statuses",
+    "earliest_dates",
+    "funnel",
+    "screen",
+    "screen_folder",
+    "streamable",
+]
 
 #: patients from which screening uses both cores
 PARALLEL_FROM = 1000
@@ -216,6 +227,40 @@ class Screened:
 
     rows: list[ScreenRow]
     problems: list[Problem]
+
+
+@dataclass(frozen=True)
+class Screening:
+    """A screening as a report shows it: the rows, the problems reading the data set named
+    `name` (every one, so that no count hides what could not be read), and the funnel."""
+
+    rows: list[ScreenRow]
+    problems: list[Problem]
+    name: str
+
+    def table(self) -> list[dict[str, str]]:
+        """The rows as the report's table: one dict per patient, the same columns for each."""
+        return [r.as_dict() for r in self.rows]
+
+    def funnel(self) -> list[tuple[str, int]]:
+        return funnel(self.rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `kb screen --json` prints."""
+        return {
+            "patients": self.table(),
+            "funnel": [{"stage": s, "patients": n} for s, n in self.funnel()],
+            "rejected_rows": [str(p) for p in self.problems],
+            "file_problems": [str(p) for p in self.problems if p.patient_id is None],
+        }
+
+
+def streamable(path: Path, input_format: str = "auto", engine: str = "sql", encoding: str | None = None) -> bool:
+    """Whether `screen_folder` can screen `path` in chunks, never holding it whole: a CSV file
+    set on disk, screened by the SQL engine. A declared encoding is read by the whole-file
+    loader, which decodes each file once."""
+    plain = input_format in ("auto", "csv") and path.is_dir() and (path / "patients.csv").exists()
+    return plain and engine == "sql" and not encoding
 
 
 class _Unsplittable(Exception):

@@ -12,10 +12,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from kb.answers import Answer, answer
-from kb.questions import MAX_QUESTION_CHARS
+from kb import MAX_QUESTION_CHARS, Answer, Verdict
+from kb.answers import answer  # with the patient selected in the sidebar, which `kb.ask` has not
 from kb.render import escape_markdown as text
-from kb.status import Verdict
 from ui.context import context
 from ui.evidence import criterion_evidence, criterion_list, verdict_box
 

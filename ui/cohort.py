@@ -6,9 +6,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from kb import ScreenRow, Status, Verdict
 from kb.export import screening_csv, screening_xlsx
-from kb.screening import STAGES, ScreenRow, funnel, screen
-from kb.status import MARKS, Status, Verdict
+from kb.screening import STAGES, funnel, screen
+from kb.status import MARKS
 from ui.context import Context, context, session_cached
 
 _COLOURS = {

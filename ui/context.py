@@ -10,11 +10,10 @@ from typing import TypeVar
 
 import streamlit as st
 
-from kb.assumptions import GROUPS, Assumption, AssumptionSet, resolve_assumptions
-from kb.errors import KbError
+from kb import DEMO_DATASET, Assumption, AssumptionSet, Dataset, KbError, KnowledgeBase, assume, load_knowledge
+from kb.assumptions import GROUPS
 from kb.importers import load_files
-from kb.knowledge import KnowledgeBase, load_knowledge
-from kb.patients import DEMO_DATASET, Dataset, load_dataset
+from kb.patients import load_dataset
 from kb.render import escape_markdown
 
 __all__ = ["ENCODINGS", "Context", "context", "demo_dataset", "knowledge", "session_cached", "sidebar", "upload_key"]
@@ -53,7 +52,7 @@ class Context:
 
     @property
     def assumptions(self) -> AssumptionSet:
-        return resolve_assumptions(list(self.overrides))
+        return assume(list(self.overrides))
 
 
 def upload_key(files: Mapping[str, bytes]) -> str:

@@ -8,13 +8,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb.errors import KbError
-from kb.evaluation import Assessment, assess
+from kb import Assessment, KbError, Patient, Status, assess
 from kb.exposures import exposure_end, ongoing
-from kb.patients import Patient
 from kb.render import escape_markdown as text
 from kb.report import PatientReport, report_html, report_markdown
-from kb.status import Status
 from ui.context import context
 from ui.evidence import criterion_evidence, verdict_box
 

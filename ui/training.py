@@ -6,10 +6,8 @@ import random
 
 import streamlit as st
 
-from kb.assumptions import resolve_assumptions
-from kb.evaluation import assess
+from kb import Status, Verdict, assess, assume
 from kb.render import escape_markdown as text
-from kb.status import Status, Verdict
 from kb.vignettes import load_vignettes
 from ui.context import context, demo_dataset
 
@@ -25,7 +23,7 @@ def _statuses() -> dict[str, tuple[Verdict, dict[str, Status], str, tuple[str, .
         result = assess(
             demo_dataset().patient(vignette.patient_id),
             ctx.kb,
-            resolve_assumptions(list(vignette.assume)),
+            assume(list(vignette.assume)),
             explain="status",
         )
         statuses = {r.id: r.status for r in result.criteria}
