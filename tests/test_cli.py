@@ -217,7 +217,7 @@ def test_kb_screen_writes_its_report(suffix: str, tmp_path: Path, capsys: pytest
     assert "kb: report written to" in capsys.readouterr().err
     if suffix == ".csv":
         lines = out.read_text(encoding="utf-8").splitlines()
-        # the screening's columns, then one per counted criterion (kb/export.py, as the Cohort page's download)
+        # the screening's columns, then one per counted criterion (kb/export.py, as the Cohort page)
         assert lines[0].startswith("patient,verdict,cohorts,blocking,unknown,earliest_date,left_at,reason,GI1,")
         assert len(lines) == 79
     elif suffix == ".xlsx":
