@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from kb.knowledge import KnowledgeBase, load_knowledge
-from kb.patients import DEMO_DATASET, load_dataset
-from kb.questions import Clarification, Question, parse_question
-from kb.vignettes import load_vignettes
+from kb.catalogue.knowledge import KnowledgeBase, load_knowledge
+from kb.presentation.questions import Clarification, Question, parse_question
+from kb.quality.vignettes import load_vignettes
+from kb.records.patients import DEMO_DATASET, load_dataset
 
 __all__ = ["DESCRIBED", "DESCRIBED_TODAY", "HOSTILE", "hostile_question", "parse_seconds", "read_as"]
 
@@ -133,7 +133,7 @@ def parser_figures(runs: int) -> None:
 def described_figures(runs: int) -> None:
     """Question to answer (parsing, reading the words, evaluation, vague times bisected) for
     every wording of every described patient: the median is the figure (target < 300 ms)."""
-    from kb.answers import answer
+    from kb.presentation.answers import answer
 
     kb = load_knowledge()
     dataset = load_dataset(DEMO_DATASET)

@@ -15,11 +15,11 @@ import statistics
 import time
 import tracemalloc
 
-from kb.assumptions import resolve_assumptions
-from kb.evaluation import assess
-from kb.knowledge import load_knowledge
-from kb.patients import load_dataset
-from kb.vignettes import load_vignettes
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import load_knowledge
+from kb.quality.vignettes import load_vignettes
+from kb.reasoning.evaluation import assess
+from kb.records.patients import load_dataset
 
 
 def main() -> None:

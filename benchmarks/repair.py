@@ -13,11 +13,11 @@ import argparse
 import statistics
 import time
 
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import load_knowledge
-from kb.patients import load_dataset
-from kb.repairs import find_repairs
-from kb.vignettes import load_vignettes
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import load_knowledge
+from kb.quality.vignettes import load_vignettes
+from kb.reasoning.repairs import find_repairs
+from kb.records.patients import load_dataset
 
 
 def main() -> None:

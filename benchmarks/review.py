@@ -12,10 +12,10 @@ import argparse
 import statistics
 import time
 
-from kb.answers import answer
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import load_knowledge
-from kb.patients import load_dataset
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import load_knowledge
+from kb.presentation.answers import answer
+from kb.records.patients import load_dataset
 from kb.review.citations import citation_findings
 from kb.review.findings import KINDS
 from kb.review.logic import logic_findings

@@ -1,10 +1,10 @@
 """Screening throughput and memory (issue 8: ≥ 2,000 patients/s at N = 10,000, < 2 GB at
 100,000, and the ratio to per-patient pyDatalog).
 
-Patients are the seeded synthetic cohort of `kb/synthetic.py` (vignettes of all six cohorts,
+Patients are the seeded synthetic cohort of `kb/quality/synthetic.py` (vignettes of all six cohorts,
 35% with complete data, the rest with realistic gaps, results moved onto the rules' bounds).
 For N = 1,000 and 10,000 the patients are made first (not timed) and screened by the
-set-at-a-time path (`kb.batch`, both cores), median of --runs; N = 100,000 runs once in a
+set-at-a-time path (`kb.screening.batch`, both cores), median of --runs; N = 100,000 runs once in a
 child process of its own, the patients made by the workers as they go (made on demand, so
 their making is inside that figure), and its peak memory is the child's peak plus each
 worker's. Per-patient pyDatalog (`assess`, statuses only) screens the first 1,000 in the
@@ -33,13 +33,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from kb.assumptions import resolve_assumptions
-from kb.batch import evaluate_many
-from kb.evaluation import assess
-from kb.knowledge import load_knowledge
-from kb.patients import DEMO_DATASET, load_dataset
-from kb.screening import screen_folder
-from kb.synthetic import SyntheticCohort
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import load_knowledge
+from kb.quality.synthetic import SyntheticCohort
+from kb.reasoning.evaluation import assess
+from kb.records.patients import DEMO_DATASET, load_dataset
+from kb.screening.batch import evaluate_many
+from kb.screening.screen import screen_folder
 
 SEED = 8
 #: the children import `kb` from this tree (not whichever one is installed)

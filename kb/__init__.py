@@ -1,9 +1,9 @@
 """Explainable eligibility knowledge base for trial NCT06420154.
 
-The flow of a question: patient files are loaded and normalised (`kb.patients`), the rules
+The flow of a question: patient files are loaded and normalised (`kb.records.patients`), the rules
 in `kb/rules/*.dl` are parsed, checked and compiled (`kb.language`), one patient's facts are
-built as of the reference dates (`kb.factbase`), the pyDatalog engine decides each criterion
-(`kb.engine`, `kb.evaluation`), and `kb.trace` explains the answer.
+built as of the reference dates (`kb.factbase.build`), the pyDatalog engine decides each criterion
+(`kb.language.engine`, `kb.reasoning.evaluation`), and `kb.reasoning.trace` explains the answer.
 
 The public API is `kb.api`, re-exported here: `kb.load_knowledge`, `kb.assess`, … (see its
 `__all__`). It is loaded on first use (PEP 562), not with the package: Python runs this file

@@ -8,7 +8,7 @@ itself, `screen` and `review_protocol`. The defaults are the CLI's: the demo dat
 default assumptions, and the enrolment date the patient's files give (or today).
 
 `kb` re-exports this module, so `import kb; kb.assess(...)` works. No name here is also a
-module's (`kb.repairs`, `kb.review`, `kb.patients` and `kb.coverage` are modules): importing
+module's (`kb.reasoning.repairs`, `kb.review`, `kb.records.patients` and `kb.quality.coverage` are modules): importing
 that module would set it on the package, over the function. In five lines::
 
     import kb
@@ -25,35 +25,35 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from kb import importers
-from kb.answers import Answer, answer
-from kb.assumptions import Assumption, AssumptionSet, resolve_assumptions
-from kb.coverage import CoverageCheck
-from kb.coverage import check_coverage as _check_coverage
-from kb.criteria import Criterion
-from kb.engine import EngineError
+from kb.catalogue.assumptions import Assumption, AssumptionSet, resolve_assumptions
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
 from kb.errors import KbError, Problem, UnknownPatientError
-from kb.evaluation import Assessment, CohortVerdict, CriterionResult
-from kb.evaluation import assess as _assess
-from kb.factbase import Profile
-from kb.factbase import profiles as _profiles
-from kb.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
-from kb.patients import DEMO_DATASET, Dataset, Patient, load_dataset
-from kb.questions import MAX_QUESTION_CHARS, check_length
-from kb.render import repair_text, trace_dot, trace_text
-from kb.repairs import Repair, RepairAnswer, RepairChange, find_repairs
-from kb.report import assessment_text
+from kb.factbase.build import Profile
+from kb.factbase.build import profiles as _profiles
+from kb.language.engine import EngineError
+from kb.presentation.answers import Answer, answer
+from kb.presentation.questions import MAX_QUESTION_CHARS, check_length
+from kb.presentation.render import repair_text, trace_dot, trace_text
+from kb.presentation.report import assessment_text
+from kb.quality.coverage import CoverageCheck
+from kb.quality.coverage import check_coverage as _check_coverage
+from kb.reasoning.evaluation import Assessment, CohortVerdict, CriterionResult
+from kb.reasoning.evaluation import assess as _assess
+from kb.reasoning.repairs import Repair, RepairAnswer, RepairChange, find_repairs
+from kb.reasoning.trace import Node
+from kb.reasoning.whatif import Change, WhatIf, parse_change
+from kb.reasoning.whatif import what_if as _what_if
+from kb.records import importers
+from kb.records.patients import DEMO_DATASET, Dataset, Patient, load_dataset
 from kb.review.findings import Finding
 from kb.review.impact import population_impact
 from kb.review.report import review_markdown
 from kb.review.reviewer import Review
 from kb.review.reviewer import review as _review
-from kb.screening import Screening, ScreenRow, earliest_dates, screen_folder, streamable
-from kb.screening import screen as _screen
+from kb.screening.screen import Screening, ScreenRow, earliest_dates, screen_folder, streamable
+from kb.screening.screen import screen as _screen
 from kb.status import Cohort, Status, Truth, Verdict
-from kb.trace import Node
-from kb.whatif import Change, WhatIf, parse_change
-from kb.whatif import what_if as _what_if
 
 __all__ = [
     "DEMO_DATASET",

@@ -48,10 +48,10 @@ from kb.api import (
     what_if,
     why,
 )
-from kb.coverage import PROTOCOL_ITEMS
-from kb.export import write_screening
-from kb.render import coverage_text
-from kb.report import PatientReport, report_markdown
+from kb.presentation.export import write_screening
+from kb.presentation.render import coverage_text
+from kb.presentation.report import PatientReport, report_markdown
+from kb.quality.coverage import PROTOCOL_ITEMS
 
 __all__ = ["main"]
 
@@ -422,7 +422,7 @@ def _repair(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    """One question in free wording: the chat's answer (kb.answers), shown with the CLI's renderers."""
+    """One question in free wording: the chat's answer (kb.presentation.answers), shown with the CLI's renderers."""
     kb = load_knowledge()
     assumptions = assume(args.assume)
     dataset = _data(args)
@@ -456,7 +456,7 @@ def _ask(args: argparse.Namespace) -> int:
         if reply.kind == "until" and reply.repairs.until is None:
             _emit(f"{question.patient} is not eligible now ({reply.repairs.verdict}); what would make it eligible:")
         _json(reply.repairs.as_dict()) if args.format == "json" else _emit(repair_text(reply.repairs))
-    elif reply.kind == "protocol":  # kb.protocol_questions: the rule's numbers, no patient
+    elif reply.kind == "protocol":  # kb.presentation.protocol_questions: the rule's numbers, no patient
         _json({"answer": reply.headline, "details": list(reply.details), "rows": list(reply.rows)}) if (
             args.format == "json"
         ) else _emit("\n".join([reply.headline, *(f"  {line}" for line in reply.details)]))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.evaluation import Assessment, assess
-from kb.knowledge import KnowledgeBase, load_knowledge
-from kb.patients import DEMO_DATASET, PATIENT_COLUMNS, Dataset, load_dataset
-from kb.vignettes import VignetteOutcome, check_vignettes, load_vignettes
+from kb.catalogue.knowledge import KnowledgeBase, load_knowledge
+from kb.quality.vignettes import VignetteOutcome, check_vignettes, load_vignettes
+from kb.reasoning.evaluation import Assessment, assess
+from kb.records.patients import DEMO_DATASET, PATIENT_COLUMNS, Dataset, load_dataset
 from tests.support import FILES, Rows
 
 

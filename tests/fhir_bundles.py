@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kb.importers.fhir import ATTESTATION_SYSTEM, REFERENCE_DATE_EXTENSIONS
-from kb.patients import AGENT_KINDS, Patient
-from kb.vocabulary import Vocabulary
+from kb.catalogue.vocabulary import Vocabulary
+from kb.records.importers.fhir import ATTESTATION_SYSTEM, REFERENCE_DATE_EXTENSIONS
+from kb.records.patients import AGENT_KINDS, Patient
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 SNOMED = "http://snomed.info/sct"

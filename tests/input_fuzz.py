@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from kb.patients import DEMO_DATASET
+from kb.records.patients import DEMO_DATASET
 from tests.property_patients import PROFILE
 
 __all__ = [

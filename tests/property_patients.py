@@ -20,12 +20,14 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from kb.assumptions import AssumptionSet, load_assumptions, resolve_assumptions
-from kb.exposures import POINT_EVENTS
-from kb.factbase import reference_dates
-from kb.knowledge import KnowledgeBase, load_knowledge
+from kb.catalogue.assumptions import AssumptionSet, load_assumptions, resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase, load_knowledge
+from kb.catalogue.vocabulary import Agent
+from kb.factbase.build import reference_dates
+from kb.factbase.exposures import POINT_EVENTS
 from kb.language.syntax import Atom, BinOp, Const, Negation, Term, Var
-from kb.patients import (
+from kb.quality.synthetic import SyntheticCohort
+from kb.records.patients import (
     DEMO_DATASET,
     PATIENT_COLUMNS,
     Dataset,
@@ -36,8 +38,6 @@ from kb.patients import (
     load_dataset,
     load_uploaded,
 )
-from kb.synthetic import SyntheticCohort
-from kb.vocabulary import Agent
 
 #: hypothesis settings profile: unset → fast (make test), FUZZ=ci, FUZZ=deep (by hand)
 PROFILE = os.environ.get("FUZZ", "").strip().lower() or "fast"
@@ -270,7 +270,7 @@ def cases(draw: st.DrawFn, max_edits: int = 2) -> Case:
 
 
 def loaded_observation(item: str, value: str, unit: str, when: date, uln: str, lln: str) -> Observation | str:
-    """The observation the loader makes of one row (kb.patients.load_uploaded, nothing on disk),
+    """The observation the loader makes of one row (kb.records.patients.load_uploaded, nothing on disk),
     or the problem it reports."""
     rows = f"patient_id,item,value,unit,date,uln,lln,loinc,source\nX,{item},{value},{unit},{when},{uln},{lln},,\n"
     files = {

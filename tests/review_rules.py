@@ -7,8 +7,8 @@ import re
 import shutil
 from pathlib import Path
 
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
 from kb.review.findings import Finding, check_witness
 from kb.review.reviewer import review
 

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.patients import DEMO_DATASET
+from kb.records.patients import DEMO_DATASET
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest

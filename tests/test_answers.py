@@ -7,10 +7,10 @@ from datetime import date
 
 import pytest
 
-from kb.answers import answer
-from kb.engine import EngineError
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.language.engine import EngineError
+from kb.presentation.answers import answer
+from kb.records.patients import Dataset
 
 
 @pytest.mark.parametrize(
@@ -80,6 +80,6 @@ def test_every_error_is_an_error_answer_never_raised(
     (OverflowError) and an engine failure (EngineError, then not a KbError) escaped `answer`,
     and the app showed a traceback page; each is now an answer of kind "error"."""
     if fault is not None:
-        monkeypatch.setattr("kb.answers.assess", _raises(fault))
+        monkeypatch.setattr("kb.presentation.answers.assess", _raises(fault))
     reply = answer(question, kb, demo, as_of=as_of, today=date(2026, 11, 24))
     assert reply.kind == "error" and headline in reply.headline, reply.headline

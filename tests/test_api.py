@@ -63,7 +63,7 @@ def test_kb_reexports_the_api_and_nothing_is_missing() -> None:
 
 def test_importing_one_module_does_not_load_the_api() -> None:
     """The re-export is lazy: `import kb.status` (which runs kb/__init__.py) loads no engine."""
-    loaded = _python("-c", "import sys, kb.status; print('kb.api' in sys.modules, 'kb.engine' in sys.modules)")
+    loaded = _python("-c", "import sys, kb.status; print('kb.api' in sys.modules, 'kb.language.engine' in sys.modules)")
     assert loaded.split() == ["False", "False"]
 
 

@@ -69,7 +69,7 @@ def test_the_grid_filters_and_the_report_downloads(app: AppTest) -> None:
 
 
 def test_an_uploaded_data_set_replaces_the_demo_for_this_session(app: AppTest, tmp_path: object) -> None:
-    from kb.patients import DEMO_DATASET
+    from kb.records.patients import DEMO_DATASET
 
     wanted = ("patients.csv", "observations.csv", "events.csv", "attestations.csv")
     files = []
@@ -84,8 +84,8 @@ def test_an_uploaded_data_set_replaces_the_demo_for_this_session(app: AppTest, t
 
 
 def test_a_fhir_bundle_or_a_wide_table_can_be_uploaded(app: AppTest) -> None:
-    from kb.patients import DEMO_DATASET, load_dataset
-    from kb.vocabulary import load_vocabulary
+    from kb.catalogue.vocabulary import load_vocabulary
+    from kb.records.patients import DEMO_DATASET, load_dataset
     from tests.fhir_bundles import bundle_bytes
 
     demo = load_dataset(DEMO_DATASET)
@@ -117,7 +117,7 @@ def test_an_uploaded_patient_id_and_drug_name_are_shown_as_text(app: AppTest) ->
 
 
 def _demo_files(ids: tuple[str, ...]) -> dict[str, bytes]:
-    from kb.patients import DEMO_DATASET
+    from kb.records.patients import DEMO_DATASET
 
     files = {}
     for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
@@ -185,7 +185,7 @@ def test_an_upload_is_parsed_once_not_on_every_rerun(app: AppTest, monkeypatch: 
 def test_an_upload_in_another_encoding_is_set_aside_until_declared(app: AppTest) -> None:
     """A GB18030 events.csv read as UTF-8 is set aside whole (the sidebar says where, the
     patient is at best needs_data); declared in the sidebar, it is read."""
-    from kb.patients import DEMO_DATASET
+    from kb.records.patients import DEMO_DATASET
 
     files = []
     for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
@@ -258,7 +258,7 @@ def test_reset_what_ifs_keeps_the_other_turns_of_the_chat() -> None:
 
 def test_stories_uploaded_alone_are_an_error_not_empty_patients(app: AppTest) -> None:
     """Issue 17: a stories.csv uploaded alone became 78 patients without any data."""
-    from kb.patients import DEMO_DATASET
+    from kb.records.patients import DEMO_DATASET
 
     stories = (DEMO_DATASET / "stories.csv").read_bytes()
     app.sidebar.file_uploader(key="upload").set_value([("stories.csv", stories, "text/csv")]).run()
@@ -271,7 +271,7 @@ def test_stories_uploaded_alone_are_an_error_not_empty_patients(app: AppTest) ->
 def test_the_assumptions_are_grouped_under_plain_labels_and_collapsed_at_their_defaults(app: AppTest) -> None:
     """Issue 17: 31 raw ids (lab_lookback_days …) filled the sidebar; now they sit in groups,
     collapsed while at their defaults, under plain labels, the id in the help text."""
-    from kb.assumptions import GROUPS, load_assumptions
+    from kb.catalogue.assumptions import GROUPS, load_assumptions
 
     registry = load_assumptions()
     assert {a.group for a in registry.values()} <= set(GROUPS)  # a typo would put one apart

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.assumptions import load_assumptions, resolve_assumptions
+from kb.catalogue.assumptions import load_assumptions, resolve_assumptions
 from kb.errors import KbError
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.batch import BatchVerdict, evaluate_many
-from kb.evaluation import Assessment, assess
-from kb.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
-from kb.patients import Dataset, Patient
-from kb.synthetic import SyntheticCohort
-from kb.vignettes import load_vignettes
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
+from kb.quality.synthetic import SyntheticCohort
+from kb.quality.vignettes import load_vignettes
+from kb.reasoning.evaluation import Assessment, assess
+from kb.records.patients import Dataset, Patient
+from kb.screening.batch import BatchVerdict, evaluate_many
 from tests.support import deep
 
 

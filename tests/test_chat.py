@@ -112,7 +112,7 @@ def test_what_ifs_never_reach_the_stored_patient() -> None:
 
 def test_a_question_is_read_up_to_the_limit() -> None:
     """The input box takes MAX_QUESTION_CHARS (Streamlit cuts what a client sends beyond it)."""
-    from kb.questions import MAX_QUESTION_CHARS
+    from kb.presentation.questions import MAX_QUESTION_CHARS
 
     app = ask("why is P011 not eligible" + "?" * 2476)  # 2,500 characters
     assert app.chat_input(key="ask").proto.max_chars == MAX_QUESTION_CHARS

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from kb.clearance import creatinine_for_clearance
-from kb.derived import cockcroft_gault, cockcroft_gault_si
+from kb.catalogue.derived import cockcroft_gault, cockcroft_gault_si
+from kb.factbase.clearance import creatinine_for_clearance
 
 WOMAN_50_60KG = {"age": Decimal(50), "weight_kg": Decimal(60), "female": True, "umol_per_mg_dl": Decimal("88.4")}
 

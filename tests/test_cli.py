@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from kb.cli import main
-from kb.engine import EngineError
 from kb.errors import KbError
-from kb.patients import Dataset
+from kb.language.engine import EngineError
+from kb.records.patients import Dataset
 from tests.support import ROOT, demo_files, set_value
 
 
@@ -217,7 +217,7 @@ def test_kb_screen_writes_its_report(suffix: str, tmp_path: Path, capsys: pytest
     assert "kb: report written to" in capsys.readouterr().err
     if suffix == ".csv":
         lines = out.read_text(encoding="utf-8").splitlines()
-        # the screening's columns, then one per counted criterion (kb/export.py, as the Cohort page)
+        # the screening's columns, then one per counted criterion (kb/presentation/export.py, as the Cohort page)
         assert lines[0].startswith("patient,verdict,cohorts,blocking,unknown,earliest_date,left_at,reason,GI1,")
         assert len(lines) == 79
     elif suffix == ".xlsx":
@@ -240,7 +240,7 @@ def test_kb_screen_dates_when_waiting_is_all_it_takes(capsys: pytest.CaptureFixt
 def test_kb_screen_reads_a_fhir_bundle_like_kb_check(
     tmp_path: Path, demo: Dataset, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from kb.vocabulary import load_vocabulary
+    from kb.catalogue.vocabulary import load_vocabulary
     from tests.fhir_bundles import bundle_bytes
 
     patients = [demo.patients[pid] for pid in ("P001", "P013", "P061", "P064")]
@@ -317,7 +317,7 @@ def test_an_engine_error_is_a_kb_error() -> None:
 
 def test_kb_ask_refuses_a_question_longer_than_the_chat_takes(capsys: pytest.CaptureFixture[str]) -> None:
     """The chat's length limit holds in `kb ask` too: exit 2 and the limit named, not a slow answer."""
-    from kb.questions import MAX_QUESTION_CHARS
+    from kb.presentation.questions import MAX_QUESTION_CHARS
 
     code, out, err = run(capsys, "ask", "why " * (MAX_QUESTION_CHARS // 4) + "is P001 not eligible")
     assert (code, out) == (2, "")
@@ -354,7 +354,7 @@ def test_kb_screen_writes_ids_that_look_like_formulas_as_text(
 
 def _p001_files(folder: Path, events_tail: bytes = b"", encoding: str = "utf-8") -> Path:
     """P001 (eligible) as a file set, with rows added to events.csv (already encoded)."""
-    from kb.patients import DEMO_DATASET
+    from kb.records.patients import DEMO_DATASET
 
     folder.mkdir()
     for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):

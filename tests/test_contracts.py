@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from kb.cli import main
-from kb.patients import load_dataset
+from kb.records.patients import load_dataset
 from kb.review.findings import core_is_unsat
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from kb.catalogue.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
 from kb.cli import main
-from kb.coverage import PROTOCOL_ITEMS, protocol_coverage
-from kb.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
-from kb.vignettes import VignetteOutcome
+from kb.quality.coverage import PROTOCOL_ITEMS, protocol_coverage
+from kb.quality.vignettes import VignetteOutcome
 
 
 def test_the_shipped_knowledge_base_is_fully_covered(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kb.criteria import check_catalogue, load_catalogue
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.criteria import check_catalogue, load_catalogue
+from kb.catalogue.knowledge import KnowledgeBase
 
 
 def numbered(prefix: str, count: int) -> list[str]:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from kb.derived import (
+from kb.catalogue.derived import (
     DateRangeError,
     age_in_years,
     check_date,
@@ -66,14 +66,14 @@ def test_times_uln_is_exact() -> None:
     ],
 )
 def test_ckd_epi_2021(age: int, creatinine_umol: str, female: bool, expected: str) -> None:
-    from kb.derived import ckd_epi_2021
+    from kb.catalogue.derived import ckd_epi_2021
 
     result = ckd_epi_2021(Decimal(age), Decimal(creatinine_umol), female, Decimal("88.4"))
     assert result.value == Decimal(expected)
 
 
 def test_cockcroft_gault_si_variant() -> None:
-    from kb.derived import cockcroft_gault_si
+    from kb.catalogue.derived import cockcroft_gault_si
 
     # (140 − 60) × 50 × 1.04 / 69.4 = 59.94; the mg/dL form gives 60.15
     assert cockcroft_gault_si(Decimal(60), Decimal(50), Decimal("69.4"), True).value == Decimal("59.94")
@@ -84,7 +84,7 @@ def test_cockcroft_gault_si_variant() -> None:
     ("half_life", "rounding", "days"), [("35", "up", 8), ("35", "nearest", 7), ("12", "up", 3), ("168", "up", 35)]
 )
 def test_washout_of_five_half_lives(half_life: str, rounding: str, days: int) -> None:
-    from kb.derived import washout_days
+    from kb.catalogue.derived import washout_days
 
     result = washout_days("tacrolimus", Decimal(half_life), rounding)
     assert result.value == days
@@ -104,7 +104,7 @@ def test_washout_of_five_half_lives(half_life: str, rounding: str, days: int) ->
     ],
 )
 def test_prednisone_equivalent_daily_dose(dose: str, factor: str, frequency: str, expected: str) -> None:
-    from kb.derived import doses_per_day, prednisone_equivalent
+    from kb.catalogue.derived import doses_per_day, prednisone_equivalent
 
     per_day = doses_per_day(frequency)
     assert per_day is not None
@@ -115,7 +115,7 @@ def test_prednisone_equivalent_daily_dose(dose: str, factor: str, frequency: str
 
 
 def test_dose_per_kg_and_unknown_frequency() -> None:
-    from kb.derived import doses_per_day, per_kg, prednisone_equivalent
+    from kb.catalogue.derived import doses_per_day, per_kg, prednisone_equivalent
 
     daily = prednisone_equivalent("prednisone", Decimal(60), Decimal(1), Decimal(1), "daily")
     assert per_kg(daily, Decimal(60)).value == Decimal(1)
@@ -140,7 +140,7 @@ def test_dose_per_kg_and_unknown_frequency() -> None:
     ],
 )
 def test_months_before(anchor: str, months: int, mode: str, expected: str) -> None:
-    from kb.derived import months_before
+    from kb.catalogue.derived import months_before
 
     assert months_before(date.fromisoformat(anchor), months, mode) == date.fromisoformat(expected)
 

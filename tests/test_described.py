@@ -17,15 +17,15 @@ from datetime import date
 import pytest
 
 from benchmarks.chat import DESCRIBED, DESCRIBED_TODAY
-from kb.answers import answer
-from kb.assumptions import resolve_assumptions
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.derived import age_in_years
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.cli import main
-from kb.derived import age_in_years
-from kb.described import assess_description
-from kb.description import read_description
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.questions import Question, parse_question
+from kb.presentation.answers import answer
+from kb.presentation.described import assess_description
+from kb.presentation.description import read_description
+from kb.presentation.questions import Question, parse_question
+from kb.records.patients import Dataset
 
 STORED_ID = re.compile(r"\bP\d{3}\b")
 WORDINGS = [(text, expected) for wordings, expected in DESCRIBED for text in wordings]

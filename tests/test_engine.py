@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from kb.engine import Engine, EngineError
+from kb.language.engine import Engine, EngineError
 from kb.language.parser import parse_text
 
 PROGRAM = parse_text(

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.evaluation import Assessment, assess, kleene_and
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset, load_dataset
-from kb.vignettes import VignetteOutcome
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.quality.vignettes import VignetteOutcome
+from kb.reasoning.evaluation import Assessment, assess, kleene_and
+from kb.records.patients import Dataset, load_dataset
 from tests.support import demo_files, set_value
 
 # Every criterion that does not pass, per demo patient (GI1 and GE1 are always `manual`).
@@ -446,7 +446,7 @@ def test_an_unknown_names_only_the_histories_its_criterion_reads(
 
 def _set_aside(folder: Path, file: str) -> Path:
     """P001's files (eligible as they are) with one of them not readable as UTF-8."""
-    from kb.patients import DEMO_DATASET
+    from kb.records.patients import DEMO_DATASET
 
     folder.mkdir()
     for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
@@ -469,7 +469,7 @@ def test_a_file_set_aside_leaves_every_criterion_reading_it_unknown_never_absent
 ) -> None:
     """P001 is eligible with every file read; with one file unreadable nothing of it counts as
     absent: needs_data (never eligible, never "no cohort"), the file named, in both engines."""
-    from kb.screening import screen
+    from kb.screening.screen import screen
 
     dataset = load_dataset(_set_aside(tmp_path / "set", file))
     result = assess(dataset.patient("P001"), kb)

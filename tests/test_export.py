@@ -10,9 +10,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from kb.assumptions import resolve_assumptions
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.errors import KbError
-from kb.export import (
+from kb.presentation.export import (
     COLUMNS,
     screening_csv,
     screening_table,
@@ -20,9 +21,8 @@ from kb.export import (
     spreadsheet_cell,
     write_screening,
 )
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.screening import ScreenRow, funnel, screen
+from kb.records.patients import Dataset
+from kb.screening.screen import ScreenRow, funnel, screen
 from kb.status import Status, Verdict
 
 

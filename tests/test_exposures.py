@@ -1,4 +1,4 @@
-"""How long an exposure lasts and which records make one course (kb/exposures.py)."""
+"""How long an exposure lasts and which records make one course (kb/factbase/exposures.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from kb.exposures import courses, exposure_end, ongoing, single_dose
-from kb.patients import Event, Source
+from kb.factbase.exposures import courses, exposure_end, ongoing, single_dose
+from kb.records.patients import Event, Source
 
 ENROLMENT, APHERESIS = date(2026, 11, 24), date(2026, 12, 15)
 REFERENCES = (date(2026, 11, 17), ENROLMENT, APHERESIS)

@@ -7,10 +7,10 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from kb.assumptions import resolve_assumptions
-from kb.factbase import build_facts, day_number, reference_dates
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset, load_dataset
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.build import build_facts, day_number, reference_dates
+from kb.records.patients import Dataset, load_dataset
 from tests.support import demo_files
 
 

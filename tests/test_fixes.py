@@ -7,15 +7,15 @@ from datetime import date
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.evaluation import CriterionResult
-from kb.fixes import Baseline, Fix, GapFixes, RangeFixes, RepairChange, StopFixes, WaitFixes
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.requirements import requirements
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.quality.vignettes import load_vignettes
+from kb.reasoning.evaluation import CriterionResult
+from kb.reasoning.fixes import Baseline, Fix, GapFixes, RangeFixes, RepairChange, StopFixes, WaitFixes
+from kb.reasoning.requirements import requirements
+from kb.reasoning.whatif import Change, stopping
+from kb.records.patients import Dataset
 from kb.status import Truth
-from kb.vignettes import load_vignettes
-from kb.whatif import Change, stopping
 
 TODAY = date(2026, 11, 24)  # the demo's enrolment day: a drug can be stopped from then
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import load_assumptions, resolve_assumptions
-from kb.evaluation import Assessment, assess
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset, load_dataset
+from kb.catalogue.assumptions import load_assumptions, resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.evaluation import Assessment, assess
+from kb.records.patients import Dataset, load_dataset
 from tests.support import demo_files
 
 # (criterion, what P017 shows on the passing side of the bound or day N+1 of the window,

@@ -9,10 +9,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from kb.catalogue.vocabulary import load_vocabulary
 from kb.errors import KbError
-from kb.importers import detect_format, load_data
-from kb.patients import DEMO_DATASET, Dataset
-from kb.vocabulary import load_vocabulary
+from kb.records.importers import detect_format, load_data
+from kb.records.patients import DEMO_DATASET, Dataset
 from tests.fhir_bundles import bundle_bytes
 from tests.test_importers_omop import build_omop
 
@@ -85,7 +85,7 @@ def test_a_missing_path(tmp_path: Path) -> None:
 
 
 def test_uploaded_files_are_read_by_their_names(files: dict[str, Path]) -> None:
-    from kb.importers import load_files
+    from kb.records.importers import load_files
 
     fileset = {f"{name}.csv": (files["csv"] / f"{name}.csv").read_bytes() for name in ("patients", "observations")}
     assert "P001" in load_files(fileset).patients

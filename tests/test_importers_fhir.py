@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.batch import evaluate_many
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.catalogue.vocabulary import load_vocabulary
 from kb.cli import main
 from kb.errors import KbError
-from kb.importers import load_data, load_files
-from kb.importers.fhir import agent_name, read_fhir
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset, load_dataset
-from kb.vocabulary import load_vocabulary
+from kb.records.importers import load_data, load_files
+from kb.records.importers.fhir import agent_name, read_fhir
+from kb.records.patients import Dataset, load_dataset
+from kb.screening.batch import evaluate_many
 from tests.fhir_bundles import bundle, bundle_bytes
 
 

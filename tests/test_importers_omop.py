@@ -12,15 +12,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kb.assumptions import resolve_assumptions
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.catalogue.vocabulary import load_vocabulary
 from kb.cli import main
 from kb.errors import KbError
-from kb.evaluation import assess
-from kb.importers import load_data, omop
-from kb.importers.omop import read_omop
-from kb.knowledge import KnowledgeBase
-from kb.screening import screen
-from kb.vocabulary import load_vocabulary
+from kb.reasoning.evaluation import assess
+from kb.records.importers import load_data, omop
+from kb.records.importers.omop import read_omop
+from kb.screening.screen import screen
 
 CONCEPTS = [  # concept_id, name, vocabulary, code
     (8532, "FEMALE", "Gender", "F"),

@@ -9,9 +9,9 @@ from decimal import Decimal
 import openpyxl
 import pytest
 
+from kb.catalogue.vocabulary import load_vocabulary
 from kb.errors import KbError
-from kb.importers.wide import read_wide
-from kb.vocabulary import load_vocabulary
+from kb.records.importers.wide import read_wide
 
 HEADER_UNITS = (
     "MRN,Sex,DOB,Weight,enrolment_date,result_date,Platelets [10^9/L],Hb (g/dL),creatinine [mg/dL],"

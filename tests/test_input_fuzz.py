@@ -24,18 +24,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kb.answers import Answer, answer
-from kb.assumptions import resolve_assumptions
-from kb.batch import evaluate_many
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase, load_knowledge
 from kb.cli import main
 from kb.errors import KbError, Problem
-from kb.importers import load_files
-from kb.importers.omop import read_omop
-from kb.importers.wide import read_wide
-from kb.knowledge import KnowledgeBase, load_knowledge
-from kb.patients import DEMO_DATASET, Dataset, Patient, Source, load_dataset, load_uploaded
-from kb.questions import parse_question
-from kb.whatif import parse_change, what_if
+from kb.presentation.answers import Answer, answer
+from kb.presentation.questions import parse_question
+from kb.reasoning.whatif import parse_change, what_if
+from kb.records.importers import load_files
+from kb.records.importers.omop import read_omop
+from kb.records.importers.wide import read_wide
+from kb.records.patients import DEMO_DATASET, Dataset, Patient, Source, load_dataset, load_uploaded
+from kb.screening.batch import evaluate_many
 from tests.fhir_bundles import bundle
 from tests.input_fuzz import (
     DEMO_IDS,

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from kb.assumptions import load_assumptions, resolve_assumptions
-from kb.factbase import build_facts
-from kb.instruments import load_instruments, measure_instrument
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.vignettes import load_vignettes
+from kb.catalogue.assumptions import load_assumptions, resolve_assumptions
+from kb.catalogue.instruments import load_instruments, measure_instrument
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.build import build_facts
+from kb.quality.vignettes import load_vignettes
+from kb.records.patients import Dataset
 
 INSTRUMENTS = load_instruments()
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kb.catalogue.knowledge import RULES_DIR, lint, load_knowledge
 from kb.errors import KbError
-from kb.knowledge import RULES_DIR, lint, load_knowledge
 
 
 def test_the_shipped_rules_are_clean(kb: object) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from kb.engine import Engine
 from kb.language.compile import ordered_body
+from kb.language.engine import Engine
 from kb.language.parser import parse_text
 from kb.language.syntax import Atom, Comparison, Negation
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from kb.batch import _run as run_plan
 from kb.language.parser import parse_text
 from kb.language.sql import SqlUnsupported, compile_sql, fits_exactly, table_name
+from kb.screening.batch import _run as run_plan
 
 
 def _run(source: str, facts: dict[str, list[tuple[object, ...]]], ask: str) -> set[tuple[object, ...]]:

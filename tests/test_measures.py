@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from kb.assumptions import resolve_assumptions
-from kb.factbase import build_facts
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.build import build_facts
+from kb.records.patients import Dataset
 
 
 def facts(kb: KnowledgeBase, demo: Dataset, pid: str, relation: str, *assume: str) -> list[tuple[object, ...]]:

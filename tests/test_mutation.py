@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from kb.knowledge import KnowledgeBase
-from kb.mutation import Mutant, mutants, run_mutation_check
-from kb.patients import Dataset
-from kb.vignettes import VignetteOutcome, load_vignettes
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.quality.mutation import Mutant, mutants, run_mutation_check
+from kb.quality.vignettes import VignetteOutcome, load_vignettes
+from kb.records.patients import Dataset
 
 
 def test_each_constant_moves_one_step_of_its_own_resolution_both_ways(kb: KnowledgeBase) -> None:

@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kb.assumptions import resolve_assumptions
-from kb.evaluation import Assessment
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.evaluation import Assessment
+from kb.records.patients import Dataset
 from kb.review.reviewer import checked_findings
 from tests.support import ROOT
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.errors import KbError, UnknownPatientError
-from kb.evaluation import assess
-from kb.knowledge import KnowledgeBase
-from kb.patients import load_dataset
+from kb.reasoning.evaluation import assess
+from kb.records.patients import load_dataset
 from tests.support import Rows, demo_files, set_value
 
 
@@ -193,7 +193,7 @@ def test_a_folder_without_patients_csv_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_an_upload_is_read_from_memory_like_a_folder() -> None:
-    from kb.patients import DEMO_DATASET, load_dataset, load_uploaded
+    from kb.records.patients import DEMO_DATASET, load_dataset, load_uploaded
 
     files = {p.name: p.read_bytes() for p in DEMO_DATASET.glob("*.csv") if p.name != "stories.csv"}
     uploaded = load_uploaded(files)
@@ -204,7 +204,7 @@ def test_an_upload_is_read_from_memory_like_a_folder() -> None:
 
 
 def test_a_broken_upload_names_the_file_and_keeps_the_rest() -> None:
-    from kb.patients import DEMO_DATASET, load_uploaded
+    from kb.records.patients import DEMO_DATASET, load_uploaded
 
     files = {p.name: p.read_bytes() for p in DEMO_DATASET.glob("*.csv") if p.name != "stories.csv"}
     files["events.csv"] = b"\xff\xfe not text"
@@ -385,7 +385,7 @@ def _write_raw(folder: Path, files: dict[str, bytes]) -> Path:
 
 def _demo_bytes(patient_id: str = "P001") -> dict[str, bytes]:
     """One demo patient's four files, as bytes (to corrupt one of them)."""
-    from kb.patients import DEMO_DATASET
+    from kb.records.patients import DEMO_DATASET
 
     out = {}
     for name in ("patients.csv", "observations.csv", "events.csv", "attestations.csv"):
@@ -549,8 +549,8 @@ def test_stories_alone_are_refused_naming_the_file_not_read_as_empty_patients(
     data at all (the story column ignored). Alone, in an upload, a folder or as a file, it
     is refused with a message naming it; beside patients.csv, its stories are shown."""
     from kb.cli import main
-    from kb.importers import load_data, load_files
-    from kb.patients import DEMO_DATASET
+    from kb.records.importers import load_data, load_files
+    from kb.records.patients import DEMO_DATASET
 
     stories = (DEMO_DATASET / "stories.csv").read_bytes()
     for files in ({"stories.csv": stories}, {"stories.csv": stories, "events.csv": b"patient_id,kind\n"}):

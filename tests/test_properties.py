@@ -18,13 +18,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import strategies as st
 
-from kb.assumptions import AssumptionSet
-from kb.batch import evaluate_many
-from kb.derived import age_in_years
-from kb.evaluation import assess
-from kb.exposures import POINT_EVENTS, single_dose
-from kb.factbase import reference_dates
-from kb.patients import Event, Observation
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.derived import age_in_years
+from kb.factbase.build import reference_dates
+from kb.factbase.exposures import POINT_EVENTS, single_dose
+from kb.reasoning.evaluation import assess
+from kb.records.patients import Event, Observation
+from kb.screening.batch import evaluate_many
 from tests.property_patients import (
     PROFILE,
     REPEATED,
@@ -172,7 +172,7 @@ def test_ongoing_exposure_lasts_through_every_reference_date(
     statuses of the same exposure ending on the latest reference date, or on any later day
     (after every record of the patient). Apheresis is put 0-60 days after enrolment, by date
     or by the assumption apheresis_offset_days. This holds for every criterion, DEF-RR's
-    "more than 6 months" included: a course is measured up to enrolment (kb/exposures.py).
+    "more than 6 months" included: a course is measured up to enrolment (kb/factbase/exposures.py).
 
     Run on the code before this property existed, it found the defect it guards against
     unaided (an ongoing exposure was cut off at enrolment, so GE4.4 missed aldesleukin taken
@@ -491,7 +491,7 @@ BATCH = {"fast": (8, 0, 1), "ci": (12, 20, 1), "deep": (20, 180, 20)}[PROFILE]  
 def test_sql_path_and_pydatalog_agree(
     batch: list[Case], bulk: int, overrides: tuple[str, ...], as_of: date | None
 ) -> None:
-    """The set-at-a-time path (DuckDB SQL, kb.batch) gives every criterion the status, and the
+    """The set-at-a-time path (DuckDB SQL, kb.screening.batch) gives every criterion the status, and the
     patient the verdict, that pyDatalog gives: on the drawn patients and a block of synthetic
     ones screened with them (the deep run screens 200 a chunk, and checks a sample)."""
     assumption_set = assumptions(*overrides)

@@ -1,7 +1,7 @@
 """Protocol questions (issue 17): thresholds, windows, drugs, cohorts and rules answered from the
 rules themselves, with criterion ids, numbers and the assumptions that set them; never about
-the patient selected in the sidebar. Each kind in three wordings, through kb.answers.answer
-and `kb ask --json`. Before kb/protocol_questions.py every one of these fell to the help
+the patient selected in the sidebar. Each kind in three wordings, through kb.presentation.answers.answer
+and `kb ask --json`. Before kb/presentation/protocol_questions.py every one of these fell to the help
 menu ("understood: help · P001")."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from decimal import Decimal
 
 import pytest
 
-from kb.answers import Answer, answer
-from kb.assumptions import resolve_assumptions
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.cli import main
-from kb.knowledge import KnowledgeBase
 from kb.language.syntax import Comparison, Const, Program
-from kb.patients import Dataset
-from kb.protocol_questions import answer_protocol
+from kb.presentation.answers import Answer, answer
+from kb.presentation.protocol_questions import answer_protocol
+from kb.records.patients import Dataset
 
 TODAY = date(2026, 11, 24)
 
@@ -327,7 +327,7 @@ def test_the_chat_answers_each_kind_of_protocol_question_in_three_wordings(
     ],
 )
 def test_needed_and_why_keep_their_patient_intents(kb: KnowledgeBase, question: str, intent: str) -> None:
-    from kb.questions import Question, parse_question
+    from kb.presentation.questions import Question, parse_question
 
     parsed = parse_question(question, kb, ["P001", "P002"], "P001")
     assert isinstance(parsed, Question) and parsed.intent == intent

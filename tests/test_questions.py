@@ -9,11 +9,11 @@ from datetime import date
 import pytest
 
 from benchmarks.chat import HOSTILE, hostile_question, parse_seconds, read_as
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.errors import KbError
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.questions import MAX_QUESTION_CHARS, Clarification, Question, check_length, parse_question
-from kb.whatif import parse_change
+from kb.presentation.questions import MAX_QUESTION_CHARS, Clarification, Question, check_length, parse_question
+from kb.reasoning.whatif import parse_change
+from kb.records.patients import Dataset
 
 AS_OF = date(2026, 11, 24)
 

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from kb.evaluation import Assessment
-from kb.render import DOT_FONT_SIZE, GRAPH_HIDDEN, escape_markdown, trace_dot, trace_text
-from kb.trace import Node
+from kb.presentation.render import DOT_FONT_SIZE, GRAPH_HIDDEN, escape_markdown, trace_dot, trace_text
+from kb.reasoning.evaluation import Assessment
+from kb.reasoning.trace import Node
 
 
 def test_trace_text_and_dot(demo_assessments: dict[str, Assessment]) -> None:

@@ -8,13 +8,13 @@ from datetime import date
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.cli import main
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.repairs import Repair, RepairAnswer, find_repairs
-from kb.vignettes import load_vignettes
-from kb.whatif import parse_change, what_if
+from kb.quality.vignettes import load_vignettes
+from kb.reasoning.repairs import Repair, RepairAnswer, find_repairs
+from kb.reasoning.whatif import parse_change, what_if
+from kb.records.patients import Dataset
 
 
 def repairs_of(kb: KnowledgeBase, demo: Dataset, pid: str, **options: object) -> RepairAnswer:

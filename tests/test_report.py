@@ -11,11 +11,11 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.cli import main
-from kb.evaluation import Assessment, assess
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.report import PatientReport, assessment_text, report_html, report_markdown
+from kb.presentation.report import PatientReport, assessment_text, report_html, report_markdown
+from kb.reasoning.evaluation import Assessment, assess
+from kb.records.patients import Dataset
 from kb.status import MARKS, Status, Verdict
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -123,7 +123,7 @@ def test_the_html_report_escapes_what_it_shows(kb: KnowledgeBase, demo: Dataset)
 
 def test_the_reports_show_a_files_text_as_text(kb: KnowledgeBase) -> None:
     """A patient id and drug name carrying a Markdown image (a beacon) and HTML: escaped, never live."""
-    from kb.importers import load_files
+    from kb.records.importers import load_files
     from tests.support import ESCAPED_HOSTILE_TEXT, HOSTILE_TEXT, hostile_upload
 
     dataset = load_files({name: data for name, data, _ in hostile_upload()})

@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.factbase import build_facts
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.requirements import Requirement, Snapshot, requirements
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.build import build_facts
+from kb.reasoning.requirements import Requirement, Snapshot, requirements
+from kb.records.patients import Dataset
 
 
 def req(relation: str, item: str, op: str, value: str) -> Requirement:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
 from kb.cli import main
-from kb.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
-from kb.patients import Dataset
+from kb.records.patients import Dataset
 from kb.review.findings import KINDS, check_witness
 from kb.review.reviewer import Review, review
 from tests.review_rules import findings_of

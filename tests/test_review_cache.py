@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.answers import answer
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.presentation.answers import answer
+from kb.records.patients import Dataset
 from kb.review import reviewer
 from kb.review.cache import Memo
 from kb.review.findings import synthetic_patient

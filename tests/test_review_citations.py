@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.review.citations import Series, citation_findings, read_series
 from kb.review.findings import check_witness
 from tests.review_rules import criterion, findings_of, rule_set

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.derived import ckd_epi_2021, cockcroft_gault, times_uln
-from kb.knowledge import load_knowledge
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.derived import ckd_epi_2021, cockcroft_gault, times_uln
+from kb.catalogue.knowledge import load_knowledge
 from kb.review.creatinine import (
     KG_STEP,
     SCR_STEP,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kb.assumptions import resolve_assumptions
-from kb.evaluation import criterion_status
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.evaluation import criterion_status
 from kb.review.findings import Case, Witness, check_witness, check_witnesses
 from kb.review.windows import _exposed, _time_criteria
 

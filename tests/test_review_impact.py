@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kb.assumptions import resolve_assumptions
-from kb.evaluation import Assessment, verdict_without
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.evaluation import Assessment, verdict_without
+from kb.records.patients import Dataset
 from kb.review.impact import Impact, population_impact
 
 

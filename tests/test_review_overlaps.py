@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.review.findings import Finding, check_witness
 from kb.review.overlaps import overlap_findings
 from tests.review_rules import criterion, exclusion_below, findings_of, rule_set

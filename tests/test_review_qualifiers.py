@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.review.findings import check_witness
 from kb.review.qualifiers import qualifier_findings, qualifier_verdicts
 from tests.review_rules import PLATELETS_100, criterion, exclusion_below, findings_of, rule_set

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.clearance import creatinine_for_clearance
-from kb.derived import ckd_epi_2021, cockcroft_gault
-from kb.knowledge import KnowledgeBase, load_knowledge
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.derived import ckd_epi_2021, cockcroft_gault
+from kb.catalogue.knowledge import KnowledgeBase, load_knowledge
+from kb.factbase.clearance import creatinine_for_clearance
 from kb.review.findings import Finding, check_witness
 from kb.review.logic import logic_findings
 from kb.review.quantities import quantity_findings
@@ -72,7 +72,7 @@ def lowest_creatinine(egfr_below: Decimal, age: int, female: bool) -> Decimal:
 
 
 def lightest_by_clearance_module(egfr_below: str, clearance: str, age: int, female: bool) -> int:
-    """Independently, through kb.clearance: the lightest whole kg at which the highest creatinine
+    """Independently, through kb.factbase.clearance: the lightest whole kg at which the highest creatinine
     whose clearance meets the bound reaches the creatinine eGFR < `egfr_below` needs."""
     needed = lowest_creatinine(Decimal(egfr_below), age, female)
     for kg in range(1, 401):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.review.findings import synthetic_patient
 from kb.review.sessions import _alone, patient_local, truths_many
 from kb.review.windows import EVER, _event_kind, _named_agents, _time_criteria

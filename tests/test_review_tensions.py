@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
 from kb.review.findings import Finding, check_witness
 from kb.review.reviewer import checked_findings
 from kb.review.tensions import tension_findings

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.criteria import Criterion
-from kb.evaluation import criterion_status
-from kb.factbase import build_facts
-from kb.knowledge import KnowledgeBase
-from kb.patients import Patient
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.build import build_facts
+from kb.reasoning.evaluation import criterion_status
+from kb.records.patients import Patient
 from kb.review.findings import synthetic_patient
 from kb.review.windows import (
     _LABS,

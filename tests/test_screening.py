@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset, load_dataset
-from kb.screening import STAGES, funnel, screen, screen_folder
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.records.patients import Dataset, load_dataset
+from kb.screening.screen import STAGES, funnel, screen, screen_folder
 from tests.support import demo_files
 
 
@@ -68,7 +68,7 @@ def _copies(target: Path, copies: int, seed: int) -> Path:
     unknown patients, bad dates, blank lines and a note over two lines."""
     import random
 
-    from kb.patients import DEMO_DATASET
+    from kb.records.patients import DEMO_DATASET
 
     rng = random.Random(seed)
     target.mkdir()
@@ -98,7 +98,7 @@ def test_screening_a_folder_in_chunks_gives_the_rows_and_problems_of_the_whole(
     """The streamed screening of files on disk (a few chunks held at a time) gives every
     patient the same verdict, statuses and reason as the in-memory one, in the same order,
     and the same problems at the same rows of the original files."""
-    from kb.patients import DEMO_DATASET
+    from kb.records.patients import DEMO_DATASET
 
     folder = DEMO_DATASET if copies == 1 else _copies(tmp_path / "site", copies, seed=copies)
     assumptions = resolve_assumptions()

@@ -12,10 +12,10 @@ from enum import Enum
 
 import pytest
 
-from kb.criteria import CATALOGUE_FILE, X_BLOCK
-from kb.evaluation import Assessment
+from kb.catalogue.criteria import CATALOGUE_FILE, X_BLOCK
 from kb.language.checks import TRUTH_VALUES
-from kb.render import criterion_text
+from kb.presentation.render import criterion_text
+from kb.reasoning.evaluation import Assessment
 from kb.status import COHORTS, MARKS, Cohort, Status, Truth, Verdict
 
 #: every member with the string the JSON contracts held before the types existed

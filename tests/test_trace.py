@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.evaluation import assess
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.trace import Node, _decimal
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.evaluation import assess
+from kb.reasoning.trace import Node, _decimal
+from kb.records.patients import Dataset
 
 
 def find(node: Node, kind: str) -> list[Node]:

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from kb.units import UnitError, convert
-from kb.vocabulary import load_vocabulary
+from kb.catalogue.vocabulary import load_vocabulary
+from kb.records.units import UnitError, convert
 
 VOCAB = load_vocabulary()
 

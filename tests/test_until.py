@@ -6,11 +6,11 @@ from datetime import date
 
 import pytest
 
-from kb.assumptions import resolve_assumptions
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.until import eligible_until
-from kb.whatif import parse_change, what_if
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.until import eligible_until
+from kb.reasoning.whatif import parse_change, what_if
+from kb.records.patients import Dataset
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kb.errors import KbError
-from kb.patients import Dataset
-from kb.vignettes import VignetteOutcome, load_vignettes
+from kb.quality.vignettes import VignetteOutcome, load_vignettes
+from kb.records.patients import Dataset
 
 VIGNETTES = load_vignettes()
 

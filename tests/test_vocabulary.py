@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from kb.factbase import WASHOUT_CLASSES
-from kb.vocabulary import load_vocabulary
+from kb.catalogue.vocabulary import load_vocabulary
+from kb.factbase.build import WASHOUT_CLASSES
 
 VOCAB = load_vocabulary()
 

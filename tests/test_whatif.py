@@ -8,12 +8,12 @@ from datetime import date
 
 import pytest
 
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.cli import main
 from kb.errors import KbError
-from kb.evaluation import assess
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.whatif import Change, change_text, moved_enrolment, parse_change, setting, stopping, what_if
+from kb.reasoning.evaluation import assess
+from kb.reasoning.whatif import Change, change_text, moved_enrolment, parse_change, setting, stopping, what_if
+from kb.records.patients import Dataset
 
 
 def run(kb: KnowledgeBase, demo: Dataset, pid: str, *texts: str) -> dict[str, tuple[str, str]]:

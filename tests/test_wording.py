@@ -14,11 +14,11 @@ import re
 
 import pytest
 
-from kb.evaluation import assess
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
-from kb.render import criterion_text
-from kb.vignettes import VignetteOutcome
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.presentation.render import criterion_text
+from kb.quality.vignettes import VignetteOutcome
+from kb.reasoning.evaluation import assess
+from kb.records.patients import Dataset
 
 STATUS_WORDS = re.compile(r"^\s*(pass|fail|unknown|not[ _]applicable|manual)\b\s*:", re.IGNORECASE)
 #: predicates named as a clinician would say it: their words are fine, their snake_case is not

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from kb.errors import KbError
-from kb.importers import load_files
-from kb.patients import DEMO_DATASET, load_dataset, load_uploaded
-from kb.workbook import MAX_ROWS, SHEETS, excel_rows, workbook_files
+from kb.records.importers import load_files
+from kb.records.patients import DEMO_DATASET, load_dataset, load_uploaded
+from kb.records.workbook import MAX_ROWS, SHEETS, excel_rows, workbook_files
 
 
 def demo_workbook(patient_ids: tuple[str, ...]) -> bytes:

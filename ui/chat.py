@@ -1,6 +1,6 @@
 """Chat page: questions in free wording, each answer kept whole with its evidence.
 
-Every turn's `Answer` object (from `kb.answers`) stays in the session, so earlier turns
+Every turn's `Answer` object (from `kb.presentation.answers`) stays in the session, so earlier turns
 keep their proofs when the page reruns; what-ifs live only in their own answers, never in
 the stored facts, so nothing hypothetical leaks into another turn or another session.
 The question, and every answer text that can quote it or a file (ids, drug and item
@@ -13,8 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from kb import MAX_QUESTION_CHARS, Answer, Verdict
-from kb.answers import answer  # with the patient selected in the sidebar, which `kb.ask` has not
-from kb.render import escape_markdown as text
+from kb.presentation.answers import answer  # with the patient selected in the sidebar, which `kb.ask` has not
+from kb.presentation.render import escape_markdown as text
 from ui.context import context
 from ui.evidence import criterion_evidence, criterion_list, verdict_box
 

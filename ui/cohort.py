@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from kb import ScreenRow, Status, Verdict
-from kb.export import screening_csv, screening_xlsx
-from kb.screening import STAGES, funnel, screen
+from kb.presentation.export import screening_csv, screening_xlsx
+from kb.screening.screen import STAGES, funnel, screen
 from kb.status import MARKS
 from ui.context import Context, context, session_cached
 

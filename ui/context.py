@@ -11,10 +11,10 @@ from typing import TypeVar
 import streamlit as st
 
 from kb import DEMO_DATASET, Assumption, AssumptionSet, Dataset, KbError, KnowledgeBase, assume, load_knowledge
-from kb.assumptions import GROUPS
-from kb.importers import load_files
-from kb.patients import load_dataset
-from kb.render import escape_markdown
+from kb.catalogue.assumptions import GROUPS
+from kb.presentation.render import escape_markdown
+from kb.records.importers import load_files
+from kb.records.patients import load_dataset
 
 __all__ = ["ENCODINGS", "Context", "context", "demo_dataset", "knowledge", "session_cached", "sidebar", "upload_key"]
 

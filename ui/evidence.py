@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from kb import Assessment, CriterionResult, Verdict, trace_dot, trace_text
-from kb.render import escape_markdown
+from kb.presentation.render import escape_markdown
 from kb.status import MARKS
 
 __all__ = ["VERDICTS", "criterion_evidence", "criterion_list", "verdict_box"]

@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from kb import Assessment, KbError, Patient, Status, assess
-from kb.exposures import exposure_end, ongoing
-from kb.render import escape_markdown as text
-from kb.report import PatientReport, report_html, report_markdown
+from kb.factbase.exposures import exposure_end, ongoing
+from kb.presentation.render import escape_markdown as text
+from kb.presentation.report import PatientReport, report_html, report_markdown
 from ui.context import context
 from ui.evidence import criterion_evidence, verdict_box
 
@@ -70,7 +70,7 @@ def show_criteria(assessment: Assessment, report: PatientReport) -> None:
 def timeline_rows(patient: Patient, assessment: Assessment) -> list[dict[str, object]]:
     """The timeline's bars: each from its first day to the day after its last, so a single
     dose or a result is one day wide (a bar from a day to the same day has no width and
-    was invisible); an exposure with no end date is still going on (kb.exposures.ongoing)
+    was invisible); an exposure with no end date is still going on (kb.factbase.exposures.ongoing)
     and runs to the end of the plotted range, marked "ongoing", not to enrolment."""
     enrolment = assessment.reference.enrolment
     start = enrolment - timedelta(days=120)

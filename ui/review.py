@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from kb.render import escape_markdown as text
+from kb.presentation.render import escape_markdown as text
 from kb.review.findings import KINDS
 from kb.review.reviewer import review
 from ui.context import context

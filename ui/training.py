@@ -7,8 +7,8 @@ import random
 import streamlit as st
 
 from kb import Status, Verdict, assess, assume
-from kb.render import escape_markdown as text
-from kb.vignettes import load_vignettes
+from kb.presentation.render import escape_markdown as text
+from kb.quality.vignettes import load_vignettes
 from ui.context import context, demo_dataset
 
 

@@ -28,14 +28,14 @@ from itertools import combinations, pairwise, product
 
 import z3
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.evaluation import cohort_of
-from kb.instruments import Instrument, load_instruments
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.instruments import Instrument, load_instruments
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.measures import APL_ITEMS
 from kb.language.syntax import Atom, Comparison, Const, Var
-from kb.measures import APL_ITEMS
-from kb.patients import Observation, Patient, Source
+from kb.reasoning.evaluation import cohort_of
+from kb.records.patients import Observation, Patient, Source
 from kb.review.findings import REVIEW_DAY, Case, Finding, Witness, synthetic_patient
 from kb.status import Status, Truth
 
@@ -44,7 +44,7 @@ __all__ = ["SERIES_MEASURES", "Series", "SeriesMeasure", "citation_findings", "r
 
 @dataclass(frozen=True)
 class SeriesMeasure:
-    """A computed count of dated positive results (kb/measures.py), as the engine counts it:
+    """A computed count of dated positive results (kb/factbase/measures.py), as the engine counts it:
     under `timing` = `apart`, the longest series each at least `days` days after the one
     before; under any other value, the most within one span of `days` days."""
 
@@ -54,7 +54,7 @@ class SeriesMeasure:
     days: str
 
 
-#: The computed counts of tests over time, by declared predicate (a model of kb/measures.py,
+#: The computed counts of tests over time, by declared predicate (a model of kb/factbase/measures.py,
 #: checked by every witness the engine evaluates).
 SERIES_MEASURES = {
     "apl_positive_tests": SeriesMeasure(

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import z3
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.evaluation import cohort_of, status_from_truth
-from kb.factbase import build_facts
-from kb.knowledge import KnowledgeBase
-from kb.patients import Patient
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.build import build_facts
+from kb.reasoning.evaluation import cohort_of, status_from_truth
+from kb.records.patients import Patient
 from kb.review.derivations import Derivation, Derivations, Unfolded, datum_names, names_in, parts
 from kb.review.evidence import Record, describe_part, records
 from kb.review.logic import _NUMERIC, _domain

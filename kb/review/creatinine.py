@@ -5,7 +5,7 @@ base from one selected serum creatinine, with the age at enrolment, the sex and 
 the weight. Each falls or rises monotonically with the creatinine, and the clearance rises with
 the weight, so for one (sex, age) a bound on any of them is a creatinine range, and a clearance
 bound at that range's edge is a weight range. Both are found here by bisection through the very
-functions the fact base calls (`kb.derived`), never a re-derived formula: what this module says
+functions the fact base calls (`kb.catalogue.derived`), never a re-derived formula: what this module says
 is reachable, the engine computes the same way. What a record may supply freely stays free: a
 measured clearance wins over the formula, and a laboratory's ULN may be any plausible value.
 """
@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
-from kb.assumptions import AssumptionSet
-from kb.derived import ckd_epi_2021, cockcroft_gault, cockcroft_gault_si, times_uln
-from kb.knowledge import KnowledgeBase
-from kb.patients import WEIGHT_RANGE_KG
-from kb.requirements import Alternative, Requirement, inside
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.derived import ckd_epi_2021, cockcroft_gault, cockcroft_gault_si, times_uln
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.requirements import Alternative, Requirement, inside
+from kb.records.patients import WEIGHT_RANGE_KG
 
 __all__ = [
     "KG_STEP",

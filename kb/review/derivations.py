@@ -1,6 +1,6 @@
 """What a criterion's rules derive, unfolded down to the patient's data, as z3 formulas.
 
-`kb.requirements` unfolds only truth-valued sub-conditions and keeps the bounds of results,
+`kb.reasoning.requirements` unfolds only truth-valued sub-conditions and keeps the bounds of results,
 which is what a repair needs. Comparing two criteria needs the whole derivation: the helper
 predicates (`positive_pregnancy_test(P)`, `diagnosis_of_class(P, ttp_tma)`), the records and
 vocabulary classes they name, the negations. So a truth of a deciding predicate is unfolded
@@ -23,7 +23,7 @@ from decimal import Decimal
 
 import z3
 
-from kb.assumptions import AssumptionSet
+from kb.catalogue.assumptions import AssumptionSet
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Pos, Program, Term, Var, evaluate
 from kb.status import Truth
 

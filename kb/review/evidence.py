@@ -17,9 +17,9 @@ from decimal import Decimal
 
 import z3
 
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, BinOp, Comparison, Const, Literal, Negation, Term, Var
-from kb.patients import AGENT_KINDS, Event, Patient, Source
+from kb.records.patients import AGENT_KINDS, Event, Patient, Source
 from kb.review.derivations import READS, Derivations, canonical, datum_read, names_in, occurrences
 from kb.review.findings import REVIEW_DAY, synthetic_patient
 

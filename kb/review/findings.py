@@ -16,12 +16,12 @@ from typing import Any
 
 import z3
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.engine import EngineError, FactValue
-from kb.evaluation import status_from_truth
-from kb.knowledge import KnowledgeBase
-from kb.patients import Attestation, Event, Observation, Patient, Source
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.language.engine import EngineError, FactValue
+from kb.reasoning.evaluation import status_from_truth
+from kb.records.patients import Attestation, Event, Observation, Patient, Source
 from kb.review.sessions import Truths, truths_many
 from kb.status import Status
 

@@ -12,12 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kb.assumptions import AssumptionSet
-from kb.batch import evaluate_many
-from kb.criteria import Criterion
-from kb.evaluation import criteria_with, decide_statuses
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.evaluation import criteria_with, decide_statuses
+from kb.records.patients import Dataset
+from kb.screening.batch import evaluate_many
 from kb.status import Status, Verdict
 
 __all__ = ["Impact", "population_impact"]

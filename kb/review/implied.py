@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import z3
 
-from kb.criteria import Criterion
+from kb.catalogue.criteria import Criterion
 from kb.review.context import Context, domain_of, proves, statuses, text
 from kb.review.derivations import Derivation, Unfolded, parts
 from kb.review.evidence import describe_part, model_patient

@@ -1,7 +1,7 @@
 """Contradictions, dead rules, redundancies and undecided ranges, decided by z3.
 
 Each criterion's passing and failing truths are unfolded into alternatives of datum
-requirements (`kb.requirements.alternatives`): for an alternative that reads other facts
+requirements (`kb.reasoning.requirements.alternatives`): for an alternative that reads other facts
 too (an event, a `not`), its requirements are only necessary, which is all an
 unsatisfiability proof needs; a claim that one criterion's failure covers another's uses
 only exact alternatives. Rules sharing no text meet in the solver through the data they
@@ -18,12 +18,12 @@ from fractions import Fraction
 import portion as P
 import z3
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.evaluation import cohort_of, criterion_status
-from kb.knowledge import KnowledgeBase
-from kb.patients import Patient
-from kb.requirements import Alternative, Requirement, alternatives, inside
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.evaluation import cohort_of, criterion_status
+from kb.reasoning.requirements import Alternative, Requirement, alternatives, inside
+from kb.records.patients import Patient
 from kb.review.findings import REVIEW_DAY, Case, Finding, Witness, synthetic_patient
 from kb.status import Status, Truth
 

@@ -6,7 +6,7 @@ the record atoms a window can forbid: an event of a drug or a condition (named, 
 constrained by classes such as `agent_class(Agent, c)` or a predicate like
 `rr_immunomodulator(Agent)` that the classes define), a course of a drug with its length,
 a glucocorticoid dose with its bound (`pred_mg_per_kg`, `pred_equivalent`: built by
-kb/factbase.py for the agents with a prednisone factor). Besides: the attestations of one
+kb/factbase/build.py for the agents with a prednisone factor). Besides: the attestations of one
 way of meeting a criterion (so that a constructed patient can), and every record atom a
 criterion reads (so that only the criteria that may forbid a need are probed for it).
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from kb.assumptions import AssumptionSet
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Comparison, Const, Negation, Pos, Rule, Term, Var
 from kb.status import Truth
 

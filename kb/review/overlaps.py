@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import z3
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
 from kb.review.context import Context, Datum, context, proves, statuses, text
 from kb.review.derivations import NOWHERE

@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.derived import months_before
-from kb.evaluation import cohort_of
-from kb.factbase import build_facts, day_number
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.derived import months_before
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.build import build_facts, day_number
 from kb.language.syntax import Atom, Const
-from kb.patients import Patient
+from kb.reasoning.evaluation import cohort_of
+from kb.records.patients import Patient
 from kb.review.findings import REVIEW_DAY
 from kb.review.needs import Need, RuleReader
 from kb.review.probe import WEIGHT, Prober, Record

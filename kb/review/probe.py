@@ -16,10 +16,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.knowledge import KnowledgeBase
-from kb.patients import Event, Patient, Source
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.records.patients import Event, Patient, Source
 from kb.review.findings import REVIEW_DAY, status_from_truths, synthetic_patient
 from kb.review.sessions import truths_many
 from kb.review.windows import EVER

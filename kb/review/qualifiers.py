@@ -23,13 +23,13 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.evaluation import criterion_status
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Comparison, Const, Negation
-from kb.patients import Patient
-from kb.requirements import Requirement, alternatives, inside
+from kb.reasoning.evaluation import criterion_status
+from kb.reasoning.requirements import Requirement, alternatives, inside
+from kb.records.patients import Patient
 from kb.review.findings import Case, Finding, Witness, synthetic_patient
 from kb.status import Status, Truth
 
@@ -90,7 +90,7 @@ QUALIFIERS = (
     Qualifier("chronic", r"\bchronic\b", ("chronic",), "duration is not checked"),
     Qualifier("acute", r"\bacute\b", ("acute",), "onset is not checked"),
 )
-#: Computed measures over several results of one item (kb/measures.py, kb/derived.py).
+#: Computed measures over several results of one item (kb/factbase/measures.py, kb/catalogue/derived.py).
 SERIES_PREDICATES = frozenset({"worsening", "apl_positive_tests", "course"})
 _CLASSED = {"condition_class": "conditions", "diagnosis_of_class": "conditions", "agent_class": "agents"}
 _WORD = re.compile(r"[a-z]+")

@@ -25,11 +25,11 @@ from itertools import product
 
 import portion as P
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.evaluation import cohort_of
-from kb.knowledge import KnowledgeBase
-from kb.requirements import Alternative, Requirement, alternatives
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.reasoning.evaluation import cohort_of
+from kb.reasoning.requirements import Alternative, Requirement, alternatives
 from kb.review.creatinine import (
     KG_STEP,
     MAX_AGE,

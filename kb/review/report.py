@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.review.findings import KINDS, Finding
 from kb.review.impact import Impact
 from kb.review.reviewer import Review

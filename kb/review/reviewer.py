@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from kb.assumptions import AssumptionSet
-from kb.knowledge import KnowledgeBase
-from kb.patients import Dataset
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.records.patients import Dataset
 from kb.review.cache import Memo
 from kb.review.citations import citation_findings
 from kb.review.findings import KINDS, Finding, check_witnesses

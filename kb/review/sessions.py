@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from kb.assumptions import AssumptionSet
-from kb.engine import Fact, FactValue
-from kb.factbase import assumption_facts, build_facts
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.build import assumption_facts, build_facts
+from kb.language.engine import Fact, FactValue
 from kb.language.syntax import Atom, Declaration, Negation, Program, Rule, Var
-from kb.patients import Patient
+from kb.records.patients import Patient
 
 __all__ = ["SESSION_SIZE", "patient_local", "truths_many"]
 

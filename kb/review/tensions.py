@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.evaluation import cohort_of
-from kb.instruments import load_instruments
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.instruments import load_instruments
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
+from kb.reasoning.evaluation import cohort_of
 from kb.review.findings import Case, Finding, Witness
 from kb.review.needs import DOSE_RELATIONS
 from kb.review.plans import FREE, Analysis, Choice, Group, Requirement

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.knowledge import KnowledgeBase
 from kb.language.syntax import Atom, Const
 from kb.review.findings import Finding, Witness
 

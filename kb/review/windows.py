@@ -19,13 +19,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from kb.assumptions import AssumptionSet
-from kb.criteria import Criterion
-from kb.engine import FactValue
-from kb.evaluation import criterion_status
-from kb.knowledge import KnowledgeBase
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.language.engine import FactValue
 from kb.language.syntax import Atom, Const, Var
-from kb.patients import Patient
+from kb.reasoning.evaluation import criterion_status
+from kb.records.patients import Patient
 from kb.review.findings import Case, Finding, Witness, synthetic_patient
 from kb.review.sessions import truths_many
 from kb.status import Status, Truth

@@ -1,0 +1,1 @@
+"""Presentation: questions in words, answers, text, reports and exports."""

@@ -1,0 +1,1 @@
+"""Quality: the vignettes, their coverage, the mutation check and the synthetic cohorts."""

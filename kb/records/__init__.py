@@ -1,0 +1,1 @@
+"""Records: patient files, workbooks and EHR imports (wide, FHIR, OMOP), read and normalised."""

@@ -1,0 +1,1 @@
+"""Screening: many patients at once, the same rules as SQL in DuckDB."""

@@ -1,0 +1,458 @@
+"""Set-at-a-time evaluation: every criterion for thousands of patients in one pass.
+
+Per-patient pyDatalog pays for a fresh logic, the compiled rules and a query per criterion
+for each patient (tens of milliseconds). For a clinic export the same checked rule AST is
+compiled to SQL (`kb/language/sql.py`) and DuckDB derives each relation for a whole chunk of
+patients in one join. The fact base is the one the engine reads (`build_facts`), so both
+paths see the same facts, and the statuses become verdicts through the same function
+(`evaluation.decide_statuses`). pyDatalog stays the reference: a patient with a number the SQL
+columns cannot hold exactly is evaluated by it, and the tests prove both paths identical.
+
+Chunks go to worker processes (both cores); messages and proof trees are not built here:
+they come from the per-patient path when someone asks why.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from multiprocessing.pool import AsyncResult
+
+import duckdb
+import pyarrow as pa
+
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.factbase.build import assumption_facts, build_facts
+from kb.language.engine import EngineError, Fact
+from kb.language.sql import (
+    DECIMAL_TYPES,
+    SqlPlan,
+    SqlUnsupported,
+    column_type,
+    compile_sql,
+    fits_exactly,
+    table_name,
+)
+from kb.reasoning.evaluation import (
+    CohortVerdict,
+    applicable_criteria,
+    assess,
+    decide_statuses,
+    status_from_truth,
+)
+from kb.records.patients import Patient
+from kb.status import Status, Truth, Verdict
+
+__all__ = ["CHUNK", "BatchVerdict", "evaluate_many", "sql_plan"]
+
+#: Patients per DuckDB pass, at most: each pass runs ~200 statements at ~2 ms each whatever
+#: the chunk's size, so chunks are as large as this allows; it keeps a worker's facts to a
+#: few hundred MB.
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    """One patient's verdict and every criterion's status, without messages or proofs."""
+
+    patient_id: str
+    verdict: Verdict
+    cohorts: tuple[CohortVerdict, ...]
+    #: every criterion's status, in catalogue order (`criteria` holds the ids, shared by all
+    #: rows of a chunk: 100,000 patients do not need 100,000 dictionaries)
+    status_codes: tuple[Status, ...]
+    criteria: tuple[str, ...]
+    engine: str  # "sql", or "pydatalog" for a patient the SQL path cannot hold exactly
+
+    @property
+    def statuses(self) -> dict[str, Status]:
+        return dict(zip(self.criteria, self.status_codes, strict=True))
+
+
+_PLANS: dict[int, tuple[KnowledgeBase, SqlPlan | None]] = {}
+_DECIDERS: dict[tuple[int, int], tuple[KnowledgeBase, AssumptionSet, _Decider]] = {}
+
+
+def sql_plan(kb: KnowledgeBase) -> SqlPlan | None:
+    """The SQL for every criterion of this knowledge base (compiled once per process), or
+    None if a rule uses what SQL cannot evaluate exactly: then pyDatalog screens everyone."""
+    cached = _PLANS.get(id(kb))
+    if cached is None or cached[0] is not kb:
+        try:
+            plan: SqlPlan | None = compile_sql(kb.program, _predicates(kb))
+        except SqlUnsupported:
+            plan = None
+        cached = (kb, plan)
+        _PLANS[id(kb)] = cached
+    return cached[1]
+
+
+def _predicates(kb: KnowledgeBase) -> list[str]:
+    return sorted({c.predicate for c in kb.criteria if c.predicate})
+
+
+def _decider(kb: KnowledgeBase, assumptions: AssumptionSet) -> _Decider:
+    cached = _DECIDERS.get((id(kb), id(assumptions)))
+    if cached is None or cached[0] is not kb or cached[1] is not assumptions:
+        if len(_DECIDERS) > 16:  # an app session tries many assumption sets: keep the recent ones
+            _DECIDERS.clear()
+        cached = (kb, assumptions, _Decider(kb, assumptions))
+        _DECIDERS[(id(kb), id(assumptions))] = cached
+    return cached[2]
+
+
+@lru_cache(maxsize=200_000)
+def _exact_text(value: object) -> str | None:
+    """A number as decimal text DuckDB casts exactly, or None if DECIMAL(38, 28) cannot hold it.
+
+    Remembered by value (results repeat): equal numbers such as 1.0 and 1 share a text,
+    which casts to the same DECIMAL."""
+    number = Decimal(value) if isinstance(value, int) else value
+    return format(number, "f") if isinstance(number, Decimal) and fits_exactly(number) else None
+
+
+class _Tables:
+    """The input facts of a chunk, relation by relation, ready to become DuckDB tables."""
+
+    def __init__(self, plan: SqlPlan) -> None:
+        self.plan = plan
+        self.types = {name: [t for _, t in decl.params] for name, decl in plan.inputs.items()}
+        self.rows: dict[str, list[tuple[object, ...]]] = {name: [] for name in self.types}
+
+    def add(self, facts: Iterable[Fact]) -> None:
+        rows, selective = self.rows, self.plan.selective
+        for relation, args in facts:
+            target = rows.get(relation)
+            if target is None:
+                continue  # a relation no criterion needs
+            wanted = selective.get(relation)
+            if wanted is None or args[1] in wanted:  # else no rule can match it
+                target.append(args)
+
+    def misfits(self) -> set[str]:
+        """Patients with a number DECIMAL(38, 28) cannot hold exactly (their rows are dropped,
+        for the reference engine to decide); a reference fact that does not fit drops all."""
+        out: set[str] = set()
+        for relation, types in self.types.items():
+            for i, type_name in enumerate(types):
+                if type_name not in DECIMAL_TYPES:
+                    continue
+                texts = [_exact_text(row[i]) for row in self.rows[relation]]
+                if None in texts:
+                    if types[0] != "patient":
+                        raise _NotExact(relation)
+                    out.update(
+                        str(row[0]) for row, text in zip(self.rows[relation], texts, strict=True) if text is None
+                    )
+        if out:
+            for relation, types in self.types.items():
+                if types and types[0] == "patient":
+                    self.rows[relation] = [row for row in self.rows[relation] if row[0] not in out]
+        return out
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        """One table per input relation (Arrow columns; numbers cast from exact decimal text)."""
+        for relation, types in self.types.items():
+            con.execute(self.plan.empty_table(relation))
+            found = self.rows[relation]
+            if types and types[0] != "patient":
+                found = list(set(found))  # reference facts: every patient repeats them
+            if not found:
+                continue
+            columns = []
+            for i, column in enumerate(zip(*found, strict=True)):
+                if types[i] in DECIMAL_TYPES:
+                    columns.append(pa.array([_exact_text(v) for v in column], pa.string()))
+                else:
+                    columns.append(pa.array(column, pa.int64() if types[i] == "day" else pa.string()))
+            con.register("incoming", pa.table({f"c{i}": col for i, col in enumerate(columns)}))
+            casts = ", ".join(f"CAST(c{i} AS {column_type(t)})" for i, t in enumerate(types))
+            con.execute(f"INSERT INTO {table_name(relation)} SELECT {casts} FROM incoming")
+            con.unregister("incoming")
+
+
+class _NotExact(Exception):
+    """A reference fact (no patient column) holds a number SQL cannot hold exactly."""
+
+
+#: a derived truth as one letter: yes, no, not applicable
+_LETTER = {Truth.YES: "y", Truth.NO: "n", Truth.NA: "a"}
+
+
+def _truths(con: duckdb.DuckDBPyConnection, predicates: list[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """Each patient's derived truths: predicate key (one character per predicate) → letter.
+
+    One grouped query packs them into a string per patient, read with C-speed slicing:
+    reading every table row by row would cost more than deriving them. A predicate with two
+    truths for one patient is a defect of the rules and is reported as such."""
+    letters = " ".join(f"WHEN '{truth}' THEN '{letter}'" for truth, letter in _LETTER.items())
+    union = " UNION ALL ".join(
+        f"SELECT '{_key(k)}' AS k, c0, CASE c1 {letters} ELSE '?' END AS t FROM {table_name(p)}"
+        for k, p in enumerate(predicates)
+    )
+    query = f"SELECT c0, string_agg(k || t, '' ORDER BY k, t) FROM ({union}) GROUP BY c0"
+    for pid, packed in con.execute(query).fetchall():
+        found = dict(zip(packed[0::2], packed[1::2], strict=True))
+        if len(found) * 2 != len(packed):
+            keys = packed[0::2]
+            twice = sorted({predicates[ord(k) - _BASE] for k in keys if keys.count(k) > 1})
+            raise EngineError(f"the rules derive two truths for {', '.join(twice)}({pid}, _)")
+        yield pid, found
+
+
+_BASE = 0x100  # keys are characters from here on: clear of quotes and of the letters
+
+
+def _key(k: int) -> str:
+    return chr(_BASE + k)
+
+
+def _run(con: duckdb.DuckDBPyConnection, plan: SqlPlan) -> None:
+    for step in plan.steps:
+        for statement in step.create:
+            con.execute(statement)
+        while step.repeat:  # a recursive component: insert until nothing is new
+            before = _count(con, step.relations)
+            for statement in step.repeat:
+                con.execute(statement)
+            if _count(con, step.relations) == before:
+                break
+
+
+def _count(con: duckdb.DuckDBPyConnection, relations: tuple[str, ...]) -> int:
+    total = 0
+    for relation in relations:
+        row = con.execute(f"SELECT count(*) FROM {table_name(relation)}").fetchone()
+        total += int(row[0]) if row else 0
+    return total
+
+
+class _Decider:
+    """Statuses and verdicts from the truths the SQL derived, as `assess` decides them.
+
+    What does not depend on the truths (which criteria apply to a set of cohorts, the
+    not-applicable and manual statuses) is worked out once per set of cohorts, and a
+    verdict once per distinct list of statuses.
+    """
+
+    def __init__(self, kb: KnowledgeBase, assumptions: AssumptionSet) -> None:
+        self.kb, self.assumptions = kb, assumptions
+        self.ids = tuple(c.id for c in kb.criteria)
+        self._index = {p: _key(k) for k, p in enumerate(_predicates(kb))}
+        self._templates: dict[tuple[str, ...], tuple[list[Status], list[tuple[int, str, dict[str, Status]]]]] = {}
+        self._verdicts: dict[tuple[tuple[str, ...], tuple[Status, ...]], tuple[Verdict, tuple[CohortVerdict, ...]]] = {}
+
+    def _template(self, cohorts: tuple[str, ...]) -> tuple[list[Status], list[tuple[int, str, dict[str, Status]]]]:
+        """The fixed statuses for these cohorts, and (position, predicate key, truth letter →
+        status) of those the rules decide."""
+        if cohorts not in self._templates:
+            applicable = applicable_criteria(self.kb, list(cohorts), self.assumptions)
+            fixed: list[Status] = []
+            decided = []
+            for n, crit in enumerate(self.kb.criteria):
+                if crit.id not in applicable:
+                    fixed.append(Status.NOT_APPLICABLE)
+                elif crit.predicate is None or (crit.manual_unless and self.assumptions[crit.manual_unless] == "none"):
+                    fixed.append(Status.MANUAL)
+                else:
+                    fixed.append(Status.UNKNOWN)  # unless a truth is derived
+                    statuses = {letter: status_from_truth(crit, truth) for truth, letter in _LETTER.items()}
+                    decided.append((n, self._index[crit.predicate], statuses))
+            self._templates[cohorts] = (fixed, decided)
+        return self._templates[cohorts]
+
+    def __call__(self, patient_id: str, cohorts: tuple[str, ...], truths: dict[str, str]) -> BatchVerdict:
+        fixed, decided = self._template(cohorts)
+        codes = list(fixed)
+        for n, key, statuses_of in decided:
+            letter = truths.get(key)
+            if letter is not None:
+                codes[n] = statuses_of[letter]
+        statuses = tuple(codes)
+        if (cohorts, statuses) not in self._verdicts:
+            if len(self._verdicts) > 100_000:
+                self._verdicts.clear()
+            self._verdicts[cohorts, statuses] = decide_statuses(cohorts, self.kb.criteria, statuses, self.assumptions)
+        verdict, verdicts = self._verdicts[cohorts, statuses]
+        return BatchVerdict(patient_id, verdict, verdicts, statuses, self.ids, "sql")
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A chunk allocates a million small tuples and frees them together: the cyclic collector
+    would walk them again and again (a third of the time), and they hold no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _evaluate_chunk(
+    patients: Sequence[Patient],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None,
+    today: date | None,
+) -> list[BatchVerdict]:
+    plan = sql_plan(kb)
+    if plan is None:
+        return [_reference(patient, kb, assumptions, as_of, today) for patient in patients]
+    tables = _Tables(plan)
+    tables.add(assumption_facts(assumptions))
+    cohorts: dict[str, tuple[str, ...]] = {}
+    for patient in patients:
+        base = build_facts(patient, kb, assumptions, as_of, today, lean=True, wanted=plan.selective)
+        tables.add(base.facts)
+        cohorts[patient.id] = tuple(sorted({str(a[1]) for r, a in base.facts if r == "cohort_diagnosis"}))
+    try:
+        misfits = tables.misfits()  # a number DECIMAL(38, 28) cannot hold: the reference engine decides
+    except _NotExact:
+        return [_reference(patient, kb, assumptions, as_of, today) for patient in patients]
+    reference = [p for p in patients if p.id in misfits]
+    for pid in misfits:
+        del cohorts[pid]
+    decider = _decider(kb, assumptions)
+    out: dict[str, BatchVerdict] = {}
+    if cohorts:
+        con = duckdb.connect(config={"threads": 1})
+        try:
+            tables.load(con)
+            _run(con, plan)
+            for pid, found in _truths(con, _predicates(kb)):
+                out[pid] = decider(pid, cohorts[pid], found)
+        finally:
+            con.close()
+    for pid in cohorts.keys() - out.keys():  # no criterion derived anything: every one unknown
+        out[pid] = decider(pid, cohorts[pid], {})
+    for patient in reference:
+        out[patient.id] = _reference(patient, kb, assumptions, as_of, today)
+    return [out[p.id] for p in patients]
+
+
+def _reference(
+    patient: Patient, kb: KnowledgeBase, assumptions: AssumptionSet, as_of: date | None, today: date | None
+) -> BatchVerdict:
+    result = assess(patient, kb, assumptions, as_of, explain="status", today=today)
+    ids = tuple(c.id for c in kb.criteria)
+    return BatchVerdict(
+        patient.id, result.verdict, result.cohorts, tuple(r.status for r in result.criteria), ids, "pydatalog"
+    )
+
+
+#: what the workers need besides their chunk, set before the fork (inherited, never pickled)
+_SHARED: list[tuple[Sequence[Patient] | None, KnowledgeBase, AssumptionSet, date | None, date | None]] = []
+
+
+#: a BatchVerdict as plain tuples, which unpickle several times faster than dataclasses
+#: (the parent reads every worker's results on its own)
+_Plain = tuple[
+    str, Verdict, tuple[tuple[str, Verdict, tuple[str, ...], tuple[str, ...], str], ...], tuple[Status, ...], str
+]
+
+
+def _worker(job: tuple[int, int] | list[Patient]) -> tuple[tuple[str, ...], list[_Plain]]:
+    patients, kb, assumptions, as_of, today = _SHARED[-1]
+    if isinstance(job, tuple):  # bounds into the inherited sequence
+        assert patients is not None
+        job = list(patients[job[0] : job[1]])
+    with _collector_paused():
+        rows = _evaluate_chunk(job, kb, assumptions, as_of, today)
+    plain = [(r.patient_id, r.verdict, tuple(_plain(c) for c in r.cohorts), r.status_codes, r.engine) for r in rows]
+    return tuple(c.id for c in kb.criteria), plain
+
+
+def _plain(c: CohortVerdict) -> tuple[str, Verdict, tuple[str, ...], tuple[str, ...], str]:
+    return (c.cohort, c.verdict, c.blocking, c.unknown, c.note)
+
+
+def _unpack(result: tuple[tuple[str, ...], list[_Plain]]) -> list[BatchVerdict]:
+    ids, plain = result
+    return [
+        BatchVerdict(pid, verdict, tuple(CohortVerdict(*c) for c in cohorts), codes, ids, engine)
+        for pid, verdict, cohorts, codes, engine in plain
+    ]
+
+
+def _jobs(patients: Iterable[Patient], size: int) -> Iterator[tuple[int, int] | list[Patient]]:
+    if isinstance(patients, Sequence):
+        for start in range(0, len(patients), size):
+            yield (start, min(start + size, len(patients)))
+        return
+    chunk: list[Patient] = []
+    for patient in patients:
+        chunk.append(patient)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def evaluate_many(
+    patients: Iterable[Patient],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None = None,
+    today: date | None = None,
+    workers: int | None = None,
+    chunk: int = CHUNK,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[BatchVerdict]:
+    """Every patient's verdict and statuses, in input order, as `kb check` would give them.
+
+    A sequence is shared with the workers by the fork (they take their chunks themselves);
+    any other iterable is read as it is needed, never held whole. At most two chunks per
+    worker are in flight. `workers`: processes (default: the cores, at most 2 here; 1 runs
+    in this process). `progress(done)` after each chunk.
+    """
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    if isinstance(patients, Sequence):  # an even share per worker, up to `chunk`
+        chunk = max(1, min(chunk, -(-len(patients) // max(workers, 1))))
+    done = 0
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        _SHARED.append((patients if isinstance(patients, Sequence) else None, kb, assumptions, as_of, today))
+        try:
+            for job in _jobs(patients, chunk):
+                rows = _unpack(_worker(job))
+                done += len(rows)
+                yield from rows
+                if progress is not None:
+                    progress(done)
+        finally:
+            _SHARED.pop()
+        return
+    sql_plan(kb)  # compiled before the fork, so that every worker inherits it
+    _SHARED.append((patients if isinstance(patients, Sequence) else None, kb, assumptions, as_of, today))
+    try:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+    finally:
+        _SHARED.pop()
+    with pool:
+        pending: deque[AsyncResult[tuple[tuple[str, ...], list[_Plain]]]] = deque()
+        jobs = _jobs(patients, chunk)
+        for job in jobs:
+            pending.append(pool.apply_async(_worker, (job,)))
+            if len(pending) >= 2 * workers:
+                rows = _unpack(pending.popleft().get())
+                done += len(rows)
+                yield from rows
+                if progress is not None:
+                    progress(done)
+        while pending:
+            rows = _unpack(pending.popleft().get())
+            done += len(rows)
+            yield from rows
+            if progress is not None:
+                progress(done)

@@ -1,0 +1,411 @@
+"""Screening a cohort: every patient's verdict and statuses, and the attrition funnel.
+
+A coordinator screening a site's patients wants to see where they drop out: how many have
+a trial diagnosis at all, how many of those meet the general inclusions, then the general
+exclusions, then their own cohort's criteria. A patient leaves the funnel at the first stage
+where a criterion blocks; one with data still missing stays in (not ruled out yet).
+
+`screen_folder` screens a CSV file set on disk without holding it: the files are split by
+patient into chunks (written to a temporary folder), each chunk is loaded by the ordinary
+loader and screened, and its problems are given back their rows in the original files, so
+the rows and problems are those of `screen` over `load_dataset` (the tests prove it), in a
+fraction of the memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import tempfile
+from array import array
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any, cast
+
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.criteria import Criterion
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.errors import Problem
+from kb.reasoning.evaluation import CohortVerdict, assess, criteria_with
+from kb.reasoning.repairs import find_repairs
+from kb.records.patients import CELL_LIMIT, Dataset, Patient, load_dataset
+from kb.screening.batch import evaluate_many
+from kb.status import Status, Verdict
+
+__all__ = [
+    "STAGES",
+    "ScreenRow",
+    "Screened",
+    "Screening",
+    "Statuses",
+    "earliest_dates",
+    "funnel",
+    "screen",
+    "screen_folder",
+    "streamable",
+]
+
+#: patients from which screening uses both cores
+PARALLEL_FROM = 1000
+
+STAGES = (
+    "all patients",
+    "with a trial diagnosis",
+    "meeting the general inclusions",
+    "clear of the general exclusions",
+    "meeting their cohort's criteria",
+)
+
+
+class Statuses(Mapping[str, Status]):
+    """One row's statuses of the counted criteria, read like a dict: the ids (and their
+    positions) are shared by every row, only the codes are the row's own (100,000 dicts of
+    80 entries cost 450 MB of a screening's memory; these cost a tuple each)."""
+
+    __slots__ = ("_codes", "_index")
+
+    def __init__(self, index: Mapping[str, int], codes: tuple[Status, ...]) -> None:
+        self._index, self._codes = index, codes
+
+    def __getitem__(self, key: str) -> Status:
+        return self._codes[self._index[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+_COUNTED: dict[int, tuple[KnowledgeBase, dict[str, int], tuple[int, ...]]] = {}
+
+
+def _counted(kb: KnowledgeBase) -> tuple[dict[str, int], tuple[int, ...]]:
+    """The counted criteria: id → position in a row's codes, and their places in the catalogue."""
+    cached = _COUNTED.get(id(kb))
+    if cached is None or cached[0] is not kb:
+        places = tuple(n for n, c in enumerate(kb.criteria) if c.counted)
+        cached = (kb, {kb.criteria[n].id: k for k, n in enumerate(places)}, places)
+        _COUNTED[id(kb)] = cached
+    return cached[1], cached[2]
+
+
+@dataclass(frozen=True)
+class ScreenRow:
+    patient: str
+    verdict: Verdict  # not_evaluated when no row of the patient could be read
+    cohorts: tuple[str, ...]
+    statuses: Mapping[str, Status]  # counted criteria only (a `Statuses` from a screening)
+    blocking: tuple[str, ...]
+    dropped_at: int  # the stage (index into STAGES) the patient leaves at; len(STAGES) if never
+    unknown: tuple[str, ...] = ()
+    earliest: date | None = None  # the first enrolment day, when waiting is all it takes
+    #: why a patient was not evaluated, or what keeps a cohort open beyond its unknown
+    #: criteria (a lost entry criterion that only an assumption can read)
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "patient": self.patient,
+            "verdict": self.verdict,
+            "cohorts": " ".join(self.cohorts),
+            "blocking": " ".join(self.blocking),
+            "unknown": " ".join(self.unknown),
+            "earliest_date": self.earliest.isoformat() if self.earliest else "",
+            "left_at": STAGES[self.dropped_at] if self.dropped_at < len(STAGES) else "",
+            "reason": self.reason,
+        }
+
+
+def _stage(crit: Criterion) -> int:
+    if crit.id == "COHORT":
+        return 1
+    if crit.cohort == "general":
+        return 2 if crit.kind == "inclusion" else 3
+    return 4
+
+
+def _row(
+    kb: KnowledgeBase,
+    patient_id: str,
+    verdict: Verdict,
+    cohorts: tuple[CohortVerdict, ...],
+    statuses: Mapping[str, Status],
+) -> ScreenRow:
+    """A screening row from a patient's verdicts and statuses, whichever engine gave them."""
+    blocking_ids = criteria_with(cohorts, Status.FAIL, kb.criteria, statuses)
+    unknown_ids = criteria_with(cohorts, Status.UNKNOWN, kb.criteria, statuses)
+    blocking = [c for c in kb.criteria if c.id in blocking_ids]
+    stages = [_stage(c) for c in blocking]
+    index, places = _counted(kb)
+    return ScreenRow(
+        patient_id,
+        verdict,
+        tuple(c.cohort for c in cohorts),
+        Statuses(index, tuple(statuses[kb.criteria[n].id] for n in places)),
+        tuple(c.id for c in blocking),
+        min(stages) if stages and verdict == Verdict.INELIGIBLE else len(STAGES),
+        tuple(c.id for c in kb.criteria if c.id in unknown_ids),
+        reason="; ".join(c.note for c in cohorts if c.note) if verdict == Verdict.NEEDS_DATA else "",
+    )
+
+
+def screen(
+    kb: KnowledgeBase,
+    dataset: Dataset,
+    assumptions: AssumptionSet,
+    as_of: date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    engine: str = "sql",
+) -> list[ScreenRow]:
+    """Every input patient, in the data set's order, then those none of whose rows could be
+    read (`not_evaluated`, with the reason): as many rows as the input has patients.
+
+    `engine`: "sql", the set-at-a-time path (`kb.screening.batch`, identical statuses, both cores), or
+    "pydatalog", one patient at a time. `progress(done, total)` as patients are done.
+    """
+    patients = list(dataset.patients.values())
+    missing = dataset.not_loaded
+    total = len(patients) + len(missing)
+    rows = []
+    if engine == "pydatalog":
+        for n, patient in enumerate(patients):
+            result = assess(patient, kb, assumptions, as_of, explain="status")
+            rows.append(_row(kb, patient.id, result.verdict, result.cohorts, {r.id: r.status for r in result.criteria}))
+            if progress is not None:
+                progress(n + 1, total)
+    else:
+        tick = (lambda done: progress(done, total)) if progress is not None else None
+        # below a thousand patients a second process costs more than it saves (and the app
+        # should not fork its server for a clinic's worth)
+        workers = 1 if len(patients) < PARALLEL_FROM else None
+        for verdict in evaluate_many(patients, kb, assumptions, as_of, workers=workers, progress=tick):
+            rows.append(_row(kb, verdict.patient_id, verdict.verdict, verdict.cohorts, verdict.statuses))
+    for pid, reason in missing.items():
+        rows.append(ScreenRow(pid, Verdict.NOT_EVALUATED, (), {}, (), 0, reason=reason))
+    if progress is not None:
+        progress(total, total)
+    return rows
+
+
+def earliest_dates(
+    rows: list[ScreenRow], kb: KnowledgeBase, dataset: Dataset, assumptions: AssumptionSet, as_of: date | None = None
+) -> list[ScreenRow]:
+    """The rows with, for each ineligible patient whom waiting alone makes eligible (the
+    cheapest confirmed repair is a wait, with what moving enrolment implies), that date."""
+    out = []
+    for row in rows:
+        if row.verdict == Verdict.INELIGIBLE:
+            answer = find_repairs(dataset.patient(row.patient), kb, assumptions, as_of, max_repairs=1)
+            best = answer.repairs[0] if answer.repairs else None
+            if best is not None and best.cost == "wait":
+                row = replace(row, earliest=best.enrolment)
+        out.append(row)
+    return out
+
+
+def funnel(rows: list[ScreenRow]) -> list[tuple[str, int]]:
+    """How many patients are still in after each stage."""
+    return [(name, sum(1 for r in rows if r.dropped_at > n)) for n, name in enumerate(STAGES)]
+
+
+#: the file set's files, in the order the loader reads them (and reports their problems)
+_FILES = ("patients.csv", "observations.csv", "events.csv", "attestations.csv")
+#: patients per chunk of `screen_folder` (a chunk's patients and facts are held at once)
+FOLDER_CHUNK = 2500
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A screening of a file set on disk: the rows `screen` gives, and the problems
+    `load_dataset` reports, in its order."""
+
+    rows: list[ScreenRow]
+    problems: list[Problem]
+
+
+@dataclass(frozen=True)
+class Screening:
+    """A screening as a report shows it: the rows, the problems reading the data set named
+    `name` (every one, so that no count hides what could not be read), and the funnel."""
+
+    rows: list[ScreenRow]
+    problems: list[Problem]
+    name: str
+
+    def table(self) -> list[dict[str, str]]:
+        """The rows as the report's table: one dict per patient, the same columns for each."""
+        return [r.as_dict() for r in self.rows]
+
+    def funnel(self) -> list[tuple[str, int]]:
+        return funnel(self.rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `kb screen --json` prints."""
+        return {
+            "patients": self.table(),
+            "funnel": [{"stage": s, "patients": n} for s, n in self.funnel()],
+            "rejected_rows": [str(p) for p in self.problems],
+            "file_problems": [str(p) for p in self.problems if p.patient_id is None],
+        }
+
+
+def streamable(path: Path, input_format: str = "auto", engine: str = "sql", encoding: str | None = None) -> bool:
+    """Whether `screen_folder` can screen `path` in chunks, never holding it whole: a CSV file
+    set on disk, screened by the SQL engine. A declared encoding is read by the whole-file
+    loader, which decodes each file once."""
+    plain = input_format in ("auto", "csv") and path.is_dir() and (path / "patients.csv").exists()
+    return plain and engine == "sql" and not encoding
+
+
+class _Unsplittable(Exception):
+    """The file set holds what only the whole-file loader reports the same way (text that is
+    not UTF-8, a header without patient_id, a malformed CSV): it is read whole."""
+
+
+class _Split:
+    """The file set split by patient into chunk folders. Each record keeps its relative order
+    and goes to the chunk of its patient; a record of no listed patient goes to the last
+    chunk, whose patients.csv lists every id (so the loader reports it, with its suggestion,
+    as it would). `rows[chunk][file][n]` is the original row of the chunk file's row n + 2."""
+
+    def __init__(self, folder: Path, target: Path, size: int) -> None:
+        self.target = target
+        self.order: list[str] = []  # first rows of patients.csv, in its order
+        self.chunk_of: dict[str, int] = {}
+        self.rows: list[dict[str, array[int]]] = []
+        for file in _FILES:
+            if (folder / file).exists():
+                self._split(folder / file, size)
+        self.count = len(self.rows)
+
+    def _split(self, path: Path, size: int) -> None:
+        writers: dict[int, tuple[Any, array[int]]] = {}
+        handles = []
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                reader = csv.reader(fh, strict=True)  # as the loader reads it
+                header = next(reader, None) or []
+                names = [h.strip() for h in header]
+                if "patient_id" not in names or (path.name != "patients.csv" and not self.order):
+                    raise _Unsplittable(path.name)
+                at = names.index("patient_id")
+                number = 1
+                for record in reader:
+                    if record == []:  # csv.DictReader skips it without counting it
+                        continue
+                    number += 1
+                    pid = record[at].strip() if at < len(record) else ""
+                    if path.name == "patients.csv" and pid and pid not in self.chunk_of:
+                        self.chunk_of[pid] = len(self.order) // size
+                        self.order.append(pid)
+                    # a patients.csv row without an id is reported in any chunk; another file's
+                    # row of no listed patient goes to the orphans' chunk (-1)
+                    chunk = self.chunk_of.get(pid, 0 if path.name == "patients.csv" else -1)
+                    if chunk == -1 and (not pid or len(pid) > CELL_LIMIT):
+                        raise _Unsplittable(path.name)  # a row that may be anyone's: unread for every patient
+                    if chunk not in writers:
+                        index = chunk if chunk >= 0 else (len(self.order) - 1) // size + 1
+                        while len(self.rows) <= index:
+                            self.rows.append({})
+                        folder = self.target / f"chunk{index}"
+                        folder.mkdir(exist_ok=True)
+                        handle = (folder / path.name).open("w", encoding="utf-8", newline="")
+                        handles.append(handle)
+                        writer = csv.writer(handle)
+                        writer.writerow(header)
+                        self.rows[index][path.name] = array("L")
+                        writers[chunk] = (writer, self.rows[index][path.name])
+                    writer, rows = writers[chunk]
+                    writer.writerow(record)
+                    rows.append(number)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _Unsplittable(path.name) from exc
+        finally:
+            for handle in handles:
+                handle.close()
+
+    def load(self, index: int, today: date | None) -> Dataset:
+        folder = self.target / f"chunk{index}"
+        if not (folder / "patients.csv").exists():  # the orphans' chunk: every id, nothing else
+            folder.mkdir(exist_ok=True)
+            with (folder / "patients.csv").open("w", encoding="utf-8", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["patient_id"])
+                writer.writerows([pid] for pid in self.order)
+        return load_dataset(folder, today=today)
+
+    def original(self, index: int, problem: Problem) -> Problem:
+        """The problem as the whole file set reports it: its row, and any row its text names."""
+        rows = self.rows[index].get(problem.path)
+        if rows is None or problem.row is None or problem.row < 2:
+            return problem
+
+        def row(local: int) -> int:
+            return rows[local - 2] if 2 <= local < len(rows) + 2 else local
+
+        def text(value: str) -> str:
+            return re.sub(
+                rf"\b{re.escape(problem.path)} row (\d+)", lambda m: f"{problem.path} row {row(int(m[1]))}", value
+            )
+
+        return replace(problem, row=row(problem.row), message=text(problem.message), hint=text(problem.hint))
+
+
+def screen_folder(
+    kb: KnowledgeBase,
+    folder: Path | str,
+    assumptions: AssumptionSet,
+    as_of: date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int = FOLDER_CHUNK,
+    today: date | None = None,
+) -> Screened:
+    """`screen` over `load_dataset(folder)`, streamed: at most a few chunks of `chunk`
+    patients are held at once (here and in each worker). A file set only the whole-file
+    loader can report the same way is read whole."""
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="kb-screen-") as scratch:
+        try:
+            split = _Split(folder, Path(scratch), chunk)
+        except _Unsplittable:
+            dataset = load_dataset(folder, today=today)
+            return Screened(screen(kb, dataset, assumptions, as_of, progress), dataset.problems)
+        problems: list[tuple[int, int, int, Problem]] = []  # file, row, arrival, problem
+        loaded: set[str] = set()
+
+        def patients() -> Iterator[Patient]:
+            for index in range(split.count):
+                dataset = split.load(index, today)
+                orphans = index * chunk >= len(split.order)
+                for problem in dataset.problems:
+                    if orphans and problem.path == "patients.csv":
+                        continue  # the id list written for them, not the user's file
+                    found = split.original(index, problem)
+                    rank = _FILES.index(found.path) if found.path in _FILES else len(_FILES)
+                    problems.append((rank, found.row if found.row is not None else 1 << 62, len(problems), found))
+                if orphans:
+                    continue
+                loaded.update(dataset.patients)
+                yield from dataset.patients.values()
+
+        total = len(split.order)
+        tick = (lambda done: progress(done, total)) if progress is not None else None
+        workers = 1 if total < PARALLEL_FROM else None
+        rows = [
+            _row(kb, v.patient_id, v.verdict, v.cohorts, v.statuses)
+            for v in evaluate_many(patients(), kb, assumptions, as_of, workers=workers, chunk=chunk, progress=tick)
+        ]
+    ordered = [p for *_, p in sorted(problems, key=lambda t: t[:3])]
+    unique = list(dict.fromkeys(ordered))  # a header problem is reported by every chunk
+    known = cast(dict[str, Patient], dict.fromkeys(loaded))  # only the ids are read
+    for pid, reason in Dataset(folder.name, str(folder), known, unique).not_loaded.items():
+        rows.append(ScreenRow(pid, Verdict.NOT_EVALUATED, (), {}, (), 0, reason=reason))
+    if progress is not None:
+        progress(len(rows), len(rows))
+    return Screened(rows, unique)
