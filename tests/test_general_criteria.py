@@ -189,7 +189,13 @@ def test_an_unknown_drug_name_is_reported_and_leaves_its_criteria_unknown(
     assert result.result("GI6").status == "pass"  # after the screening sample: not in GI6's window
 
 
-@pytest.mark.parametrize("flip", [None, *FLIPS], ids=lambda f: "defaults" if f is None else f"{f[0]}={f[1]}")
+# Under the defaults in the fast profile; under each of the 31 other readings (about 12 s each:
+# every vignette assessed again) in the slow profile, which CI also runs.
+@pytest.mark.parametrize(
+    "flip",
+    [None, *(pytest.param(flip, marks=pytest.mark.slow) for flip in FLIPS)],
+    ids=lambda f: "defaults" if f is None else f"{f[0]}={f[1]}",
+)
 def test_every_unknown_says_what_to_collect(
     kb: KnowledgeBase, demo: Dataset, flip: tuple[str, str, str, str, str, str] | None
 ) -> None:
