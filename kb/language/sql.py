@@ -24,7 +24,10 @@ from kb.language.syntax import Atom, Comparison, Const, Declaration, Negation, P
 
 __all__ = [
     "DECIMAL_TYPES",
+    "DUCKDB",
     "NUMBER_SCALE",
+    "SPARK",
+    "Dialect",
     "SqlPlan",
     "SqlUnsupported",
     "Step",
@@ -45,20 +48,36 @@ class SqlUnsupported(ValueError):
     """A rule uses something the SQL path cannot evaluate exactly (the reference engine can)."""
 
 
-def table_name(relation: str) -> str:
-    return f'"r_{relation}"'
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL engines for the statements written here: how a name is
+    quoted and what a text column is called. Everything else (joins, UNION, NOT EXISTS,
+    exact DECIMAL(38, 28) and BIGINT arithmetic) is the standard both engines read alike."""
+
+    name: str
+    quote: str
+    text_type: str
+
+
+DUCKDB = Dialect("duckdb", '"', "VARCHAR")
+#: Spark SQL (ANSI mode, `spark.sql.decimalOperations.allowPrecisionLoss` off: see kb.screening.spark)
+SPARK = Dialect("spark", "`", "STRING")
+
+
+def table_name(relation: str, dialect: Dialect = DUCKDB) -> str:
+    return f"{dialect.quote}r_{relation}{dialect.quote}"
 
 
 #: Declared types held as exact decimals (a `day` is an integer day number).
 DECIMAL_TYPES = frozenset({"number", "days"})
 
 
-def column_type(type_name: str) -> str:
+def column_type(type_name: str, dialect: Dialect = DUCKDB) -> str:
     if type_name == "day":
         return "BIGINT"
     if type_name in DECIMAL_TYPES:
         return _NUMBER_SQL
-    return "VARCHAR"
+    return dialect.text_type
 
 
 def fits_exactly(value: Decimal | int) -> bool:
@@ -79,6 +98,13 @@ class Step:
     relations: tuple[str, ...]
     create: tuple[str, ...]
     repeat: tuple[str, ...] = ()
+    #: each relation's rules as SELECTs (the union is the relation), for an engine that
+    #: materialises results its own way (Spark) rather than running `create` and `repeat`
+    selects: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def recursive(self) -> bool:
+        return bool(self.repeat)
 
 
 @dataclass(frozen=True)
@@ -90,14 +116,15 @@ class SqlPlan:
     #: input relations whose second argument every rule names by a constant: only facts with
     #: one of these values can match (a patient's 30 score items when the rules read 9 items)
     selective: dict[str, frozenset[str]]
+    dialect: Dialect = DUCKDB
 
     def empty_table(self, relation: str) -> str:
-        return _create_empty(relation, self.inputs[relation])
+        return _create_empty(relation, self.inputs[relation], self.dialect)
 
 
-def _create_empty(relation: str, decl: Declaration) -> str:
-    cols = ", ".join(f"c{i} {column_type(t)}" for i, (_, t) in enumerate(decl.params))
-    return f"CREATE OR REPLACE TABLE {table_name(relation)} ({cols})"
+def _create_empty(relation: str, decl: Declaration, dialect: Dialect) -> str:
+    cols = ", ".join(f"c{i} {column_type(t, dialect)}" for i, (_, t) in enumerate(decl.params))
+    return f"CREATE OR REPLACE TABLE {table_name(relation, dialect)} ({cols})"
 
 
 def _literal(value: Decimal | str, type_name: str | None = None) -> str:
@@ -111,8 +138,9 @@ def _literal(value: Decimal | str, type_name: str | None = None) -> str:
 class _RuleSql:
     """One rule body as FROM/WHERE over aliased tables, binding each variable once."""
 
-    def __init__(self, rule: Rule, decls: Mapping[str, Declaration]) -> None:
+    def __init__(self, rule: Rule, decls: Mapping[str, Declaration], dialect: Dialect) -> None:
         self.decls = decls
+        self.dialect = dialect
         self.bound: dict[str, str] = {}  # variable → SQL expression
         self.tables: list[str] = []
         self.where: list[str] = []
@@ -126,7 +154,7 @@ class _RuleSql:
         self.rule = rule
 
     def _atom(self, atom: Atom, alias: str) -> None:
-        self.tables.append(f"{table_name(atom.predicate)} AS {alias}")
+        self.tables.append(f"{table_name(atom.predicate, self.dialect)} AS {alias}")
         params = self.decls[atom.predicate].params
         for i, arg in enumerate(atom.args):
             column = f"{alias}.c{i}"
@@ -171,13 +199,13 @@ class _RuleSql:
             value = _literal(arg.value, params[i][1]) if isinstance(arg, Const) else self.term(arg)
             conditions.append(f"{alias}.c{i} = {value}")
         where = " AND ".join(conditions) or "TRUE"
-        return f"NOT EXISTS (SELECT 1 FROM {table_name(lit.atom.predicate)} AS {alias} WHERE {where})"
+        return f"NOT EXISTS (SELECT 1 FROM {table_name(lit.atom.predicate, self.dialect)} AS {alias} WHERE {where})"
 
     def select(self) -> str:
         params = self.decls[self.rule.head.predicate].params
         columns = []
         for i, arg in enumerate(self.rule.head.args):
-            wanted = column_type(params[i][1])
+            wanted = column_type(params[i][1], self.dialect)
             value = _literal(arg.value, params[i][1]) if isinstance(arg, Const) else self.term(arg)
             columns.append(f"CAST({value} AS {wanted}) AS c{i}")
         sql = "SELECT " + ", ".join(columns)
@@ -222,7 +250,7 @@ def _components(graph: Mapping[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def compile_sql(program: Program, roots: Iterable[str] | None = None) -> SqlPlan:
+def compile_sql(program: Program, roots: Iterable[str] | None = None, dialect: Dialect = DUCKDB) -> SqlPlan:
     """The SQL that derives `roots` (every rule relation when None) from the input tables."""
     decls = program.declarations
     needed = set(program.depends_on(roots)) if roots is not None else set(decls)
@@ -240,18 +268,18 @@ def compile_sql(program: Program, roots: Iterable[str] | None = None) -> SqlPlan
     steps = []
     for component in _components(graph):
         recursive = len(component) > 1 or component[0] in graph[component[0]]
-        create, repeat = [], []
+        create, repeat, by_relation = [], [], []
         for name in component:
-            selects = [_RuleSql(rule, decls).select() for rule in program.rules_for(name)]
+            selects = [_RuleSql(rule, decls, dialect).select() for rule in program.rules_for(name)]
+            by_relation.append((name, tuple(selects)))
+            table = table_name(name, dialect)
             if recursive or not selects:
-                create.append(_create_empty(name, decls[name]))
-                repeat += [
-                    f"INSERT INTO {table_name(name)} ({s}) EXCEPT SELECT * FROM {table_name(name)}" for s in selects
-                ]
+                create.append(_create_empty(name, decls[name], dialect))
+                repeat += [f"INSERT INTO {table} ({s}) EXCEPT SELECT * FROM {table}" for s in selects]
             else:  # UNION: set semantics, as in Datalog
-                create.append(f"CREATE OR REPLACE TABLE {table_name(name)} AS {' UNION '.join(selects)}")
-        steps.append(Step(tuple(component), tuple(create), tuple(repeat)))
-    return SqlPlan(inputs, tuple(steps), _selective(program, derived, inputs))
+                create.append(f"CREATE OR REPLACE TABLE {table} AS {' UNION '.join(selects)}")
+        steps.append(Step(tuple(component), tuple(create), tuple(repeat) if recursive else (), tuple(by_relation)))
+    return SqlPlan(inputs, tuple(steps), _selective(program, derived, inputs), dialect)
 
 
 def _selective(program: Program, derived: list[str], inputs: Mapping[str, Declaration]) -> dict[str, frozenset[str]]:

@@ -52,7 +52,21 @@ from kb.reasoning.evaluation import (
 from kb.records.patients import Patient
 from kb.status import Status, Truth, Verdict
 
-__all__ = ["CHUNK", "BatchVerdict", "evaluate_many", "sql_plan"]
+__all__ = [
+    "CHUNK",
+    "TRUTH_LETTER",
+    "BatchVerdict",
+    "ChunkFacts",
+    "Decider",
+    "FactTables",
+    "chunk_facts",
+    "evaluate_many",
+    "make_decider",
+    "predicates",
+    "reference_verdict",
+    "sql_plan",
+    "truth_key",
+]
 
 #: Patients per DuckDB pass, at most: each pass runs ~200 statements at ~2 ms each whatever
 #: the chunk's size, so chunks are as large as this allows; it keeps a worker's facts to a
@@ -79,7 +93,7 @@ class BatchVerdict:
 
 
 _PLANS: dict[int, tuple[KnowledgeBase, SqlPlan | None]] = {}
-_DECIDERS: dict[tuple[int, int], tuple[KnowledgeBase, AssumptionSet, _Decider]] = {}
+_DECIDERS: dict[tuple[int, int], tuple[KnowledgeBase, AssumptionSet, Decider]] = {}
 
 
 def sql_plan(kb: KnowledgeBase) -> SqlPlan | None:
@@ -88,7 +102,7 @@ def sql_plan(kb: KnowledgeBase) -> SqlPlan | None:
     cached = _PLANS.get(id(kb))
     if cached is None or cached[0] is not kb:
         try:
-            plan: SqlPlan | None = compile_sql(kb.program, _predicates(kb))
+            plan: SqlPlan | None = compile_sql(kb.program, predicates(kb))
         except SqlUnsupported:
             plan = None
         cached = (kb, plan)
@@ -96,16 +110,16 @@ def sql_plan(kb: KnowledgeBase) -> SqlPlan | None:
     return cached[1]
 
 
-def _predicates(kb: KnowledgeBase) -> list[str]:
+def predicates(kb: KnowledgeBase) -> list[str]:
     return sorted({c.predicate for c in kb.criteria if c.predicate})
 
 
-def _decider(kb: KnowledgeBase, assumptions: AssumptionSet) -> _Decider:
+def make_decider(kb: KnowledgeBase, assumptions: AssumptionSet) -> Decider:
     cached = _DECIDERS.get((id(kb), id(assumptions)))
     if cached is None or cached[0] is not kb or cached[1] is not assumptions:
         if len(_DECIDERS) > 16:  # an app session tries many assumption sets: keep the recent ones
             _DECIDERS.clear()
-        cached = (kb, assumptions, _Decider(kb, assumptions))
+        cached = (kb, assumptions, Decider(kb, assumptions))
         _DECIDERS[(id(kb), id(assumptions))] = cached
     return cached[2]
 
@@ -120,7 +134,7 @@ def _exact_text(value: object) -> str | None:
     return format(number, "f") if isinstance(number, Decimal) and fits_exactly(number) else None
 
 
-class _Tables:
+class FactTables:
     """The input facts of a chunk, relation by relation, ready to become DuckDB tables."""
 
     def __init__(self, plan: SqlPlan) -> None:
@@ -185,7 +199,7 @@ class _NotExact(Exception):
 
 
 #: a derived truth as one letter: yes, no, not applicable
-_LETTER = {Truth.YES: "y", Truth.NO: "n", Truth.NA: "a"}
+TRUTH_LETTER = {Truth.YES: "y", Truth.NO: "n", Truth.NA: "a"}
 
 
 def _truths(con: duckdb.DuckDBPyConnection, predicates: list[str]) -> Iterator[tuple[str, dict[str, str]]]:
@@ -194,9 +208,9 @@ def _truths(con: duckdb.DuckDBPyConnection, predicates: list[str]) -> Iterator[t
     One grouped query packs them into a string per patient, read with C-speed slicing:
     reading every table row by row would cost more than deriving them. A predicate with two
     truths for one patient is a defect of the rules and is reported as such."""
-    letters = " ".join(f"WHEN '{truth}' THEN '{letter}'" for truth, letter in _LETTER.items())
+    letters = " ".join(f"WHEN '{truth}' THEN '{letter}'" for truth, letter in TRUTH_LETTER.items())
     union = " UNION ALL ".join(
-        f"SELECT '{_key(k)}' AS k, c0, CASE c1 {letters} ELSE '?' END AS t FROM {table_name(p)}"
+        f"SELECT '{truth_key(k)}' AS k, c0, CASE c1 {letters} ELSE '?' END AS t FROM {table_name(p)}"
         for k, p in enumerate(predicates)
     )
     query = f"SELECT c0, string_agg(k || t, '' ORDER BY k, t) FROM ({union}) GROUP BY c0"
@@ -212,7 +226,7 @@ def _truths(con: duckdb.DuckDBPyConnection, predicates: list[str]) -> Iterator[t
 _BASE = 0x100  # keys are characters from here on: clear of quotes and of the letters
 
 
-def _key(k: int) -> str:
+def truth_key(k: int) -> str:
     return chr(_BASE + k)
 
 
@@ -236,7 +250,7 @@ def _count(con: duckdb.DuckDBPyConnection, relations: tuple[str, ...]) -> int:
     return total
 
 
-class _Decider:
+class Decider:
     """Statuses and verdicts from the truths the SQL derived, as `assess` decides them.
 
     What does not depend on the truths (which criteria apply to a set of cohorts, the
@@ -247,7 +261,7 @@ class _Decider:
     def __init__(self, kb: KnowledgeBase, assumptions: AssumptionSet) -> None:
         self.kb, self.assumptions = kb, assumptions
         self.ids = tuple(c.id for c in kb.criteria)
-        self._index = {p: _key(k) for k, p in enumerate(_predicates(kb))}
+        self._index = {p: truth_key(k) for k, p in enumerate(predicates(kb))}
         self._templates: dict[tuple[str, ...], tuple[list[Status], list[tuple[int, str, dict[str, Status]]]]] = {}
         self._verdicts: dict[tuple[tuple[str, ...], tuple[Status, ...]], tuple[Verdict, tuple[CohortVerdict, ...]]] = {}
 
@@ -265,7 +279,7 @@ class _Decider:
                     fixed.append(Status.MANUAL)
                 else:
                     fixed.append(Status.UNKNOWN)  # unless a truth is derived
-                    statuses = {letter: status_from_truth(crit, truth) for truth, letter in _LETTER.items()}
+                    statuses = {letter: status_from_truth(crit, truth) for truth, letter in TRUTH_LETTER.items()}
                     decided.append((n, self._index[crit.predicate], statuses))
             self._templates[cohorts] = (fixed, decided)
         return self._templates[cohorts]
@@ -299,17 +313,30 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _evaluate_chunk(
+@dataclass
+class ChunkFacts:
+    """A chunk's input facts as tables, and who the SQL cannot decide.
+
+    `cohorts`: each patient the SQL decides → its trial diagnoses; `reference`: the patients
+    with a number the SQL columns cannot hold exactly (pyDatalog decides them)."""
+
+    tables: FactTables | None  # None: the rules themselves need the reference engine
+    cohorts: dict[str, tuple[str, ...]]
+    reference: list[Patient]
+
+
+def chunk_facts(
     patients: Sequence[Patient],
     kb: KnowledgeBase,
     assumptions: AssumptionSet,
     as_of: date | None,
     today: date | None,
-) -> list[BatchVerdict]:
+) -> ChunkFacts:
+    """The facts of a chunk of patients, as every SQL engine (DuckDB, Spark) reads them."""
     plan = sql_plan(kb)
     if plan is None:
-        return [_reference(patient, kb, assumptions, as_of, today) for patient in patients]
-    tables = _Tables(plan)
+        return ChunkFacts(None, {}, list(patients))
+    tables = FactTables(plan)
     tables.add(assumption_facts(assumptions))
     cohorts: dict[str, tuple[str, ...]] = {}
     for patient in patients:
@@ -319,29 +346,40 @@ def _evaluate_chunk(
     try:
         misfits = tables.misfits()  # a number DECIMAL(38, 28) cannot hold: the reference engine decides
     except _NotExact:
-        return [_reference(patient, kb, assumptions, as_of, today) for patient in patients]
-    reference = [p for p in patients if p.id in misfits]
+        return ChunkFacts(None, {}, list(patients))
     for pid in misfits:
         del cohorts[pid]
-    decider = _decider(kb, assumptions)
+    return ChunkFacts(tables, cohorts, [p for p in patients if p.id in misfits])
+
+
+def _evaluate_chunk(
+    patients: Sequence[Patient],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None,
+    today: date | None,
+) -> list[BatchVerdict]:
+    facts = chunk_facts(patients, kb, assumptions, as_of, today)
+    plan = sql_plan(kb)
+    decider = make_decider(kb, assumptions)
     out: dict[str, BatchVerdict] = {}
-    if cohorts:
+    if facts.cohorts and facts.tables is not None and plan is not None:
         con = duckdb.connect(config={"threads": 1})
         try:
-            tables.load(con)
+            facts.tables.load(con)
             _run(con, plan)
-            for pid, found in _truths(con, _predicates(kb)):
-                out[pid] = decider(pid, cohorts[pid], found)
+            for pid, found in _truths(con, predicates(kb)):
+                out[pid] = decider(pid, facts.cohorts[pid], found)
         finally:
             con.close()
-    for pid in cohorts.keys() - out.keys():  # no criterion derived anything: every one unknown
-        out[pid] = decider(pid, cohorts[pid], {})
-    for patient in reference:
-        out[patient.id] = _reference(patient, kb, assumptions, as_of, today)
+    for pid in facts.cohorts.keys() - out.keys():  # no criterion derived anything: every one unknown
+        out[pid] = decider(pid, facts.cohorts[pid], {})
+    for patient in facts.reference:
+        out[patient.id] = reference_verdict(patient, kb, assumptions, as_of, today)
     return [out[p.id] for p in patients]
 
 
-def _reference(
+def reference_verdict(
     patient: Patient, kb: KnowledgeBase, assumptions: AssumptionSet, as_of: date | None, today: date | None
 ) -> BatchVerdict:
     result = assess(patient, kb, assumptions, as_of, explain="status", today=today)
