@@ -223,7 +223,8 @@ def screen(
     *,
     input_format: str = "auto",
     encoding: str | None = None,
-    engine: str = "sql",
+    engine: str = "duckdb",
+    spark_master: str | None = None,
     dates: bool = False,
     diagnoses_complete: bool = False,
     progress: Callable[[int, int], None] | None = None,
@@ -231,7 +232,8 @@ def screen(
     """Every patient of a data set (default: the demo one): verdict, blockers, open criteria
     and the attrition funnel. A CSV file set given by its path is screened in chunks, never
     held whole; `dates` adds, for each patient whom waiting alone makes eligible, the date
-    (a repair search per ineligible patient: slower). `engine="pydatalog"` is the reference
+    (a repair search per ineligible patient: slower). `engine="spark"` runs the same compiled
+    rules on Apache Spark (local[*], or `spark_master`); `engine="pydatalog"` is the reference
     path, one patient at a time (same statuses). `diagnoses_complete` (FHIR, OMOP): each
     diagnosis list is complete up to the later of `as_of` and today."""
     kb = kb or load_knowledge()
@@ -243,7 +245,7 @@ def screen(
             return Screening(screened.rows, screened.problems, path.name)
         complete = max(as_of or date.today(), date.today()) if diagnoses_complete else None
         data = load_data(path, input_format, encoding=encoding, diagnoses_complete=complete)
-    rows = _screen(kb, data, in_force, as_of, progress, engine=engine)
+    rows = _screen(kb, data, in_force, as_of, progress, engine=engine, spark_master=spark_master)
     if dates:
         rows = earliest_dates(rows, kb, data, in_force, as_of)
     return Screening(rows, data.problems, data.name)

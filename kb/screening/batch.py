@@ -59,6 +59,7 @@ __all__ = [
     "ChunkFacts",
     "Decider",
     "FactTables",
+    "arrow_facts",
     "chunk_facts",
     "evaluate_many",
     "make_decider",
@@ -173,25 +174,40 @@ class FactTables:
                     self.rows[relation] = [row for row in self.rows[relation] if row[0] not in out]
         return out
 
+    def arrow(self, relation: str) -> pa.Table | None:
+        """One input relation as Arrow columns c0, c1 … (None when it holds no fact)."""
+        found = self.rows[relation]
+        types = self.types[relation]
+        if types and types[0] != "patient":
+            found = list(set(found))  # reference facts: every patient repeats them
+        return arrow_facts(types, found)
+
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """One table per input relation (Arrow columns; numbers cast from exact decimal text)."""
         for relation, types in self.types.items():
             con.execute(self.plan.empty_table(relation))
-            found = self.rows[relation]
-            if types and types[0] != "patient":
-                found = list(set(found))  # reference facts: every patient repeats them
-            if not found:
+            table = self.arrow(relation)
+            if table is None:
                 continue
-            columns = []
-            for i, column in enumerate(zip(*found, strict=True)):
-                if types[i] in DECIMAL_TYPES:
-                    columns.append(pa.array([_exact_text(v) for v in column], pa.string()))
-                else:
-                    columns.append(pa.array(column, pa.int64() if types[i] == "day" else pa.string()))
-            con.register("incoming", pa.table({f"c{i}": col for i, col in enumerate(columns)}))
+            con.register("incoming", table)
             casts = ", ".join(f"CAST(c{i} AS {column_type(t)})" for i, t in enumerate(types))
             con.execute(f"INSERT INTO {table_name(relation)} SELECT {casts} FROM incoming")
             con.unregister("incoming")
+
+
+def arrow_facts(types: Sequence[str], rows: Sequence[tuple[object, ...]]) -> pa.Table | None:
+    """Facts of one relation as Arrow columns: a day as int64, a number as its exact decimal
+    text (each SQL engine casts it to DECIMAL(38, 28): no float ever holds it), the rest as
+    text. None when there is no fact."""
+    if not rows:
+        return None
+    columns = []
+    for i, column in enumerate(zip(*rows, strict=True)):
+        if types[i] in DECIMAL_TYPES:
+            columns.append(pa.array([_exact_text(v) for v in column], pa.string()))
+        else:
+            columns.append(pa.array(column, pa.int64() if types[i] == "day" else pa.string()))
+    return pa.table({f"c{i}": col for i, col in enumerate(columns)})
 
 
 class _NotExact(Exception):

