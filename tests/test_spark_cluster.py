@@ -7,7 +7,6 @@ each screening seconds of Spark jobs); all on one xdist worker, which starts the
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
