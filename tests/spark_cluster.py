@@ -275,16 +275,9 @@ def spark_session_for(master: str) -> SparkSession:
     # the executors' Python workers run this interpreter; the driver listens on loopback only
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
+    from kb.screening.spark import spark_session
 
-    session = (
-        SparkSession.builder.master(master)
-        .appName("kb-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.executorEnv.PYTHONPATH", str(ROOT))
-        .getOrCreate()
-    )
+    session = spark_session(master)  # the screening's own settings (exact decimals, ANSI)
     if session.sparkContext.master != master:
         raise RuntimeError(f"asked for a Spark session on {master}, got one on {session.sparkContext.master}")
     _SESSION.update(master=master, session=session)
