@@ -12,7 +12,11 @@ from kb.catalogue.knowledge import KnowledgeBase, load_knowledge
 from kb.quality.vignettes import VignetteOutcome, check_vignettes, load_vignettes
 from kb.reasoning.evaluation import Assessment, assess
 from kb.records.patients import DEMO_DATASET, PATIENT_COLUMNS, Dataset, load_dataset
+from tests.spark_cluster import _spark_sessions, spark_cluster, spark_local, spark_on_cluster
 from tests.support import FILES, Rows
+
+# the shared Spark fixtures (a standalone cluster on loopback, one session per process): tests/spark_cluster.py
+__all__ = ["_spark_sessions", "spark_cluster", "spark_local", "spark_on_cluster"]
 
 
 @pytest.fixture(scope="session")
