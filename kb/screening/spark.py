@@ -240,15 +240,12 @@ def _levels(plan: SqlPlan) -> list[list[int]]:
     return levels
 
 
-def _derive(session: SparkSession, plan: SqlPlan, decls: dict[str, Declaration], keep: set[str]) -> list[DataFrame]:
-    """Every derived relation, registered as a view, one dependency level at a time.
-
-    A relation that more than one rule reads, or that the verdicts read (`keep`), is
-    materialised (`localCheckpoint`: its rows stored, its plan cut), so that the plans do
-    not grow with every relation; one read by a single rule stays a view, inlined there. The
-    relations of a level are derived concurrently (Spark runs jobs from several threads). A
-    recursive component goes to its fixpoint, each iteration materialised. The frames, to free."""
-    reads = _reads(plan)
+def _derive(session: SparkSession, plan: SqlPlan, decls: dict[str, Declaration]) -> list[DataFrame]:
+    """Every derived relation, materialised as it is derived (`localCheckpoint`: its rows
+    stored, its plan cut) and registered as a view, one dependency level at a time: each
+    query reads stored rows, so no plan grows with the relations before it. The relations
+    of a level are derived concurrently (Spark runs jobs from several threads). A recursive
+    component goes to its fixpoint, each iteration materialised. The frames, to free."""
     frames: list[DataFrame] = []
 
     def derive(n: int) -> None:
@@ -260,10 +257,8 @@ def _derive(session: SparkSession, plan: SqlPlan, decls: dict[str, Declaration],
             if not selects:
                 frame = session.createDataFrame([], _schema(decls[name]))
             else:  # UNION: set semantics, as in Datalog
-                frame = session.sql(" UNION ".join(selects))
-                if reads[name] > 1 or name in keep:
-                    frame = frame.localCheckpoint()
-                    frames.append(frame)
+                frame = session.sql(" UNION ".join(selects)).localCheckpoint()
+                frames.append(frame)
             _view(frame, name)
 
     with ThreadPoolExecutor(max_workers=_THREADS) as pool:
@@ -274,18 +269,6 @@ def _derive(session: SparkSession, plan: SqlPlan, decls: dict[str, Declaration],
 
 #: jobs submitted at once: enough to keep the cores busy while the driver plans the next
 _THREADS = 4
-
-
-def _reads(plan: SqlPlan) -> dict[str, int]:
-    """How many rule bodies read each derived relation."""
-    names = [name for step in plan.steps for name in step.relations]
-    out = dict.fromkeys(names, 0)
-    for step in plan.steps:
-        for _, selects in step.selects:
-            for sql in selects:
-                for name in names:
-                    out[name] += sql.count(table_name(name, SPARK) + " ")
-    return out
 
 
 def _fixpoint(
@@ -308,6 +291,15 @@ def _fixpoint(
                 frames.append(current[name])
                 _view(current[name], name)
     return frames
+
+
+def _tune(session: SparkSession, patients: int) -> None:
+    """Shuffle partitions for this many patients: two per core, one more per 100,000
+    patients per core beyond the first. Adaptive execution is off: it re-plans each of the
+    ~200 small queries after every stage, which costs more on the driver than it saves."""
+    cores = max(1, session.sparkContext.defaultParallelism)
+    session.conf.set("spark.sql.shuffle.partitions", str(cores * (2 + patients // (100_000 * cores))))
+    session.conf.set("spark.sql.adaptive.enabled", "false")
 
 
 def _truths(session: SparkSession, names: list[str]) -> dict[str, str]:
@@ -383,7 +375,8 @@ def evaluate_spark(
                     pq.write_table(table, scratch / relation / "part-shared.parquet")
             spark = session if session is not None else spark_session(master)
             _load_inputs(spark, plan, scratch)
-            frames = _derive(spark, plan, kb.program.declarations, set(predicates(kb)))
+            _tune(spark, len(cohorts))
+            frames = _derive(spark, plan, kb.program.declarations)
             try:
                 found = _truths(spark, predicates(kb))
             finally:
