@@ -120,7 +120,7 @@ def test_an_empty_screening_still_has_its_header() -> None:
     assert _sheet(screening_xlsx([], []), "patients") == [list(COLUMNS)]
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".json"])
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".json", ".parquet"])
 def test_write_screening_by_suffix(suffix: str, screened: list[ScreenRow], tmp_path: Path) -> None:
     path = tmp_path / f"screen{suffix}"
     stages = funnel(screened)
@@ -129,6 +129,13 @@ def test_write_screening_by_suffix(suffix: str, screened: list[ScreenRow], tmp_p
         assert path.read_bytes().decode("utf-8") == screening_csv(screened)
     elif suffix == ".xlsx":
         assert _sheet(path.read_bytes(), "patients") == _sheet(screening_xlsx(screened, stages), "patients")
+    elif suffix == ".parquet":  # the CSV's table, its values as they are (no spreadsheet reads them)
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        assert table.column_names == _csv(screening_csv(screened))[0]
+        assert table.to_pylist() == screening_table(screened)
+        assert table.num_rows == len(screened) > 0
     else:  # the JSON contract of `kb screen --json`: the screening's columns and the funnel
         answer = json.loads(path.read_text(encoding="utf-8"))
         assert answer["patients"] == [r.as_dict() for r in screened]
@@ -136,5 +143,5 @@ def test_write_screening_by_suffix(suffix: str, screened: list[ScreenRow], tmp_p
 
 
 def test_write_screening_names_the_suffixes_it_writes(tmp_path: Path) -> None:
-    with pytest.raises(KbError, match=r"written as \.csv, \.xlsx or \.json"):
+    with pytest.raises(KbError, match=r"written as \.csv, \.xlsx, \.json or \.parquet"):
         write_screening(tmp_path / "screen.txt", [], [])

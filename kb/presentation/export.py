@@ -5,7 +5,9 @@ so a site's spreadsheet reads the same whichever way it was made: one row per pa
 columns of the screening's JSON (`ScreenRow.as_dict`: patient, verdict, cohorts, blocking,
 unknown, earliest_date, left_at, reason), then one column per counted criterion with its
 status. The workbook holds that table as the sheet "patients" and the attrition funnel as
-"funnel". `--out x.json` writes the JSON contract (`kb screen --json`'s patients and funnel).
+"funnel". `--out x.json` writes the JSON contract (`kb screen --json`'s patients and funnel);
+`--out x.parquet` the table as Parquet (for a cluster's next step: the same columns, as text,
+the values as they are, since no spreadsheet reads a Parquet cell as a formula).
 
 Every cell goes through `spreadsheet_cell`, so a patient id or name from a file never
 becomes a formula in the investigator's spreadsheet.
@@ -18,14 +20,18 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from kb.errors import KbError
 from kb.screening.screen import ScreenRow
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 __all__ = [
     "COLUMNS",
     "FORMULA_STARTS",
+    "screening_arrow",
     "screening_csv",
     "screening_table",
     "screening_xlsx",
@@ -109,8 +115,23 @@ def screening_xlsx(rows: Sequence[ScreenRow], stages: Sequence[tuple[str, int]])
     return out.getvalue()
 
 
+def screening_arrow(rows: Sequence[ScreenRow]) -> pa.Table:
+    """The export as an Arrow table: the `COLUMNS` and one column per counted criterion,
+    every column text (a status, an id, a date in ISO form)."""
+    import pyarrow as pa
+
+    criteria = _criteria(rows)
+    names = [*COLUMNS, *criteria]
+    columns: dict[str, list[str]] = {name: [] for name in names}
+    for record in _records(rows, criteria):
+        for name in names:
+            columns[name].append(record[name])
+    return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+
+
 def write_screening(path: Path, rows: Sequence[ScreenRow], stages: Sequence[tuple[str, int]]) -> None:
-    """`kb screen --out`: the export by the file's suffix (.csv, .xlsx), or the JSON contract (.json)."""
+    """`kb screen --out`: the export by the file's suffix (.csv, .xlsx, .parquet), or the JSON
+    contract (.json)."""
     suffix = path.suffix.casefold()
     if suffix == ".json":
         funnel_rows = [{"stage": s, "patients": n} for s, n in stages]
@@ -121,5 +142,9 @@ def write_screening(path: Path, rows: Sequence[ScreenRow], stages: Sequence[tupl
             _write_csv(fh, rows)
     elif suffix == ".xlsx":
         path.write_bytes(screening_xlsx(rows, stages))
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(screening_arrow(rows), path)
     else:
-        raise KbError(f"{path}: the report is written as .csv, .xlsx or .json")
+        raise KbError(f"{path}: the report is written as .csv, .xlsx, .json or .parquet")
