@@ -183,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("patient")
     repair.add_argument("--max", type=int, default=5, metavar="N", help="at most N repairs (default 5)")
     screen_cmd = command("screen", "Screen every patient of a data set: verdicts, blockers, the attrition funnel.")
-    screen_cmd.add_argument("--out", type=Path, metavar="FILE", help="also write the report: .csv, .xlsx, .json or .parquet")
+    screen_cmd.add_argument(
+        "--out", type=Path, metavar="FILE", help="also write the report: .csv, .xlsx, .json or .parquet"
+    )
     screen_cmd.add_argument(
         "--dates", action="store_true", help="the earliest enrolment date when waiting is all it takes (slower)"
     )
