@@ -109,6 +109,13 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
         raise KbError(f"{path}: {reason}") from None
 
 
+def _memory() -> duckdb.DuckDBPyConnection:
+    """An in-memory database for tables handed over as Arrow, sealed as `_connect` seals a
+    file: the tables are copied in through the Python API, and no SQL run on it can reach the
+    file system, load an extension or change these settings."""
+    return duckdb.connect(":memory:", config=dict(_SAFE))
+
+
 def _tables(con: duckdb.DuckDBPyConnection, name: str, at: Mapping[str, str]) -> set[str]:
     """The OMOP tables present as base tables of the expected columns (names folded to lower
     case). A view (or any non-table) under an expected name, or an expected column missing,
@@ -189,7 +196,7 @@ def read_omop_tables(
 def _from_arrow(
     tables: Mapping[str, pa.Table], vocab: Vocabulary, reviewed: date | None, name: str, at: Mapping[str, str]
 ) -> Imported:
-    con = duckdb.connect(":memory:", config=dict(_SAFE))
+    con = _memory()
     try:
         _store(con, tables, name, at)
         return _read(con, name, at, _tables(con, name, at), vocab, reviewed)
