@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from datetime import date
+import time
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -494,3 +496,23 @@ def test_a_parquet_table_that_cannot_be_read(tmp_path: Path) -> None:
     (folder / "measurement.parquet").unlink()
     with pytest.raises(KbError, match=r"not an OMOP CDM database \(no concept table"):
         load_data(folder)
+
+
+@pytest.mark.parametrize("machine", ["UTC", "America/Los_Angeles", "Asia/Tokyo"])
+def test_a_zoned_birth_datetime_keeps_its_own_day(
+    tmp_path: Path, machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark hands timestamps over as instants in its session's zone: a birth at midnight in
+    Paris is that day, on a machine in any zone (DuckDB alone would show it in the machine's)."""
+    monkeypatch.setenv("TZ", machine)
+    time.tzset()
+    try:
+        tables = arrow_tables(build_omop(tmp_path / "site.duckdb"))
+        midnight = datetime(1985, 3, 3, tzinfo=ZoneInfo("Europe/Paris"))
+        born = pa.array([midnight, None], pa.timestamp("us", tz="Europe/Paris"))
+        person = tables["person"].set_column(5, "birth_datetime", born)
+        imported = read_omop_tables(tables | {"person": person}, load_vocabulary())
+        assert [r["birth_date"] for r in imported.rows["patients.csv"]] == ["1985-03-03", "1970-01-01"]
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kb.catalogue.vocabulary import Vocabulary
 from kb.errors import KbError, Problem
@@ -223,13 +224,24 @@ def _store(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table], name:
         keep = [first[c] for c in COLUMNS[folded] if c in first]
         view = f"_arrow_{folded}"
         try:
-            con.register(view, table.select(keep) if keep else table)
+            con.register(view, _wall_clock(table.select(keep) if keep else table))
             con.execute(f'CREATE TABLE "{folded}" AS SELECT * FROM "{view}"')
         except duckdb.Error as exc:
             reason = str(exc).splitlines()[0]
             raise KbError(f"{at[folded]}: cannot be read as an OMOP CDM table ({reason})") from None
         finally:
             con.unregister(view)
+
+
+def _wall_clock(table: pa.Table) -> pa.Table:
+    """Time zone-aware date-times as the wall-clock time of their own zone, as a CDM's
+    TIMESTAMP column holds them (Spark hands its timestamps over as instants in the session's
+    zone): DuckDB would show them in the zone of the machine running the import, and a birth
+    at midnight could fall on the day before."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz:
+            table = table.set_column(i, field.name, pc.local_timestamp(table.column(i)))
+    return table
 
 
 def read_omop_folder(folder: Path | str, vocab: Vocabulary, diagnoses_complete: date | None = None) -> Imported:
