@@ -250,3 +250,36 @@ def test_a_folder_mixing_csv_and_parquet_is_refused(tmp_path: Path, demo_parquet
 def test_one_parquet_file_is_not_a_data_set(demo_parquet: Path) -> None:
     with pytest.raises(KbError, match="looks like one Parquet file"):
         load_data(demo_parquet / "patients.parquet")
+
+
+def test_a_file_written_in_parts_as_spark_writes_it(tmp_path: Path, demo_parquet: Path) -> None:
+    """`df.write.parquet("set/observations.parquet")`: a folder of parts (and Spark's _SUCCESS
+    and .crc files). Its rows are read in the parts' order, and a fact or a problem names
+    the part and its own row."""
+    folder = tmp_path / "set"
+    shutil.copytree(demo_parquet, folder)
+    whole = pq.read_table(folder / "observations.parquet")
+    (folder / "observations.parquet").unlink()
+    parts = folder / "observations.parquet"
+    parts.mkdir()
+    cut = 100
+    second = whole.slice(cut)
+    values = second.column("value").to_pylist()
+    values[4] = "abc"  # the second part's fifth row: row 6 of that part
+    second = second.set_column(second.schema.get_field_index("value"), "value", pa.array(values, pa.string()))
+    pq.write_table(whole.slice(0, cut), parts / "part-00000.parquet")
+    pq.write_table(second, parts / "part-00001.parquet")
+    (parts / "_SUCCESS").write_bytes(b"")
+    (parts / ".part-00000.parquet.crc").write_bytes(b"\x00")
+    csv_set = load_dataset(DEMO_DATASET, today=TODAY)
+    dataset = load_data(folder, today=TODAY)
+    (problem,) = dataset.problems
+    assert (problem.path, problem.row, problem.column) == ("observations.parquet/part-00001.parquet", 6, "value")
+    for pid, patient in csv_set.patients.items():
+        expected = [o for o in patient.observations if o.source.row != cut + 6]
+        got = dataset.patients[pid].observations
+        assert [o.original for o in got] == [o.original for o in expected]
+        for mine, theirs in zip(got, expected, strict=True):
+            first = theirs.source.row - 2 < cut
+            part = "part-00000.parquet" if first else "part-00001.parquet"
+            assert str(mine.source) == f"observations.parquet/{part} row {theirs.source.row - (0 if first else cut)}"

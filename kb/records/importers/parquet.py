@@ -12,7 +12,9 @@ file. Rows are numbered as in the CSV written from the file: the file's n-th row
 n - 1 in Arrow or pandas) is `row n + 1`, the header being row 1, as a spreadsheet opened
 on it shows. A file that is not Parquet, a column of lists or structs, text that is not
 UTF-8 or a column the file set does not have is a problem naming the file and the column,
-never a stack trace.
+never a stack trace. A file may also be a folder of parts, as Spark writes a table
+(`observations.parquet/part-00000….parquet`, or a folder `observations`): the parts are read
+in name order, and a row is named by its part and its row there.
 
 Also `read_parquet`: one Parquet file, or a folder of parts (as Spark writes a table), to an
 Arrow table with a clear error; the OMOP importer reads its tables with it.
@@ -49,7 +51,7 @@ __all__ = [
 
 #: the Parquet file of each CSV file of the set
 PARQUET_FILES = {f"{csv_name.removesuffix('.csv')}.parquet": csv_name for csv_name in FILES}
-_CSV_NAME = re.compile(r"\b(patients|observations|events|attestations)\.csv\b")
+_CSV_NAME = re.compile(r"^(patients|observations|events|attestations)\.csv$")
 
 
 class _Unreadable(Exception):
@@ -74,8 +76,9 @@ def parquet_path(folder: Path, stem: str, parts: bool = False) -> Path | None:
 
 
 def is_parquet_set(folder: Path) -> bool:
-    """Whether `folder` holds the file set as Parquet (its patients.parquet at least)."""
-    return parquet_path(folder, "patients") is not None
+    """Whether `folder` holds the file set as Parquet (its patients.parquet at least: a
+    file, or a folder of parts named patients.parquet or patients)."""
+    return parquet_path(folder, "patients", parts=True) is not None
 
 
 def read_parquet(path: Path, label: str, columns: list[str] | None = None) -> pa.Table:
@@ -139,15 +142,23 @@ def _texts(column: pa.ChunkedArray, name: str, label: str) -> pa.ChunkedArray:
 def csv_bytes(table: pa.Table, label: str) -> bytes:
     """The CSV text of `table`, every column as text (`_texts`), under its own header: a
     column missing or misspelt is then reported by the loader exactly as in a CSV file."""
+    return _csv(_text_table(table, label))
+
+
+def _text_table(table: pa.Table, label: str) -> pa.Table:
+    """`table` with every column as text (`_texts`), under its own names."""
     names = [str(n) for n in table.column_names]
     twice = sorted(n for n, count in Counter(n.strip() for n in names).items() if count > 1)
     if twice:
         message = f"the column '{twice[0]}' appears more than once, so no row of the file is read"
         raise _Unreadable(Problem(label, None, twice[0], message, "keep one column of each name"))
     columns = [_texts(table.column(i), names[i], label) for i in range(len(names))]
+    return pa.Table.from_arrays(columns, names=names) if names else pa.table({})
+
+
+def _csv(table: pa.Table) -> bytes:
     out = io.BytesIO()
-    text = pa.Table.from_arrays(columns, names=names) if names else pa.table({})
-    pa_csv.write_csv(text, out, pa_csv.WriteOptions(quoting_style="needed"))
+    pa_csv.write_csv(table, out, pa_csv.WriteOptions(quoting_style="needed"))
     return out.getvalue()
 
 
@@ -171,12 +182,13 @@ def load_parquet_set(folder: Path | str, vocabulary: Vocabulary | None = None, t
     files: dict[str, bytes] = {}
     aside: list[Problem] = []  # files none of whose rows can be read
     unknown: list[Problem] = []  # columns the file set does not have
+    places = _Places()
     for parquet_name, csv_name in PARQUET_FILES.items():
-        path = folder / parquet_name
-        if not path.exists():
+        path = parquet_path(folder, parquet_name.removesuffix(".parquet"), parts=True)
+        if path is None:
             continue
         try:
-            files[csv_name], names = _file(path, parquet_name)
+            files[csv_name], names = _file(path, parquet_name, places)
         except _Unreadable as exc:
             if csv_name == "patients.csv":  # no patient list to answer about
                 raise KbError(
@@ -185,67 +197,118 @@ def load_parquet_set(folder: Path | str, vocabulary: Vocabulary | None = None, t
             aside.append(exc.problem)
             continue
         hint = f"not read: the columns of {parquet_name} are {', '.join(FILES[csv_name])}"
-        unknown += [
-            Problem(parquet_name, 1, n, f"unknown column '{n}'", hint) for n in names if n not in FILES[csv_name]
-        ]
+        label = places.label(parquet_name)
+        unknown += [Problem(label, 1, n, f"unknown column '{n}'", hint) for n in names if n not in FILES[csv_name]]
     if (folder / "stories.csv").exists():
         files["stories.csv"] = (folder / "stories.csv").read_bytes()
     try:
         dataset = load_uploaded(files, vocab, today, name=folder.name)
     except KbError as exc:
-        raise KbError(_parquet_text(str(exc.args[0])), [_problem(p) for p in exc.problems]) from None
+        raise KbError(places.text(str(exc.args[0])), [places.problem(p) for p in exc.problems]) from None
     dataset.path = str(folder)
     for patient in dataset.patients.values():
-        _move(patient)
+        places.move(patient)
         for problem in aside:  # its records are unread, never absent
             where = f"column {problem.column}: " if problem.column else ""
-            unread = Unreadable(PARQUET_FILES[problem.path], "", None, Source(problem.path, 0), where + problem.message)
-            patient.unreadable.append(unread)
+            csv_name = PARQUET_FILES[_file_of(problem.path)]
+            patient.unreadable.append(Unreadable(csv_name, "", None, Source(problem.path, 0), where + problem.message))
     order = list(PARQUET_FILES)
     # the file set's order, each file's own problems (a column, the whole file) first
-    found = [*aside, *unknown, *(_problem(p) for p in dataset.problems)]
-    dataset.problems = sorted(found, key=lambda p: order.index(p.path) if p.path in order else -1)
+    found = [*aside, *unknown, *(places.problem(p) for p in dataset.problems)]
+    dataset.problems = sorted(found, key=lambda p: order.index(_file_of(p.path)) if _file_of(p.path) in order else -1)
     return dataset
 
 
-def _file(path: Path, label: str) -> tuple[bytes, list[str]]:
-    """The CSV text of one Parquet file of the set, and its column names."""
-    if path.is_dir():
-        message = "is a folder: each file of the set is one Parquet file"
-        raise _Unreadable(Problem(label, None, None, message, "write each table as one file"))
+def _file_of(path: str) -> str:
+    """The file of the set a problem's path names (`events.parquet/part-1.parquet`: events.parquet)."""
+    stem = path.split("/")[0].removesuffix(".parquet")
+    return f"{stem}.parquet"
+
+
+class _Places:
+    """Where each row of the set is: the file set's file, or, for a table written in parts
+    (Spark's `df.write.parquet`), the part and its row. The loader numbers the rows of the
+    parts one after the other; `problem` and `move` name the part and its own row."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, tuple[str, list[tuple[str, int]]]] = {}  # name: (folder label, [(part, rows)])
+
+    def label(self, name: str) -> str:
+        return self.parts[name][0] if name in self.parts else name
+
+    def place(self, path: str, row: int | None) -> tuple[str, int | None]:
+        name = _CSV_NAME.sub(r"\1.parquet", path)
+        if name not in self.parts:
+            return name, row
+        label, parts = self.parts[name]
+        if row is None or row < 2:
+            return label, row
+        index = row - 2
+        for part, count in parts:
+            if index < count:
+                return part, index + 2
+            index -= count
+        return label, row
+
+    def text(self, text: str) -> str:
+        def at(match: re.Match[str]) -> str:
+            path, row = self.place(f"{match[1]}.csv", int(match[2]) if match[2] else None)
+            return f"{path} row {row}" if row is not None else path
+
+        return re.sub(r"\b(patients|observations|events|attestations)\.csv(?: row (\d+))?\b", at, text)
+
+    def problem(self, problem: Problem) -> Problem:
+        """A loader's problem addressed to the Parquet file (its rows are numbered alike)."""
+        path, row = self.place(problem.path, problem.row)
+        return replace(problem, path=path, row=row, message=self.text(problem.message), hint=self.text(problem.hint))
+
+    def source(self, source: Source) -> Source:
+        path, row = self.place(source.file, source.row)
+        return Source(path, row if row is not None else 0)
+
+    def move(self, patient: Patient) -> None:
+        """The patient's facts sourced from the Parquet files (an unreadable record keeps its
+        `file`, the kind of record it stands for, e.g. events.csv)."""
+        if patient.source is not None:
+            patient.source = self.source(patient.source)
+        patient.observations = [replace(o, source=self.source(o.source)) for o in patient.observations]
+        patient.events = [replace(e, source=self.source(e.source)) for e in patient.events]
+        patient.attestations = [replace(a, source=self.source(a.source)) for a in patient.attestations]
+        patient.unreadable = [
+            replace(u, source=self.source(u.source), reason=self.text(u.reason)) for u in patient.unreadable
+        ]
+
+
+def _parts(path: Path) -> list[Path]:
+    """The part files of a table written as a folder, in name order; hidden files and those
+    starting with _ (Spark's _SUCCESS, its .crc files) are not parts."""
+    found = [p for p in path.rglob("*.parquet") if p.is_file()]
+    return sorted(p for p in found if not any(n.startswith((".", "_")) for n in p.relative_to(path).parts))
+
+
+def _file(path: Path, name: str, places: _Places) -> tuple[bytes, list[str]]:
+    """The CSV text of one file of the set (a Parquet file, or a folder of parts: each part
+    read as its own file, its rows after the previous part's), and its column names."""
+    if path.is_file():
+        try:
+            table = read_parquet(path, name)
+        except KbError as exc:
+            raise _Unreadable(exc.problems[0]) from None
+        return csv_bytes(table, name), [str(n).strip() for n in table.column_names]
+    label = path.name
+    texts, counts = [], []
+    for part in _parts(path):
+        where = f"{label}/{part.relative_to(path).as_posix()}"
+        try:
+            table = read_parquet(part, where)
+        except KbError as exc:
+            raise _Unreadable(exc.problems[0]) from None
+        texts.append(_text_table(table, where))
+        counts.append((where, table.num_rows))
+    places.parts[name] = (label, counts)
     try:
-        table = read_parquet(path, label)
-    except KbError as exc:
-        raise _Unreadable(exc.problems[0]) from None
-    return csv_bytes(table, label), [str(n).strip() for n in table.column_names]
-
-
-def _parquet_text(text: str) -> str:
-    return _CSV_NAME.sub(r"\1.parquet", text)
-
-
-def _source(source: Source) -> Source:
-    return Source(_parquet_text(source.file), source.row)
-
-
-def _problem(problem: Problem) -> Problem:
-    """A loader's problem addressed to the Parquet file (its rows are numbered alike)."""
-    return replace(
-        problem,
-        path=_parquet_text(problem.path),
-        message=_parquet_text(problem.message),
-        hint=_parquet_text(problem.hint),
-    )
-
-
-def _move(patient: Patient) -> None:
-    """The patient's facts sourced from the Parquet files (an unreadable record keeps its
-    `file`, the kind of record it stands for, e.g. events.csv)."""
-    if patient.source is not None:
-        patient.source = _source(patient.source)
-    patient.observations = [replace(o, source=_source(o.source)) for o in patient.observations]
-    patient.events = [replace(e, source=_source(e.source)) for e in patient.events]
-    patient.attestations = [replace(a, source=_source(a.source)) for a in patient.attestations]
-    patient.unreadable = [
-        replace(u, source=_source(u.source), reason=_parquet_text(u.reason)) for u in patient.unreadable
-    ]
+        whole = pa.concat_tables(texts, promote_options="default")
+    except (pa.ArrowException, ValueError) as exc:
+        message = f"its parts cannot be read as one table ({str(exc).splitlines()[0]}), so no row of it is read"
+        raise _Unreadable(Problem(label, None, None, message, "write the parts with the same columns")) from None
+    return _csv(whole), [str(n).strip() for n in whole.column_names]
