@@ -283,3 +283,23 @@ def test_a_file_written_in_parts_as_spark_writes_it(tmp_path: Path, demo_parquet
             first = theirs.source.row - 2 < cut
             part = "part-00000.parquet" if first else "part-00001.parquet"
             assert str(mine.source) == f"observations.parquet/{part} row {theirs.source.row - (0 if first else cut)}"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_float_that_is_not_a_number_is_rejected_by_the_csv_rule(tmp_path: Path, value: float) -> None:
+    folder = write_text_columns(tmp_path / "set", {"patients": (["patient_id"], [["A1"]])})
+    table = pa.table(
+        {
+            "patient_id": ["A1", "A1"],
+            "item": ["alc", "anc"],
+            "value": pa.array([1.5, value], pa.float64()),
+            "unit": ["10*9/L"] * 2,
+            "date": pa.array([date(2026, 11, 17)] * 2, pa.date32()),
+        }
+    )
+    pq.write_table(table, folder / "observations.parquet")
+    dataset = load_parquet_set(folder, today=TODAY)
+    (problem,) = [p for p in dataset.problems if p.column == "value"]
+    assert (problem.path, problem.row) == ("observations.parquet", 3)
+    assert problem.message == f"anc: '{value}' is not a number"
+    assert [o.item for o in dataset.patients["A1"].observations] == ["alc"]

@@ -41,7 +41,6 @@ from kb.records.patients import Dataset, Patient, Source, Unreadable, load_uploa
 
 __all__ = [
     "PARQUET_FILES",
-    "csv_bytes",
     "is_parquet_set",
     "load_parquet_set",
     "parquet_path",
@@ -139,7 +138,7 @@ def _texts(column: pa.ChunkedArray, name: str, label: str) -> pa.ChunkedArray:
         raise _Unreadable(Problem(label, None, name, message, "write one value per cell")) from None
 
 
-def csv_bytes(table: pa.Table, label: str) -> bytes:
+def _csv_bytes(table: pa.Table, label: str) -> bytes:
     """The CSV text of `table`, every column as text (`_texts`), under its own header: a
     column missing or misspelt is then reported by the loader exactly as in a CSV file."""
     return _csv(_text_table(table, label))
@@ -294,7 +293,7 @@ def _file(path: Path, name: str, places: _Places) -> tuple[bytes, list[str]]:
             table = read_parquet(path, name)
         except KbError as exc:
             raise _Unreadable(exc.problems[0]) from None
-        return csv_bytes(table, name), [str(n).strip() for n in table.column_names]
+        return _csv_bytes(table, name), [str(n).strip() for n in table.column_names]
     label = path.name
     texts, counts = [], []
     for part in _parts(path):
