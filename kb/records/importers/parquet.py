@@ -87,9 +87,7 @@ def read_parquet(path: Path, label: str, columns: list[str] | None = None) -> pa
     try:
         return pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        problem = Problem(label, None, None, f"not a readable Parquet file ({reason})", "no row of it is read")
-        raise KbError(f"{label}: cannot be read as Parquet", [problem]) from None
+        raise _not_parquet(label, exc) from None
 
 
 def parquet_schema(path: Path, label: str) -> pa.Schema:
@@ -97,9 +95,16 @@ def parquet_schema(path: Path, label: str) -> pa.Schema:
     try:
         return pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
     except (pa.ArrowException, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        problem = Problem(label, None, None, f"not a readable Parquet file ({reason})", "no row of it is read")
-        raise KbError(f"{label}: cannot be read as Parquet", [problem]) from None
+        raise _not_parquet(label, exc) from None
+
+
+def _not_parquet(label: str, exc: Exception) -> KbError:
+    """The error for a file Arrow cannot read as Parquet: its reason, without the full path
+    Arrow puts in front (the label names the file)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = re.sub(r"^Could not open Parquet input source '[^']*': ", "", reason)
+    problem = Problem(label, None, None, f"not a readable Parquet file ({reason})", "no row of it is read")
+    return KbError(f"{label}: cannot be read as Parquet", [problem])
 
 
 def _texts(column: pa.ChunkedArray, name: str, label: str) -> pa.ChunkedArray:
