@@ -190,6 +190,7 @@ def test_a_file_that_is_not_parquet(tmp_path: Path, demo_parquet: Path) -> None:
     dataset = load_data(folder, today=TODAY)
     (problem,) = dataset.problems
     assert problem.path == "events.parquet" and "not a readable Parquet file" in problem.message
+    assert str(tmp_path) not in str(problem)  # the file is named once, by the data set's own name
     assert all(not p.events for p in dataset.patients.values())
     assert all(any(u.file == "events.csv" for u in p.unreadable) for p in dataset.patients.values())
     (folder / "patients.parquet").write_bytes(b"")
