@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import openpyxl
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 
 from kb.catalogue.vocabulary import load_vocabulary
@@ -14,7 +16,7 @@ from kb.errors import KbError
 from kb.records.importers import detect_format, load_data
 from kb.records.patients import DEMO_DATASET, Dataset
 from tests.fhir_bundles import bundle_bytes
-from tests.test_importers_omop import build_omop
+from tests.test_importers_omop import build_omop, export
 
 WIDE = b"patient_id,platelets [10*9/L],result_date\nA1,120,2026-11-17\n"
 
@@ -28,6 +30,11 @@ def files(tmp_path: Path, demo: Dataset) -> dict[str, Path]:
     out["fhir"] = tmp_path / "bundle.json"
     out["fhir"].write_bytes(bundle_bytes([demo.patients["P001"]], load_vocabulary()))
     out["omop"] = build_omop(tmp_path / "cdm.duckdb")
+    out["parquet"] = tmp_path / "parquet_set"
+    out["parquet"].mkdir()
+    for name in ("patients", "observations", "events", "attestations"):
+        pq.write_table(pa_csv.read_csv(DEMO_DATASET / f"{name}.csv"), out["parquet"] / f"{name}.parquet")
+    out["omop_parquet"] = export(out["omop"], tmp_path / "cdm")
     book = openpyxl.Workbook()
     sheet = book.active
     assert sheet is not None
@@ -42,12 +49,13 @@ def files(tmp_path: Path, demo: Dataset) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("fmt", ["csv", "wide", "fhir", "omop", "xlsx"])
-def test_each_format_is_recognised_and_read(files: dict[str, Path], fmt: str) -> None:
-    assert detect_format(files[fmt]) == fmt
-    expected = {"csv": "P001", "wide": "A1", "fhir": "P001", "omop": "1", "xlsx": "B1"}[fmt]
-    assert expected in load_data(files[fmt]).patients
-    assert expected in load_data(files[fmt], fmt).patients
+@pytest.mark.parametrize("given", ["csv", "parquet", "wide", "fhir", "omop", "omop_parquet", "xlsx"])
+def test_each_format_is_recognised_and_read(files: dict[str, Path], given: str) -> None:
+    fmt = given.removeprefix("omop_").replace("parquet", "omop") if given.startswith("omop") else given
+    assert detect_format(files[given]) == fmt
+    expected = {"csv": "P001", "parquet": "P001", "wide": "A1", "fhir": "P001", "omop": "1", "xlsx": "B1"}[fmt]
+    assert expected in load_data(files[given]).patients
+    assert expected in load_data(files[given], fmt).patients
 
 
 @pytest.mark.parametrize(
@@ -57,6 +65,9 @@ def test_each_format_is_recognised_and_read(files: dict[str, Path], fmt: str) ->
         ("wide", "fhir", "this looks like a wide table"),
         ("omop", "csv", "this looks like an OMOP CDM database"),
         ("csv", "omop", "this looks like the CSV file set"),
+        ("parquet", "csv", "this looks like the file set as Parquet"),
+        ("csv", "parquet", "this looks like the CSV file set"),
+        ("omop_parquet", "parquet", "this looks like an OMOP CDM database"),
     ],
 )
 def test_the_wrong_format_says_what_it_looks_like(files: dict[str, Path], given: str, wanted: str, looks: str) -> None:

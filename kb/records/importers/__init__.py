@@ -1,8 +1,9 @@
 """Read patient data in the formats clinical data come in, into one `Dataset`.
 
-`load_data(path, format)`: the project's CSV file set (a folder), an Excel workbook of that
-file set, a wide table (CSV or Excel, one row per patient), FHIR R4 bundles (a JSON file,
-NDJSON, or a folder of them) or an OMOP CDM database (DuckDB). With `auto` the format is
+`load_data(path, format)`: the project's CSV file set (a folder), that file set as Parquet
+files (a folder), an Excel workbook of that file set, a wide table (CSV or Excel, one row per
+patient), FHIR R4 bundles (a JSON file, NDJSON, or a folder of them) or an OMOP CDM database
+(a DuckDB file, or a folder of its tables as Parquet). With `auto` the format is
 recognised from the content; a file given with the wrong format is refused with what it
 looks like ("this looks like a FHIR bundle, expected a wide table").
 """
@@ -15,9 +16,10 @@ from pathlib import Path
 
 from kb.catalogue.vocabulary import Vocabulary, load_vocabulary
 from kb.errors import KbError
-from kb.records.importers.common import Imported, Origin
+from kb.records.importers.common import FILES, Imported, Origin
 from kb.records.importers.fhir import read_fhir
-from kb.records.importers.omop import read_omop
+from kb.records.importers.omop import read_omop, read_omop_folder
+from kb.records.importers.parquet import PARQUET_FILES, is_parquet_set, load_parquet_set, parquet_path
 from kb.records.importers.wide import read_wide
 from kb.records.patients import STORIES_ALONE, Dataset, check_encoding, load_dataset, load_uploaded
 from kb.records.workbook import SHEETS, sheet_names, workbook_files
@@ -26,10 +28,12 @@ __all__ = ["FORMATS", "describe", "detect_format", "load_data", "load_files"]
 
 FORMATS = {
     "csv": "the CSV file set (a folder with patients.csv, observations.csv, events.csv, attestations.csv)",
+    "parquet": "the file set as Parquet (a folder with patients.parquet, observations.parquet, events.parquet, "
+    "attestations.parquet)",
     "xlsx": "an Excel workbook with the file set's sheets (patients, observations, events, attestations)",
     "wide": "a wide table (CSV or Excel, one row per patient, one column per item)",
     "fhir": "a FHIR R4 bundle (JSON or NDJSON, or a folder of them)",
-    "omop": "an OMOP CDM database (DuckDB)",
+    "omop": "an OMOP CDM database (DuckDB, or a folder of its tables as Parquet: person.parquet, concept.parquet …)",
 }
 _LONG = {"item", "value", "kind", "start_date"}
 #: the columns of stories.csv (the vignettes' stories): a table of only these holds no patient data
@@ -43,16 +47,29 @@ def describe(fmt: str) -> str:
 def _looks_like(path: Path) -> str:
     """What a file or folder is, from its content: a format name or a short description."""
     if path.is_dir():
+        csv_files = [f for f in FILES if (path / f).exists()]
+        parquet_files = [f for f in PARQUET_FILES if (path / f).exists()]
+        if csv_files and parquet_files:  # one of them would be left out
+            return f"a folder mixing the CSV and Parquet file sets ({', '.join([*csv_files, *parquet_files])})"
         if (path / "patients.csv").exists():
             return "csv"
+        if is_parquet_set(path):
+            return "parquet"
+        if parquet_path(path, "person", parts=True) is not None:
+            return "omop"
         if any(path.glob("*.json")) or any(path.glob("*.ndjson")):
             return "fhir"
         if (path / "stories.csv").exists():
             return "stories"
-        return "a folder without patients.csv"
+        return "a folder without patients.csv (nor patients.parquet, nor an OMOP person.parquet)"
     head = path.read_bytes()[:4096]
     if not head.strip():
         return "empty"
+    if head.startswith(b"PAR1"):
+        return (
+            "one Parquet file (give the folder that holds the file set's patients.parquet, observations.parquet "
+            "…, or an OMOP CDM's person.parquet, concept.parquet …)"
+        )
     if head[8:12] == b"DUCK":
         return "omop"
     if head.startswith(b"SQLite format 3"):
@@ -130,8 +147,11 @@ def load_data(
         if diagnoses_complete is not None:
             _declare_diagnoses(imported, diagnoses_complete)
         return imported.dataset(vocab, today)
+    if found == "parquet":
+        return load_parquet_set(path, vocab, today)
     if found == "omop":
-        return read_omop(path, vocab, diagnoses_complete).dataset(vocab, today)
+        read = read_omop_folder if path.is_dir() else read_omop
+        return read(path, vocab, diagnoses_complete).dataset(vocab, today)
     raise KbError(f"--input-format {input_format}: unknown (use auto, {', '.join(FORMATS)})")
 
 

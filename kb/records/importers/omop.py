@@ -1,4 +1,6 @@
-"""An OMOP CDM database (DuckDB file) to the same facts, read-only.
+"""An OMOP CDM database to the same facts, read-only: a DuckDB file (`read_omop`), a folder
+of Parquet tables (`read_omop_folder`) or Arrow tables, e.g. from a Spark catalog
+(`read_omop_tables`); the same queries read all three, so the same tables give the same rows.
 
 person → patients (gender concept 8532/8507, birth date); measurement → results, by the
 LOINC code of its concept, the UCUM code of its unit concept (else unit_source_value), its
@@ -18,18 +20,22 @@ date, and a person without a trial diagnosis code is ineligible for "no cohort".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kb.catalogue.vocabulary import Vocabulary
 from kb.errors import KbError, Problem
 from kb.records.importers.common import Imported, Origin
 from kb.records.importers.fhir import agent_name
+from kb.records.importers.parquet import parquet_path, parquet_schema, read_parquet
 
-__all__ = ["COLUMNS", "OMOP_TABLES", "read_omop"]
+__all__ = ["COLUMNS", "OMOP_TABLES", "read_omop", "read_omop_folder", "read_omop_tables"]
 
 OMOP_TABLES = ("person", "measurement", "condition_occurrence", "drug_exposure", "procedure_occurrence", "concept")
 _SEX = {8532: "female", 8507: "male"}
@@ -104,7 +110,14 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
         raise KbError(f"{path}: {reason}") from None
 
 
-def _tables(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
+def _memory() -> duckdb.DuckDBPyConnection:
+    """An in-memory database for tables handed over as Arrow, sealed as `_connect` seals a
+    file: the tables are copied in through the Python API, and no SQL run on it can reach the
+    file system, load an extension or change these settings."""
+    return duckdb.connect(":memory:", config=dict(_SAFE))
+
+
+def _tables(con: duckdb.DuckDBPyConnection, name: str, at: Mapping[str, str]) -> set[str]:
     """The OMOP tables present as base tables of the expected columns (names folded to lower
     case). A view (or any non-table) under an expected name, or an expected column missing,
     is a KbError naming each one: such a table is neither read nor taken as absent."""
@@ -115,7 +128,7 @@ def _tables(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
     kinds = {str(table).casefold(): str(kind) for table, kind in rows}
     problems = [
         Problem(
-            f"{name} {table}",
+            at[table],
             None,
             None,
             f"{table} is a {kinds[table].lower()}, not a table",
@@ -136,7 +149,7 @@ def _tables(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
         }
         missing = [c for c in COLUMNS[table] if c not in found]
         if missing:
-            problems.append(Problem(f"{name} {table}", None, ", ".join(missing), "expected column missing"))
+            problems.append(Problem(at[table], None, ", ".join(missing), "expected column missing"))
     if problems:
         raise KbError(f"{name}: not read (an OMOP table must be a stored table with its columns)", problems)
     absent = [t for t in ("person", "concept") if t not in tables]
@@ -152,12 +165,109 @@ def read_omop(path: Path | str, vocab: Vocabulary, diagnoses_complete: date | No
     path = Path(path)
     con = _connect(path)
     try:
-        return _read(con, path.name, _tables(con, path.name), vocab, diagnoses_complete)
+        at = _labels(path.name)
+        return _read(con, path.name, at, _tables(con, path.name, at), vocab, diagnoses_complete)
     finally:
         con.close()
 
 
-def _rows(con: duckdb.DuckDBPyConnection, name: str, table: str, sql: str) -> list[tuple[Any, ...]]:
+def _labels(name: str, place: str = "{name} {table}") -> dict[str, str]:
+    """How problems name each table: `place` filled with the source's name and the table's."""
+    return {table: place.format(name=name, table=table) for table in OMOP_TABLES}
+
+
+def read_omop_tables(
+    tables: Mapping[str, pa.Table],
+    vocab: Vocabulary,
+    diagnoses_complete: date | None = None,
+    name: str = "omop",
+    place: str = "{name} {table}",
+) -> Imported:
+    """The four files of OMOP tables held as Arrow tables, by table name (`person`,
+    `measurement` …; case folded; other names are not read): the very rows `read_omop` makes
+    of the same tables in a DuckDB file, since the same queries run on them. E.g. a Spark
+    catalog's tables, `{t: spark.table(f"{schema}.{t}").toArrow() for t in OMOP_TABLES}`.
+
+    Only the columns the queries need (`COLUMNS`) are copied, into an in-memory DuckDB opened
+    as `_connect` opens a file (no file system access from SQL, settings locked). `place`
+    names a table in problems, e.g. "{name}.{table}" for a Spark schema `name`."""
+    return _from_arrow(tables, vocab, diagnoses_complete, name, _labels(name, place))
+
+
+def _from_arrow(
+    tables: Mapping[str, pa.Table], vocab: Vocabulary, reviewed: date | None, name: str, at: Mapping[str, str]
+) -> Imported:
+    con = _memory()
+    try:
+        _store(con, tables, name, at)
+        return _read(con, name, at, _tables(con, name, at), vocab, reviewed)
+    finally:
+        con.close()
+
+
+def _store(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table], name: str, at: Mapping[str, str]) -> None:
+    """Each OMOP table of `tables` stored in `con` as a base table of its expected columns
+    (its other columns are left out: measurement has some twenty)."""
+    given: dict[str, str] = {}
+    for key, table in tables.items():
+        folded = str(key).strip().casefold()
+        if folded not in OMOP_TABLES:
+            continue
+        if folded in given:
+            raise KbError(f"{name}: two tables named {folded} ({given[folded]} and {key}); give one")
+        given[folded] = str(key)
+        if not isinstance(table, pa.Table):
+            raise KbError(f"{at[folded]}: expected an Arrow table, got {type(table).__name__}")
+        first: dict[str, int] = {}
+        for i, column in enumerate(table.column_names):
+            first.setdefault(str(column).casefold(), i)
+        keep = [first[c] for c in COLUMNS[folded] if c in first]
+        view = f"_arrow_{folded}"
+        try:
+            con.register(view, _wall_clock(table.select(keep) if keep else table))
+            con.execute(f'CREATE TABLE "{folded}" AS SELECT * FROM "{view}"')
+        except duckdb.Error as exc:
+            reason = str(exc).splitlines()[0]
+            raise KbError(f"{at[folded]}: cannot be read as an OMOP CDM table ({reason})") from None
+        finally:
+            con.unregister(view)
+
+
+def _wall_clock(table: pa.Table) -> pa.Table:
+    """Time zone-aware date-times as the wall-clock time of their own zone, as a CDM's
+    TIMESTAMP column holds them (Spark hands its timestamps over as instants in the session's
+    zone): DuckDB would show them in the zone of the machine running the import, and a birth
+    at midnight could fall on the day before."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz:
+            table = table.set_column(i, field.name, pc.local_timestamp(table.column(i)))
+    return table
+
+
+def read_omop_folder(folder: Path | str, vocab: Vocabulary, diagnoses_complete: date | None = None) -> Imported:
+    """The four files of OMOP tables written as Parquet in `folder`: `person.parquet`,
+    `concept.parquet` … (one file each, or a folder of parts named `person` or
+    `person.parquet`, as Spark writes a table). Read as `read_omop_tables` reads them; a
+    problem names the table's file (`cdm/measurement.parquet (measurement_id 7)`)."""
+    folder = Path(folder)
+    tables: dict[str, pa.Table] = {}
+    places: dict[str, str] = {}
+    for table in OMOP_TABLES:
+        path = parquet_path(folder, table, parts=True)
+        if path is None:
+            continue
+        label = f"{folder.name}/{path.name}"
+        names = parquet_schema(path, label).names
+        first: dict[str, str] = {}
+        for column in names:
+            first.setdefault(column.casefold(), column)
+        wanted = [first[c] for c in COLUMNS[table] if c in first]
+        tables[table] = read_parquet(path, label, wanted or None)
+        places[table] = label
+    return _from_arrow(tables, vocab, diagnoses_complete, folder.name, _labels(folder.name) | places)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, at: Mapping[str, str], table: str, sql: str) -> list[tuple[Any, ...]]:
     """The rows of one query on `table`; a table DuckDB cannot read as the CDM says (a missing
     column, a value that will not convert) refuses the import, naming the table and DuckDB's
     reason: a table partly read would make its records look absent."""
@@ -165,7 +275,7 @@ def _rows(con: duckdb.DuckDBPyConnection, name: str, table: str, sql: str) -> li
         return con.execute(sql).fetchall()
     except duckdb.Error as exc:
         reason = str(exc).splitlines()[0]
-        raise KbError(f"{name} {table}: cannot be read as an OMOP CDM table ({reason})") from None
+        raise KbError(f"{at[table]}: cannot be read as an OMOP CDM table ({reason})") from None
 
 
 def _problem(out: Imported, origin: Origin, column: str, message: str, hint: str, pid: object = None) -> None:
@@ -196,49 +306,54 @@ def _id(table: str, value: object, n: int) -> str:
 
 
 def _read(
-    con: duckdb.DuckDBPyConnection, name: str, tables: set[str], vocab: Vocabulary, reviewed: date | None
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    at: Mapping[str, str],
+    tables: set[str],
+    vocab: Vocabulary,
+    reviewed: date | None,
 ) -> Imported:
     out = Imported(name)
     persons = _rows(
         con,
-        name,
+        at,
         "person",
         "SELECT person_id, gender_concept_id, year_of_birth, month_of_birth, day_of_birth, birth_datetime "
         "FROM person ORDER BY person_id",
     )
     for n, (pid, gender, year, month, day, born) in enumerate(persons, start=1):
-        where = Origin(f"{name} person", n, _id("person", pid, n))
+        where = Origin(at["person"], n, _id("person", pid, n))
         birth = str(born)[:10] if born else _birth(out, where, pid, year, month, day)
         out.add("patients.csv", {"patient_id": pid, "sex": _SEX.get(gender, ""), "birth_date": birth}, where)
         if reviewed is not None:
             row = {"patient_id": pid, "item": "reviewed:diagnoses", "value": "yes", "date": reviewed.isoformat()}
             out.add("attestations.csv", row | {"by": "assumption diagnoses_complete"}, where)
     if "measurement" in tables:
-        _measurements(con, out, name)
+        _measurements(con, out, name, at)
     if "condition_occurrence" in tables:
-        _conditions(con, out, name)
+        _conditions(con, out, name, at)
     if "drug_exposure" in tables:
-        _drugs(con, out, name, vocab)
+        _drugs(con, out, name, at, vocab)
     if "procedure_occurrence" in tables:
         rows = _rows(
             con,
-            name,
+            at,
             "procedure_occurrence",
             "SELECT p.procedure_occurrence_id, p.person_id, c.concept_name, p.procedure_date "
             "FROM procedure_occurrence p LEFT JOIN concept c ON c.concept_id = p.procedure_concept_id "
             "ORDER BY p.procedure_occurrence_id",
         )
         for n, (rid, pid, concept, when) in enumerate(rows, start=1):
-            where = Origin(f"{name} procedure_occurrence", None, _id("procedure_occurrence", rid, n))
+            where = Origin(at["procedure_occurrence"], None, _id("procedure_occurrence", rid, n))
             event = {"patient_id": pid, "kind": "procedure", "name": concept or "", "start_date": str(when or "")[:10]}
             out.add("events.csv", event, where)
     return out
 
 
-def _measurements(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> None:
+def _measurements(con: duckdb.DuckDBPyConnection, out: Imported, name: str, at: Mapping[str, str]) -> None:
     rows = _rows(
         con,
-        name,
+        at,
         "measurement",
         "SELECT m.measurement_id, m.person_id, c.concept_code, c.vocabulary_id, c.concept_name, "
         "CAST(m.value_as_number AS VARCHAR), v.concept_name, u.concept_code, m.unit_source_value, "
@@ -255,7 +370,7 @@ def _measurements(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> N
         if not value:  # a measurement done but not resulted says nothing a criterion reads
             without_value.append(_id("measurement", rid, n))
             continue
-        where = Origin(f"{name} measurement", None, _id("measurement", rid, n))
+        where = Origin(at["measurement"], None, _id("measurement", rid, n))
         row = {"patient_id": pid, "value": value, "unit": unit or unit_text or "", "date": str(when or "")[:10]}
         if system == "LOINC":
             row["loinc"] = code
@@ -265,17 +380,17 @@ def _measurements(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> N
     if without_value:  # one problem for them all, naming the first rows (Eunomia has thousands)
         more = f" and {len(without_value) - 3:,} more" if len(without_value) > 3 else ""
         out.problem(
-            Origin(f"{name} measurement", None, ", ".join(without_value[:3]) + more),
+            Origin(at["measurement"], None, ", ".join(without_value[:3]) + more),
             f"{len(without_value):,} measurements have no value (neither value_as_number nor value_as_concept_id)",
             "not read: a result without a value decides no criterion",
             column="value_as_number",
         )
 
 
-def _conditions(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> None:
+def _conditions(con: duckdb.DuckDBPyConnection, out: Imported, name: str, at: Mapping[str, str]) -> None:
     rows = _rows(
         con,
-        name,
+        at,
         "condition_occurrence",
         "SELECT o.condition_occurrence_id, o.person_id, c.concept_code, c.vocabulary_id, c.concept_name, "
         "s.concept_code, s.vocabulary_id, o.condition_source_value, o.condition_start_date, o.condition_end_date "
@@ -285,7 +400,7 @@ def _conditions(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> Non
         "ORDER BY o.condition_occurrence_id",
     )
     for n, (rid, pid, code, system, label, source_code, source_system, source_value, start, end) in enumerate(rows, 1):
-        where = Origin(f"{name} condition_occurrence", None, _id("condition_occurrence", rid, n))
+        where = Origin(at["condition_occurrence"], None, _id("condition_occurrence", rid, n))
         source_value = str(source_value) if source_value is not None else None
         codes = []
         if system == "SNOMED" and code:
@@ -299,10 +414,10 @@ def _conditions(con: duckdb.DuckDBPyConnection, out: Imported, name: str) -> Non
             out.add("events.csv", event | {"start_date": str(start or "")[:10], "end_date": str(end or "")[:10]}, where)
 
 
-def _drugs(con: duckdb.DuckDBPyConnection, out: Imported, name: str, vocab: Vocabulary) -> None:
+def _drugs(con: duckdb.DuckDBPyConnection, out: Imported, name: str, at: Mapping[str, str], vocab: Vocabulary) -> None:
     rows = _rows(
         con,
-        name,
+        at,
         "drug_exposure",
         "SELECT d.drug_exposure_id, d.person_id, c.concept_name, c.vocabulary_id, "
         "d.drug_exposure_start_date, d.drug_exposure_end_date "
@@ -311,7 +426,7 @@ def _drugs(con: duckdb.DuckDBPyConnection, out: Imported, name: str, vocab: Voca
     )
     names: dict[str, str] = {}
     for n, (rid, pid, concept, system, start, end) in enumerate(rows, 1):
-        where = Origin(f"{name} drug_exposure", None, _id("drug_exposure", rid, n))
+        where = Origin(at["drug_exposure"], None, _id("drug_exposure", rid, n))
         text = str(concept or "")
         if text not in names:
             names[text] = agent_name(text, vocab)
