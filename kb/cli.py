@@ -114,9 +114,10 @@ def _global_options(for_subcommand: bool) -> argparse.ArgumentParser:
     common.add_argument(
         "--input-format",
         default=default("auto"),
-        choices=["auto", "csv", "wide", "xlsx", "fhir", "omop"],
-        help="format of --facts: the csv file set (a folder), xlsx (that file set as a workbook), wide (one row "
-        "per patient, CSV or Excel), fhir (R4 bundles), omop (a DuckDB CDM database); auto recognises it",
+        choices=["auto", "csv", "parquet", "wide", "xlsx", "fhir", "omop"],
+        help="format of --facts: the csv file set (a folder), parquet (that file set as .parquet files), xlsx "
+        "(that file set as a workbook), wide (one row per patient, CSV or Excel), fhir (R4 bundles), omop (a "
+        "DuckDB CDM database, or a folder of its tables as Parquet); auto recognises it",
     )
     common.add_argument(
         "--encoding",

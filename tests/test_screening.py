@@ -126,3 +126,16 @@ def test_a_row_that_may_be_anyones_stays_unread_for_every_patient_when_streamed(
     streamed = screen_folder(kb, folder, assumptions, chunk=60)
     assert streamed.rows == screen(kb, whole, assumptions)
     assert [r.patient for r in streamed.rows if r.verdict == "eligible"] == []
+
+
+def test_a_folder_mixing_csv_and_parquet_is_not_streamed_as_csv(tmp_path: Path) -> None:
+    """Streamed, the CSV files alone would be read and events.parquet silently left out: such
+    a folder goes to the whole-file loader, which refuses the mixture."""
+    from kb.screening.screen import streamable
+
+    for name in ("patients.csv", "observations.csv"):
+        (tmp_path / name).write_text("patient_id\nP1\n", encoding="utf-8")
+    assert streamable(tmp_path)
+    (tmp_path / "events.parquet").write_bytes(b"PAR1")
+    assert not streamable(tmp_path)
+    assert not streamable(tmp_path.parent / "absent")

@@ -273,6 +273,8 @@ def streamable(path: Path, input_format: str = "auto", engine: str = "sql", enco
     set on disk, screened by the SQL engine. A declared encoding is read by the whole-file
     loader, which decodes each file once."""
     plain = input_format in ("auto", "csv") and path.is_dir() and (path / "patients.csv").exists()
+    # a folder mixing CSV and Parquet files is refused by the whole-file loader, not streamed as CSV
+    plain = plain and not any(path.glob("*.parquet"))
     return plain and engine in ("duckdb", "sql") and not encoding
 
 
