@@ -226,6 +226,7 @@ def screen(
     encoding: str | None = None,
     engine: str = "duckdb",
     spark_master: str | None = None,
+    spark_scratch: Path | None = None,
     omop_schema: str | None = None,
     dates: bool = False,
     diagnoses_complete: bool = False,
@@ -235,7 +236,8 @@ def screen(
     and the attrition funnel. A CSV file set given by its path is screened in chunks, never
     held whole; `dates` adds, for each patient whom waiting alone makes eligible, the date
     (a repair search per ineligible patient: slower). `engine="spark"` runs the same compiled
-    rules on Apache Spark (local[*], or `spark_master`), and then `omop_schema` reads the
+    rules on Apache Spark (local[*], or `spark_master`; `spark_scratch`: a folder every
+    executor sees, for the facts as Parquet), and then `omop_schema` reads the
     patients from the OMOP CDM tables of that schema in the session's catalog instead of
     `data`; `engine="pydatalog"` is the reference
     path, one patient at a time (same statuses). `diagnoses_complete` (FHIR, OMOP): each
@@ -251,7 +253,9 @@ def screen(
             return Screening(screened.rows, screened.problems, path.name)
         complete = max(as_of or date.today(), date.today()) if diagnoses_complete else None
         data = load_data(path, input_format, encoding=encoding, diagnoses_complete=complete)
-    rows = _screen(kb, data, in_force, as_of, progress, engine=engine, spark_master=spark_master)
+    rows = _screen(
+        kb, data, in_force, as_of, progress, engine=engine, spark_master=spark_master, spark_scratch=spark_scratch
+    )
     if dates:
         rows = earliest_dates(rows, kb, data, in_force, as_of)
     return Screening(rows, data.problems, data.name)
@@ -264,8 +268,9 @@ def _catalog_dataset(
     if engine != "spark":
         raise KbError(f"--omop-schema {schema}: the tables of a Spark catalog are read with --engine spark")
     from kb.records.importers.omop import read_omop_tables
-    from kb.screening.spark import catalog_omop_tables, spark_session
+    from kb.screening.spark import catalog_omop_tables, check_schema_name, spark_session
 
+    check_schema_name(schema)
     tables = catalog_omop_tables(spark_session(spark_master), schema)
     complete = max(as_of or date.today(), date.today()) if diagnoses_complete else None
     vocab = load_vocabulary()

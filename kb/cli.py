@@ -205,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
         "session's catalog (person, measurement, condition_occurrence, drug_exposure ...) instead of --facts",
     )
     screen_cmd.add_argument(
+        "--spark-scratch",
+        type=Path,
+        metavar="DIR",
+        help="with --engine spark on a cluster of other hosts: a folder every executor sees at the same path "
+        "(NFS, a Databricks volume), for the patients' facts as Parquet (default: this machine's temp folder)",
+    )
+    screen_cmd.add_argument(
         "--spark-master",
         metavar="URL",
         help="with --engine spark: the cluster to screen on (spark://host:7077, local[N]); default local[*], "
@@ -527,6 +534,7 @@ def _screen(args: argparse.Namespace) -> int:
         encoding=args.encoding,
         engine=args.engine,
         spark_master=args.spark_master,
+        spark_scratch=args.spark_scratch,
         omop_schema=args.omop_schema,
         dates=args.dates,
         diagnoses_complete=args.diagnoses_complete,

@@ -136,3 +136,23 @@ def test_eunomias_omop_patients_get_the_same_report_from_spark(kb: KnowledgeBase
 
 def _row(row: ScreenRow) -> tuple[str, ...]:
     return tuple(row.as_dict().values())
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--omop-schema", "cdm"], "read with --engine spark"),
+        (["--engine", "spark", "--omop-schema", "cdm; DROP TABLE person"], "a schema name is letters"),
+        (["--engine", "spark", "--spark-scratch", "/no/such/folder"], "not a folder"),
+    ],
+)
+def test_a_spark_option_used_wrongly_is_a_clear_error(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before any Spark session starts (or fails to: the schema is checked first)."""
+    import kb.screening.spark as spark
+
+    monkeypatch.setattr(spark, "spark_session", lambda master=None: pytest.fail("no session was needed"))
+    assert main(["screen", *args]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err

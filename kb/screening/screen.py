@@ -165,13 +165,15 @@ def screen(
     progress: Callable[[int, int], None] | None = None,
     engine: str = "duckdb",
     spark_master: str | None = None,
+    spark_scratch: Path | None = None,
 ) -> list[ScreenRow]:
     """Every input patient, in the data set's order, then those none of whose rows could be
     read (`not_evaluated`, with the reason): as many rows as the input has patients.
 
     `engine`: "duckdb" (or its old name "sql"), the set-at-a-time path (`kb.screening.batch`,
     identical statuses, both cores); "spark", the same compiled rules on a Spark session
-    (`kb.screening.spark`: local[*], or `spark_master`); or "pydatalog", one patient at a
+    (`kb.screening.spark`: local[*], or `spark_master`; the facts as Parquet under
+    `spark_scratch`); or "pydatalog", one patient at a
     time. `progress(done, total)` as patients are done.
     """
     if engine not in ENGINES:
@@ -190,7 +192,9 @@ def screen(
         from kb.screening.spark import evaluate_spark  # pyspark is an optional extra
 
         tick = (lambda done: progress(done, total)) if progress is not None else None
-        for verdict in evaluate_spark(patients, kb, assumptions, as_of, master=spark_master, progress=tick):
+        for verdict in evaluate_spark(
+            patients, kb, assumptions, as_of, master=spark_master, scratch=spark_scratch, progress=tick
+        ):
             rows.append(_row(kb, verdict.patient_id, verdict.verdict, verdict.cohorts, verdict.statuses))
     else:
         tick = (lambda done: progress(done, total)) if progress is not None else None

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SparkUnavailable",
     "catalog_omop_tables",
+    "check_schema_name",
     "evaluate_spark",
     "spark_available",
     "spark_plan",
@@ -345,6 +346,7 @@ def evaluate_spark(
     master: str | None = None,
     workers: int | None = None,
     chunk: int = CHUNK,
+    scratch: Path | str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[BatchVerdict]:
     """Every patient's verdict and statuses, in input order, as `evaluate_many` gives them,
@@ -352,7 +354,11 @@ def evaluate_spark(
 
     The facts are built by `workers` local processes (default: the cores, at most 2) into
     a scratch folder of Parquet, then Spark derives every relation for all patients at once.
-    `progress(done)` as the facts of each chunk are built.
+    `progress(done)` as the facts of each chunk are built. The Parquet goes to a temporary
+    folder under `scratch` (default: this machine's temporary folder, which the executors of
+    `local[*]` or of a cluster on this host read; a cluster on other hosts needs a folder
+    every executor sees at the same path, e.g. an NFS mount or a Databricks volume); it is
+    removed at the end.
     """
     plan = spark_plan(kb)
     decider = make_decider(kb, assumptions)
@@ -361,7 +367,9 @@ def evaluate_spark(
     cohorts: dict[str, tuple[str, ...]] = {}
     reference: dict[str, BatchVerdict] = {}
     shared: dict[str, set[tuple[object, ...]]] = {}
-    with tempfile.TemporaryDirectory(prefix="kb-spark-") as folder:
+    if scratch is not None and not Path(scratch).is_dir():
+        raise KbError(f"--spark-scratch {scratch}: not a folder (the executors read the facts from there)")
+    with tempfile.TemporaryDirectory(prefix="kb-spark-", dir=scratch) as folder:
         scratch = Path(folder)
         _CONTEXT.append((kb, assumptions, as_of, today, scratch))
         try:
@@ -412,13 +420,18 @@ def _tagged(jobs: Iterator[tuple[int, list[Patient]]], order: list[str]) -> Iter
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
+def check_schema_name(schema: str) -> None:
+    """Refuse a schema name that is not one (before any session starts for it)."""
+    if not _SCHEMA.fullmatch(schema):
+        raise KbError(f"--omop-schema {schema!r}: a schema name is letters, digits and _ (catalog.schema at most)")
+
+
 def catalog_omop_tables(session: SparkSession, schema: str) -> dict[str, pa.Table]:
     """The OMOP CDM tables of `schema` in the session's catalog (a Hive metastore, Unity
     Catalog, `global_temp` …) as Arrow, only the columns the OMOP importer reads, for
     `read_omop_tables`. The name is checked before it reaches Spark: it becomes a table name,
     never SQL text."""
-    if not _SCHEMA.fullmatch(schema):
-        raise KbError(f"--omop-schema {schema!r}: a schema name is letters, digits and _ (catalog.schema at most)")
+    check_schema_name(schema)
     out: dict[str, pa.Table] = {}
     for table in OMOP_TABLES:
         name = f"{schema}.{table}"
