@@ -73,13 +73,26 @@ def _with_new_criterion(tmp_path: Path) -> KnowledgeBase:
         "platelets_near(P) :- obs_num(P, platelets, C, _), C >= 100 - 2.\n"
         "platelets_100(P, yes) :- obs_num(P, platelets, C, _), C >= 100.\n"
         "platelets_100(P, yes) :- platelets_near(P), obs_num(P, hemoglobin, H, _), H >= 9.\n"
-        "platelets_100(P, no) :- obs_num(P, platelets, C, _), C < 100, not platelets_near(P).\n",
+        "platelets_100(P, no) :- obs_num(P, platelets, C, _), C < 100, not platelets_near(P).\n"
+        "% and a recursive one (Spark iterates it to its fixpoint): three events, each after the last\n"
+        ".decl event_day(P: patient, D: day)\n"
+        ".decl event_chain(P: patient, D: day, E: day)\n"
+        ".decl events_after(P: patient)\n"
+        ".decl three_events(P: patient, T: truth)\n"
+        "event_day(P, D) :- event(P, _, _, D, _).\n"
+        "event_chain(P, D, E) :- event_day(P, D), event_day(P, E), D < E.\n"
+        "event_chain(P, D, F) :- event_chain(P, D, E), event_chain(P, E, F).\n"
+        "events_after(P) :- event_chain(P, D, E), event_chain(P, E, _), D < E.\n"
+        "three_events(P, yes) :- events_after(P).\n"
+        "three_events(P, no) :- event_day(P, _), not events_after(P).\n",
         encoding="utf-8",
     )
     with (folder / "criteria.toml").open("a", encoding="utf-8") as fh:
         fh.write(
             '\n[[criterion]]\nid = "GI99"\nkind = "inclusion"\ncohort = "general"\nprovenance = "REC"\n'
             'predicate = "platelets_100"\nrecord_text = "Platelets ≥100×10^9/L"\ntext = "Platelets ≥ 100."\n'
+            '\n[[criterion]]\nid = "GI98"\nkind = "inclusion"\ncohort = "general"\nprovenance = "REC"\n'
+            'predicate = "three_events"\nrecord_text = "Three events"\ntext = "Three events in order."\n'
         )
     return load_knowledge(folder)
 
@@ -103,6 +116,9 @@ def test_a_rule_in_a_new_file_reaches_every_engine(tmp_path: Path, demo: Dataset
     assert by_id["P001"].statuses["GI99"] == "fail"  # platelets of exactly 50
     assert {r.statuses["GI99"] for r in spark} >= {"pass", "fail"}
     assert {r.engine for r in spark} == {"sql"}
+    assert {r.statuses["GI98"] for r in spark} >= {"pass", "fail"}  # the recursive rule decides both ways
+    plan = compile_sql(kb.program, predicates(kb), SPARK)
+    assert any(step.recursive and "event_chain" in step.relations for step in plan.steps)
 
 
 @pytest.mark.slow  # 2,694 patients through both engines, and once more from a Spark catalog

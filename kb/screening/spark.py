@@ -304,6 +304,18 @@ def _fixpoint(
     return frames
 
 
+def _isolated(session: SparkSession) -> SparkSession:
+    """A session of its own on the same cluster: its views (r_…) and settings are this
+    screening's, so two screenings, or the caller's own work, never see each other's."""
+    try:
+        own = session.newSession()
+    except Exception:  # Spark Connect has no newSession: the caller's session it is
+        own = session
+    for key, value in _EXACT.items():
+        own.conf.set(key, value)
+    return own
+
+
 def _tune(session: SparkSession, patients: int) -> None:
     """Shuffle partitions for this many patients: two per core, one more per 100,000
     patients per core beyond the first. Adaptive execution is off: it re-plans each of the
@@ -391,15 +403,12 @@ def evaluate_spark(
                 if table is not None:
                     (scratch / relation).mkdir(exist_ok=True)
                     pq.write_table(table, scratch / relation / "part-shared.parquet")
-            spark = session if session is not None else spark_session(master)
+            spark = _isolated(session if session is not None else spark_session(master))
             _load_inputs(spark, plan, scratch)
             _tune(spark, len(cohorts))
             frames = _derive(spark, plan, kb.program.declarations)
-            try:
-                found = _truths(spark, predicates(kb))
-            finally:
-                for frame in frames:
-                    frame.unpersist()
+            found = _truths(spark, predicates(kb))
+            del frames  # the stored rows go with them (Spark's cleaner frees unreferenced blocks)
     names = predicates(kb)
     for pid in order:
         if pid in reference:
