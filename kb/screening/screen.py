@@ -31,7 +31,7 @@ from kb.errors import Problem
 from kb.reasoning.evaluation import CohortVerdict, assess, criteria_with
 from kb.reasoning.repairs import find_repairs
 from kb.records.patients import CELL_LIMIT, Dataset, Patient, load_dataset
-from kb.screening.batch import evaluate_many
+from kb.screening.batch import evaluate_loaded, evaluate_many
 from kb.status import Status, Verdict
 
 __all__ = [
@@ -377,30 +377,32 @@ def screen_folder(
             dataset = load_dataset(folder, today=today)
             return Screened(screen(kb, dataset, assumptions, as_of, progress), dataset.problems)
         problems: list[tuple[int, int, int, Problem]] = []  # file, row, arrival, problem
-        loaded: set[str] = set()
+        loaded: list[str] = []
 
-        def patients() -> Iterator[Patient]:
-            for index in range(split.count):
-                dataset = split.load(index, today)
-                orphans = index * chunk >= len(split.order)
-                for problem in dataset.problems:
-                    if orphans and problem.path == "patients.csv":
-                        continue  # the id list written for them, not the user's file
-                    found = split.original(index, problem)
-                    rank = _FILES.index(found.path) if found.path in _FILES else len(_FILES)
-                    problems.append((rank, found.row if found.row is not None else 1 << 62, len(problems), found))
-                if orphans:
-                    continue
-                loaded.update(dataset.patients)
-                yield from dataset.patients.values()
+        def load(index: int) -> tuple[list[Patient], list[tuple[int, int, Problem]]]:
+            """A chunk's patients and its problems as the whole file set reports them (run
+            by a worker: the parent never holds a chunk's patients)."""
+            dataset = split.load(index, today)
+            orphans = index * chunk >= len(split.order)
+            found: list[tuple[int, int, Problem]] = []
+            for problem in dataset.problems:
+                if orphans and problem.path == "patients.csv":
+                    continue  # the id list written for them, not the user's file
+                where = split.original(index, problem)
+                rank = _FILES.index(where.path) if where.path in _FILES else len(_FILES)
+                found.append((rank, where.row if where.row is not None else 1 << 62, where))
+            return ([] if orphans else list(dataset.patients.values())), found
 
         total = len(split.order)
-        tick = (lambda done: progress(done, total)) if progress is not None else None
         workers = 1 if total < PARALLEL_FROM else None
-        rows = [
-            _row(kb, v.patient_id, v.verdict, v.cohorts, v.statuses)
-            for v in evaluate_many(patients(), kb, assumptions, as_of, workers=workers, chunk=chunk, progress=tick)
-        ]
+        rows: list[ScreenRow] = []
+        for found, verdicts in evaluate_loaded(range(split.count), load, kb, assumptions, as_of, today, workers):
+            problems.extend((rank, row, len(problems) + n, p) for n, (rank, row, p) in enumerate(found))
+            for v in verdicts:
+                loaded.append(v.patient_id)
+                rows.append(_row(kb, v.patient_id, v.verdict, v.cohorts, v.statuses))
+            if progress is not None and verdicts:
+                progress(len(rows), total)
     ordered = [p for *_, p in sorted(problems, key=lambda t: t[:3])]
     unique = list(dict.fromkeys(ordered))  # a header problem is reported by every chunk
     known = cast(dict[str, Patient], dict.fromkeys(loaded))  # only the ids are read
