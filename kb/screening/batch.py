@@ -356,13 +356,18 @@ def chunk_facts(
 
 
 def _evaluate_chunk(
-    patients: Sequence[Patient],
+    patients: list[Patient],
     kb: KnowledgeBase,
     assumptions: AssumptionSet,
     as_of: date | None,
     today: date | None,
 ) -> list[BatchVerdict]:
+    """The chunk's verdicts, in its order. It empties `patients` once their facts are built,
+    and the facts once DuckDB holds them: a worker's patients (a hundred megabytes for a
+    chunk read from disk) and its fact rows are not kept through the SQL as well."""
     facts = chunk_facts(patients, kb, assumptions, as_of, today)
+    order = [p.id for p in patients]
+    patients.clear()  # the reference patients are kept in `facts.reference`
     plan = sql_plan(kb)
     decider = make_decider(kb, assumptions)
     out: dict[str, BatchVerdict] = {}
@@ -370,6 +375,7 @@ def _evaluate_chunk(
         con = duckdb.connect(config={"threads": 1})
         try:
             facts.tables.load(con)
+            facts.tables.rows.clear()
             _run(con, plan)
             for pid, found in _truths(con, predicates(kb)):
                 out[pid] = decider(pid, facts.cohorts[pid], found)
@@ -379,7 +385,7 @@ def _evaluate_chunk(
         out[pid] = decider(pid, facts.cohorts[pid], {})
     for patient in facts.reference:
         out[patient.id] = reference_verdict(patient, kb, assumptions, as_of, today)
-    return [out[p.id] for p in patients]
+    return [out[pid] for pid in order]
 
 
 def reference_verdict(
@@ -425,6 +431,7 @@ def _work(shared: _Shared, job: object) -> _Result:
     if load is not None:  # the worker reads its own chunk (from disk): the parent never holds it
         chunk, extra = load(job)
         job = list(chunk)
+        del chunk  # `_evaluate_chunk` lets the patients go once their facts are built
     elif isinstance(job, tuple):  # bounds into the inherited sequence
         assert patients is not None
         job = list(patients[job[0] : job[1]])
