@@ -565,3 +565,60 @@ def test_stories_alone_are_refused_naming_the_file_not_read_as_empty_patients(
     files = {name: (DEMO_DATASET / name).read_bytes() for name in ("patients.csv", "stories.csv")}
     loaded = load_files(files)
     assert len(loaded.patients) == 78 and loaded.stories["P061"].startswith("Woman with SLE, otherwise eligible")
+
+
+def _rows_as_dictreader_reads_them(
+    text: str, columns: tuple[str, ...]
+) -> tuple[list[tuple[int, dict[str, str]]], int | None]:
+    """The rows `_Reader.rows` gave when it read through csv.DictReader (its code before
+    issue 20), and the line a CSV error was reported at: the reference for the faster reader."""
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    out = []
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        for number, raw in enumerate(reader, start=2):
+            row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+            if not any(row.values()):
+                continue
+            out.append((number, {c: row.get(c, "") for c in (*columns, *row)}))
+    except csv.Error:
+        return out, reader.line_num
+    return out, None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "patient_id,item,value,date\nP1,anc,2,2026-01-01\n",
+        "patient_id,item,value,date\r\nP1,anc,2,2026-01-01\r\n\r\n\r\nP2,anc,3,2026-01-02",  # blank lines
+        " patient_id , item ,value,date,extra\n P1 , anc ,2,2026-01-01,x\n,,,,\n  ,\t,,,\nP2,anc\n",  # short, blank
+        "patient_id,item,value,date\nP1,anc,2,2026-01-01,surplus,cells\n",  # more cells than columns
+        "patient_id,value,value,date\nP1,,3,2026-01-01\nP2,4,,2026-01-01\nP3,5,,\n",  # a repeated column
+        'patient_id,item,value,date,note\nP1,anc,2,2026-01-01,"two\nlines, quoted"\nP2,anc,"3",x,\n',
+        "\npatient_id,item\nP1,anc\n",  # a blank first line: no header
+        "",
+        'patient_id,item,value,date\nP1,anc,2,2026-01-01\n\n\nP2,"unbalanced,3,x\nP3,anc,1,y\n',  # a CSV error
+        'patient_id,item,value,date\nP1,anc,2,2026-01-01\nP2,"a"b,3,x\n',  # a CSV error right after a row
+    ],
+)
+def test_rows_are_read_as_csv_dictreader_read_them(tmp_path: Path, text: str) -> None:
+    """The loader's row reading (issue 20: csv.reader and one dict per row, not DictReader
+    and two) gives the same rows, numbers, values and column order, and reports a CSV error
+    at the line it did."""
+    from kb.records.patients import OBSERVATION_COLUMNS, _Reader
+
+    (tmp_path / "observations.csv").write_text(text, encoding="utf-8", newline="")
+    problems: list[object] = []
+    reader = _Reader(tmp_path, "observations.csv", OBSERVATION_COLUMNS, problems)  # type: ignore[arg-type]
+    rows = [(n, row, list(row)) for n, row in reader.rows()]
+    expected, error_line = _rows_as_dictreader_reads_them(text, OBSERVATION_COLUMNS)
+    assert rows == [(n, row, list(row)) for n, row in expected]
+    if error_line is None:
+        assert reader.rejected is None or "missing column" in reader.rejected.message
+    else:
+        assert reader.rejected is not None and reader.rejected.row == error_line
+        assert "cannot be read as CSV" in reader.rejected.message

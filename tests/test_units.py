@@ -60,3 +60,18 @@ def test_a_conversion_too_large_is_implausible_not_an_exception(value: str, unit
 def test_a_unit_whose_factor_leaves_the_floats_is_a_unit_error(unit: str) -> None:
     with pytest.raises(UnitError, match=r"out of range|cannot be|not a unit"):
         convert(Decimal(50), unit, VOCAB.items["platelets"], VOCAB)
+
+
+@pytest.mark.parametrize(("unit", "item"), [("furlong", "anc"), ("mmol/L", "hemoglobin"), ("", "platelets")])
+def test_a_failed_conversion_fails_the_same_way_every_time(unit: str, item: str) -> None:
+    """A factor that cannot be had is remembered with its reason (issue 20: creatinine in
+    mg/dL re-read two UCUM codes on every row before its molar factor was used): a second
+    row in the same unit gets the same error, and a mass unit still converts."""
+    messages = []
+    for _ in range(2):
+        with pytest.raises(UnitError) as caught:
+            convert(Decimal(1), unit, VOCAB.items[item], VOCAB)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and messages[0]
+    for _ in range(2):
+        assert convert(Decimal("0.905"), "mg/dL", VOCAB.items["creatinine"], VOCAB) == Decimal("80.002")

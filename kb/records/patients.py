@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from pathlib import Path
 
 from kb.catalogue.derived import DateRangeError, check_date
@@ -319,14 +320,21 @@ class _Reader:
             return None
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        """Each non-blank row (its number as a spreadsheet shows it, blank lines not counted)
+        as column → stripped text, the expected columns first ("" where absent), then the
+        file's others. Read as `csv.DictReader` reads it (a repeated column keeps its last
+        cell; a CSV error is reported at the line DictReader would name), without building
+        its dict and then another one for every row: this loop is most of a load's time."""
         text = self._text()
         if text is None:
             return
         # strict: an unbalanced quote raises instead of swallowing every row after it into one cell
-        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        line_num = 0  # as csv.DictReader counts it: set by the first read of each row it returns
         try:
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            reader.fieldnames = header
+            first = next(reader, None)
+            line_num = reader.line_num
+            header = [h.strip() for h in (first or [])]
             self.missing = {c for c in self.columns if c not in header}
             for column in sorted(self.missing, key=self.columns.index):
                 if column in ESSENTIAL.get(self.name, ()):
@@ -335,14 +343,32 @@ class _Reader:
                     self.problem(1, column, f"missing column '{column}'", "read as empty")
             if self.rejected is not None:
                 return
-            for number, raw in enumerate(reader, start=2):
-                row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-                if not any(row.values()):
+            last = {name: n + 1 for n, name in enumerate(header)}  # a repeated column: its last cell
+            keys = tuple(dict.fromkeys((*self.columns, *header)))
+            # cells are read with an empty one in front (position 0): an absent column's value
+            pick = itemgetter(*(last.get(k, 0) for k in keys), 0)  # (the 0: a tuple even for one key)
+            own = sorted(last.values())  # the file's columns, once each
+            width = len(header)
+            plain = own == list(range(1, width + 1))  # no repeated column
+            pid = last.get("patient_id", 0)
+            number, skipping = 1, False
+            for record in reader:
+                if not skipping:
+                    line_num = reader.line_num
+                if record == []:  # csv.DictReader skips it without counting it
+                    skipping = True
                     continue
-                self.current_patient = row.get("patient_id") or None
-                yield number, {c: row.get(c, "") for c in (*self.columns, *row)}
+                skipping = False
+                number += 1
+                cells = ["", *map(str.strip, record)]
+                if len(cells) <= width:
+                    cells += [""] * (width + 1 - len(cells))
+                if not (any(cells[1 : width + 1]) if plain else any(cells[n] for n in own)):
+                    continue
+                self.current_patient = cells[pid] or None
+                yield number, dict(zip(keys, pick(cells)[:-1], strict=True))
         except csv.Error as exc:  # e.g. a cell over the csv module's size limit
-            self.reject(reader.line_num, None, f"the file cannot be read as CSV: {exc}", "no row of it is read")
+            self.reject(line_num, None, f"the file cannot be read as CSV: {exc}", "no row of it is read")
 
 
 def _date(text: str) -> date:
@@ -516,9 +542,9 @@ def _too_long(
 ) -> bool:
     """Whether a cell of the row is longer than CELL_LIMIT: if so the row is rejected, and a
     known patient's record of it kept as unreadable (its history can then never be complete)."""
-    long = [column for column, text in row.items() if len(text) > CELL_LIMIT]
-    if not long:
+    if max(map(len, row.values())) <= CELL_LIMIT:  # the common case, without a loop in Python
         return False
+    long = [column for column, text in row.items() if len(text) > CELL_LIMIT]
     pid = "" if "patient_id" in long else row.get("patient_id", "")
     size = len(row[long[0]])
     message = f"the cell is {size:,} characters long, more than the {CELL_LIMIT:,} a cell may hold"

@@ -20,7 +20,7 @@ from typing import Any
 
 from kb.catalogue.vocabulary import Item, Vocabulary
 
-__all__ = ["UnitError", "convert", "convert_unit", "exact", "ucum"]
+__all__ = ["UnitError", "convert", "convert_unit", "exact", "ucum", "warm_units"]
 
 
 class UnitError(ValueError):
@@ -34,25 +34,48 @@ def _registry() -> Any:
     return PintUcumRegistry()
 
 
-@lru_cache(maxsize=512)
 def _factor(source: str, target: str) -> Decimal:
-    registry = _registry()
+    found = _factor_of(source, target)
+    if isinstance(found, str):
+        raise UnitError(found)
+    return found
+
+
+@lru_cache(maxsize=1024)
+def _factor_of(source: str, target: str) -> Decimal | str:
+    """The factor, or why there is none: a failure is remembered too (a mass unit of an item
+    converted through its molar factor fails first on every row, and reading a UCUM code
+    costs milliseconds)."""
     try:
-        src, dst = registry.from_ucum(source), registry.from_ucum(target)
-    except Exception as exc:  # ucumvert raises its own parse errors
-        raise UnitError(f"'{source}' is not a unit we can read") from exc
+        src, dst = _parsed(source), _parsed(target)
+    except UnitError:
+        return f"'{source}' is not a unit we can read"
     if not hasattr(src, "to") or not hasattr(dst, "units"):
         if str(src) == str(dst):
             return Decimal(1)
-        raise UnitError(f"cannot convert '{source}' to '{target}'")
+        return f"cannot convert '{source}' to '{target}'"
     try:
         magnitude = (1 * src).to(dst.units).magnitude / getattr(dst, "magnitude", 1)
-    except Exception as exc:  # pint's DimensionalityError
-        raise UnitError(f"'{source}' cannot be converted to '{target}'") from exc
+    except Exception:  # pint's DimensionalityError
+        return f"'{source}' cannot be converted to '{target}'"
     factor = float(magnitude)
     if not math.isfinite(factor) or factor == 0:
-        raise UnitError(f"'{source}' cannot be converted to '{target}' (the factor is out of range)")
+        return f"'{source}' cannot be converted to '{target}' (the factor is out of range)"
     return Decimal(format(factor, ".12g"))
+
+
+@lru_cache(maxsize=512)
+def _parsed(code: str) -> Any:
+    """A UCUM code read by ucumvert (each code once: the same target is read for every source)."""
+    try:
+        return _registry().from_ucum(code)
+    except Exception as exc:  # ucumvert raises its own parse errors
+        raise UnitError(code) from exc
+
+
+def warm_units() -> None:
+    """Build the unit registry now (before a fork, so that every worker inherits it)."""
+    _registry()
 
 
 def exact(value: Decimal) -> Decimal:

@@ -25,6 +25,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from multiprocessing.pool import AsyncResult
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -50,6 +51,7 @@ from kb.reasoning.evaluation import (
     status_from_truth,
 )
 from kb.records.patients import Patient
+from kb.records.units import warm_units
 from kb.status import Status, Truth, Verdict
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "FactTables",
     "arrow_facts",
     "chunk_facts",
+    "evaluate_loaded",
     "evaluate_many",
     "make_decider",
     "predicates",
@@ -369,13 +372,18 @@ def chunk_facts(
 
 
 def _evaluate_chunk(
-    patients: Sequence[Patient],
+    patients: list[Patient],
     kb: KnowledgeBase,
     assumptions: AssumptionSet,
     as_of: date | None,
     today: date | None,
 ) -> list[BatchVerdict]:
+    """The chunk's verdicts, in its order. It empties `patients` once their facts are built,
+    and the facts once DuckDB holds them: a worker's patients (a hundred megabytes for a
+    chunk read from disk) and its fact rows are not kept through the SQL as well."""
     facts = chunk_facts(patients, kb, assumptions, as_of, today)
+    order = [p.id for p in patients]
+    patients.clear()  # the reference patients are kept in `facts.reference`
     plan = sql_plan(kb)
     decider = make_decider(kb, assumptions)
     out: dict[str, BatchVerdict] = {}
@@ -383,6 +391,7 @@ def _evaluate_chunk(
         con = duckdb.connect(config={"threads": 1})
         try:
             facts.tables.load(con)
+            facts.tables.rows.clear()
             _run(con, plan)
             for pid, found in _truths(con, predicates(kb)):
                 out[pid] = decider(pid, facts.cohorts[pid], found)
@@ -392,7 +401,7 @@ def _evaluate_chunk(
         out[pid] = decider(pid, facts.cohorts[pid], {})
     for patient in facts.reference:
         out[patient.id] = reference_verdict(patient, kb, assumptions, as_of, today)
-    return [out[p.id] for p in patients]
+    return [out[pid] for pid in order]
 
 
 def reference_verdict(
@@ -405,8 +414,18 @@ def reference_verdict(
     )
 
 
-#: what the workers need besides their chunk, set before the fork (inherited, never pickled)
-_SHARED: list[tuple[Sequence[Patient] | None, KnowledgeBase, AssumptionSet, date | None, date | None]] = []
+#: what a worker needs besides its job: the patients (a sequence the workers slice) or a
+#: loader of chunks, and the rest
+_Shared = tuple[
+    Sequence[Patient] | None,
+    Callable[[Any], tuple[Sequence[Patient], Any]] | None,
+    KnowledgeBase,
+    AssumptionSet,
+    date | None,
+    date | None,
+]
+#: set just before the fork (inherited, never pickled), taken off right after it
+_SHARED: list[_Shared] = []
 
 
 #: a BatchVerdict as plain tuples, which unpickle several times faster than dataclasses
@@ -414,25 +433,37 @@ _SHARED: list[tuple[Sequence[Patient] | None, KnowledgeBase, AssumptionSet, date
 _Plain = tuple[
     str, Verdict, tuple[tuple[str, Verdict, tuple[str, ...], tuple[str, ...], str], ...], tuple[Status, ...], str
 ]
+#: what a worker sends back: what its loader said of the chunk, the criteria ids, the rows
+_Result = tuple[Any, tuple[str, ...], list[_Plain]]
 
 
-def _worker(job: tuple[int, int] | list[Patient]) -> tuple[tuple[str, ...], list[_Plain]]:
-    patients, kb, assumptions, as_of, today = _SHARED[-1]
-    if isinstance(job, tuple):  # bounds into the inherited sequence
+def _worker(job: object) -> _Result:
+    return _work(_SHARED[-1], job)
+
+
+def _work(shared: _Shared, job: object) -> _Result:
+    patients, load, kb, assumptions, as_of, today = shared
+    extra: Any = None
+    if load is not None:  # the worker reads its own chunk (from disk): the parent never holds it
+        chunk, extra = load(job)
+        job = list(chunk)
+        del chunk  # `_evaluate_chunk` lets the patients go once their facts are built
+    elif isinstance(job, tuple):  # bounds into the inherited sequence
         assert patients is not None
         job = list(patients[job[0] : job[1]])
+    assert isinstance(job, list)
     with _collector_paused():
         rows = _evaluate_chunk(job, kb, assumptions, as_of, today)
     plain = [(r.patient_id, r.verdict, tuple(_plain(c) for c in r.cohorts), r.status_codes, r.engine) for r in rows]
-    return tuple(c.id for c in kb.criteria), plain
+    return extra, tuple(c.id for c in kb.criteria), plain
 
 
 def _plain(c: CohortVerdict) -> tuple[str, Verdict, tuple[str, ...], tuple[str, ...], str]:
     return (c.cohort, c.verdict, c.blocking, c.unknown, c.note)
 
 
-def _unpack(result: tuple[tuple[str, ...], list[_Plain]]) -> list[BatchVerdict]:
-    ids, plain = result
+def _unpack(result: _Result) -> list[BatchVerdict]:
+    _, ids, plain = result
     return [
         BatchVerdict(pid, verdict, tuple(CohortVerdict(*c) for c in cohorts), codes, ids, engine)
         for pid, verdict, cohorts, codes, engine in plain
@@ -452,6 +483,30 @@ def _jobs(patients: Iterable[Patient], size: int) -> Iterator[tuple[int, int] | 
             chunk = []
     if chunk:
         yield chunk
+
+
+def _results(jobs: Iterable[object], workers: int, shared: _Shared) -> Iterator[_Result]:
+    """Each job's result, in the jobs' order: in this process, or from `workers` forked
+    processes with at most two jobs each in flight."""
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for job in jobs:
+            yield _work(shared, job)
+        return
+    sql_plan(shared[2])  # compiled before the fork, so that every worker inherits it
+    warm_units()  # the unit registry too (a second or more per process otherwise)
+    _SHARED.append(shared)
+    try:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+    finally:
+        _SHARED.pop()
+    with pool:
+        pending: deque[AsyncResult[_Result]] = deque()
+        for job in jobs:
+            pending.append(pool.apply_async(_worker, (job,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
 
 def evaluate_many(
@@ -475,38 +530,33 @@ def evaluate_many(
     if isinstance(patients, Sequence):  # an even share per worker, up to `chunk`
         chunk = max(1, min(chunk, -(-len(patients) // max(workers, 1))))
     done = 0
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        _SHARED.append((patients if isinstance(patients, Sequence) else None, kb, assumptions, as_of, today))
-        try:
-            for job in _jobs(patients, chunk):
-                rows = _unpack(_worker(job))
-                done += len(rows)
-                yield from rows
-                if progress is not None:
-                    progress(done)
-        finally:
-            _SHARED.pop()
-        return
-    sql_plan(kb)  # compiled before the fork, so that every worker inherits it
-    _SHARED.append((patients if isinstance(patients, Sequence) else None, kb, assumptions, as_of, today))
-    try:
-        pool = multiprocessing.get_context("fork").Pool(workers)
-    finally:
-        _SHARED.pop()
-    with pool:
-        pending: deque[AsyncResult[tuple[tuple[str, ...], list[_Plain]]]] = deque()
-        jobs = _jobs(patients, chunk)
-        for job in jobs:
-            pending.append(pool.apply_async(_worker, (job,)))
-            if len(pending) >= 2 * workers:
-                rows = _unpack(pending.popleft().get())
-                done += len(rows)
-                yield from rows
-                if progress is not None:
-                    progress(done)
-        while pending:
-            rows = _unpack(pending.popleft().get())
-            done += len(rows)
-            yield from rows
-            if progress is not None:
-                progress(done)
+    shared = (patients if isinstance(patients, Sequence) else None, None, kb, assumptions, as_of, today)
+    for result in _results(_jobs(patients, chunk), workers, shared):
+        rows = _unpack(result)
+        done += len(rows)
+        yield from rows
+        if progress is not None:
+            progress(done)
+
+
+_J = TypeVar("_J")
+_T = TypeVar("_T")
+
+
+def evaluate_loaded(
+    jobs: Sequence[_J],
+    load: Callable[[_J], tuple[Sequence[Patient], _T]],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None = None,
+    today: date | None = None,
+    workers: int | None = None,
+) -> Iterator[tuple[_T, list[BatchVerdict]]]:
+    """For each job, in order, what `load(job)` said of its chunk and its patients' verdicts.
+
+    Each worker loads its own chunks (`load` is inherited by the fork, never pickled; what
+    it returns beside the patients must pickle): reading files is most of a screening's
+    work, and done in the parent it left one core idle and every patient pickled twice."""
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    for result in _results(jobs, workers, (None, load, kb, assumptions, as_of, today)):
+        yield result[0], _unpack(result)
