@@ -19,7 +19,8 @@ the rules' bounds).
   a set into; `kb screen --engine spark` reads a set whole), read one after the other as
   `kb.screening.spark.evaluate_spark` asks for patients, in a child process; the session is
   started before the clock (its start is printed apart). 1,000,000 is opt-in
-  (`--spark-sizes 100000,1000000`): it takes longer than this benchmark should by default.
+  (`--spark-sizes 100000,1000000`): at the 20 patients/s Spark local did at 10,000 on
+  2026-12-02 (a loaded 2-core machine) a million would take about 14 hours.
 - *Per-patient pyDatalog* (`assess`, statuses only) screens the first --reference (1,000) of
   the generated patients, each checked to get the same statuses and verdict as DuckDB; every
   figure above is also given as its ratio to this one.
