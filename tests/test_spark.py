@@ -58,7 +58,7 @@ def test_the_vignettes_get_the_same_report_from_spark_and_duckdb(
         assert main(["screen", "--engine", engine, "--json"]) == 0
         reports[engine] = json.loads(capsys.readouterr().out)
     assert reports["spark"] == reports["duckdb"]
-    verdicts = [row["verdict"] for row in reports["duckdb"]["rows"]]
+    verdicts = [row["verdict"] for row in reports["duckdb"]["patients"]]
     assert (verdicts.count("eligible"), verdicts.count("needs_data"), verdicts.count("ineligible")) == (17, 12, 49)
 
 

@@ -298,7 +298,9 @@ def _fixpoint(
             new = session.sql(" UNION ".join(rules)).subtract(current[name]).localCheckpoint()
             if new.count():
                 grown = True
-                current[name] = current[name].union(new).localCheckpoint()
+                # coalesced: a union adds up its inputs' partitions, iteration after iteration
+                grown_frame = current[name].union(new).coalesce(max(1, session.sparkContext.defaultParallelism))
+                current[name] = grown_frame.localCheckpoint()
                 frames.append(current[name])
                 _view(current[name], name)
     return frames
