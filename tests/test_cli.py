@@ -234,7 +234,7 @@ def test_kb_screen_dates_when_waiting_is_all_it_takes(capsys: pytest.CaptureFixt
     assert "P059   ineligible  GE4.2  (eligible from 2026-12-19)" in out
     assert "P063   ineligible  GI2  (eligible from 2027-01-15)" in out
     assert main(["screen", "--out", "report.txt"]) == 2
-    assert "written as .csv, .xlsx or .json" in capsys.readouterr().err
+    assert "written as .csv, .xlsx, .json or .parquet" in capsys.readouterr().err
 
 
 def test_kb_screen_reads_a_fhir_bundle_like_kb_check(
