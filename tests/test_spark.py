@@ -27,8 +27,9 @@ from kb.screening.screen import ScreenRow, screen
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-#: every Spark test in one test process: one JVM, one session (tests/spark_cluster.py)
-pytestmark = pytest.mark.xdist_group("spark_cluster")
+#: the local Spark tests in one test process (one JVM, one session: tests/spark_cluster.py), apart
+#: from the cluster's group, so that the slow profile runs the two beside each other
+pytestmark = pytest.mark.xdist_group("spark_local")
 
 
 def _answers(rows: list[BatchVerdict]) -> list[tuple[object, ...]]:
