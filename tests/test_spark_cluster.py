@@ -120,12 +120,8 @@ def test_2000_synthetic_patients_get_the_same_answers(
     assert {r.verdict for r in rows} == {"eligible", "needs_data", "ineligible"}
     duckdb = list(evaluate_many(patients, kb, assumptions))
     assert [r for r, d in zip(rows, duckdb, strict=True) if r != d] == []
-    differ = {}
-    for patient, row in zip(patients, rows, strict=True):
-        found = _same(row, assess(patient, kb, assumptions, explain="status"))
-        if found:
-            differ[patient.id] = found
-    assert differ == {}
+    # and so pyDatalog's: tests/test_batch.py's slow test holds DuckDB to pyDatalog on these very
+    # 2,000 patients (seed 3), so the 2,000 per-patient runs (two minutes) are not made twice
 
 
 def _screen(out: Path, *args: str) -> str:
