@@ -1,0 +1,378 @@
+"""The rules' input facts for many patients at once, in SQL over the record tables.
+
+`build_facts` walks one patient at a time in Python: most of a screening's time. Here the
+same facts come from the five long tables of kb/records/tables.py in a handful of statements
+over every patient at once: window functions choose the latest result of each item, joins
+bring the reference dates, and gaps-and-islands join a drug's records into courses
+(kb/factbase/set_events.py). Where a value needs one of the Python formulas of
+kb/catalogue/derived.py (ages, months before, ×ULN, Cockcroft–Gault, CKD-EPI, instrument
+scores ...), that very function runs once per DISTINCT input (a clinic's values repeat) and
+its results join back as a small Arrow table: identical to `build_facts` by construction.
+Numbers come out of DuckDB as DECIMAL(38, 28) and go into the formulas as the same values.
+
+Declined patients (`SetFacts.declined`, with why) are left out of every table; the caller
+builds them with `build_facts` in Python, as today. Only what is rare and hard is declined:
+
+- rows that could not be read (`rec_unreadable`): their gaps and "unrecognised" facts;
+- a reference date outside the dates read, or a formula that fails on a patient's values
+  (a zero creatinine): `build_facts` raises for them, and so must the caller's path;
+- a derived number DECIMAL(38, 28) cannot hold (`FactTables.misfits` would drop the patient);
+- ties the records' order decides and their rows do not: two different results of one
+  item with the same date and row, two different results of a progression item on one
+  day, two different attestations of one item with the same date and row, two agents of
+  one drug starting the same day on the same row, an event ending before it starts;
+- a result whose kind (number or category) is not its item's, a review without a date.
+
+The demo vignettes and the synthetic patients have none of these (tests/test_set_facts.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, DecimalException
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from kb.catalogue.assumptions import AssumptionSet
+from kb.catalogue.derived import (
+    EARLIEST_DATE,
+    LATEST_DATE,
+    age_in_years,
+    ckd_epi_2021,
+    cockcroft_gault,
+    cockcroft_gault_si,
+    months_before,
+    times_uln,
+)
+from kb.catalogue.knowledge import KnowledgeBase
+from kb.errors import KbError
+from kb.factbase.build import _windows_asked, assumption_facts
+from kb.language.sql import SqlPlan, column_type, fits_exactly, table_name
+
+__all__ = ["ANCHORS", "SetFacts", "SqlBuild", "build_facts_sql", "number"]
+
+ANCHORS = ("screening", "enrolment", "apheresis")
+#: what a Python formula may raise on a patient's values (build_facts raises it too)
+FAILURES = (KbError, DecimalException, ArithmeticError, ValueError, OverflowError)
+
+
+@dataclass
+class SetFacts:
+    """`cohorts`: each patient decided → sorted trial diagnoses (as `chunk_facts` gives
+    them); `declined`: patient → why the SQL left it to `build_facts`."""
+
+    cohorts: dict[str, tuple[str, ...]]
+    declined: dict[str, str] = field(default_factory=dict)
+
+
+def number(text: str) -> Decimal:
+    """A DECIMAL's text as the shortest Decimal of that value (1.5000…0 → 1.5): the formulas
+    see the value as a file writes it, so their results have the same digits."""
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return Decimal(text)
+
+
+def _text(value: Decimal | int | str | None) -> str | None:
+    if value is None:
+        return None
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+@dataclass
+class SqlBuild:
+    """One build: the connection, what the formulas read, and helpers shared by both modules."""
+
+    con: duckdb.DuckDBPyConnection
+    kb: KnowledgeBase
+    assumptions: AssumptionSet
+    plan: SqlPlan
+    _registered: list[str] = field(default_factory=list)
+
+    def insert(self, relation: str, select: str, params: Sequence[object] = ()) -> None:
+        """Rows c0, c1 … of `select` into the relation's table, cast to its column types,
+        filtered by its second argument as `FactTables.add` does."""
+        decl = self.plan.inputs.get(relation)
+        if decl is None:
+            return  # a relation no criterion needs
+        casts = ", ".join(f"CAST(c{i} AS {column_type(t)})" for i, (_, t) in enumerate(decl.params))
+        where, args = "", list(params)
+        wanted = self.plan.selective.get(relation)
+        if wanted is not None:
+            where = " WHERE CAST(c1 AS VARCHAR) IN (SELECT unnest(CAST(? AS VARCHAR[])))"
+            args.append(sorted(wanted))
+        self.con.execute(f"INSERT INTO {table_name(relation)} SELECT {casts} FROM ({select}) AS s{where}", args)
+
+    def lookup(
+        self,
+        name: str,
+        query: str,
+        compute: Callable[..., Sequence[object] | None],
+        outputs: Sequence[str],
+        params: Sequence[object] = (),
+        many: bool = False,
+    ) -> None:
+        """`compute` once per distinct key row of `query` (columns k0, k1 … as text), the
+        results registered as table `name`: keys, then `outputs` as text, then `bad` (why
+        the formula failed, or its number does not fit DECIMAL(38, 28)). A key whose
+        `compute` returns None has no row (no fact); with `many`, `compute` returns a list
+        of output rows, each a row of the table."""
+        result = self.con.execute(f"SELECT DISTINCT * FROM ({query}) AS q", list(params))
+        width = len(result.description or ())
+        keys = result.fetchall()
+        columns: list[list[str | None]] = [[] for _ in range(width + len(outputs) + 1)]
+        for key in keys:
+            bad = None
+            try:
+                found = compute(*key)
+                rows = (found or []) if many else ([] if found is None else [found])
+            except FAILURES as exc:
+                rows, bad = [(None,) * len(outputs)], f"{type(exc).__name__}: {exc}"
+            for row in rows:
+                wrong = next((v for v in row if isinstance(v, Decimal) and not fits_exactly(v)), None)
+                why = bad if wrong is None else f"{wrong} does not fit DECIMAL(38, 28)"
+                for i, value in enumerate((*key, *row, why)):
+                    columns[i].append(_text(value))  # type: ignore[arg-type]
+        names = [f"k{i}" for i in range(width)] + list(outputs) + ["bad"]
+        table = pa.table({n: pa.array(col, pa.string()) for n, col in zip(names, columns, strict=True)})
+        self.con.register(name, table)
+        self._registered.append(name)
+
+    def decline(self, select: str, params: Sequence[object] = ()) -> None:
+        """Patients (column `patient`, and `why`) the SQL leaves to `build_facts`."""
+        self.con.execute(f"INSERT INTO sf_declined SELECT patient, why FROM ({select}) AS d", list(params))
+
+    def close(self) -> None:
+        for name in self._registered:
+            self.con.unregister(name)
+        self._registered.clear()
+
+
+def build_facts_sql(
+    con: duckdb.DuckDBPyConnection,
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    plan: SqlPlan,
+    as_of: date | None = None,
+    today: date | None = None,
+) -> SetFacts:
+    """Fill `plan`'s input tables from the rec_* tables in `con` with the facts `chunk_facts`
+    puts there (every patient of rec_patient but the declined ones), and say who is declined."""
+    from kb.factbase.set_events import add_events  # below this module: it uses SqlBuild
+
+    build = SqlBuild(con, kb, assumptions, plan)
+    for relation in plan.inputs:
+        con.execute(plan.empty_table(relation))
+    con.execute("CREATE OR REPLACE TEMP TABLE sf_declined (patient VARCHAR, why VARCHAR)")
+    con.execute("CREATE OR REPLACE MACRO sf_day(d) AS date_diff('day', DATE '0001-01-01', d) + 1")
+    try:
+        _assumptions(build)
+        _references(build, as_of, today)
+        _patients(build)
+        _observations(build)
+        _attestations(build)
+        add_events(build)
+        return _finish(build)
+    finally:
+        build.close()
+
+
+def _assumptions(build: SqlBuild) -> None:
+    for relation, args in assumption_facts(build.assumptions):
+        build.insert(relation, "SELECT ? AS c0, ? AS c1", [args[0], _text(args[1])])  # type: ignore[arg-type]
+
+
+def _references(build: SqlBuild, as_of: date | None, today: date | None) -> None:
+    """`reference_dates` for every patient (sf_ref), declining dates outside those read."""
+    offset = build.assumptions.days("apheresis_offset_days")
+    build.con.execute(
+        """CREATE OR REPLACE TEMP TABLE sf_ref AS
+        SELECT patient, sex, birth_date, weight_kg, enrolment,
+            CASE WHEN screening_date IS NULL OR screening_date > enrolment THEN enrolment
+                 ELSE screening_date END AS screening,
+            COALESCE(apheresis_date, CAST(enrolment + CAST(? AS INTEGER) AS DATE)) AS apheresis
+        FROM (SELECT *, COALESCE(CAST(? AS DATE), enrolment_date, CAST(? AS DATE)) AS enrolment FROM rec_patient)""",
+        [offset, as_of, today or date.today()],
+    )
+    build.decline(
+        """SELECT patient, 'a reference date outside the dates read (build_facts raises)' AS why FROM sf_ref
+        WHERE NOT (enrolment BETWEEN ? AND ? AND screening BETWEEN ? AND ? AND apheresis BETWEEN ? AND ?)""",
+        [EARLIEST_DATE, LATEST_DATE] * 3,
+    )
+    build.decline("SELECT DISTINCT patient, 'rows that could not be read' AS why FROM rec_unreadable")
+
+
+def _patients(build: SqlBuild) -> None:
+    """patient, ref_day, sex, age_at and months_before."""
+    build.insert("patient", "SELECT patient AS c0 FROM sf_ref")
+    for anchor in ANCHORS:
+        build.insert("ref_day", f"SELECT patient AS c0, '{anchor}' AS c1, sf_day({anchor}) AS c2 FROM sf_ref")
+    build.insert("sex", "SELECT patient AS c0, sex AS c1 FROM sf_ref WHERE sex IS NOT NULL AND sex <> ''")
+    union = " UNION ".join(f"SELECT CAST(birth_date AS VARCHAR), CAST({a} AS VARCHAR) FROM sf_ref" for a in ANCHORS)
+    build.lookup(
+        "sf_age_of",
+        f"SELECT * FROM ({union}) AS u(k0, k1) WHERE k0 IS NOT NULL",
+        lambda birth, on: (age_in_years(date.fromisoformat(birth), date.fromisoformat(on)).value,),
+        ["years"],
+    )
+    build.con.execute(
+        "CREATE OR REPLACE TEMP TABLE sf_age AS "
+        + " UNION ALL ".join(
+            f"SELECT r.patient, '{a}' AS anchor, a.years FROM sf_ref r JOIN sf_age_of a "
+            f"ON a.k0 = CAST(r.birth_date AS VARCHAR) AND a.k1 = CAST(r.{a} AS VARCHAR)"
+            for a in ANCHORS
+        )
+    )
+    build.insert("age_at", "SELECT patient AS c0, anchor AS c1, years AS c2 FROM sf_age")
+    mode = str(build.assumptions["month_length"])
+    windows = _windows_asked(build.kb)
+    if not windows:
+        return
+    anchors = sorted({a for a, _ in windows})
+    build.con.register("sf_windows", pa.table({"anchor": [a for a, _ in windows], "months": [m for _, m in windows]}))
+    build._registered.append("sf_windows")
+    union = " UNION ".join(
+        f"SELECT CAST(r.{a} AS VARCHAR), CAST(w.months AS VARCHAR) FROM sf_ref r JOIN sf_windows w ON w.anchor = '{a}'"
+        for a in anchors
+    )
+    build.lookup(
+        "sf_months",
+        f"SELECT * FROM ({union}) AS u(k0, k1)",
+        lambda day, n: (months_before(date.fromisoformat(day), int(n), mode).isoformat(),),
+        ["day"],
+    )
+    for anchor in anchors:
+        select = (
+            f"SELECT r.patient AS c0, '{anchor}' AS c1, m.k1 AS c2, sf_day(CAST(m.day AS DATE)) AS c3, m.bad "
+            f"FROM sf_ref r JOIN sf_windows w ON w.anchor = '{anchor}' "
+            f"JOIN sf_months m ON m.k0 = CAST(r.{anchor} AS VARCHAR) AND m.k1 = CAST(w.months AS VARCHAR)"
+        )
+        build.decline(f"SELECT c0 AS patient, bad AS why FROM ({select}) WHERE bad IS NOT NULL")
+        build.insert("months_before", f"SELECT c0, c1, c2, c3 FROM ({select}) WHERE bad IS NULL")
+
+
+def _observations(build: SqlBuild) -> None:
+    from kb.factbase.set_measures import add_measures, add_renal  # results of several items
+
+    vocab = build.kb.vocabulary
+    items = pa.table(
+        {
+            "item": list(vocab.items),
+            "quantitative": [i.kind == "quantitative" for i in vocab.items.values()],
+            "lookback": [i.window == "lookback" for i in vocab.items.values()],
+        }
+    )
+    build.con.register("sf_items", items)
+    build._registered.append("sf_items")
+    build.decline(
+        """SELECT DISTINCT o.patient, 'a result whose kind is not its item''s' AS why
+        FROM rec_observation o JOIN sf_items i USING (item)
+        WHERE (i.quantitative AND (o.num IS NULL OR o.cat IS NOT NULL))
+           OR (NOT i.quantitative AND (o.cat IS NULL OR o.num IS NOT NULL))"""
+    )
+    build.decline(
+        """SELECT DISTINCT patient, 'two different results of one item with the same date and row' AS why
+        FROM rec_observation GROUP BY patient, item, date, "row"
+        HAVING count(DISTINCT (num, cat, uln, factor_assumption)) > 1"""
+    )
+    lookback = build.assumptions.days("lab_lookback_days")
+    build.con.execute(
+        """CREATE OR REPLACE TEMP TABLE sf_latest AS
+        SELECT o.*, f.enrolment FROM rec_observation o JOIN sf_ref f USING (patient)
+        WHERE o.date <= f.enrolment
+        QUALIFY row_number() OVER (PARTITION BY o.patient, o.item ORDER BY o.date DESC, o."row" DESC) = 1"""
+    )
+
+    def factor(value: str, assumption: str) -> tuple[Decimal]:
+        return (number(value) * Decimal(str(build.assumptions[assumption])),)
+
+    build.lookup(
+        "sf_factor",
+        "SELECT DISTINCT CAST(num AS VARCHAR), factor_assumption FROM sf_latest "
+        "WHERE factor_assumption <> '' AND num IS NOT NULL",
+        factor,
+        ["value"],
+    )
+    build.con.execute(
+        """CREATE OR REPLACE TEMP TABLE sf_sel AS
+        SELECT l.patient, l.item, l.cat, l.date, l.uln, i.quantitative, f.bad,
+            CASE WHEN l.factor_assumption <> '' THEN CAST(f.value AS DECIMAL(38, 28)) ELSE l.num END AS num
+        FROM sf_latest l JOIN sf_items i USING (item)
+        LEFT JOIN sf_factor f ON f.k0 = CAST(l.num AS VARCHAR) AND f.k1 = l.factor_assumption
+        WHERE NOT (i.lookback AND l.date < l.enrolment - CAST(? AS INTEGER))""",
+        [lookback],
+    )
+    build.decline("SELECT patient, bad AS why FROM sf_sel WHERE bad IS NOT NULL")
+    build.insert(
+        "obs_num", "SELECT patient AS c0, item AS c1, num AS c2, sf_day(date) AS c3 FROM sf_sel WHERE quantitative"
+    )
+    build.insert(
+        "obs_cat", "SELECT patient AS c0, item AS c1, cat AS c2, sf_day(date) AS c3 FROM sf_sel WHERE NOT quantitative"
+    )
+    build.lookup(
+        "sf_xuln",
+        "SELECT DISTINCT item, CAST(num AS VARCHAR), CAST(uln AS VARCHAR) FROM sf_sel "
+        "WHERE quantitative AND uln > 0 AND num IS NOT NULL",
+        lambda item, value, uln: (times_uln(item, number(value), number(uln), "").value,),
+        ["ratio"],
+    )
+    xuln = """SELECT s.patient, s.item, x.ratio, x.bad FROM sf_sel s JOIN sf_xuln x
+        ON x.k0 = s.item AND x.k1 = CAST(s.num AS VARCHAR) AND x.k2 = CAST(s.uln AS VARCHAR)"""
+    wanted = build.plan.selective.get("xuln")
+    if wanted is not None:  # a ratio no rule reads is not computed, so cannot fail
+        xuln += " WHERE s.item IN (SELECT unnest(CAST(? AS VARCHAR[])))"
+    params = [sorted(wanted)] if wanted is not None else []
+    build.decline(f"SELECT patient, bad AS why FROM ({xuln}) WHERE bad IS NOT NULL", params)
+    build.insert("xuln", f"SELECT patient AS c0, item AS c1, ratio AS c2 FROM ({xuln}) WHERE bad IS NULL", params)
+    add_renal(build, cockcroft_gault, cockcroft_gault_si, ckd_epi_2021)
+    add_measures(build)
+
+
+def _attestations(build: SqlBuild) -> None:
+    """`reviewed` for each review, `attested` for the latest word on each other item, by
+    (date, row), a word without a date before any dated one."""
+    build.decline(
+        """SELECT DISTINCT patient, 'a history review without a date' AS why FROM rec_attestation
+        WHERE starts_with(item, 'reviewed:') AND date IS NULL"""
+    )
+    build.decline(
+        """SELECT DISTINCT patient, 'two different attestations of one item with the same date and row' AS why
+        FROM rec_attestation WHERE NOT starts_with(item, 'reviewed:')
+        GROUP BY patient, item, date, "row" HAVING count(DISTINCT value) > 1"""
+    )
+    build.insert(
+        "reviewed",
+        """SELECT patient AS c0, substr(item, length('reviewed:') + 1) AS c1, sf_day(date) AS c2
+        FROM rec_attestation WHERE starts_with(item, 'reviewed:') AND date IS NOT NULL""",
+    )
+    build.insert(
+        "attested",
+        """SELECT patient AS c0, item AS c1, value AS c2 FROM rec_attestation
+        WHERE NOT starts_with(item, 'reviewed:')
+        QUALIFY row_number() OVER (PARTITION BY patient, item ORDER BY date DESC NULLS LAST, "row" DESC) = 1""",
+    )
+
+
+def _finish(build: SqlBuild) -> SetFacts:
+    con = build.con
+    declined: dict[str, str] = {}
+    for pid, why in con.execute("SELECT patient, why FROM sf_declined ORDER BY patient, why").fetchall():
+        declined.setdefault(pid, why)
+    for relation, decl in build.plan.inputs.items():
+        if decl.params and decl.params[0][1] == "patient":
+            con.execute(f"DELETE FROM {table_name(relation)} WHERE c0 IN (SELECT patient FROM sf_declined)")
+        else:  # reference facts: every patient repeats them
+            con.execute(f"CREATE OR REPLACE TABLE {table_name(relation)} AS SELECT DISTINCT * FROM {table_name(relation)}")
+    cohorts: dict[str, tuple[str, ...]] = {}
+    rows: list[Any] = con.execute(
+        """SELECT r.patient, list(DISTINCT c.cohort) FILTER (WHERE c.cohort IS NOT NULL)
+        FROM sf_ref r LEFT JOIN sf_cohort c USING (patient)
+        WHERE r.patient NOT IN (SELECT patient FROM sf_declined) GROUP BY r.patient"""
+    ).fetchall()
+    for pid, found in rows:
+        cohorts[pid] = tuple(sorted(found or ()))
+    return SetFacts(cohorts, declined)
