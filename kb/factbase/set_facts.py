@@ -182,8 +182,14 @@ def build_facts_sql(
 
 
 def _assumptions(build: SqlBuild) -> None:
-    for relation, args in assumption_facts(build.assumptions):
-        build.insert(relation, "SELECT ? AS c0, ? AS c1", [args[0], _text(args[1])])  # type: ignore[arg-type]
+    """The assumptions in force, one statement per relation."""
+    facts = assumption_facts(build.assumptions)
+    for relation in sorted({r for r, _ in facts}):
+        rows = [args for r, args in facts if r == relation]
+        table = pa.table({f"c{i}": pa.array([_text(a[i]) for a in rows], pa.string()) for i in range(2)})  # type: ignore[arg-type]
+        build.con.register("sf_assumed", table)
+        build.insert(relation, "SELECT c0, c1 FROM sf_assumed")
+        build.con.unregister("sf_assumed")
 
 
 def _references(build: SqlBuild, as_of: date | None, today: date | None) -> None:
@@ -209,8 +215,10 @@ def _references(build: SqlBuild, as_of: date | None, today: date | None) -> None
 def _patients(build: SqlBuild) -> None:
     """patient, ref_day, sex, age_at and months_before."""
     build.insert("patient", "SELECT patient AS c0 FROM sf_ref")
-    for anchor in ANCHORS:
-        build.insert("ref_day", f"SELECT patient AS c0, '{anchor}' AS c1, sf_day({anchor}) AS c2 FROM sf_ref")
+    build.insert(
+        "ref_day",
+        " UNION ALL ".join(f"SELECT patient AS c0, '{a}' AS c1, sf_day({a}) AS c2 FROM sf_ref" for a in ANCHORS),
+    )
     build.insert("sex", "SELECT patient AS c0, sex AS c1 FROM sf_ref WHERE sex IS NOT NULL AND sex <> ''")
     union = " UNION ".join(f"SELECT CAST(birth_date AS VARCHAR), CAST({a} AS VARCHAR) FROM sf_ref" for a in ANCHORS)
     build.lookup(
