@@ -198,7 +198,9 @@ def test_a_derived_number_decimal_cannot_hold_is_declined(kb: KnowledgeBase, dem
     """ALT 1 U/L with a ULN of 30: 1/30 to 28 digits is 0.0333…, 29 decimals; FactTables
     drops such a patient for the reference engine, and the SQL declines it."""
     p = demo.patients["P001"]
-    alt = Observation("alt", Decimal(1), p.enrolment_date or date(2026, 1, 1), Decimal(30), None, "1 U/L", Source("x", 1))
+    alt = Observation(
+        "alt", Decimal(1), p.enrolment_date or date(2026, 1, 1), Decimal(30), None, "1 U/L", Source("x", 1)
+    )
     patients = [_patient(demo, "P001", observations=[*p.observations, alt]), demo.patients["P002"]]
     paths = _paths(patients, kb, resolve_assumptions())
     assert "does not fit DECIMAL(38, 28)" in paths.built.declined["P001"]

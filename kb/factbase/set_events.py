@@ -53,7 +53,7 @@ def _meanings(build: SqlBuild) -> None:
         shown = agent or condition or name or code
         return shown, condition, understood, single_dose(event), cohort, drug
 
-    build.lookup(
+    failed = build.lookup(
         "sf_meaning",
         "SELECT DISTINCT kind, name, agent, code, frequency FROM rec_event",
         meaning,
@@ -68,19 +68,23 @@ def _meanings(build: SqlBuild) -> None:
                 ELSE greatest(e.start_date, r.screening, r.enrolment, r.apheresis) END) AS last
         FROM rec_event e JOIN sf_ref r USING (patient) JOIN sf_meaning m ON {same}"""
     )
-    build.decline(
-        """SELECT DISTINCT e.patient, 'a record that could not be interpreted: ' || m.bad AS why
+    if failed:
+        build.decline(
+            """SELECT DISTINCT e.patient, 'a record that could not be interpreted: ' || m.bad AS why
         FROM rec_event e JOIN sf_meaning m ON """
-        + same
-        + " WHERE m.bad IS NOT NULL"
+            + same
+            + " WHERE m.bad IS NOT NULL"
+        )
+    build.decline(
+        "SELECT DISTINCT patient, 'an event ending before it starts' AS why FROM rec_event WHERE end_date < start_date"
     )
-    build.decline("SELECT DISTINCT patient, 'an event ending before it starts' AS why FROM rec_event WHERE end_date < start_date")
 
 
 def _events(build: SqlBuild) -> None:
     build.insert("event", "SELECT patient AS c0, kind AS c1, shown AS c2, s AS c3, sf_day(last) AS c4 FROM sf_event")
     build.insert(
-        "unrecognised", "SELECT patient AS c0, kind AS c1, s AS c2, sf_day(last) AS c3 FROM sf_event WHERE NOT understood"
+        "unrecognised",
+        "SELECT patient AS c0, kind AS c1, s AS c2, sf_day(last) AS c3 FROM sf_event WHERE NOT understood",
     )
     build.con.execute(
         """CREATE OR REPLACE TEMP TABLE sf_cohort AS
@@ -127,7 +131,7 @@ def _doses(build: SqlBuild) -> None:
 
     records = """SELECT patient, agent, s, sf_day(last) AS x, CAST(dose AS VARCHAR) AS dose, dose_unit, frequency
         FROM sf_event WHERE kind = 'medication' AND agent IN (SELECT unnest(CAST(? AS VARCHAR[])))"""
-    build.lookup(
+    failed = build.lookup(
         "sf_dose",
         f"SELECT DISTINCT agent, dose, dose_unit, frequency FROM ({records})",
         dose,
@@ -138,19 +142,25 @@ def _doses(build: SqlBuild) -> None:
         ON d.k0 = r.agent AND d.k1 IS NOT DISTINCT FROM r.dose AND d.k2 IS NOT DISTINCT FROM r.dose_unit
         AND d.k3 IS NOT DISTINCT FROM r.frequency"""
     build.con.execute(f"CREATE OR REPLACE TEMP TABLE sf_doses AS {joined}", [steroids])
-    build.decline("SELECT patient, bad AS why FROM sf_doses WHERE bad IS NOT NULL")
-    build.insert("dose_missing", "SELECT patient AS c0, agent AS c1, s AS c2, x AS c3 FROM sf_doses WHERE how = 'missing'")
-    build.insert("pred_equivalent", "SELECT patient AS c0, agent AS c1, s AS c2, daily AS c3 FROM sf_doses WHERE how = 'ok'")
+    if failed:
+        build.decline("SELECT patient, bad AS why FROM sf_doses WHERE bad IS NOT NULL")
+    build.insert(
+        "dose_missing", "SELECT patient AS c0, agent AS c1, s AS c2, x AS c3 FROM sf_doses WHERE how = 'missing'"
+    )
+    build.insert(
+        "pred_equivalent", "SELECT patient AS c0, agent AS c1, s AS c2, daily AS c3 FROM sf_doses WHERE how = 'ok'"
+    )
     weighed = """SELECT d.patient, d.agent, d.s, d.daily, CAST(r.weight_kg AS VARCHAR) AS weight
         FROM sf_doses d JOIN sf_ref r USING (patient) WHERE d.how = 'ok' AND r.weight_kg <> 0"""
 
     def kg(daily: str, weight: str) -> tuple[Decimal]:
         return (per_kg(Derivation("", "", (), number(daily)), number(weight)).value,)
 
-    build.lookup("sf_kg", f"SELECT DISTINCT daily, weight FROM ({weighed})", kg, ["value"])
+    failed = build.lookup("sf_kg", f"SELECT DISTINCT daily, weight FROM ({weighed})", kg, ["value"])
     joined = f"""SELECT w.patient, w.agent, w.s, k.value, k.bad FROM ({weighed}) AS w JOIN sf_kg k
         ON k.k0 = w.daily AND k.k1 = w.weight"""
-    build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL")
+    if failed:
+        build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL")
     build.insert(
         "pred_mg_per_kg", f"SELECT patient AS c0, agent AS c1, s AS c2, value AS c3 FROM ({joined}) WHERE bad IS NULL"
     )

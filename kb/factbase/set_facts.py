@@ -115,12 +115,13 @@ class SqlBuild:
         outputs: Sequence[str],
         params: Sequence[object] = (),
         many: bool = False,
-    ) -> None:
+    ) -> bool:
         """`compute` once per distinct key row of `query` (columns k0, k1 … as text), the
         results registered as table `name`: keys, then `outputs` as text, then `bad` (why
         the formula failed, or its number does not fit DECIMAL(38, 28)). A key whose
         `compute` returns None has no row (no fact); with `many`, `compute` returns a list
-        of output rows, each a row of the table."""
+        of output rows, each a row of the table. Returns whether any row is `bad` (only
+        then need the caller look for the patients to decline)."""
         result = self.con.execute(f"SELECT DISTINCT * FROM ({query}) AS q", list(params))
         width = len(result.description or ())
         keys = result.fetchall()
@@ -141,6 +142,7 @@ class SqlBuild:
         table = pa.table({n: pa.array(col, pa.string()) for n, col in zip(names, columns, strict=True)})
         self.con.register(name, table)
         self._registered.append(name)
+        return any(why is not None for why in columns[-1])
 
     def decline(self, select: str, params: Sequence[object] = ()) -> None:
         """Patients (column `patient`, and `why`) the SQL leaves to `build_facts`."""
@@ -247,7 +249,7 @@ def _patients(build: SqlBuild) -> None:
         f"SELECT CAST(r.{a} AS VARCHAR), CAST(w.months AS VARCHAR) FROM sf_ref r JOIN sf_windows w ON w.anchor = '{a}'"
         for a in anchors
     )
-    build.lookup(
+    failed = build.lookup(
         "sf_months",
         f"SELECT * FROM ({union}) AS u(k0, k1)",
         lambda day, n: (months_before(date.fromisoformat(day), int(n), mode).isoformat(),),
@@ -259,7 +261,8 @@ def _patients(build: SqlBuild) -> None:
             f"FROM sf_ref r JOIN sf_windows w ON w.anchor = '{anchor}' "
             f"JOIN sf_months m ON m.k0 = CAST(r.{anchor} AS VARCHAR) AND m.k1 = CAST(w.months AS VARCHAR)"
         )
-        build.decline(f"SELECT c0 AS patient, bad AS why FROM ({select}) WHERE bad IS NOT NULL")
+        if failed:
+            build.decline(f"SELECT c0 AS patient, bad AS why FROM ({select}) WHERE bad IS NOT NULL")
         build.insert("months_before", f"SELECT c0, c1, c2, c3 FROM ({select}) WHERE bad IS NULL")
 
 
@@ -276,66 +279,71 @@ def _observations(build: SqlBuild) -> None:
     )
     build.con.register("sf_items", items)
     build._registered.append("sf_items")
-    build.decline(
-        """SELECT DISTINCT o.patient, 'a result whose kind is not its item''s' AS why
-        FROM rec_observation o JOIN sf_items i USING (item)
-        WHERE (i.quantitative AND (o.num IS NULL OR o.cat IS NOT NULL))
-           OR (NOT i.quantitative AND (o.cat IS NULL OR o.num IS NOT NULL))"""
-    )
-    build.decline(
-        """SELECT DISTINCT patient, 'two different results of one item with the same date and row' AS why
-        FROM rec_observation GROUP BY patient, item, date, "row"
-        HAVING count(DISTINCT (num, cat, uln, factor_assumption)) > 1"""
-    )
-    lookback = build.assumptions.days("lab_lookback_days")
+    # the latest result of each item up to enrolment by (date, row), in one aggregate: the
+    # key is the day number above the row; its two largest values show a tie the rows
+    # cannot break (a hand-built patient), where the list's order would decide
     build.con.execute(
-        """CREATE OR REPLACE TEMP TABLE sf_latest AS
-        SELECT o.*, f.enrolment FROM rec_observation o JOIN sf_ref f USING (patient)
-        WHERE o.date <= f.enrolment
-        QUALIFY row_number() OVER (PARTITION BY o.patient, o.item ORDER BY o.date DESC, o."row" DESC) = 1"""
+        """CREATE OR REPLACE TEMP TABLE sf_sel AS
+        SELECT l.*, i.quantitative FROM (
+            SELECT o.patient, o.item, max(o.k, 2) AS ks, arg_max(o.num, o.k) AS num, arg_max(o.cat, o.k) AS cat,
+                max(o.date) AS date, arg_max(o.uln, o.k) AS uln, arg_max(o.factor_assumption, o.k) AS factor,
+                any_value(f.enrolment) AS enrolment
+            FROM (SELECT *, sf_day(date) * 4294967296 + "row" AS k FROM rec_observation) AS o
+            JOIN sf_ref f USING (patient) WHERE o.date <= f.enrolment GROUP BY o.patient, o.item) AS l
+        JOIN sf_items i USING (item)
+        WHERE NOT (i.lookback AND l.date < l.enrolment - CAST(? AS INTEGER))""",
+        [build.assumptions.days("lab_lookback_days")],
+    )
+    build.decline(
+        """SELECT DISTINCT patient, 'two results of one item with the same date and row' AS why
+        FROM sf_sel WHERE len(ks) = 2 AND ks[1] = ks[2]"""
+    )
+    build.decline(
+        """SELECT DISTINCT patient, 'a result whose kind is not its item''s' AS why FROM sf_sel
+        WHERE (quantitative AND (num IS NULL OR cat IS NOT NULL))
+            OR (NOT quantitative AND (cat IS NULL OR num IS NOT NULL))"""
     )
 
     def factor(value: str, assumption: str) -> tuple[Decimal]:
         return (number(value) * Decimal(str(build.assumptions[assumption])),)
 
-    build.lookup(
+    if build.lookup(
         "sf_factor",
-        "SELECT DISTINCT CAST(num AS VARCHAR), factor_assumption FROM sf_latest "
-        "WHERE factor_assumption <> '' AND num IS NOT NULL",
+        "SELECT CAST(num AS VARCHAR), factor FROM sf_sel WHERE factor <> '' AND num IS NOT NULL",
         factor,
         ["value"],
-    )
+    ):
+        build.decline(
+            """SELECT s.patient, f.bad AS why FROM sf_sel s JOIN sf_factor f
+            ON f.k0 = CAST(s.num AS VARCHAR) AND f.k1 = s.factor WHERE f.bad IS NOT NULL"""
+        )
     build.con.execute(
-        """CREATE OR REPLACE TEMP TABLE sf_sel AS
-        SELECT l.patient, l.item, l.cat, l.date, l.uln, i.quantitative, f.bad,
-            CASE WHEN l.factor_assumption <> '' THEN CAST(f.value AS DECIMAL(38, 28)) ELSE l.num END AS num
-        FROM sf_latest l JOIN sf_items i USING (item)
-        LEFT JOIN sf_factor f ON f.k0 = CAST(l.num AS VARCHAR) AND f.k1 = l.factor_assumption
-        WHERE NOT (i.lookback AND l.date < l.enrolment - CAST(? AS INTEGER))""",
-        [lookback],
+        """UPDATE sf_sel SET num = CAST(f.value AS DECIMAL(38, 28)) FROM sf_factor f
+        WHERE sf_sel.factor <> '' AND f.k0 = CAST(sf_sel.num AS VARCHAR) AND f.k1 = sf_sel.factor"""
     )
-    build.decline("SELECT patient, bad AS why FROM sf_sel WHERE bad IS NOT NULL")
     build.insert(
         "obs_num", "SELECT patient AS c0, item AS c1, num AS c2, sf_day(date) AS c3 FROM sf_sel WHERE quantitative"
     )
     build.insert(
         "obs_cat", "SELECT patient AS c0, item AS c1, cat AS c2, sf_day(date) AS c3 FROM sf_sel WHERE NOT quantitative"
     )
-    build.lookup(
+    wanted = build.plan.selective.get("xuln")
+    only = "" if wanted is None else " AND item IN (SELECT unnest(CAST(? AS VARCHAR[])))"  # what a rule reads
+    params = [] if wanted is None else [sorted(wanted)]
+    xuln = f"""SELECT patient, item, CAST(num AS VARCHAR) AS num, CAST(uln AS VARCHAR) AS uln FROM sf_sel
+        WHERE quantitative AND uln > 0 AND num IS NOT NULL{only}"""
+    failed = build.lookup(
         "sf_xuln",
-        "SELECT DISTINCT item, CAST(num AS VARCHAR), CAST(uln AS VARCHAR) FROM sf_sel "
-        "WHERE quantitative AND uln > 0 AND num IS NOT NULL",
+        f"SELECT item, num, uln FROM ({xuln})",
         lambda item, value, uln: (times_uln(item, number(value), number(uln), "").value,),
         ["ratio"],
+        params,
     )
-    xuln = """SELECT s.patient, s.item, x.ratio, x.bad FROM sf_sel s JOIN sf_xuln x
-        ON x.k0 = s.item AND x.k1 = CAST(s.num AS VARCHAR) AND x.k2 = CAST(s.uln AS VARCHAR)"""
-    wanted = build.plan.selective.get("xuln")
-    if wanted is not None:  # a ratio no rule reads is not computed, so cannot fail
-        xuln += " WHERE s.item IN (SELECT unnest(CAST(? AS VARCHAR[])))"
-    params = [sorted(wanted)] if wanted is not None else []
-    build.decline(f"SELECT patient, bad AS why FROM ({xuln}) WHERE bad IS NOT NULL", params)
-    build.insert("xuln", f"SELECT patient AS c0, item AS c1, ratio AS c2 FROM ({xuln}) WHERE bad IS NULL", params)
+    joined = f"""SELECT s.patient, s.item, x.ratio, x.bad FROM ({xuln}) AS s JOIN sf_xuln x
+        ON x.k0 = s.item AND x.k1 = s.num AND x.k2 = s.uln"""
+    if failed:
+        build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL", params)
+    build.insert("xuln", f"SELECT patient AS c0, item AS c1, ratio AS c2 FROM ({joined}) WHERE bad IS NULL", params)
     add_renal(build, cockcroft_gault, cockcroft_gault_si, ckd_epi_2021)
     add_measures(build)
 
@@ -347,22 +355,23 @@ def _attestations(build: SqlBuild) -> None:
         """SELECT DISTINCT patient, 'a history review without a date' AS why FROM rec_attestation
         WHERE starts_with(item, 'reviewed:') AND date IS NULL"""
     )
-    build.decline(
-        """SELECT DISTINCT patient, 'two different attestations of one item with the same date and row' AS why
-        FROM rec_attestation WHERE NOT starts_with(item, 'reviewed:')
-        GROUP BY patient, item, date, "row" HAVING count(DISTINCT value) > 1"""
-    )
     build.insert(
         "reviewed",
         """SELECT patient AS c0, substr(item, length('reviewed:') + 1) AS c1, sf_day(date) AS c2
         FROM rec_attestation WHERE starts_with(item, 'reviewed:') AND date IS NOT NULL""",
     )
-    build.insert(
-        "attested",
-        """SELECT patient AS c0, item AS c1, value AS c2 FROM rec_attestation
-        WHERE NOT starts_with(item, 'reviewed:')
-        QUALIFY row_number() OVER (PARTITION BY patient, item ORDER BY date DESC NULLS LAST, "row" DESC) = 1""",
+    build.con.execute(
+        """CREATE OR REPLACE TEMP TABLE sf_attested AS
+        SELECT patient, item, arg_max(value, k) AS value, max(k, 2) AS ks
+        FROM (SELECT *, COALESCE(sf_day(date), 0) * 4294967296 + "row" AS k FROM rec_attestation
+            WHERE NOT starts_with(item, 'reviewed:')) AS a
+        GROUP BY patient, item"""
     )
+    build.decline(
+        """SELECT DISTINCT patient, 'two attestations of one item with the same date and row' AS why
+        FROM sf_attested WHERE len(ks) = 2 AND ks[1] = ks[2]"""
+    )
+    build.insert("attested", "SELECT patient AS c0, item AS c1, value AS c2 FROM sf_attested")
 
 
 def _finish(build: SqlBuild) -> SetFacts:
@@ -372,9 +381,13 @@ def _finish(build: SqlBuild) -> SetFacts:
         declined.setdefault(pid, why)
     for relation, decl in build.plan.inputs.items():
         if decl.params and decl.params[0][1] == "patient":
+            if not declined:
+                continue
             con.execute(f"DELETE FROM {table_name(relation)} WHERE c0 IN (SELECT patient FROM sf_declined)")
         else:  # reference facts: every patient repeats them
-            con.execute(f"CREATE OR REPLACE TABLE {table_name(relation)} AS SELECT DISTINCT * FROM {table_name(relation)}")
+            con.execute(
+                f"CREATE OR REPLACE TABLE {table_name(relation)} AS SELECT DISTINCT * FROM {table_name(relation)}"
+            )
     cohorts: dict[str, tuple[str, ...]] = {}
     rows: list[Any] = con.execute(
         """SELECT r.patient, list(DISTINCT c.cohort) FILTER (WHERE c.cohort IS NOT NULL)

@@ -46,19 +46,23 @@ def add_renal(
 
         cg = f"""SELECT * FROM ({inputs}) AS i WHERE weight IS NOT NULL
             AND patient NOT IN (SELECT patient FROM sf_sel WHERE item = 'crcl_measured')"""
-        build.lookup("sf_cg", f"SELECT DISTINCT age, weight, creatinine, female FROM ({cg})", clearance, ["value"])
+        failed = build.lookup(
+            "sf_cg", f"SELECT DISTINCT age, weight, creatinine, female FROM ({cg})", clearance, ["value"]
+        )
         joined = f"""SELECT i.patient, v.value, v.bad FROM ({cg}) AS i JOIN sf_cg v
             ON v.k0 = i.age AND v.k1 = i.weight AND v.k2 = i.creatinine AND v.k3 = i.female"""
-        build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL")
+        if failed:
+            build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL")
         build.insert("crcl", f"SELECT patient AS c0, value AS c1 FROM ({joined}) WHERE bad IS NULL")
 
     def egfr(age: str, creatinine: str, female: str) -> tuple[Decimal]:
         return (ckd_epi_2021(number(age), number(creatinine), female == "true", factor).value,)
 
-    build.lookup("sf_egfr", f"SELECT DISTINCT age, creatinine, female FROM ({inputs})", egfr, ["value"])
+    failed = build.lookup("sf_egfr", f"SELECT DISTINCT age, creatinine, female FROM ({inputs})", egfr, ["value"])
     joined = f"""SELECT i.patient, v.value, v.bad FROM ({inputs}) AS i JOIN sf_egfr v
         ON v.k0 = i.age AND v.k1 = i.creatinine AND v.k2 = i.female"""
-    build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL")
+    if failed:
+        build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL")
     build.insert("egfr", f"SELECT patient AS c0, value AS c1 FROM ({joined}) WHERE bad IS NULL")
 
 
@@ -81,7 +85,7 @@ def _scores(build: SqlBuild) -> None:
     build.con.execute(
         """CREATE OR REPLACE TEMP TABLE sf_inst AS
         SELECT patient, split_part(item, '.', 1) AS inst,
-            string_agg(item || chr(31) || COALESCE(cat, CAST(num AS VARCHAR)), chr(30) ORDER BY item) AS k
+            array_to_string(list_sort(list(item || chr(31) || COALESCE(cat, CAST(num AS VARCHAR)))), chr(30)) AS k
         FROM sf_sel WHERE contains(item, '.') AND split_part(item, '.', 1) IN (SELECT inst FROM sf_instruments)
         GROUP BY ALL"""
     )
@@ -91,14 +95,18 @@ def _scores(build: SqlBuild) -> None:
         found = _ranges(inst, tuple(sorted(values)), major_set)  # type: ignore[arg-type]
         return [(m.measure, m.low, m.high) for m in found]
 
-    build.lookup("sf_scores", "SELECT DISTINCT inst, k FROM sf_inst", measures, ["measure", "lo", "hi"], many=True)
+    failed = build.lookup(
+        "sf_scores", "SELECT DISTINCT inst, k FROM sf_inst", measures, ["measure", "lo", "hi"], many=True
+    )
     scored = """SELECT g.patient, g.inst, m.measure, m.lo, m.hi, m.bad FROM sf_inst g
         JOIN sf_scores m ON m.k0 = g.inst AND m.k1 = g.k JOIN sf_instruments i ON i.inst = g.inst
         WHERE NOT (m.measure = 'total'
             AND EXISTS (SELECT 1 FROM sf_sel t WHERE t.patient = g.patient AND t.item = i.total_item))"""
-    build.decline(f"SELECT patient, bad AS why FROM ({scored}) WHERE bad IS NOT NULL")
+    if failed:
+        build.decline(f"SELECT patient, bad AS why FROM ({scored}) WHERE bad IS NOT NULL")
     build.insert(
-        "score", f"SELECT patient AS c0, inst AS c1, measure AS c2, lo AS c3, hi AS c4 FROM ({scored}) WHERE bad IS NULL"
+        "score",
+        f"SELECT patient AS c0, inst AS c1, measure AS c2, lo AS c3, hi AS c4 FROM ({scored}) WHERE bad IS NULL",
     )
     build.insert(
         "score",
@@ -115,9 +123,9 @@ def _worsening(build: SqlBuild) -> None:
     span = build.assumptions.days("progression_window_days")
     mode = build.assumptions["fvc_decline_mode"]
     build.decline(
-        """SELECT DISTINCT patient, 'two different results of a progression item on one day' AS why
-        FROM rec_observation WHERE item IN (SELECT unnest(CAST(? AS VARCHAR[])))
-        GROUP BY patient, item, date HAVING count(DISTINCT num) > 1""",
+        """SELECT DISTINCT patient, 'two different results of a progression item on one day, or one not a number'
+            AS why FROM rec_observation WHERE item IN (SELECT unnest(CAST(? AS VARCHAR[])))
+        GROUP BY patient, item, date HAVING count(DISTINCT num) > 1 OR count(*) FILTER (WHERE num IS NULL) > 0""",
         [items],
     )
     pairs = """WITH r AS (
@@ -136,11 +144,16 @@ def _worsening(build: SqlBuild) -> None:
         value = worsening_value(PROGRESSION_ITEMS[item], number(now), number(then), absolute)
         return None if value is None else (value,)
 
-    build.lookup("sf_worse", f"SELECT DISTINCT item, latest, earlier FROM ({pairs})", change, ["value"], params)
+    failed = build.lookup(
+        "sf_worse", f"SELECT DISTINCT item, latest, earlier FROM ({pairs})", change, ["value"], params
+    )
     joined = f"""SELECT p.patient, p.item, w.value, w.bad FROM ({pairs}) AS p JOIN sf_worse w
         ON w.k0 = p.item AND w.k1 = p.latest AND w.k2 = p.earlier"""
-    build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL", params)
-    build.insert("worsening", f"SELECT patient AS c0, item AS c1, value AS c2 FROM ({joined}) WHERE bad IS NULL", params)
+    if failed:
+        build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL", params)
+    build.insert(
+        "worsening", f"SELECT patient AS c0, item AS c1, value AS c2 FROM ({joined}) WHERE bad IS NULL", params
+    )
 
 
 def _apl(build: SqlBuild) -> None:
