@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kb.catalogue.assumptions import AssumptionSet, load_assumptions, resolve_assumptions
+from kb.catalogue.derived import age_in_years
 from kb.catalogue.knowledge import KnowledgeBase
 from kb.errors import KbError
 from kb.factbase.build import build_facts
-from kb.factbase.set_facts import SetFacts, build_facts_sql, number
+from kb.factbase.set_facts import AGE_MACRO, SetFacts, build_facts_sql, number
 from kb.language.sql import SqlPlan, column_type, table_name
 from kb.quality.synthetic import SyntheticCohort
 from kb.records.patients import Dataset, Observation, Patient, Source, Unreadable
@@ -247,3 +248,13 @@ def test_random_patients_and_dates(
     paths = _paths(patients, kb, resolve_assumptions(reading or ()), when, date(2026, 12, 1))
     assert _differences(paths) == {}, [str(c) for c in found]
     assert paths.built.declined == {}
+
+
+def test_the_age_in_sql_is_age_in_years() -> None:
+    births = [date(2000, 2, 29), date(1999, 3, 1), date(1980, 12, 31), date(1961, 1, 1)]
+    days = [date(2023, 1, 1) + timedelta(days=n) for n in range(0, 4 * 366, 3)]
+    con = duckdb.connect()
+    con.execute(AGE_MACRO)
+    for birth in births:
+        found = con.execute("SELECT d, sf_age(?, d) FROM unnest(CAST(? AS DATE[])) AS t(d)", [birth, days]).fetchall()
+        assert {d: Decimal(y) for d, y in found} == {d: age_in_years(birth, d).value for d in days}

@@ -41,7 +41,6 @@ from kb.catalogue.assumptions import AssumptionSet
 from kb.catalogue.derived import (
     EARLIEST_DATE,
     LATEST_DATE,
-    age_in_years,
     ckd_epi_2021,
     cockcroft_gault,
     cockcroft_gault_si,
@@ -53,10 +52,15 @@ from kb.errors import KbError
 from kb.factbase.build import _windows_asked, assumption_facts
 from kb.language.sql import SqlPlan, column_type, fits_exactly, table_name
 
-__all__ = ["ANCHORS", "SetFacts", "SqlBuild", "build_facts_sql", "number"]
+__all__ = ["AGE_MACRO", "ANCHORS", "SetFacts", "SqlBuild", "build_facts_sql", "number"]
 
 ANCHORS = ("screening", "enrolment", "apheresis")
 #: what a Python formula may raise on a patient's values (build_facts raises it too)
+#: `age_in_years(birth, on)` as a DuckDB macro
+AGE_MACRO = (
+    "CREATE OR REPLACE MACRO sf_age(b, d) AS year(d) - year(b) - "
+    "CASE WHEN month(d) * 100 + day(d) < month(b) * 100 + day(b) THEN 1 ELSE 0 END"
+)
 FAILURES = (KbError, DecimalException, ArithmeticError, ValueError, OverflowError)
 
 
@@ -171,6 +175,7 @@ def build_facts_sql(
         con.execute(plan.empty_table(relation))
     con.execute("CREATE OR REPLACE TEMP TABLE sf_declined (patient VARCHAR, why VARCHAR)")
     con.execute("CREATE OR REPLACE MACRO sf_day(d) AS date_diff('day', DATE '0001-01-01', d) + 1")
+    con.execute(AGE_MACRO)
     try:
         _assumptions(build)
         _references(build, as_of, today)
@@ -222,18 +227,13 @@ def _patients(build: SqlBuild) -> None:
         " UNION ALL ".join(f"SELECT patient AS c0, '{a}' AS c1, sf_day({a}) AS c2 FROM sf_ref" for a in ANCHORS),
     )
     build.insert("sex", "SELECT patient AS c0, sex AS c1 FROM sf_ref WHERE sex IS NOT NULL AND sex <> ''")
-    union = " UNION ".join(f"SELECT CAST(birth_date AS VARCHAR), CAST({a} AS VARCHAR) FROM sf_ref" for a in ANCHORS)
-    build.lookup(
-        "sf_age_of",
-        f"SELECT * FROM ({union}) AS u(k0, k1) WHERE k0 IS NOT NULL",
-        lambda birth, on: (age_in_years(date.fromisoformat(birth), date.fromisoformat(on)).value,),
-        ["years"],
-    )
+    # age_in_years in SQL: completed years, a birthday counting from the day itself (the
+    # tests hold it to the Python function over every day of four years, 29 February too)
     build.con.execute(
         "CREATE OR REPLACE TEMP TABLE sf_age AS "
         + " UNION ALL ".join(
-            f"SELECT r.patient, '{a}' AS anchor, a.years FROM sf_ref r JOIN sf_age_of a "
-            f"ON a.k0 = CAST(r.birth_date AS VARCHAR) AND a.k1 = CAST(r.{a} AS VARCHAR)"
+            f"SELECT patient, '{a}' AS anchor, sf_age(birth_date, {a}) AS years FROM sf_ref "
+            "WHERE birth_date IS NOT NULL"
             for a in ANCHORS
         )
     )
