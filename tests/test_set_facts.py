@@ -118,7 +118,7 @@ def _differences(paths: Paths) -> dict[str, Any]:
 
 def _readings() -> list[tuple[str, ...]]:
     """Every other reading of each assumption: each allowed choice, each bound of a number of days."""
-    found = []
+    found: list[tuple[str, ...]] = []
     for key, spec in sorted(load_assumptions().items()):
         if spec.kind == "choice":
             found += [(f"{key}={v}",) for v in spec.allowed if v != str(spec.default)]

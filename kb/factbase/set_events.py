@@ -11,6 +11,7 @@ record starts more than course_gap_days after every earlier one has ended.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -109,7 +110,7 @@ def _classes(build: SqlBuild) -> None:
         build.con.unregister("sf_classes")
 
 
-def _rows(build: SqlBuild, name: str, rows: list[tuple[object, ...]], width: int) -> None:
+def _rows(build: SqlBuild, name: str, rows: Sequence[tuple[object, ...]], width: int) -> None:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
     build.con.register(name, pa.table({f"c{i}": pa.array(list(c), pa.string()) for i, c in enumerate(columns)}))
 

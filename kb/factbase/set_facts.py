@@ -81,7 +81,7 @@ def number(text: str) -> Decimal:
     return Decimal(text)
 
 
-def _text(value: Decimal | int | str | None) -> str | None:
+def _text(value: object) -> str | None:
     if value is None:
         return None
     return format(value, "f") if isinstance(value, Decimal) else str(value)
@@ -115,7 +115,7 @@ class SqlBuild:
         self,
         name: str,
         query: str,
-        compute: Callable[..., Sequence[object] | None],
+        compute: Callable[..., Any],
         outputs: Sequence[str],
         params: Sequence[object] = (),
         many: bool = False,
@@ -132,6 +132,7 @@ class SqlBuild:
         columns: list[list[str | None]] = [[] for _ in range(width + len(outputs) + 1)]
         for key in keys:
             bad = None
+            rows: Sequence[Sequence[object]]
             try:
                 found = compute(*key)
                 rows = (found or []) if many else ([] if found is None else [found])
@@ -141,7 +142,7 @@ class SqlBuild:
                 wrong = next((v for v in row if isinstance(v, Decimal) and not fits_exactly(v)), None)
                 why = bad if wrong is None else f"{wrong} does not fit DECIMAL(38, 28)"
                 for i, value in enumerate((*key, *row, why)):
-                    columns[i].append(_text(value))  # type: ignore[arg-type]
+                    columns[i].append(_text(value))
         names = [f"k{i}" for i in range(width)] + list(outputs) + ["bad"]
         table = pa.table({n: pa.array(col, pa.string()) for n, col in zip(names, columns, strict=True)})
         self.con.register(name, table)
@@ -193,7 +194,7 @@ def _assumptions(build: SqlBuild) -> None:
     facts = assumption_facts(build.assumptions)
     for relation in sorted({r for r, _ in facts}):
         rows = [args for r, args in facts if r == relation]
-        table = pa.table({f"c{i}": pa.array([_text(a[i]) for a in rows], pa.string()) for i in range(2)})  # type: ignore[arg-type]
+        table = pa.table({f"c{i}": pa.array([_text(a[i]) for a in rows], pa.string()) for i in range(2)})
         build.con.register("sf_assumed", table)
         build.insert(relation, "SELECT c0, c1 FROM sf_assumed")
         build.con.unregister("sf_assumed")

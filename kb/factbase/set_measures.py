@@ -91,8 +91,8 @@ def _scores(build: SqlBuild) -> None:
     )
 
     def measures(inst: str, key: str) -> list[tuple[str, Decimal, Decimal]]:
-        values = tuple(tuple(pair.split("\x1f", 1)) for pair in key.split("\x1e"))
-        found = _ranges(inst, tuple(sorted(values)), major_set)  # type: ignore[arg-type]
+        values = [pair.split("\x1f", 1) for pair in key.split("\x1e")]
+        found = _ranges(inst, tuple(sorted((item, value) for item, value in values)), major_set)
         return [(m.measure, m.low, m.high) for m in found]
 
     failed = build.lookup(
