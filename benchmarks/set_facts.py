@@ -6,7 +6,7 @@ same tables in DuckDB (tests/test_set_facts.py proves them equal). `load_records
 records into their long tables) is timed apart: a CSV reader in SQL fills them instead.
 One process, the synthetic cohort of seed 3, patients made before any clock starts.
 
-    python -m benchmarks.set_facts --sizes 2000 10000
+    python -m benchmarks.set_facts --sizes 2000 10000 [--threads 2]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = ["main"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000])
+    parser.add_argument("--threads", type=int, default=1, help="DuckDB threads of the set-at-a-time build")
     args = parser.parse_args()
     kb = load_knowledge()
     plan = sql_plan(kb)
@@ -46,7 +47,7 @@ def main() -> None:
         con_a = duckdb.connect(config={"threads": 1})
         facts.tables.load(con_a)
         per_patient, loaded = built - start, time.perf_counter() - built
-        con_b = duckdb.connect(config={"threads": 1})
+        con_b = duckdb.connect(config={"threads": args.threads})
         start = time.perf_counter()
         load_records(con_b, patients)
         records = time.perf_counter() - start

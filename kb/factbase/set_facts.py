@@ -51,6 +51,7 @@ from kb.catalogue.knowledge import KnowledgeBase
 from kb.errors import KbError
 from kb.factbase.build import _windows_asked, assumption_facts
 from kb.language.sql import SqlPlan, column_type, fits_exactly, table_name
+from kb.records.tables import NUMBER
 
 __all__ = ["AGE_MACRO", "ANCHORS", "SetFacts", "SqlBuild", "build_facts_sql", "number"]
 
@@ -119,13 +120,15 @@ class SqlBuild:
         outputs: Sequence[str],
         params: Sequence[object] = (),
         many: bool = False,
+        numbers: Sequence[str] = (),
     ) -> bool:
         """`compute` once per distinct key row of `query` (columns k0, k1 … as text), the
         results registered as table `name`: keys, then `outputs` as text, then `bad` (why
         the formula failed, or its number does not fit DECIMAL(38, 28)). A key whose
         `compute` returns None has no row (no fact); with `many`, `compute` returns a list
-        of output rows, each a row of the table. Returns whether any row is `bad` (only
-        then need the caller look for the patients to decline)."""
+        of output rows, each a row of the table. `numbers`: outputs made DECIMAL(38, 28)
+        here, once per key rather than once per patient joined. Returns whether any row is
+        `bad` (only then need the caller look for the patients to decline)."""
         result = self.con.execute(f"SELECT DISTINCT * FROM ({query}) AS q", list(params))
         width = len(result.description or ())
         keys = result.fetchall()
@@ -145,8 +148,14 @@ class SqlBuild:
                     columns[i].append(_text(value))
         names = [f"k{i}" for i in range(width)] + list(outputs) + ["bad"]
         table = pa.table({n: pa.array(col, pa.string()) for n, col in zip(names, columns, strict=True)})
-        self.con.register(name, table)
-        self._registered.append(name)
+        if numbers:
+            self.con.register("sf_incoming", table)
+            casts = ", ".join(f"CAST({n} AS {NUMBER}) AS {n}" for n in numbers)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * REPLACE ({casts}) FROM sf_incoming")
+            self.con.unregister("sf_incoming")
+        else:
+            self.con.register(name, table)
+            self._registered.append(name)
         return any(why is not None for why in columns[-1])
 
     def decline(self, select: str, params: Sequence[object] = ()) -> None:
@@ -339,6 +348,7 @@ def _observations(build: SqlBuild) -> None:
         lambda item, value, uln: (times_uln(item, number(value), number(uln), "").value,),
         ["ratio"],
         params,
+        numbers=["ratio"],
     )
     joined = f"""SELECT s.patient, s.item, x.ratio, x.bad FROM ({xuln}) AS s JOIN sf_xuln x
         ON x.k0 = s.item AND x.k1 = s.num AND x.k2 = s.uln"""

@@ -47,7 +47,11 @@ def add_renal(
         cg = f"""SELECT * FROM ({inputs}) AS i WHERE weight IS NOT NULL
             AND patient NOT IN (SELECT patient FROM sf_sel WHERE item = 'crcl_measured')"""
         failed = build.lookup(
-            "sf_cg", f"SELECT DISTINCT age, weight, creatinine, female FROM ({cg})", clearance, ["value"]
+            "sf_cg",
+            f"SELECT DISTINCT age, weight, creatinine, female FROM ({cg})",
+            clearance,
+            ["value"],
+            numbers=["value"],
         )
         joined = f"""SELECT i.patient, v.value, v.bad FROM ({cg}) AS i JOIN sf_cg v
             ON v.k0 = i.age AND v.k1 = i.weight AND v.k2 = i.creatinine AND v.k3 = i.female"""
@@ -58,7 +62,9 @@ def add_renal(
     def egfr(age: str, creatinine: str, female: str) -> tuple[Decimal]:
         return (ckd_epi_2021(number(age), number(creatinine), female == "true", factor).value,)
 
-    failed = build.lookup("sf_egfr", f"SELECT DISTINCT age, creatinine, female FROM ({inputs})", egfr, ["value"])
+    failed = build.lookup(
+        "sf_egfr", f"SELECT DISTINCT age, creatinine, female FROM ({inputs})", egfr, ["value"], numbers=["value"]
+    )
     joined = f"""SELECT i.patient, v.value, v.bad FROM ({inputs}) AS i JOIN sf_egfr v
         ON v.k0 = i.age AND v.k1 = i.creatinine AND v.k2 = i.female"""
     if failed:
@@ -96,12 +102,20 @@ def _scores(build: SqlBuild) -> None:
         return [(m.measure, m.low, m.high) for m in found]
 
     failed = build.lookup(
-        "sf_scores", "SELECT DISTINCT inst, k FROM sf_inst", measures, ["measure", "lo", "hi"], many=True
+        "sf_scores",
+        "SELECT DISTINCT inst, k FROM sf_inst",
+        measures,
+        ["measure", "lo", "hi"],
+        many=True,
+        numbers=["lo", "hi"],
+    )
+    build.con.execute(
+        """CREATE OR REPLACE TEMP TABLE sf_totals AS
+        SELECT t.patient, i.inst, t.num FROM sf_sel t JOIN sf_instruments i ON t.item = i.total_item"""
     )
     scored = """SELECT g.patient, g.inst, m.measure, m.lo, m.hi, m.bad FROM sf_inst g
-        JOIN sf_scores m ON m.k0 = g.inst AND m.k1 = g.k JOIN sf_instruments i ON i.inst = g.inst
-        WHERE NOT (m.measure = 'total'
-            AND EXISTS (SELECT 1 FROM sf_sel t WHERE t.patient = g.patient AND t.item = i.total_item))"""
+        JOIN sf_scores m ON m.k0 = g.inst AND m.k1 = g.k
+        WHERE NOT (m.measure = 'total' AND (g.patient, g.inst) IN (SELECT (patient, inst) FROM sf_totals))"""
     if failed:
         build.decline(f"SELECT patient, bad AS why FROM ({scored}) WHERE bad IS NOT NULL")
     build.insert(
@@ -110,8 +124,7 @@ def _scores(build: SqlBuild) -> None:
     )
     build.insert(
         "score",
-        """SELECT t.patient AS c0, i.inst AS c1, 'total' AS c2, t.num AS c3, t.num AS c4
-        FROM sf_sel t JOIN sf_instruments i ON t.item = i.total_item""",
+        "SELECT patient AS c0, inst AS c1, 'total' AS c2, num AS c3, num AS c4 FROM sf_totals",
     )
 
 
@@ -145,7 +158,12 @@ def _worsening(build: SqlBuild) -> None:
         return None if value is None else (value,)
 
     failed = build.lookup(
-        "sf_worse", f"SELECT DISTINCT item, latest, earlier FROM ({pairs})", change, ["value"], params
+        "sf_worse",
+        f"SELECT DISTINCT item, latest, earlier FROM ({pairs})",
+        change,
+        ["value"],
+        params,
+        numbers=["value"],
     )
     joined = f"""SELECT p.patient, p.item, w.value, w.bad FROM ({pairs}) AS p JOIN sf_worse w
         ON w.k0 = p.item AND w.k1 = p.latest AND w.k2 = p.earlier"""
