@@ -197,7 +197,7 @@ def _courses(build: SqlBuild) -> None:
 def _washouts(build: SqlBuild) -> None:
     """Washout days (5 half-lives) of every agent recorded that has a half-life."""
     agents = build.kb.vocabulary.agents
-    found = build.con.execute("SELECT DISTINCT agent FROM rec_event WHERE agent IS NOT NULL").fetchall()
+    found = build.con.execute("SELECT DISTINCT agent FROM sf_event WHERE agent IS NOT NULL").fetchall()
     rows: list[tuple[object, ...]] = []
     for (name,) in found:
         agent = agents.get(name)

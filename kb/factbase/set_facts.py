@@ -163,9 +163,16 @@ class SqlBuild:
         self.con.execute(f"INSERT INTO sf_declined SELECT patient, why FROM ({select}) AS d", list(params))
 
     def close(self) -> None:
+        """Unregister the Arrow tables and drop the working tables (sf_*): a chunk's selected
+        results are as large as its facts, and the connection goes on to derive the rules."""
         for name in self._registered:
             self.con.unregister(name)
         self._registered.clear()
+        found = self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, 'sf_')"
+        ).fetchall()
+        for (name,) in found:
+            self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
 def build_facts_sql(
@@ -177,7 +184,11 @@ def build_facts_sql(
     today: date | None = None,
 ) -> SetFacts:
     """Fill `plan`'s input tables from the rec_* tables in `con` with the facts `chunk_facts`
-    puts there (every patient of rec_patient but the declined ones), and say who is declined."""
+    puts there (every patient of rec_patient but the declined ones), and say who is declined.
+
+    The caller adds the declined patients, and those `load_records` left out as misfits,
+    through `build_facts` and `FactTables` as today (their reference facts too), before it
+    derives the rules in `con`: tests/test_set_facts.py's `_paths` does exactly that."""
     from kb.factbase.set_events import add_events  # below this module: it uses SqlBuild
 
     build = SqlBuild(con, kb, assumptions, plan)
