@@ -43,7 +43,11 @@ def _meanings(build: SqlBuild) -> None:
     vocab = build.kb.vocabulary
     default_system = str(build.assumptions["default_code_system"])
 
-    def meaning(kind: str, name: str, agent: str | None, code: str, frequency: str) -> tuple[object, ...]:
+    def meaning(
+        kind: str, name: str | None, agent: str | None, code: str | None, frequency: str | None
+    ) -> tuple[object, ...]:
+        # text columns a reader may leave NULL are the loader's "" (an Event's fields are str)
+        name, code, frequency = name or "", code or "", frequency or ""
         event = Event(kind, name, agent, code, date(2000, 1, 1), None, Source("", 0), frequency=frequency)
         system, bare = _code(event, default_system)
         condition, understood = _condition(event, vocab, system, bare)
