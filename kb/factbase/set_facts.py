@@ -2,13 +2,16 @@
 
 `build_facts` walks one patient at a time in Python: most of a screening's time. Here the
 same facts come from the five long tables of kb/records/tables.py in a handful of statements
-over every patient at once: window functions choose the latest result of each item, joins
-bring the reference dates, and gaps-and-islands join a drug's records into courses
-(kb/factbase/set_events.py). Where a value needs one of the Python formulas of
-kb/catalogue/derived.py (ages, months before, ×ULN, Cockcroft–Gault, CKD-EPI, instrument
-scores ...), that very function runs once per DISTINCT input (a clinic's values repeat) and
-its results join back as a small Arrow table: identical to `build_facts` by construction.
-Numbers come out of DuckDB as DECIMAL(38, 28) and go into the formulas as the same values.
+over every patient at once: an aggregate chooses the latest result of each item by (date,
+row), joins bring the reference dates, a window query joins a drug's records into courses
+(kb/factbase/set_events.py), and the results of several items become scores, progression
+and aPL counts (kb/factbase/set_measures.py). Where a value needs one of the Python formulas
+of kb/catalogue/derived.py or kb/factbase/measures.py (months before, ×ULN, Cockcroft–Gault,
+CKD-EPI, instrument scores, prednisone equivalents ...), that very function runs once per
+DISTINCT input (a clinic's values repeat) and its results join back as a small table:
+identical to `build_facts` by construction. Numbers come out of DuckDB as DECIMAL(38, 28)
+and go into the formulas as the same values, written shortest (`number`). Ages alone are
+SQL (a macro the tests hold to `age_in_years` day by day): their inputs hardly repeat.
 
 Declined patients (`SetFacts.declined`, with why) are left out of every table; the caller
 builds them with `build_facts` in Python, as today. Only what is rare and hard is declined:
@@ -17,10 +20,11 @@ builds them with `build_facts` in Python, as today. Only what is rare and hard i
 - a reference date outside the dates read, or a formula that fails on a patient's values
   (a zero creatinine): `build_facts` raises for them, and so must the caller's path;
 - a derived number DECIMAL(38, 28) cannot hold (`FactTables.misfits` would drop the patient);
-- ties the records' order decides and their rows do not: two different results of one
+- ties the records' list order decides and their rows do not (hand-built patients): two
+  latest results of one item with the same date and row, two latest attestations of one
   item with the same date and row, two different results of a progression item on one
-  day, two different attestations of one item with the same date and row, two agents of
-  one drug starting the same day on the same row, an event ending before it starts;
+  day, two agents of one drug starting the same day on the same row; an event ending
+  before it starts (the loader rejects it; the course query assumes it away);
 - a result whose kind (number or category) is not its item's, a review without a date.
 
 The demo vignettes and the synthetic patients have none of these (tests/test_set_facts.py).
@@ -41,9 +45,6 @@ from kb.catalogue.assumptions import AssumptionSet
 from kb.catalogue.derived import (
     EARLIEST_DATE,
     LATEST_DATE,
-    ckd_epi_2021,
-    cockcroft_gault,
-    cockcroft_gault_si,
     months_before,
     times_uln,
 )
@@ -56,12 +57,12 @@ from kb.records.tables import NUMBER
 __all__ = ["AGE_MACRO", "ANCHORS", "SetFacts", "SqlBuild", "build_facts_sql", "number"]
 
 ANCHORS = ("screening", "enrolment", "apheresis")
-#: what a Python formula may raise on a patient's values (build_facts raises it too)
 #: `age_in_years(birth, on)` as a DuckDB macro
 AGE_MACRO = (
     "CREATE OR REPLACE MACRO sf_age(b, d) AS year(d) - year(b) - "
     "CASE WHEN month(d) * 100 + day(d) < month(b) * 100 + day(b) THEN 1 ELSE 0 END"
 )
+#: what a Python formula may raise on a patient's values (build_facts raises it too)
 FAILURES = (KbError, DecimalException, ArithmeticError, ValueError, OverflowError)
 
 
@@ -366,7 +367,7 @@ def _observations(build: SqlBuild) -> None:
     if failed:
         build.decline(f"SELECT patient, bad AS why FROM ({joined}) WHERE bad IS NOT NULL", params)
     build.insert("xuln", f"SELECT patient AS c0, item AS c1, ratio AS c2 FROM ({joined}) WHERE bad IS NULL", params)
-    add_renal(build, cockcroft_gault, cockcroft_gault_si, ckd_epi_2021)
+    add_renal(build)
     add_measures(build)
 
 

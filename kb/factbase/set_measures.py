@@ -8,11 +8,10 @@ function those modules call, run once per distinct input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 
-from kb.catalogue.derived import Derivation
+from kb.catalogue.derived import ckd_epi_2021, cockcroft_gault, cockcroft_gault_si
 from kb.catalogue.instruments import load_instruments
 from kb.factbase.measures import APL_ITEMS, PROGRESSION_ITEMS, _ranges, apl_series, worsening_value
 from kb.factbase.set_facts import SqlBuild, number
@@ -22,12 +21,7 @@ __all__ = ["add_measures", "add_renal"]
 _EPOCH = date(2000, 1, 1)  # aPL series depend on the days between tests: counted from here
 
 
-def add_renal(
-    build: SqlBuild,
-    cockcroft_gault: Callable[..., Derivation],
-    cockcroft_gault_si: Callable[..., Derivation],
-    ckd_epi_2021: Callable[..., Derivation],
-) -> None:
+def add_renal(build: SqlBuild) -> None:
     """`crcl` (measured, else Cockcroft–Gault unless measured_only) and `egfr` (CKD-EPI 2021)."""
     vocab, assumptions = build.kb.vocabulary, build.assumptions
     factor = vocab.items["creatinine"].molar_factor or Decimal("88.4")
