@@ -258,3 +258,16 @@ def test_the_age_in_sql_is_age_in_years() -> None:
     for birth in births:
         found = con.execute("SELECT d, sf_age(?, d) FROM unnest(CAST(? AS DATE[])) AS t(d)", [birth, days]).fetchall()
         assert {d: Decimal(y) for d, y in found} == {d: age_in_years(birth, d).value for d in days}
+
+
+def test_a_tie_the_rows_cannot_break_is_declined(kb: KnowledgeBase, demo: Dataset) -> None:
+    """Two platelet counts of one day, both from row 0 (a hand-built patient): build_facts
+    keeps the first of its list, an order the record tables do not hold."""
+    p = demo.patients["P001"]
+    day = p.enrolment_date or date(2026, 1, 1)
+    counts = [Observation("platelets", Decimal(v), day, None, None, v, Source("x", 0)) for v in ("150", "90")]
+    patients = [_patient(demo, "P001", observations=[*p.observations, *counts]), demo.patients["P002"]]
+    paths = _paths(patients, kb, resolve_assumptions())
+    assert paths.built.declined == {"P001": "two results of one item with the same date and row"}
+    assert _differences(paths) == {}
+    assert ("P001", "platelets", Decimal(150), day.toordinal()) in paths.b["obs_num"]  # the first, as build_facts

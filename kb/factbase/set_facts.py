@@ -302,12 +302,11 @@ def _observations(build: SqlBuild) -> None:
     build.con.register("sf_items", items)
     build._registered.append("sf_items")
     # the latest result of each item up to enrolment by (date, row), in one aggregate: the
-    # key is the day number above the row; its two largest values show a tie the rows
-    # cannot break (a hand-built patient), where the list's order would decide
+    # key is the day number above the row
     build.con.execute(
         """CREATE OR REPLACE TEMP TABLE sf_sel AS
         SELECT l.*, i.quantitative FROM (
-            SELECT o.patient, o.item, max(o.k, 2) AS ks, arg_max(o.num, o.k) AS num, arg_max(o.cat, o.k) AS cat,
+            SELECT o.patient, o.item, max(o.k) AS k, arg_max(o.num, o.k) AS num, arg_max(o.cat, o.k) AS cat,
                 max(o.date) AS date, arg_max(o.uln, o.k) AS uln, arg_max(o.factor_assumption, o.k) AS factor,
                 any_value(f.enrolment) AS enrolment
             FROM (SELECT *, sf_day(date) * 4294967296 + "row" AS k FROM rec_observation) AS o
@@ -316,9 +315,12 @@ def _observations(build: SqlBuild) -> None:
         WHERE NOT (i.lookback AND l.date < l.enrolment - CAST(? AS INTEGER))""",
         [build.assumptions.days("lab_lookback_days")],
     )
-    build.decline(
-        """SELECT DISTINCT patient, 'two results of one item with the same date and row' AS why
-        FROM sf_sel WHERE len(ks) = 2 AND ks[1] = ks[2]"""
+    _ties(
+        build,
+        "rec_observation",
+        """SELECT patient, item, sf_day(date) * 4294967296 + "row" AS k FROM rec_observation""",
+        "sf_sel",
+        "two results of one item with the same date and row",
     )
     build.decline(
         """SELECT DISTINCT patient, 'a result whose kind is not its item''s' AS why FROM sf_sel
@@ -385,16 +387,36 @@ def _attestations(build: SqlBuild) -> None:
     )
     build.con.execute(
         """CREATE OR REPLACE TEMP TABLE sf_attested AS
-        SELECT patient, item, arg_max(value, k) AS value, max(k, 2) AS ks
-        FROM (SELECT *, COALESCE(sf_day(date), 0) * 4294967296 + "row" AS k FROM rec_attestation
+        SELECT patient, item, arg_max(value, k) AS value, max(k) AS k FROM (
+            SELECT *, COALESCE(sf_day(date), 0) * 4294967296 + "row" AS k FROM rec_attestation
             WHERE NOT starts_with(item, 'reviewed:')) AS a
         GROUP BY patient, item"""
     )
-    build.decline(
-        """SELECT DISTINCT patient, 'two attestations of one item with the same date and row' AS why
-        FROM sf_attested WHERE len(ks) = 2 AND ks[1] = ks[2]"""
+    _ties(
+        build,
+        "rec_attestation",
+        """SELECT patient, item, COALESCE(sf_day(date), 0) * 4294967296 + "row" AS k FROM rec_attestation""",
+        "sf_attested",
+        "two attestations of one item with the same date and row",
     )
     build.insert("attested", "SELECT patient AS c0, item AS c1, value AS c2 FROM sf_attested")
+
+
+def _ties(build: SqlBuild, records: str, keyed: str, chosen: str, why: str) -> None:
+    """Decline the patients whose latest record of an item (in `chosen`, by key `k`) ties
+    with another by (date, row): `build_facts` keeps the first in its list, an order the
+    tables do not hold. Rows of one file are numbered apart, so only a patient with one row
+    number twice (built by hand) can tie: looked for only then."""
+    found = build.con.execute(
+        f'SELECT EXISTS (SELECT 1 FROM {records} GROUP BY patient, "row" HAVING count(*) > 1)'
+    ).fetchone()
+    if not found or not found[0]:
+        return
+    build.decline(
+        f"""SELECT DISTINCT r.patient, '{why}' AS why FROM ({keyed}) AS r
+        JOIN {chosen} c ON c.patient = r.patient AND c.item = r.item AND c.k = r.k
+        GROUP BY r.patient, r.item HAVING count(*) > 1"""
+    )
 
 
 def _finish(build: SqlBuild) -> SetFacts:
