@@ -231,6 +231,7 @@ def test_a_numbers_text_is_its_shortest() -> None:
 @settings(
     max_examples={"fast": 15, "ci": 60, "deep": 300}[PROFILE],
     derandomize=PROFILE != "deep",  # CI must be deterministic; the deep run by hand explores anew
+    print_blob=PROFILE == "deep",
     database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
@@ -247,7 +248,8 @@ def test_random_patients_and_dates(
     when = None if as_of is None else date(2026, 6, 1) + timedelta(days=as_of)
     paths = _paths(patients, kb, resolve_assumptions(reading or ()), when, date(2026, 12, 1))
     assert _differences(paths) == {}, [str(c) for c in found]
-    assert paths.built.declined == {}
+    for pid, why in paths.built.declined.items():  # a misfit of FactTables too, or a tie of one day
+        assert pid not in paths.cohorts_a or "progression item on one day" in why, why
 
 
 def test_the_age_in_sql_is_age_in_years() -> None:
