@@ -59,10 +59,12 @@ __all__ = [
     "TRUTH_LETTER",
     "BatchVerdict",
     "ChunkFacts",
+    "Decided",
     "Decider",
     "FactTables",
     "arrow_facts",
     "chunk_facts",
+    "decide_chunk",
     "evaluate_loaded",
     "evaluate_many",
     "make_decider",
@@ -187,8 +189,13 @@ class FactTables:
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """One table per input relation (Arrow columns; numbers cast from exact decimal text)."""
-        for relation, types in self.types.items():
+        for relation in self.types:
             con.execute(self.plan.empty_table(relation))
+        self.insert(con)
+
+    def insert(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Add the facts to the input tables already in `con` (some filled set-at-a-time)."""
+        for relation, types in self.types.items():
             table = self.arrow(relation)
             if table is None:
                 continue
@@ -350,13 +357,16 @@ def chunk_facts(
     assumptions: AssumptionSet,
     as_of: date | None,
     today: date | None,
+    reference_facts: bool = True,
 ) -> ChunkFacts:
-    """The facts of a chunk of patients, as every SQL engine (DuckDB, Spark) reads them."""
+    """The facts of a chunk of patients, as every SQL engine (DuckDB, Spark) reads them
+    (without the assumptions' facts if not `reference_facts`: the tables already hold them)."""
     plan = sql_plan(kb)
     if plan is None:
         return ChunkFacts(None, {}, list(patients))
     tables = FactTables(plan)
-    tables.add(assumption_facts(assumptions))
+    if reference_facts:
+        tables.add(assumption_facts(assumptions))
     cohorts: dict[str, tuple[str, ...]] = {}
     for patient in patients:
         base = build_facts(patient, kb, assumptions, as_of, today, lean=True, wanted=plan.selective)
@@ -385,21 +395,38 @@ def _evaluate_chunk(
     order = [p.id for p in patients]
     patients.clear()  # the reference patients are kept in `facts.reference`
     plan = sql_plan(kb)
-    decider = make_decider(kb, assumptions)
-    out: dict[str, BatchVerdict] = {}
-    if facts.cohorts and facts.tables is not None and plan is not None:
-        con = duckdb.connect(config={"threads": 1})
-        try:
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        if facts.cohorts and facts.tables is not None and plan is not None:
             facts.tables.load(con)
             facts.tables.rows.clear()
-            _run(con, plan)
-            for pid, found in _truths(con, predicates(kb)):
-                out[pid] = decider(pid, facts.cohorts[pid], found)
-        finally:
-            con.close()
-    for pid in facts.cohorts.keys() - out.keys():  # no criterion derived anything: every one unknown
-        out[pid] = decider(pid, facts.cohorts[pid], {})
-    for patient in facts.reference:
+        return decide_chunk(con, facts.cohorts, facts.reference, order, kb, assumptions, as_of, today)
+    finally:
+        con.close()
+
+
+def decide_chunk(
+    con: duckdb.DuckDBPyConnection,
+    cohorts: dict[str, tuple[str, ...]],
+    reference: Sequence[Patient],
+    order: Sequence[str],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None,
+    today: date | None,
+) -> list[BatchVerdict]:
+    """The verdicts of a chunk whose input tables `con` holds (for the patients of `cohorts`;
+    nothing to derive when it holds none), `reference`'s by pyDatalog, in `order`."""
+    plan = sql_plan(kb)
+    decider = make_decider(kb, assumptions)
+    out: dict[str, BatchVerdict] = {}
+    if cohorts and plan is not None:
+        _run(con, plan)
+        for pid, found in _truths(con, predicates(kb)):
+            out[pid] = decider(pid, cohorts[pid], found)
+    for pid in cohorts.keys() - out.keys():  # no criterion derived anything: every one unknown
+        out[pid] = decider(pid, cohorts[pid], {})
+    for patient in reference:
         out[patient.id] = reference_verdict(patient, kb, assumptions, as_of, today)
     return [out[pid] for pid in order]
 
@@ -437,6 +464,11 @@ _Plain = tuple[
 _Result = tuple[Any, tuple[str, ...], list[_Plain]]
 
 
+class Decided(list[BatchVerdict]):
+    """A chunk's verdicts, decided by its loader (`evaluate_loaded`): a chunk read and
+    screened set-at-a-time from its files never becomes `Patient` objects at all."""
+
+
 def _worker(job: object) -> _Result:
     return _work(_SHARED[-1], job)
 
@@ -446,6 +478,8 @@ def _work(shared: _Shared, job: object) -> _Result:
     extra: Any = None
     if load is not None:  # the worker reads its own chunk (from disk): the parent never holds it
         chunk, extra = load(job)
+        if isinstance(chunk, Decided):  # read and decided set-at-a-time by the loader itself
+            return extra, tuple(c.id for c in kb.criteria), [_flat(r) for r in chunk]
         job = list(chunk)
         del chunk  # `_evaluate_chunk` lets the patients go once their facts are built
     elif isinstance(job, tuple):  # bounds into the inherited sequence
@@ -454,8 +488,11 @@ def _work(shared: _Shared, job: object) -> _Result:
     assert isinstance(job, list)
     with _collector_paused():
         rows = _evaluate_chunk(job, kb, assumptions, as_of, today)
-    plain = [(r.patient_id, r.verdict, tuple(_plain(c) for c in r.cohorts), r.status_codes, r.engine) for r in rows]
-    return extra, tuple(c.id for c in kb.criteria), plain
+    return extra, tuple(c.id for c in kb.criteria), [_flat(r) for r in rows]
+
+
+def _flat(r: BatchVerdict) -> _Plain:
+    return (r.patient_id, r.verdict, tuple(_plain(c) for c in r.cohorts), r.status_codes, r.engine)
 
 
 def _plain(c: CohortVerdict) -> tuple[str, Verdict, tuple[str, ...], tuple[str, ...], str]:
