@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from multiprocessing.pool import AsyncResult
+from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
@@ -64,6 +66,7 @@ __all__ = [
     "FactTables",
     "arrow_facts",
     "chunk_facts",
+    "connect",
     "decide_chunk",
     "evaluate_loaded",
     "evaluate_many",
@@ -396,7 +399,7 @@ def _evaluate_chunk(
     order = [p.id for p in patients]
     patients.clear()  # the reference patients are kept in `facts.reference`
     plan = sql_plan(kb)
-    con = duckdb.connect(config={"threads": 1})
+    con = connect()
     try:
         if facts.cohorts and facts.tables is not None and plan is not None:
             facts.tables.load(con)
@@ -404,6 +407,14 @@ def _evaluate_chunk(
         return decide_chunk(con, facts.cohorts, facts.reference, order, kb, assumptions, as_of, today)
     finally:
         con.close()
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for one worker's chunk: one thread (a worker per core), and what
+    it spills to disk under the system's temporary folder (DuckDB's default is `.tmp` in the
+    working directory, the user's folder)."""
+    spill = Path(tempfile.gettempdir()) / "kb-duckdb-spill"
+    return duckdb.connect(config={"threads": 1, "temp_directory": str(spill)})
 
 
 def decide_chunk(
