@@ -1,0 +1,517 @@
+"""Read the four-file set set-at-a-time: DuckDB splits, strips and checks the rows, and fills
+the record tables of kb/records/tables.py with exactly what the Python loader would give.
+
+Reading rows one at a time in Python (`load_dataset`) is most of the cost of screening a large
+file set. Here the files are cut into rows and cells in SQL, and every value that needs the
+loader's judgement (a date, a number in a unit, an item, an agent's name, a plausible range)
+is judged by the loader's OWN row functions (`_load_patients`, `_load_observations`,
+`_load_events`, `_load_attestations`), run once per DISTINCT value and joined back: the
+same code decides, so the records are the same by construction, and cheap because values
+repeat across patients.
+
+What makes the identity provable is a clean-row fast path with a fallback:
+
+- a patient all of whose rows the loader's functions read without a problem is *accepted*:
+  their records go in the tables, and the Python loader would report no problem for them;
+- a patient with any row that is not clean (any problem, even a field merely "read as
+  empty", or a number `DECIMAL(38, 28)` cannot hold) is *declined*: the caller reads them
+  with the Python loader;
+- anything that concerns more than one patient's rows (a file that cannot be decoded or read
+  as CSV, a missing or repeated column, a row with no or an unknown patient id, a duplicate
+  patient row, a cell over `CELL_LIMIT`, an unknown encoding) makes the whole set go to the
+  Python loader (`SqlRead.whole`), with the tables left empty.
+
+Rows and cells are cut as the loader's `_Reader.rows` cuts them. A file without a quote
+character is, for Python's csv module, lines (ended by \\r\\n, \\r or \\n) cut at every comma,
+which SQL does exactly (`string_split`); a file with a quote is parsed by the csv module
+itself (the same parser, so quoting can never be read differently) and handed to DuckDB as
+Arrow lists. Rows are numbered as the loader numbers them (the header is row 1, empty lines
+are not counted, rows of only blank cells are counted and skipped), and cells are stripped
+of exactly the characters `str.strip` strips.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from kb.catalogue.vocabulary import Vocabulary, load_vocabulary
+from kb.errors import KbError
+from kb.language.sql import fits_exactly
+from kb.records.patients import (
+    ATTESTATION_COLUMNS,
+    CELL_LIMIT,
+    EVENT_COLUMNS,
+    OBSERVATION_COLUMNS,
+    PATIENT_COLUMNS,
+    Patient,
+    _date,
+    _load_attestations,
+    _load_events,
+    _load_observations,
+    _load_patients,
+    _Reader,
+    check_encoding,
+    decode_text,
+)
+from kb.records.tables import NUMBER, create_record_tables
+
+__all__ = ["STRIPPED", "SqlRead", "read_records_sql"]
+
+#: the characters `str.strip()` removes (those `str.isspace` names), as trim() is told them
+STRIPPED = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+#: the line ends of Python's csv module reading with newline="" (universal newlines)
+_LINE_END = re.compile(r"\r\n|\r|\n")
+#: a date that reads (the value columns are judged apart from the date of their row)
+_SOME_DATE = "2000-01-01"
+_FILES = (
+    ("patients.csv", PATIENT_COLUMNS),
+    ("observations.csv", OBSERVATION_COLUMNS),
+    ("events.csv", EVENT_COLUMNS),
+    ("attestations.csv", ATTESTATION_COLUMNS),
+)
+
+
+@dataclass(frozen=True)
+class SqlRead:
+    """What `read_records_sql` did.
+
+    `accepted`: the patients whose records are in the tables (patients.csv order), exactly
+    those `load_records(load_dataset(...))` gives them, none with a problem. `declined`: the
+    patients of patients.csv the SQL checks did not pass (read them with the Python loader);
+    `why` says, for each, the first row that was not clean. `whole`: nothing was read (the
+    tables are empty): read the whole set with the Python loader, because of `reason`."""
+
+    accepted: tuple[str, ...] = ()
+    declined: tuple[str, ...] = ()
+    whole: bool = False
+    reason: str = ""
+    why: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Whole(Exception):
+    """Something that is not one patient's: the whole set goes to the Python loader."""
+
+
+def read_records_sql(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path | str,
+    vocabulary: Vocabulary | None = None,
+    today: date | None = None,
+    encoding: str | None = None,
+) -> SqlRead:
+    """Fill the five record tables (replaced) from the file set in `folder`, for the patients
+    whose rows are all clean; see the module's docstring for what is declined and when the
+    whole set is left to the Python loader."""
+    create_record_tables(con)
+    reader = _SqlReader(con, Path(folder), vocabulary or load_vocabulary(), today or date.today())
+    try:
+        return reader.read(encoding)
+    except _Whole as exc:
+        create_record_tables(con)  # nothing half-read stays behind
+        return SqlRead(whole=True, reason=str(exc))
+    finally:
+        reader.drop()
+
+
+class _Probe(_Reader):
+    """A reader whose rows are given: the loader's own row functions run on made-up rows, one
+    per distinct value (or tuple of values), and the problems they report say which failed."""
+
+    def __init__(self, name: str, columns: tuple[str, ...], given: list[dict[str, str]]):
+        super().__init__(Path(), name, columns, [])
+        self.given = given
+
+    def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        for number, row in enumerate(self.given, start=2):
+            self.current_patient = row.get("patient_id") or None
+            yield number, row
+
+    def failed(self) -> set[int]:
+        return {p.row for p in self.problems if p.row is not None}
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")  # as tables.load_records writes it
+
+
+def _fits(*values: Decimal | str | None) -> bool:
+    return all(not isinstance(v, Decimal) or fits_exactly(v) for v in values)
+
+
+class _SqlReader:
+    def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path, vocab: Vocabulary, today: date):
+        self.con, self.folder, self.vocab, self.today = con, folder, vocab, today
+        self.views: list[str] = []
+        self.tables: list[str] = []
+
+    # -- the plumbing -----------------------------------------------------------------
+
+    def register(self, name: str, table: pa.Table) -> str:
+        self.con.register(name, table)
+        self.views.append(name)
+        return name
+
+    def table(self, name: str, sql: str, params: Sequence[object] = ()) -> str:
+        self.run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params)
+        self.tables.append(name)
+        return name
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Execute and fetch (DuckDB keeps a statement's result open until it is fetched)."""
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def drop(self) -> None:
+        for name in self.views:
+            self.con.unregister(name)
+        for name in self.tables:
+            self.run(f"DROP TABLE IF EXISTS {name}")
+
+    def distinct(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.run(sql)
+
+    # -- rows and cells ---------------------------------------------------------------
+
+    def split(self, file: str, columns: tuple[str, ...], encoding: str | None) -> str | None:
+        """The file's non-blank rows as a temp table (number, then each column stripped), or
+        None for a file that is not there (no rows, no problem: as the loader reads it)."""
+        path = self.folder / file
+        if not path.exists():
+            if file == "patients.csv":
+                raise _Whole("no patients.csv")
+            return None
+        try:
+            text = decode_text(path.read_bytes(), file, encoding)
+        except KbError as exc:
+            raise _Whole(f"{file}: {exc.problems[0].message if exc.problems else exc}") from None
+        if "\x00" in text:
+            raise _Whole(f"{file}: a NUL character")
+        stem = f"_csvsql_{file.removesuffix('.csv')}"
+        if '"' in text:  # quoted cells: the csv module itself reads them
+            try:
+                records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+            except csv.Error as exc:
+                raise _Whole(f"{file}: not CSV ({exc})") from None
+            header = records[0] if records else []
+            raw = pa.table({"i": pa.array(range(len(records) - 1), pa.int64()), "cells": pa.array(records[1:], pa.list_(pa.string()))})
+            cells = "cells"
+            where = "len(cells) > 0"
+        else:
+            lines = _LINE_END.split(text) if "\r" in text else text.split("\n")
+            header = lines[0].split(",") if lines[0] else []
+            raw = pa.table({"i": pa.array(range(len(lines) - 1), pa.int64()), "line": pa.array(lines[1:], pa.string())})
+            cells = "string_split(line, ',')"
+            where = "line <> ''"
+        header = [h.strip() for h in header]
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise _Whole(f"{file}: missing column '{missing[0]}'")
+        if len(set(header)) < len(header):
+            raise _Whole(f"{file}: a repeated column")
+        view = self.register(f"{stem}_raw", raw)
+        width = len(header)
+        picks = ", ".join(f"coalesce(s[{header.index(c) + 1}], '') AS \"{c}\"" for c in columns)
+        rows = self.table(
+            f"{stem}_rows",
+            f"""SELECT number, {picks}, longest FROM (
+                    SELECT row_number() OVER (ORDER BY i) + 1 AS number, s,
+                           list_max(list_transform(s, lambda x: length(x))) AS longest
+                    FROM (SELECT i, list_transform(({cells})[1:{width}], lambda x: trim(x, $1)) AS s
+                          FROM {view} WHERE {where}))
+                WHERE array_to_string(s, '') <> ''""",
+            [STRIPPED],
+        )
+        long = self.run(f"SELECT min(number) FROM {rows} WHERE longest > {CELL_LIMIT}")[0]
+        if long[0] is not None:
+            raise _Whole(f"{file} row {long[0]}: a cell longer than {CELL_LIMIT:,} characters")
+        return rows
+
+    # -- the four files -----------------------------------------------------------------
+
+    def read(self, encoding: str | None) -> SqlRead:
+        try:
+            check_encoding(encoding)
+        except KbError as exc:
+            raise _Whole(str(exc)) from None
+        split = {file: self.split(file, columns, encoding) for file, columns in _FILES}
+        patients = split["patients.csv"]
+        assert patients is not None
+        self.check_ids(patients, split)
+        self.dates(split)
+        bad: list[str] = []  # SELECTs of (patient, number, file, why) for rows that are not clean
+        bad.append(self.patients(patients))
+        if split["observations.csv"]:
+            bad.append(self.observations(split["observations.csv"]))
+        if split["events.csv"]:
+            bad.append(self.events(split["events.csv"]))
+        if split["attestations.csv"]:
+            bad.append(self.attestations(split["attestations.csv"]))
+        declined = self.table(
+            "_csvsql_declined",
+            f"SELECT patient, arg_min(why, file_order * 1e12 + number) AS why FROM ({' UNION ALL '.join(bad)}) "
+            "GROUP BY patient",
+        )
+        self.insert(split, declined)
+        order = self.run(
+            f"SELECT p.patient_id, d.why FROM {patients} p LEFT JOIN {declined} d ON d.patient = p.patient_id "
+            "ORDER BY p.number"
+        )
+        return SqlRead(
+            accepted=tuple(pid for pid, why in order if why is None),
+            declined=tuple(pid for pid, why in order if why is not None),
+            why={pid: why for pid, why in order if why is not None},
+        )
+
+    def check_ids(self, patients: str, split: Mapping[str, str | None]) -> None:
+        """Rows no one patient owns make the whole set the Python loader's."""
+        found = self.run(
+            f"SELECT min(number) FILTER (WHERE patient_id = ''), "
+            f"min(number) FILTER (WHERE n > 1) FROM "
+            f"(SELECT number, patient_id, count(*) OVER (PARTITION BY patient_id) AS n FROM {patients})"
+        )[0]
+        if found[0] is not None:
+            raise _Whole(f"patients.csv row {found[0]}: empty patient_id")
+        if found[1] is not None:
+            raise _Whole(f"patients.csv row {found[1]}: a duplicate patient row")
+        for file, rows in split.items():
+            if file == "patients.csv" or rows is None:
+                continue
+            stray = self.run(
+                f"SELECT min(number) FROM {rows} r WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {patients} p WHERE p.patient_id = r.patient_id)"
+            )[0]
+            if stray[0] is not None:
+                raise _Whole(f"{file} row {stray[0]}: no patient (or an empty patient_id)")
+
+    def dates(self, split: Mapping[str, str | None]) -> None:
+        """Every distinct date of the three record files, read by the loader's `_date`."""
+        columns = {"observations.csv": ("date",), "events.csv": ("start_date", "end_date"), "attestations.csv": ("date",)}
+        parts = [
+            f'SELECT "{c}" AS text FROM {split[file]} WHERE "{c}" <> \'\''
+            for file, cs in columns.items()
+            if split[file]
+            for c in cs
+        ]
+        texts = [t for (t,) in self.distinct(" UNION ".join(parts))] if parts else []
+        read: list[date | None] = []
+        for text in texts:
+            try:
+                read.append(_date(text))
+            except ValueError:
+                read.append(None)
+        table = pa.table({"text": pa.array(texts, pa.string()), "day": pa.array(read, pa.date32())})
+        self.register("_csvsql_dates", table)
+
+    def probe(
+        self,
+        file: str,
+        columns: tuple[str, ...],
+        keys: tuple[str, ...],
+        rows: str,
+        fixed: dict[str, str],
+        load: Callable[[_Probe, dict[str, Patient]], None],
+        extra: str = "",
+    ) -> tuple[list[tuple[Any, ...]], dict[str, Patient], set[int]]:
+        """Run the loader's row function of `file` once per distinct tuple of `keys` (other
+        columns as in `fixed`): the tuples, the made-up patient "#" with what was read (each
+        record's source row is 2 + the tuple's index), and the rows that had a problem."""
+        select = ", ".join(f'"{k}"' for k in keys) + (f", {extra}" if extra else "")
+        tuples = self.distinct(f"SELECT DISTINCT {select} FROM {rows}")
+        given = []
+        for values in tuples:
+            row = dict.fromkeys(columns, "")
+            row.update(fixed)
+            row.update(zip(keys, values, strict=False))
+            row["patient_id"] = "#"
+            given.append(row)
+        probe = _Probe(file, columns, given)
+        patients = {"#": Patient("#")}
+        load(probe, patients)
+        return tuples, patients, probe.failed()
+
+    # -- patients.csv -----------------------------------------------------------------
+
+    def patients(self, rows: str) -> str:
+        """Each column's distinct values, read by `_load_patients` (many columns' values side
+        by side in one made-up row: the loader reads each column apart)."""
+        columns = PATIENT_COLUMNS[1:]
+        values = {c: [t for (t,) in self.distinct(f'SELECT DISTINCT "{c}" FROM {rows} WHERE "{c}" <> \'\'')] for c in columns}
+        count = max((len(v) for v in values.values()), default=0)
+        given = [
+            {"patient_id": f"#{n}", **{c: (values[c][n] if n < len(values[c]) else "") for c in columns}}
+            for n in range(count)
+        ]
+        probe = _Probe("patients.csv", PATIENT_COLUMNS, given)
+        read = _load_patients(probe, self.vocab, self.today)
+        failed = {(p.row, p.column) for p in probe.problems}
+        for c in columns:
+            out: list[Any] = []
+            ok: list[bool] = []
+            for n, text in enumerate(values[c]):
+                patient = read.get(f"#{n}")
+                value = getattr(patient, c) if patient else None
+                good = patient is not None and (n + 2, c) not in failed and value is not None and _fits(value)
+                if not good:
+                    value = None  # not clean: its row declines its patient
+                out.append(_text(value) if isinstance(value, Decimal) else value)
+                ok.append(good)
+            kind = pa.date32() if c.endswith("_date") else pa.string()
+            self.register(
+                f"_csvsql_p_{c}",
+                pa.table({"text": pa.array(values[c], pa.string()), "value": pa.array(out, kind), "ok": pa.array(ok)}),
+            )
+        joins = " ".join(f'LEFT JOIN _csvsql_p_{c} m_{c} ON m_{c}.text = r."{c}"' for c in columns)
+        ok = " AND ".join(f"(r.\"{c}\" = '' OR coalesce(m_{c}.ok, false))" for c in columns)
+        picks = ", ".join(
+            f"CAST(m_{c}.value AS {NUMBER}) AS {c}" if c in ("weight_kg", "height_cm") else f"m_{c}.value AS {c}"
+            for c in columns
+        )
+        self.table("_csvsql_patient", f"SELECT r.patient_id AS patient, r.number AS row, {picks}, {ok} AS ok FROM {rows} r {joins}")
+        return "SELECT patient, row AS number, 0 AS file_order, 'patients.csv row ' || row AS why FROM _csvsql_patient WHERE NOT ok"
+
+    # -- observations.csv ---------------------------------------------------------------
+
+    def observations(self, rows: str) -> str:
+        keys = ("item", "loinc", "value", "unit", "uln", "lln")
+        tuples, patients, failed = self.probe(
+            "observations.csv", OBSERVATION_COLUMNS, keys, rows, {"date": _SOME_DATE}, lambda r, p: _load_observations(r, p, self.vocab)
+        )
+        found = {o.source.row: o for o in patients["#"].observations}
+        out: dict[str, list[Any]] = {k: [] for k in (*keys, "o_item", "num", "cat", "uln_v", "lln_v", "assumption", "ok")}
+        for n, values in enumerate(tuples):
+            o = found.get(n + 2)
+            if o is not None and (n + 2 in failed or not _fits(o.value, o.uln, o.lln)):
+                o = None  # not clean: its row declines its patient
+            for k, v in zip(keys, values, strict=True):
+                out[k].append(v)
+            num = o.value if o is not None and isinstance(o.value, Decimal) else None
+            out["o_item"].append(o.item if o else None)
+            out["num"].append(_text(num))
+            out["cat"].append(o.value if o is not None and isinstance(o.value, str) else None)
+            out["uln_v"].append(_text(o.uln) if o else None)
+            out["lln_v"].append(_text(o.lln) if o else None)
+            out["assumption"].append(o.factor_assumption if o else None)
+            out["ok"].append(o is not None)
+        self.register("_csvsql_o_map", pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}))
+        on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
+        self.table(
+            "_csvsql_observation",
+            f"""SELECT r.patient_id AS patient, r.number AS row, m.o_item AS item, CAST(m.num AS {NUMBER}) AS num,
+                       m.cat, d.day AS date, CAST(m.uln_v AS {NUMBER}) AS uln, CAST(m.lln_v AS {NUMBER}) AS lln,
+                       m.assumption AS factor_assumption,
+                       coalesce(m.ok, false) AND d.day IS NOT NULL AS ok
+                FROM {rows} r LEFT JOIN _csvsql_o_map m ON {on}
+                LEFT JOIN _csvsql_dates d ON d.text = r."date" """,
+        )
+        return "SELECT patient, row AS number, 1 AS file_order, 'observations.csv row ' || row AS why FROM _csvsql_observation WHERE NOT ok"
+
+    # -- events.csv ---------------------------------------------------------------------
+
+    def events(self, rows: str) -> str:
+        keys = ("kind", "name", "code", "dose", "dose_unit", "frequency")
+        tuples, patients, failed = self.probe(
+            "events.csv", EVENT_COLUMNS, keys, rows, {"start_date": _SOME_DATE}, lambda r, p: _load_events(r, p, self.vocab)
+        )
+        found = {e.source.row: e for e in patients["#"].events}
+        names = (*keys, "e_kind", "e_name", "agent", "e_code", "dose_v", "e_dose_unit", "e_frequency", "ok")
+        out: dict[str, list[Any]] = {k: [] for k in names}
+        for n, values in enumerate(tuples):
+            e = found.get(n + 2)
+            if e is not None and (n + 2 in failed or not _fits(e.dose)):
+                e = None  # not clean: its row declines its patient
+            for k, v in zip(keys, values, strict=True):
+                out[k].append(v)
+            out["e_kind"].append(e.kind if e else None)
+            out["e_name"].append(e.name if e else None)
+            out["agent"].append(e.agent if e else None)
+            out["e_code"].append(e.code if e else None)
+            out["dose_v"].append(_text(e.dose) if e else None)
+            out["e_dose_unit"].append(e.dose_unit if e else None)
+            out["e_frequency"].append(e.frequency if e else None)
+            out["ok"].append(e is not None)
+        self.register("_csvsql_e_map", pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}))
+        on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
+        self.table(
+            "_csvsql_event",
+            f"""SELECT r.patient_id AS patient, r.number AS row, m.e_kind AS kind, m.e_name AS name, m.agent,
+                       m.e_code AS code, s.day AS start_date, e.day AS end_date, CAST(m.dose_v AS {NUMBER}) AS dose,
+                       m.e_dose_unit AS dose_unit, m.e_frequency AS frequency,
+                       coalesce(m.ok, false) AND s.day IS NOT NULL
+                       AND (r.end_date = '' OR (e.day IS NOT NULL AND e.day >= s.day)) AS ok
+                FROM {rows} r LEFT JOIN _csvsql_e_map m ON {on}
+                LEFT JOIN _csvsql_dates s ON s.text = r.start_date
+                LEFT JOIN _csvsql_dates e ON e.text = r.end_date""",
+        )
+        return "SELECT patient, row AS number, 2 AS file_order, 'events.csv row ' || row AS why FROM _csvsql_event WHERE NOT ok"
+
+    # -- attestations.csv ---------------------------------------------------------------
+
+    def attestations(self, rows: str) -> str:
+        tuples, patients, failed = self._attestation_probe(rows)
+        found = {a.source.row: a for a in patients["#"].attestations}
+        out: dict[str, list[Any]] = {k: [] for k in ("item", "value", "dated", "a_item", "a_value", "ok")}
+        for n, (item, value, dated) in enumerate(tuples):
+            a = found.get(n + 2)
+            out["item"].append(item)
+            out["value"].append(value)
+            out["dated"].append(dated)
+            out["a_item"].append(a.item if a else None)
+            out["a_value"].append(a.value if a else None)
+            out["ok"].append(a is not None and n + 2 not in failed)
+        types = {"dated": pa.bool_(), "ok": pa.bool_()}
+        self.register("_csvsql_a_map", pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in out.items()}))
+        self.table(
+            "_csvsql_attestation",
+            f"""SELECT r.patient_id AS patient, r.number AS row, m.a_item AS item, m.a_value AS value,
+                       d.day AS date, r."by" AS "by",
+                       coalesce(m.ok, false) AND (r.date = '' OR d.day IS NOT NULL) AS ok
+                FROM {rows} r LEFT JOIN _csvsql_a_map m
+                  ON m.item = r.item AND m.value = r.value AND m.dated = (r.date <> '')
+                LEFT JOIN _csvsql_dates d ON d.text = r.date""",
+        )
+        return "SELECT patient, row AS number, 3 AS file_order, 'attestations.csv row ' || row AS why FROM _csvsql_attestation WHERE NOT ok"
+
+    def _attestation_probe(self, rows: str) -> tuple[list[tuple[Any, ...]], dict[str, Patient], set[int]]:
+        tuples = self.distinct(f"SELECT DISTINCT item, value, date <> '' FROM {rows}")
+        given = []
+        for item, value, dated in tuples:
+            row = dict.fromkeys(ATTESTATION_COLUMNS, "")
+            row.update(patient_id="#", item=item, value=value, date=_SOME_DATE if dated else "")
+            given.append(row)
+        probe = _Probe("attestations.csv", ATTESTATION_COLUMNS, given)
+        patients = {"#": Patient("#")}
+        _load_attestations(probe, patients, self.vocab)
+        return tuples, patients, probe.failed()
+
+    # -- the tables ---------------------------------------------------------------------
+
+    def insert(self, split: Mapping[str, str | None], declined: str) -> None:
+        keep = f"WHERE patient NOT IN (SELECT patient FROM {declined})"
+        self.run(
+            "INSERT INTO rec_patient SELECT patient, row, sex, birth_date, weight_kg, height_cm, screening_date, "
+            f"enrolment_date, apheresis_date FROM _csvsql_patient {keep}"
+        )
+        if split["observations.csv"]:
+            self.run(
+                "INSERT INTO rec_observation SELECT patient, row, item, num, cat, date, uln, lln, factor_assumption "
+                f"FROM _csvsql_observation {keep}"
+            )
+        if split["events.csv"]:
+            self.run(
+                "INSERT INTO rec_event SELECT patient, row, kind, name, agent, code, start_date, end_date, dose, "
+                f"dose_unit, frequency FROM _csvsql_event {keep}"
+            )
+        if split["attestations.csv"]:
+            self.run(
+                f"INSERT INTO rec_attestation SELECT patient, row, item, value, date, \"by\" FROM _csvsql_attestation {keep}"
+            )
