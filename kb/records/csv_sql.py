@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import csv
 import io
-import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -46,7 +46,7 @@ import duckdb
 import pyarrow as pa
 
 from kb.catalogue.vocabulary import Vocabulary, load_vocabulary
-from kb.errors import KbError
+from kb.errors import KbError, Problem
 from kb.language.sql import fits_exactly
 from kb.records.patients import (
     ATTESTATION_COLUMNS,
@@ -70,10 +70,13 @@ __all__ = ["STRIPPED", "SqlRead", "read_records_sql"]
 
 #: the characters `str.strip()` removes (those `str.isspace` names), as trim() is told them
 STRIPPED = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
-#: the line ends of Python's csv module reading with newline="" (universal newlines)
-_LINE_END = re.compile(r"\r\n|\r|\n")
+#: the characters `str.strip()` removes that DuckDB's trim() does not (trim() removes the
+#: space separators, Unicode's Zs, all of them in STRIPPED), line ends aside (no line holds
+#: one): a file with one of them is split in Python
+_OTHER_SPACE = "".join(c for c in STRIPPED if unicodedata.category(c) != "Zs" and c not in "\r\n")
 #: a date that reads (the value columns are judged apart from the date of their row)
 _SOME_DATE = "2000-01-01"
+EMPTY = "''"
 _FILES = (
     ("patients.csv", PATIENT_COLUMNS),
     ("observations.csv", OBSERVATION_COLUMNS),
@@ -184,7 +187,12 @@ class _SqlReader:
 
     def split(self, file: str, columns: tuple[str, ...], encoding: str | None) -> str | None:
         """The file's non-blank rows as a temp table (number, then each column stripped), or
-        None for a file that is not there (no rows, no problem: as the loader reads it)."""
+        None for a file that is not there (no rows, no problem: as the loader reads it).
+
+        Lines are cut in SQL. A line with a quote, or with a blank trim() does not strip, is
+        cut by the csv module itself, alone (the module's state starts afresh at each row):
+        unless that fails (a quoted cell over two lines), when the whole file is read by the
+        loader's `_Reader.rows`."""
         path = self.folder / file
         if not path.exists():
             if file == "patients.csv":
@@ -196,45 +204,119 @@ class _SqlReader:
             raise _Whole(f"{file}: {exc.problems[0].message if exc.problems else exc}") from None
         if "\x00" in text:
             raise _Whole(f"{file}: a NUL character")
+        ascii_only = text.isascii()
+        others = [c for c in _OTHER_SPACE if (c.isascii() or not ascii_only) and c in text]
+        if "\r" in text:  # the breaks of \r\n|\r|\n, leftmost first, as the csv module's lines
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        end = text.find("\n")
+        first = text if end < 0 else text[:end]
+        try:
+            header = [h.strip() for h in next(csv.reader([first], strict=True), [])]
+        except csv.Error:
+            return self.split_python(file, columns, encoding)
+        self.check_header(file, columns, header)
         stem = f"_csvsql_{file.removesuffix('.csv')}"
-        if '"' in text:  # quoted cells: the csv module itself reads them
+        doc = self.register(f"{stem}_doc", pa.table({"t": pa.array([text], pa.large_string())}))
+        # a row's number is its line's unless an empty line (not counted) comes before it
+        gaps = "\n\n" in text.rstrip("\n")
+        lines = self.table(
+            f"{stem}_lines",
+            f"""SELECT {"row_number() OVER (ORDER BY i) + 1" if gaps else "i"} AS number, i, line
+                FROM (SELECT unnest(l) AS line, generate_subscripts(l, 1) AS i
+                      FROM (SELECT string_split(t, chr(10)) AS l FROM {doc}))
+                WHERE i > 1 AND line <> ''""",
+        )
+        width = len(header)
+        hard = self.hard_lines(file, lines, width, '"' in text, others)
+        if hard is None:
+            return self.split_python(file, columns, encoding)
+        # no cell begins or ends with a blank (ASCII text, no blank beside a comma or a line
+        # end): nothing to strip, and trimming every cell is a third of the split's time
+        bare = ascii_only and not any(p in text for p in (" ,", ", ", " \n", "\n ")) and text.strip(" ") == text
+        strip = "{}" if bare else "trim({})"
+        picks = ", ".join(
+            f"{strip.format(f'coalesce(s[{header.index(c) + 1}], {EMPTY})')} AS \"{c}\"" for c in columns
+        )
+        # a line is blank when its cells strip to nothing: certainly not when it starts with a
+        # printable ASCII character other than a comma (most lines: their patient id)
+        plain = f"""SELECT number, s, size, len(s) AS cells FROM (
+                        SELECT number, i, string_split(line, ',') AS s, strlen(line) AS size FROM {lines}
+                        WHERE CASE WHEN ascii(line) BETWEEN 33 AND 126 AND NOT starts_with(line, ',') THEN true
+                                   ELSE trim(replace(line, ',', '')) <> '' END)"""
+        if hard:
+            plain += f""" WHERE i NOT IN (SELECT i FROM {hard})
+                    UNION ALL SELECT l.number, h.s, h.size, h.cells FROM {hard} h JOIN {lines} l USING (i) WHERE h.filled"""
+        rows = self.table(f"{stem}_rows", f"SELECT number, {picks}, size, cells FROM ({plain})")
+        size, cells = self.run(f"SELECT max(size), max(cells) FROM {rows}")[0]
+        if size is not None and size > CELL_LIMIT:
+            raise _Whole(f"{file}: a line longer than {CELL_LIMIT:,} characters")
+        if cells is not None and cells > width:
+            raise _Whole(f"{file}: a row with more cells than the header")
+        return rows
+
+    def hard_lines(self, file: str, lines: str, width: int, quotes: bool, others: list[str]) -> str | None:
+        """The lines with a quote or a blank trim() does not strip, cut by the csv module one
+        at a time and stripped by `str.strip`: a view (i, s, size, cells, filled), "" if there
+        are none, None if one is not a whole row by itself."""
+        if not quotes and not others:
+            return ""
+        found = []
+        if quotes:
+            found.append("contains(line, '\"')")
+        if others:
+            found.append("regexp_matches(line, $1)")
+        params = ["[" + "".join(others) + "]"] if others else []
+        picked = self.run(f"SELECT i, line FROM {lines} WHERE {' OR '.join(found)}", params)
+        index, cut = [], []
+        for i, line in picked:
             try:
-                records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-            except csv.Error as exc:
-                raise _Whole(f"{file}: not CSV ({exc})") from None
-            header = records[0] if records else []
-            raw = pa.table({"i": pa.array(range(len(records) - 1), pa.int64()), "cells": pa.array(records[1:], pa.list_(pa.string()))})
-            cells = "cells"
-            where = "len(cells) > 0"
-        else:
-            lines = _LINE_END.split(text) if "\r" in text else text.split("\n")
-            header = lines[0].split(",") if lines[0] else []
-            raw = pa.table({"i": pa.array(range(len(lines) - 1), pa.int64()), "line": pa.array(lines[1:], pa.string())})
-            cells = "string_split(line, ',')"
-            where = "line <> ''"
-        header = [h.strip() for h in header]
+                (record,) = csv.reader([line], strict=True)
+            except (csv.Error, ValueError):  # a quoted cell that goes on in the next line, or not CSV
+                return None
+            index.append(i)
+            cut.append([c.strip() for c in record])
+        table = pa.table(
+            {
+                "i": pa.array(index, pa.int64()),
+                "s": pa.array(cut, pa.list_(pa.string())),
+                "size": pa.array([max(map(len, c)) for c in cut], pa.int64()),
+                "cells": pa.array([len(c) for c in cut], pa.int64()),
+                "filled": pa.array([any(c[:width]) for c in cut], pa.bool_()),
+            }
+        )
+        return self.register(f"_csvsql_{file.removesuffix('.csv')}_hard", table)
+
+    def check_header(self, file: str, columns: tuple[str, ...], header: list[str]) -> None:
         missing = [c for c in columns if c not in header]
         if missing:
             raise _Whole(f"{file}: missing column '{missing[0]}'")
         if len(set(header)) < len(header):
             raise _Whole(f"{file}: a repeated column")
-        view = self.register(f"{stem}_raw", raw)
-        width = len(header)
-        picks = ", ".join(f"coalesce(s[{header.index(c) + 1}], '') AS \"{c}\"" for c in columns)
-        rows = self.table(
-            f"{stem}_rows",
-            f"""SELECT number, {picks}, longest FROM (
-                    SELECT row_number() OVER (ORDER BY i) + 1 AS number, s,
-                           list_max(list_transform(s, lambda x: length(x))) AS longest
-                    FROM (SELECT i, list_transform(({cells})[1:{width}], lambda x: trim(x, $1)) AS s
-                          FROM {view} WHERE {where}))
-                WHERE array_to_string(s, '') <> ''""",
-            [STRIPPED],
+
+    def split_python(self, file: str, columns: tuple[str, ...], encoding: str | None) -> str:
+        """A file whose rows only the csv module reads whole (a quoted cell over two lines):
+        its rows as the loader's own `_Reader.rows` reads them, handed to DuckDB as columns."""
+        problems: list[Problem] = []
+        reader = _Reader(self.folder, file, columns, problems, encoding=encoding)
+        numbers: list[int] = []
+        cells: list[list[str]] = [[] for _ in columns]
+        for number, row in reader.rows():
+            if max(map(len, row.values())) > CELL_LIMIT:
+                raise _Whole(f"{file} row {number}: a cell longer than {CELL_LIMIT:,} characters")
+            numbers.append(number)
+            for k, c in enumerate(columns):
+                cells[k].append(row[c])
+        if problems:
+            raise _Whole(f"{file}: {problems[0]}")
+        stem = f"_csvsql_{file.removesuffix('.csv')}"
+        table = pa.table(
+            {
+                "number": pa.array(numbers, pa.int64()),
+                **{c: pa.array(v, pa.string()) for c, v in zip(columns, cells, strict=True)},
+            }
         )
-        long = self.run(f"SELECT min(number) FROM {rows} WHERE longest > {CELL_LIMIT}")[0]
-        if long[0] is not None:
-            raise _Whole(f"{file} row {long[0]}: a cell longer than {CELL_LIMIT:,} characters")
-        return rows
+        view = self.register(f"{stem}_read", table)
+        return self.table(f"{stem}_rows", f"SELECT * FROM {view}")
 
     # -- the four files -----------------------------------------------------------------
 
