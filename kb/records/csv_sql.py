@@ -77,6 +77,8 @@ _OTHER_SPACE = "".join(c for c in STRIPPED if unicodedata.category(c) != "Zs" an
 #: a date that reads (the value columns are judged apart from the date of their row)
 _SOME_DATE = "2000-01-01"
 EMPTY = "''"
+#: why a row was declined though the loader may read it: not looked at here
+UNSURE = ": a cell over the limit or more cells than the header"
 _FILES = (
     ("patients.csv", PATIENT_COLUMNS),
     ("observations.csv", OBSERVATION_COLUMNS),
@@ -246,12 +248,19 @@ class _SqlReader:
         if hard:
             plain += f""" WHERE i NOT IN (SELECT i FROM {hard})
                     UNION ALL SELECT l.number, h.s, h.size, h.cells FROM {hard} h JOIN {lines} l USING (i) WHERE h.filled"""
-        rows = self.table(f"{stem}_rows", f"SELECT number, {picks}, size, cells FROM ({plain})")
-        size, cells = self.run(f"SELECT max(size), max(cells) FROM {rows}")[0]
-        if size is not None and size > CELL_LIMIT:
-            raise _Whole(f"{file}: a line longer than {CELL_LIMIT:,} characters")
-        if cells is not None and cells > width:
-            raise _Whole(f"{file}: a row with more cells than the header")
+        # a row with a cell that may be over the limit, or more cells than the header, is
+        # not read here: its patient is declined (the loader rejects it, or ignores the cells
+        # beyond the header's: either way the loader's to say)
+        rows = self.table(
+            f"{stem}_rows", f"SELECT number, {picks}, size > {CELL_LIMIT} OR cells > {width} AS unsure FROM ({plain})"
+        )
+        unsure, longest = self.run(
+            f"SELECT count(*) FILTER (WHERE unsure), max(length(patient_id)) FILTER (WHERE unsure) FROM {rows}"
+        )[0]
+        if unsure and file == "patients.csv":  # the loader may not make the patient at all
+            raise _Whole(f"{file}: a line longer than {CELL_LIMIT:,} characters or with more cells than the header")
+        if longest is not None and longest > CELL_LIMIT:  # its patient_id: the row may be anyone's
+            raise _Whole(f"{file}: a patient_id longer than {CELL_LIMIT:,} characters")
         return rows
 
     def hard_lines(self, file: str, lines: str, width: int, quotes: bool, others: list[str]) -> str | None:
@@ -316,7 +325,7 @@ class _SqlReader:
             }
         )
         view = self.register(f"{stem}_read", table)
-        return self.table(f"{stem}_rows", f"SELECT * FROM {view}")
+        return self.table(f"{stem}_rows", f"SELECT *, false AS unsure FROM {view}")
 
     # -- the four files -----------------------------------------------------------------
 
@@ -384,7 +393,7 @@ class _SqlReader:
             if split[file]
             for c in cs
         ]
-        texts = [t for (t,) in self.distinct(" UNION ".join(parts))] if parts else []
+        texts = [t for (t,) in self.distinct(f"SELECT DISTINCT text FROM ({' UNION ALL '.join(parts)})")] if parts else []
         read: list[date | None] = []
         for text in texts:
             try:
@@ -488,14 +497,18 @@ class _SqlReader:
         on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
         self.table(
             "_csvsql_observation",
-            f"""SELECT r.patient_id AS patient, r.number AS row, m.o_item AS item, CAST(m.num AS {NUMBER}) AS num,
+            f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.o_item AS item, CAST(m.num AS {NUMBER}) AS num,
                        m.cat, d.day AS date, CAST(m.uln_v AS {NUMBER}) AS uln, CAST(m.lln_v AS {NUMBER}) AS lln,
                        m.assumption AS factor_assumption,
-                       coalesce(m.ok, false) AND d.day IS NOT NULL AS ok
+                       coalesce(m.ok, false) AND d.day IS NOT NULL AND NOT r.unsure AS ok
                 FROM {rows} r LEFT JOIN _csvsql_o_map m ON {on}
                 LEFT JOIN _csvsql_dates d ON d.text = r."date" """,
         )
-        return "SELECT patient, row AS number, 1 AS file_order, 'observations.csv row ' || row AS why FROM _csvsql_observation WHERE NOT ok"
+        return (
+            f"SELECT patient, row AS number, 1 AS file_order, "
+            f"'observations.csv row ' || row || CASE WHEN unsure THEN '{UNSURE}' ELSE '' END AS why "
+            f"FROM _csvsql_observation WHERE NOT ok"
+        )
 
     # -- events.csv ---------------------------------------------------------------------
 
@@ -525,16 +538,20 @@ class _SqlReader:
         on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
         self.table(
             "_csvsql_event",
-            f"""SELECT r.patient_id AS patient, r.number AS row, m.e_kind AS kind, m.e_name AS name, m.agent,
+            f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.e_kind AS kind, m.e_name AS name, m.agent,
                        m.e_code AS code, s.day AS start_date, e.day AS end_date, CAST(m.dose_v AS {NUMBER}) AS dose,
                        m.e_dose_unit AS dose_unit, m.e_frequency AS frequency,
                        coalesce(m.ok, false) AND s.day IS NOT NULL
-                       AND (r.end_date = '' OR (e.day IS NOT NULL AND e.day >= s.day)) AS ok
+                       AND (r.end_date = '' OR (e.day IS NOT NULL AND e.day >= s.day)) AND NOT r.unsure AS ok
                 FROM {rows} r LEFT JOIN _csvsql_e_map m ON {on}
                 LEFT JOIN _csvsql_dates s ON s.text = r.start_date
                 LEFT JOIN _csvsql_dates e ON e.text = r.end_date""",
         )
-        return "SELECT patient, row AS number, 2 AS file_order, 'events.csv row ' || row AS why FROM _csvsql_event WHERE NOT ok"
+        return (
+            f"SELECT patient, row AS number, 2 AS file_order, "
+            f"'events.csv row ' || row || CASE WHEN unsure THEN '{UNSURE}' ELSE '' END AS why "
+            f"FROM _csvsql_event WHERE NOT ok"
+        )
 
     # -- attestations.csv ---------------------------------------------------------------
 
@@ -554,14 +571,18 @@ class _SqlReader:
         self.register("_csvsql_a_map", pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in out.items()}))
         self.table(
             "_csvsql_attestation",
-            f"""SELECT r.patient_id AS patient, r.number AS row, m.a_item AS item, m.a_value AS value,
+            f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.a_item AS item, m.a_value AS value,
                        d.day AS date, r."by" AS "by",
-                       coalesce(m.ok, false) AND (r.date = '' OR d.day IS NOT NULL) AS ok
+                       coalesce(m.ok, false) AND (r.date = '' OR d.day IS NOT NULL) AND NOT r.unsure AS ok
                 FROM {rows} r LEFT JOIN _csvsql_a_map m
                   ON m.item = r.item AND m.value = r.value AND m.dated = (r.date <> '')
                 LEFT JOIN _csvsql_dates d ON d.text = r.date""",
         )
-        return "SELECT patient, row AS number, 3 AS file_order, 'attestations.csv row ' || row AS why FROM _csvsql_attestation WHERE NOT ok"
+        return (
+            f"SELECT patient, row AS number, 3 AS file_order, "
+            f"'attestations.csv row ' || row || CASE WHEN unsure THEN '{UNSURE}' ELSE '' END AS why "
+            f"FROM _csvsql_attestation WHERE NOT ok"
+        )
 
     def _attestation_probe(self, rows: str) -> tuple[list[tuple[Any, ...]], dict[str, Patient], set[int]]:
         tuples = self.distinct(f"SELECT DISTINCT item, value, date <> '' FROM {rows}")
