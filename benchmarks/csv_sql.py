@@ -22,11 +22,11 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.screen import _write_files  # noqa: E402
-from kb.catalogue.vocabulary import load_vocabulary  # noqa: E402
-from kb.records.csv_sql import read_records_sql  # noqa: E402
-from kb.records.patients import DEMO_DATASET, load_dataset  # noqa: E402
-from kb.records.tables import RECORD_TABLES, load_records  # noqa: E402
+from benchmarks.screen import _write_files
+from kb.catalogue.vocabulary import load_vocabulary
+from kb.records.csv_sql import read_records_sql
+from kb.records.patients import DEMO_DATASET, load_dataset
+from kb.records.tables import RECORD_TABLES, load_records
 
 TODAY = date(2026, 12, 1)
 

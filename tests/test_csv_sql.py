@@ -97,7 +97,8 @@ def split_rows(folder: Path, file: str = "observations.csv") -> list[tuple[int, 
     except _Whole:
         return None
     assert rows is not None
-    found = reader.run(f"SELECT number, {', '.join(repr(c).replace(chr(39), chr(34)) for c in OBSERVATION_COLUMNS)} FROM {rows} ORDER BY number")
+    picked = ", ".join(f'"{c}"' for c in OBSERVATION_COLUMNS)
+    found = reader.run(f"SELECT number, {picked} FROM {rows} ORDER BY number")
     reader.drop()
     return [(n, dict(zip(OBSERVATION_COLUMNS, cells, strict=True))) for n, *cells in found]
 
@@ -181,7 +182,9 @@ def _variant(folder: Path, how: str) -> None:
             pad = (" ", "\xa0") if how == "padded" else ("\t", "")
             rows = list(csv.reader(io.StringIO(text, newline="")))
             out = io.StringIO()
-            csv.writer(out, lineterminator="\n").writerows([[f"{pad[0]}{c}{pad[1]}" if c else c for c in r] for r in rows])
+            csv.writer(out, lineterminator="\n").writerows(
+                [[f"{pad[0]}{c}{pad[1]}" if c else c for c in r] for r in rows]
+            )
             text = out.getvalue()
         elif how == "quoted":
             rows = list(csv.reader(io.StringIO(text, newline="")))
@@ -191,7 +194,9 @@ def _variant(folder: Path, how: str) -> None:
         elif how == "reordered":
             rows = list(csv.reader(io.StringIO(text, newline="")))
             out = io.StringIO()
-            csv.writer(out, lineterminator="\n").writerows([[*row[1:], "extra" if n == 0 else "x", row[0]] for n, row in enumerate(rows) if row])
+            csv.writer(out, lineterminator="\n").writerows(
+                [[*row[1:], "extra" if n == 0 else "x", row[0]] for n, row in enumerate(rows) if row]
+            )
             text = out.getvalue()
         elif how == "bom":
             text = "\ufeff" + text
@@ -270,7 +275,13 @@ def test_a_row_too_long_or_too_wide_declines_its_patient(tmp_path: Path, file: s
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("sex", "X"), ("birth_date", "2030-01-01"), ("weight_kg", "4000"), ("height_cm", "tall"), ("apheresis_date", "soon")],
+    [
+        ("sex", "X"),
+        ("birth_date", "2030-01-01"),
+        ("weight_kg", "4000"),
+        ("height_cm", "tall"),
+        ("apheresis_date", "soon"),
+    ],
 )
 def test_a_bad_patient_field_declines_the_patient(tmp_path: Path, column: str, value: str) -> None:
     shutil.copytree(DEMO_DATASET, tmp_path / "set")
@@ -355,7 +366,7 @@ _CELLS = st.sampled_from(
         "no", "positive", "F", "male", "P001", "P002", "anc", "platelets", "hbsag", "medication", "diagnosis",
         "consent", 'say "hi"', "a,b", "\xa0x", "x\t", "two\nlines", "é", "9" * 60,
     ]
-)
+)  # fmt: skip
 
 
 @cache

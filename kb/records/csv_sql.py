@@ -33,7 +33,6 @@ of exactly the characters `str.strip` strips.
 from __future__ import annotations
 
 import csv
-import io
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -236,9 +235,7 @@ class _SqlReader:
         # end): nothing to strip, and trimming every cell is a third of the split's time
         bare = ascii_only and not any(p in text for p in (" ,", ", ", " \n", "\n ")) and text.strip(" ") == text
         strip = "{}" if bare else "trim({})"
-        picks = ", ".join(
-            f"{strip.format(f'coalesce(s[{header.index(c) + 1}], {EMPTY})')} AS \"{c}\"" for c in columns
-        )
+        picks = ", ".join(f'{strip.format(f"coalesce(s[{header.index(c) + 1}], {EMPTY})")} AS "{c}"' for c in columns)
         # a line is blank when its cells strip to nothing: certainly not when it starts with a
         # printable ASCII character other than a comma (most lines: their patient id)
         plain = f"""SELECT number, s, size, len(s) AS cells FROM (
@@ -247,7 +244,8 @@ class _SqlReader:
                                    ELSE trim(replace(line, ',', '')) <> '' END)"""
         if hard:
             plain += f""" WHERE i NOT IN (SELECT i FROM {hard})
-                    UNION ALL SELECT l.number, h.s, h.size, h.cells FROM {hard} h JOIN {lines} l USING (i) WHERE h.filled"""
+                    UNION ALL SELECT l.number, h.s, h.size, h.cells
+                    FROM {hard} h JOIN {lines} l USING (i) WHERE h.filled"""
         # a row with a cell that may be over the limit, or more cells than the header, is
         # not read here: its patient is declined (the loader rejects it, or ignores the cells
         # beyond the header's: either way the loader's to say)
@@ -386,14 +384,20 @@ class _SqlReader:
 
     def dates(self, split: Mapping[str, str | None]) -> None:
         """Every distinct date of the three record files, read by the loader's `_date`."""
-        columns = {"observations.csv": ("date",), "events.csv": ("start_date", "end_date"), "attestations.csv": ("date",)}
+        columns = {
+            "observations.csv": ("date",),
+            "events.csv": ("start_date", "end_date"),
+            "attestations.csv": ("date",),
+        }
         parts = [
             f'SELECT "{c}" AS text FROM {split[file]} WHERE "{c}" <> \'\''
             for file, cs in columns.items()
             if split[file]
             for c in cs
         ]
-        texts = [t for (t,) in self.distinct(f"SELECT DISTINCT text FROM ({' UNION ALL '.join(parts)})")] if parts else []
+        texts = (
+            [t for (t,) in self.distinct(f"SELECT DISTINCT text FROM ({' UNION ALL '.join(parts)})")] if parts else []
+        )
         read: list[date | None] = []
         for text in texts:
             try:
@@ -436,7 +440,9 @@ class _SqlReader:
         """Each column's distinct values, read by `_load_patients` (many columns' values side
         by side in one made-up row: the loader reads each column apart)."""
         columns = PATIENT_COLUMNS[1:]
-        values = {c: [t for (t,) in self.distinct(f'SELECT DISTINCT "{c}" FROM {rows} WHERE "{c}" <> \'\'')] for c in columns}
+        values = {
+            c: [t for (t,) in self.distinct(f'SELECT DISTINCT "{c}" FROM {rows} WHERE "{c}" <> \'\'')] for c in columns
+        }
         count = max((len(v) for v in values.values()), default=0)
         given = [
             {"patient_id": f"#{n}", **{c: (values[c][n] if n < len(values[c]) else "") for c in columns}}
@@ -448,7 +454,7 @@ class _SqlReader:
         for c in columns:
             out: list[Any] = []
             ok: list[bool] = []
-            for n, text in enumerate(values[c]):
+            for n in range(len(values[c])):
                 patient = read.get(f"#{n}")
                 value = getattr(patient, c) if patient else None
                 good = patient is not None and (n + 2, c) not in failed and value is not None and _fits(value)
@@ -462,23 +468,36 @@ class _SqlReader:
                 pa.table({"text": pa.array(values[c], pa.string()), "value": pa.array(out, kind), "ok": pa.array(ok)}),
             )
         joins = " ".join(f'LEFT JOIN _csvsql_p_{c} m_{c} ON m_{c}.text = r."{c}"' for c in columns)
-        ok = " AND ".join(f"(r.\"{c}\" = '' OR coalesce(m_{c}.ok, false))" for c in columns)
+        clean = " AND ".join(f"(r.\"{c}\" = '' OR coalesce(m_{c}.ok, false))" for c in columns)
         picks = ", ".join(
             f"CAST(m_{c}.value AS {NUMBER}) AS {c}" if c in ("weight_kg", "height_cm") else f"m_{c}.value AS {c}"
             for c in columns
         )
-        self.table("_csvsql_patient", f"SELECT r.patient_id AS patient, r.number AS row, {picks}, {ok} AS ok FROM {rows} r {joins}")
-        return "SELECT patient, row AS number, 0 AS file_order, 'patients.csv row ' || row AS why FROM _csvsql_patient WHERE NOT ok"
+        self.table(
+            "_csvsql_patient",
+            f"SELECT r.patient_id AS patient, r.number AS row, {picks}, {clean} AS ok FROM {rows} r {joins}",
+        )
+        return (
+            "SELECT patient, row AS number, 0 AS file_order, 'patients.csv row ' || row AS why "
+            "FROM _csvsql_patient WHERE NOT ok"
+        )
 
     # -- observations.csv ---------------------------------------------------------------
 
     def observations(self, rows: str) -> str:
         keys = ("item", "loinc", "value", "unit", "uln", "lln")
         tuples, patients, failed = self.probe(
-            "observations.csv", OBSERVATION_COLUMNS, keys, rows, {"date": _SOME_DATE}, lambda r, p: _load_observations(r, p, self.vocab)
+            "observations.csv",
+            OBSERVATION_COLUMNS,
+            keys,
+            rows,
+            {"date": _SOME_DATE},
+            lambda r, p: _load_observations(r, p, self.vocab),
         )
         found = {o.source.row: o for o in patients["#"].observations}
-        out: dict[str, list[Any]] = {k: [] for k in (*keys, "o_item", "num", "cat", "uln_v", "lln_v", "assumption", "ok")}
+        out: dict[str, list[Any]] = {
+            k: [] for k in (*keys, "o_item", "num", "cat", "uln_v", "lln_v", "assumption", "ok")
+        }
         for n, values in enumerate(tuples):
             o = found.get(n + 2)
             if o is not None and (n + 2 in failed or not _fits(o.value, o.uln, o.lln)):
@@ -493,12 +512,16 @@ class _SqlReader:
             out["lln_v"].append(_text(o.lln) if o else None)
             out["assumption"].append(o.factor_assumption if o else None)
             out["ok"].append(o is not None)
-        self.register("_csvsql_o_map", pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}))
+        self.register(
+            "_csvsql_o_map",
+            pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}),
+        )
         on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
         self.table(
             "_csvsql_observation",
-            f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.o_item AS item, CAST(m.num AS {NUMBER}) AS num,
-                       m.cat, d.day AS date, CAST(m.uln_v AS {NUMBER}) AS uln, CAST(m.lln_v AS {NUMBER}) AS lln,
+            f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.o_item AS item,
+                       CAST(m.num AS {NUMBER}) AS num, m.cat, d.day AS date,
+                       CAST(m.uln_v AS {NUMBER}) AS uln, CAST(m.lln_v AS {NUMBER}) AS lln,
                        m.assumption AS factor_assumption,
                        coalesce(m.ok, false) AND d.day IS NOT NULL AND NOT r.unsure AS ok
                 FROM {rows} r LEFT JOIN _csvsql_o_map m ON {on}
@@ -515,7 +538,12 @@ class _SqlReader:
     def events(self, rows: str) -> str:
         keys = ("kind", "name", "code", "dose", "dose_unit", "frequency")
         tuples, patients, failed = self.probe(
-            "events.csv", EVENT_COLUMNS, keys, rows, {"start_date": _SOME_DATE}, lambda r, p: _load_events(r, p, self.vocab)
+            "events.csv",
+            EVENT_COLUMNS,
+            keys,
+            rows,
+            {"start_date": _SOME_DATE},
+            lambda r, p: _load_events(r, p, self.vocab),
         )
         found = {e.source.row: e for e in patients["#"].events}
         names = (*keys, "e_kind", "e_name", "agent", "e_code", "dose_v", "e_dose_unit", "e_frequency", "ok")
@@ -534,7 +562,10 @@ class _SqlReader:
             out["e_dose_unit"].append(e.dose_unit if e else None)
             out["e_frequency"].append(e.frequency if e else None)
             out["ok"].append(e is not None)
-        self.register("_csvsql_e_map", pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}))
+        self.register(
+            "_csvsql_e_map",
+            pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}),
+        )
         on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
         self.table(
             "_csvsql_event",
@@ -616,5 +647,6 @@ class _SqlReader:
             )
         if split["attestations.csv"]:
             self.run(
-                f"INSERT INTO rec_attestation SELECT patient, row, item, value, date, \"by\" FROM _csvsql_attestation {keep}"
+                'INSERT INTO rec_attestation SELECT patient, row, item, value, date, "by" '
+                f"FROM _csvsql_attestation {keep}"
             )
