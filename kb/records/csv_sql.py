@@ -63,7 +63,7 @@ from kb.records.patients import (
     check_encoding,
     decode_text,
 )
-from kb.records.tables import NUMBER, create_record_tables
+from kb.records.tables import NUMBER, RECORD_TABLES, create_record_tables
 
 __all__ = ["STRIPPED", "SqlRead", "read_records_sql"]
 
@@ -233,7 +233,9 @@ class _SqlReader:
             return self.split_python(file, columns, encoding)
         # no cell begins or ends with a blank (ASCII text, no blank beside a comma or a line
         # end): nothing to strip, and trimming every cell is a third of the split's time
-        bare = ascii_only and not any(p in text for p in (" ,", ", ", " \n", "\n ")) and text.strip(" ") == text
+        bare = ascii_only and (
+            " " not in text or (not any(p in text for p in (" ,", ", ", " \n", "\n ")) and text.strip(" ") == text)
+        )
         strip = "{}" if bare else "trim({})"
         picks = ", ".join(f'{strip.format(f"coalesce(s[{header.index(c) + 1}], {EMPTY})")} AS "{c}"' for c in columns)
         # a line is blank when its cells strip to nothing: certainly not when it starts with a
@@ -337,28 +339,29 @@ class _SqlReader:
         assert patients is not None
         self.check_ids(patients, split)
         self.dates(split)
-        bad: list[str] = []  # SELECTs of (patient, number, file, why) for rows that are not clean
-        bad.append(self.patients(patients))
+        bad = [self.patients(patients)]  # SELECTs of (patient, number, file_order, why): rows not clean
         if split["observations.csv"]:
             bad.append(self.observations(split["observations.csv"]))
         if split["events.csv"]:
             bad.append(self.events(split["events.csv"]))
         if split["attestations.csv"]:
             bad.append(self.attestations(split["attestations.csv"]))
-        declined = self.table(
-            "_csvsql_declined",
-            f"SELECT patient, arg_min(why, file_order * 1e12 + number) AS why FROM ({' UNION ALL '.join(bad)}) "
-            "GROUP BY patient",
-        )
-        self.insert(split, declined)
-        order = self.run(
-            f"SELECT p.patient_id, d.why FROM {patients} p LEFT JOIN {declined} d ON d.patient = p.patient_id "
-            "ORDER BY p.number"
-        )
+        found = [b for b in bad if b]
+        why: dict[str, str] = {}
+        if found:
+            declined = self.table(
+                "_csvsql_declined",
+                f"SELECT patient, arg_min(why, file_order * 1e12 + number) AS why FROM ({' UNION ALL '.join(found)}) "
+                "GROUP BY patient",
+            )
+            for name in RECORD_TABLES:
+                self.run(f"DELETE FROM {name} WHERE patient IN (SELECT patient FROM {declined})")
+            why = dict(self.run(f"SELECT patient, why FROM {declined}"))
+        order = [pid for (pid,) in self.run(f"SELECT patient_id FROM {patients} ORDER BY number")]
         return SqlRead(
-            accepted=tuple(pid for pid, why in order if why is None),
-            declined=tuple(pid for pid, why in order if why is not None),
-            why={pid: why for pid, why in order if why is not None},
+            accepted=tuple(pid for pid in order if pid not in why),
+            declined=tuple(pid for pid in order if pid in why),
+            why={pid: why[pid] for pid in order if pid in why},
         )
 
     def check_ids(self, patients: str, split: Mapping[str, str | None]) -> None:
@@ -473,13 +476,12 @@ class _SqlReader:
             f"CAST(m_{c}.value AS {NUMBER}) AS {c}" if c in ("weight_kg", "height_cm") else f"m_{c}.value AS {c}"
             for c in columns
         )
-        self.table(
-            "_csvsql_patient",
-            f"SELECT r.patient_id AS patient, r.number AS row, {picks}, {clean} AS ok FROM {rows} r {joins}",
-        )
-        return (
-            "SELECT patient, row AS number, 0 AS file_order, 'patients.csv row ' || row AS why "
-            "FROM _csvsql_patient WHERE NOT ok"
+        return self.fill(
+            "rec_patient",
+            "patients.csv",
+            0,
+            rows,
+            f"SELECT r.patient_id AS patient, r.number AS row, r.unsure, {picks}, {clean} AS ok FROM {rows} r {joins}",
         )
 
     # -- observations.csv ---------------------------------------------------------------
@@ -517,8 +519,11 @@ class _SqlReader:
             pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}),
         )
         on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
-        self.table(
-            "_csvsql_observation",
+        return self.fill(
+            "rec_observation",
+            "observations.csv",
+            1,
+            rows,
             f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.o_item AS item,
                        CAST(m.num AS {NUMBER}) AS num, m.cat, d.day AS date,
                        CAST(m.uln_v AS {NUMBER}) AS uln, CAST(m.lln_v AS {NUMBER}) AS lln,
@@ -526,11 +531,6 @@ class _SqlReader:
                        coalesce(m.ok, false) AND d.day IS NOT NULL AND NOT r.unsure AS ok
                 FROM {rows} r LEFT JOIN _csvsql_o_map m ON {on}
                 LEFT JOIN _csvsql_dates d ON d.text = r."date" """,
-        )
-        return (
-            f"SELECT patient, row AS number, 1 AS file_order, "
-            f"'observations.csv row ' || row || CASE WHEN unsure THEN '{UNSURE}' ELSE '' END AS why "
-            f"FROM _csvsql_observation WHERE NOT ok"
         )
 
     # -- events.csv ---------------------------------------------------------------------
@@ -567,8 +567,11 @@ class _SqlReader:
             pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}),
         )
         on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
-        self.table(
-            "_csvsql_event",
+        return self.fill(
+            "rec_event",
+            "events.csv",
+            2,
+            rows,
             f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.e_kind AS kind, m.e_name AS name, m.agent,
                        m.e_code AS code, s.day AS start_date, e.day AS end_date, CAST(m.dose_v AS {NUMBER}) AS dose,
                        m.e_dose_unit AS dose_unit, m.e_frequency AS frequency,
@@ -577,11 +580,6 @@ class _SqlReader:
                 FROM {rows} r LEFT JOIN _csvsql_e_map m ON {on}
                 LEFT JOIN _csvsql_dates s ON s.text = r.start_date
                 LEFT JOIN _csvsql_dates e ON e.text = r.end_date""",
-        )
-        return (
-            f"SELECT patient, row AS number, 2 AS file_order, "
-            f"'events.csv row ' || row || CASE WHEN unsure THEN '{UNSURE}' ELSE '' END AS why "
-            f"FROM _csvsql_event WHERE NOT ok"
         )
 
     # -- attestations.csv ---------------------------------------------------------------
@@ -600,19 +598,17 @@ class _SqlReader:
             out["ok"].append(a is not None and n + 2 not in failed)
         types = {"dated": pa.bool_(), "ok": pa.bool_()}
         self.register("_csvsql_a_map", pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in out.items()}))
-        self.table(
-            "_csvsql_attestation",
+        return self.fill(
+            "rec_attestation",
+            "attestations.csv",
+            3,
+            rows,
             f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.a_item AS item, m.a_value AS value,
                        d.day AS date, r."by" AS "by",
                        coalesce(m.ok, false) AND (r.date = '' OR d.day IS NOT NULL) AND NOT r.unsure AS ok
                 FROM {rows} r LEFT JOIN _csvsql_a_map m
                   ON m.item = r.item AND m.value = r.value AND m.dated = (r.date <> '')
                 LEFT JOIN _csvsql_dates d ON d.text = r.date""",
-        )
-        return (
-            f"SELECT patient, row AS number, 3 AS file_order, "
-            f"'attestations.csv row ' || row || CASE WHEN unsure THEN '{UNSURE}' ELSE '' END AS why "
-            f"FROM _csvsql_attestation WHERE NOT ok"
         )
 
     def _attestation_probe(self, rows: str) -> tuple[list[tuple[Any, ...]], dict[str, Patient], set[int]]:
@@ -629,24 +625,18 @@ class _SqlReader:
 
     # -- the tables ---------------------------------------------------------------------
 
-    def insert(self, split: Mapping[str, str | None], declined: str) -> None:
-        keep = f"WHERE patient NOT IN (SELECT patient FROM {declined})"
-        self.run(
-            "INSERT INTO rec_patient SELECT patient, row, sex, birth_date, weight_kg, height_cm, screening_date, "
-            f"enrolment_date, apheresis_date FROM _csvsql_patient {keep}"
+    def fill(self, table: str, file: str, order: int, rows: str, joined: str) -> str:
+        """Insert the clean rows of `joined` (the record table's columns, `unsure` and `ok`)
+        into `table`; return a SELECT of the rows that were not (patient, number, file_order,
+        why), or "" if every row was."""
+        columns = ", ".join(f'"{c}"' for c, _ in RECORD_TABLES[table])
+        (inserted,) = self.run(f"INSERT INTO {table} SELECT {columns} FROM ({joined}) WHERE ok")[0]
+        (total,) = self.run(f"SELECT count(*) FROM {rows}")[0]
+        if inserted == total:
+            return ""
+        return (
+            f"SELECT r.patient_id AS patient, r.number, {order} AS file_order, "
+            f"'{file} row ' || r.number || CASE WHEN r.unsure THEN '{UNSURE}' ELSE '' END AS why "
+            f"FROM {rows} r WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {table} t WHERE t.patient = r.patient_id AND t.row = r.number)"
         )
-        if split["observations.csv"]:
-            self.run(
-                "INSERT INTO rec_observation SELECT patient, row, item, num, cat, date, uln, lln, factor_assumption "
-                f"FROM _csvsql_observation {keep}"
-            )
-        if split["events.csv"]:
-            self.run(
-                "INSERT INTO rec_event SELECT patient, row, kind, name, agent, code, start_date, end_date, dose, "
-                f"dose_unit, frequency FROM _csvsql_event {keep}"
-            )
-        if split["attestations.csv"]:
-            self.run(
-                'INSERT INTO rec_attestation SELECT patient, row, item, value, date, "by" '
-                f"FROM _csvsql_attestation {keep}"
-            )
