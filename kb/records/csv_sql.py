@@ -220,15 +220,15 @@ class _SqlReader:
         doc = self.register(f"{stem}_doc", pa.table({"t": pa.array([text], pa.large_string())}))
         # a row's number is its line's unless an empty line (not counted) comes before it
         gaps = "\n\n" in text.rstrip("\n")
-        lines = self.table(
-            f"{stem}_lines",
-            f"""SELECT {"row_number() OVER (ORDER BY i) + 1" if gaps else "i"} AS number, i, line
+        lines = f"""SELECT {"row_number() OVER (ORDER BY i) + 1" if gaps else "i"} AS number, i, line
                 FROM (SELECT unnest(l) AS line, generate_subscripts(l, 1) AS i
                       FROM (SELECT string_split(t, chr(10)) AS l FROM {doc}))
-                WHERE i > 1 AND line <> ''""",
-        )
+                WHERE i > 1 AND line <> ''"""
+        quotes = '"' in text
+        # read twice (the lines for the csv module, then the rest) only if there are such lines
+        lines = self.table(f"{stem}_lines", lines) if quotes or others else f"({lines})"
         width = len(header)
-        hard = self.hard_lines(file, lines, width, '"' in text, others)
+        hard = self.hard_lines(file, lines, width, quotes, others)
         if hard is None:
             return self.split_python(file, columns, encoding)
         # no cell begins or ends with a blank (ASCII text, no blank beside a comma or a line
@@ -437,6 +437,14 @@ class _SqlReader:
         load(probe, patients)
         return tuples, patients, probe.failed()
 
+    def typed_map(self, name: str, out: dict[str, list[Any]], numbers: tuple[str, ...]) -> None:
+        """A map of distinct values to what the loader read, as a table whose numbers are cast
+        once each (as `load_records` casts their text), not once per row that joins them."""
+        table = pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()})
+        view = self.register(f"{name}_text", table)
+        picks = ", ".join(f'CAST("{k}" AS {NUMBER}) AS "{k}"' if k in numbers else f'"{k}"' for k in out)
+        self.table(name, f"SELECT {picks} FROM {view}")
+
     # -- patients.csv -----------------------------------------------------------------
 
     def patients(self, rows: str) -> str:
@@ -514,10 +522,7 @@ class _SqlReader:
             out["lln_v"].append(_text(o.lln) if o else None)
             out["assumption"].append(o.factor_assumption if o else None)
             out["ok"].append(o is not None)
-        self.register(
-            "_csvsql_o_map",
-            pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}),
-        )
+        self.typed_map("_csvsql_o_map", out, ("num", "uln_v", "lln_v"))
         on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
         return self.fill(
             "rec_observation",
@@ -525,8 +530,8 @@ class _SqlReader:
             1,
             rows,
             f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.o_item AS item,
-                       CAST(m.num AS {NUMBER}) AS num, m.cat, d.day AS date,
-                       CAST(m.uln_v AS {NUMBER}) AS uln, CAST(m.lln_v AS {NUMBER}) AS lln,
+                       m.num, m.cat, d.day AS date,
+                       m.uln_v AS uln, m.lln_v AS lln,
                        m.assumption AS factor_assumption,
                        coalesce(m.ok, false) AND d.day IS NOT NULL AND NOT r.unsure AS ok
                 FROM {rows} r LEFT JOIN _csvsql_o_map m ON {on}
@@ -562,10 +567,7 @@ class _SqlReader:
             out["e_dose_unit"].append(e.dose_unit if e else None)
             out["e_frequency"].append(e.frequency if e else None)
             out["ok"].append(e is not None)
-        self.register(
-            "_csvsql_e_map",
-            pa.table({k: pa.array(v, pa.bool_() if k == "ok" else pa.string()) for k, v in out.items()}),
-        )
+        self.typed_map("_csvsql_e_map", out, ("dose_v",))
         on = " AND ".join(f'm."{k}" = r."{k}"' for k in keys)
         return self.fill(
             "rec_event",
@@ -573,7 +575,7 @@ class _SqlReader:
             2,
             rows,
             f"""SELECT r.patient_id AS patient, r.number AS row, r.unsure, m.e_kind AS kind, m.e_name AS name, m.agent,
-                       m.e_code AS code, s.day AS start_date, e.day AS end_date, CAST(m.dose_v AS {NUMBER}) AS dose,
+                       m.e_code AS code, s.day AS start_date, e.day AS end_date, m.dose_v AS dose,
                        m.e_dose_unit AS dose_unit, m.e_frequency AS frequency,
                        coalesce(m.ok, false) AND s.day IS NOT NULL
                        AND (r.end_date = '' OR (e.day IS NOT NULL AND e.day >= s.day)) AND NOT r.unsure AS ok
