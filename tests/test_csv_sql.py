@@ -135,7 +135,9 @@ def test_rows_are_cut_numbered_and_stripped_as_the_loader_reads_them(tmp_path: P
         assert problems or '"two' in text
 
 
-_ALPHABET = st.sampled_from([",", ",", ",", "\n", "\r\n", "\r", '"', " ", "\t", "\xa0", "\u2028", "a", "P1", "é", "2"])
+_ALPHABET = st.sampled_from(
+    [",", ",", ",", "\n", "\r\n", "\r", '"', " ", "\t", "\xa0", "\u2028", "\x0b", "\x1c", "\x85", "a", "P1", "é", "2"]
+)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -221,6 +223,24 @@ def test_a_quoted_cell_over_two_lines_is_read_by_the_loaders_own_reader(tmp_path
         fh.write('P001,medication,prednisone,,2026-10-01,,5,mg,daily,"taken\nwith food"\n')
     read = check(folder)
     assert not read.whole and len(read.accepted) == 78
+
+
+def test_the_screening_tests_shuffled_copies_are_left_to_the_loader_or_read_once_mended(tmp_path: Path) -> None:
+    """tests/test_screening.py's copies (rows shuffled across patients, blank lines, a note over
+    two lines, a bad date): with their duplicate and id-less patient rows and a stranger's row
+    the set is the loader's; without them, every patient but the one with the bad date is
+    read here, and identically."""
+    from tests.test_screening import _copies
+
+    folder = _copies(tmp_path / "site", 2, seed=2)
+    assert check(folder).whole
+    patients = (folder / "patients.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "patients.csv").write_text("\n".join(patients[:-2]) + "\n", encoding="utf-8")
+    observations = (folder / "observations.csv").read_text(encoding="utf-8").splitlines()
+    kept = [line for line in observations if not line.startswith("ZZ-P999")]
+    (folder / "observations.csv").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    read = check(folder)
+    assert not read.whole and read.declined == ("C0-P061",) and len(read.accepted) == 2 * 78 - 1
 
 
 @pytest.mark.parametrize(

@@ -124,6 +124,9 @@ def read_records_sql(
     except _Whole as exc:
         create_record_tables(con)  # nothing half-read stays behind
         return SqlRead(whole=True, reason=str(exc))
+    except (duckdb.Error, pa.ArrowException, UnicodeError) as exc:  # never a wrong answer: the loader reads it
+        create_record_tables(con)
+        return SqlRead(whole=True, reason=f"not read in SQL ({type(exc).__name__}: {exc})")
     finally:
         reader.drop()
 
