@@ -20,7 +20,16 @@ from hypothesis import strategies as st
 from benchmarks.screen import _write_files
 from kb.catalogue.vocabulary import Vocabulary, load_vocabulary
 from kb.errors import KbError
-from kb.records.csv_sql import _OTHER_SPACE, STRIPPED, UNSURE, SqlRead, _SqlReader, _Whole, read_records_sql
+from kb.records.csv_sql import (
+    _OTHER_SPACE,
+    STRIPPED,
+    UNSURE,
+    SqlRead,
+    _SqlReader,
+    _Whole,
+    load_declined,
+    read_records_sql,
+)
 from kb.records.patients import DEMO_DATASET, OBSERVATION_COLUMNS, _Reader, load_dataset
 from kb.records.tables import RECORD_TABLES, load_records
 from tests.input_fuzz import FILES, csv_file_set
@@ -70,6 +79,10 @@ def check(folder: Path, encoding: str | None = None) -> SqlRead:
     needless = [pid for pid in read.declined if pid not in troubled and not read.why[pid].endswith(UNSURE)]
     assert needless == [], "a patient the loader reads cleanly was declined"
     assert set(read.why) == set(read.declined)
+    if read.declined:  # the declined patients alone, by the loader: exactly what the whole load gives them
+        alone = load_declined(folder, read.declined, vocab(), TODAY, encoding)
+        assert alone.patients == {pid: dataset.patients[pid] for pid in read.declined}
+        assert alone.problems == [p for p in problems if p.patient_id in set(read.declined)]
     return read
 
 
@@ -140,7 +153,7 @@ _ALPHABET = st.sampled_from(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=st.lists(_ALPHABET, max_size=40).map("".join))
 def test_any_text_is_cut_as_the_loader_cuts_it_or_left_to_it(body: str) -> None:
     """Random text after a header: either the SQL reader's rows are the loader's own (and the
@@ -355,7 +368,18 @@ def test_a_missing_file_is_no_rows_and_a_missing_patients_file_the_loaders(tmp_p
     assert read_records_sql(duckdb.connect(), tmp_path / "set", vocab(), TODAY).whole
 
 
-FUZZ_CASES = 100
+def test_the_declined_alone_are_read_by_the_loader_even_from_a_set_sql_did_not_read(tmp_path: Path) -> None:
+    """load_declined on a set left whole (a file without patient_id): the whole load, cut to them."""
+    shutil.copytree(DEMO_DATASET, tmp_path / "set")
+    path = tmp_path / "set" / "events.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace("patient_id,", "patient,", 1), encoding="utf-8")
+    whole = load_dataset(tmp_path / "set", vocab(), TODAY)
+    alone = load_declined(tmp_path / "set", ["P002", "P003"], vocab(), TODAY)
+    assert alone.patients == {pid: whole.patients[pid] for pid in ("P002", "P003")}
+    assert alone.problems == whole.file_problems
+
+
+FUZZ_CASES = 60
 
 
 def test_damaged_file_sets_are_read_identically_or_declined_or_left_to_the_loader(tmp_path: Path) -> None:
@@ -399,7 +423,7 @@ def _small_set() -> dict[str, list[list[str]]]:
     return out
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     changes=st.lists(
         st.tuples(st.sampled_from(FILES), st.integers(0, 10_000), st.integers(0, 20), _CELLS), min_size=1, max_size=4

@@ -33,8 +33,10 @@ of exactly the characters `str.strip` strips.
 from __future__ import annotations
 
 import csv
+import io
+import tempfile
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -53,6 +55,7 @@ from kb.records.patients import (
     EVENT_COLUMNS,
     OBSERVATION_COLUMNS,
     PATIENT_COLUMNS,
+    Dataset,
     Patient,
     _date,
     _load_attestations,
@@ -62,10 +65,11 @@ from kb.records.patients import (
     _Reader,
     check_encoding,
     decode_text,
+    load_dataset,
 )
 from kb.records.tables import NUMBER, RECORD_TABLES, create_record_tables
 
-__all__ = ["STRIPPED", "SqlRead", "read_records_sql"]
+__all__ = ["STRIPPED", "UNSURE", "SqlRead", "load_declined", "read_records_sql"]
 
 #: the characters `str.strip()` removes (those `str.isspace` names), as trim() is told them
 STRIPPED = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
@@ -129,6 +133,53 @@ def read_records_sql(
         return SqlRead(whole=True, reason=f"not read in SQL ({type(exc).__name__}: {exc})")
     finally:
         reader.drop()
+
+
+def load_declined(
+    folder: Path | str,
+    declined: Iterable[str],
+    vocabulary: Vocabulary | None = None,
+    today: date | None = None,
+    encoding: str | None = None,
+) -> Dataset:
+    """The Python loader's reading of the `declined` patients alone, for a set SQL read the
+    rest of (not `whole`): their records and problems exactly as `load_dataset(folder)`
+    gives them, at the rows of the original files, without reading everyone's rows in Python.
+
+    Each file is copied with every other patient's row replaced by a row of one empty cell,
+    which the loader counts and skips, so every row keeps its number; rows are cut and
+    rewritten by the csv module (the same cells read back), the copy in UTF-8."""
+    wanted = set(declined)
+    source = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="kb-declined-") as tmp:
+        try:
+            for file, _ in _FILES:
+                if (source / file).exists():
+                    text = decode_text((source / file).read_bytes(), file, encoding)
+                    (Path(tmp) / file).write_text(_rows_of(text, wanted), encoding="utf-8", newline="")
+        except (KbError, csv.Error, ValueError):  # not a set SQL read: the loader reads it all
+            whole = load_dataset(source, vocabulary, today, encoding)
+            whole.patients = {pid: p for pid, p in whole.patients.items() if pid in wanted}
+            whole.problems = [p for p in whole.problems if p.patient_id is None or p.patient_id in wanted]
+            return whole
+        dataset = load_dataset(tmp, vocabulary, today)
+    dataset.name, dataset.path = source.name, str(source)
+    return dataset
+
+
+def _rows_of(text: str, wanted: set[str]) -> str:
+    """The file's text with every row of a patient not `wanted` replaced by one empty cell."""
+    records = csv.reader(io.StringIO(text, newline=""), strict=True)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # \r and \n in a cell are quoted
+    header = next(records, [])
+    writer.writerow(header)
+    names = [h.strip() for h in header]
+    at = len(names) - 1 - names[::-1].index("patient_id")  # a repeated column: its last cell
+    for record in records:
+        mine = record == [] or (len(record) > at and record[at].strip() in wanted)
+        writer.writerow(record if mine else [""])
+    return out.getvalue()
 
 
 class _Probe(_Reader):
