@@ -1,33 +1,43 @@
-"""Read the four-file set set-at-a-time: DuckDB splits, strips and checks the rows, and fills
-the record tables of kb/records/tables.py with exactly what the Python loader would give.
+"""Read the four-file set set-at-a-time: DuckDB cuts the rows, the loader's own functions
+judge each distinct value once, and the record tables of kb/records/tables.py are filled with
+exactly what `load_records(con, load_dataset(folder).patients.values())` gives them.
 
 Reading rows one at a time in Python (`load_dataset`) is most of the cost of screening a large
-file set. Here the files are cut into rows and cells in SQL, and every value that needs the
-loader's judgement (a date, a number in a unit, an item, an agent's name, a plausible range)
-is judged by the loader's OWN row functions (`_load_patients`, `_load_observations`,
-`_load_events`, `_load_attestations`), run once per DISTINCT value and joined back: the
-same code decides, so the records are the same by construction, and cheap because values
-repeat across patients.
+file set (about 1 ms a patient). Here the files are cut into rows and cells in SQL, and every
+value that needs the loader's judgement (a date, a number in a unit, an item or a LOINC code,
+an agent's or a condition's name, a sex code, a plausible range, a limit of normal) is judged
+by the loader's OWN row functions (`_load_patients`, `_load_observations`, `_load_events`,
+`_load_attestations`, `_date`) run on made-up rows, one per DISTINCT value or tuple of values,
+and joined back as an Arrow table: the same code decides, so the records are the same by
+construction, and it is cheap because values repeat across patients. Numbers go in as the
+text `load_records` writes and are cast to DECIMAL(38, 28) as it casts them.
 
-What makes the identity provable is a clean-row fast path with a fallback:
+The identity rests on a clean-row fast path with a fallback:
 
-- a patient all of whose rows the loader's functions read without a problem is *accepted*:
-  their records go in the tables, and the Python loader would report no problem for them;
-- a patient with any row that is not clean (any problem, even a field merely "read as
-  empty", or a number `DECIMAL(38, 28)` cannot hold) is *declined*: the caller reads them
-  with the Python loader;
-- anything that concerns more than one patient's rows (a file that cannot be decoded or read
-  as CSV, a missing or repeated column, a row with no or an unknown patient id, a duplicate
-  patient row, a cell over `CELL_LIMIT`, an unknown encoding) makes the whole set go to the
-  Python loader (`SqlRead.whole`), with the tables left empty.
+- a patient all of whose rows the loader's functions read without any problem is *accepted*:
+  their records go in the tables, and the Python loader reports no problem for them;
+- a patient with a row that is not clean (any problem, even a field merely "read as empty";
+  a number DECIMAL(38, 28) cannot hold; a line over `CELL_LIMIT` or with more cells than the
+  header, which are not looked at here) is *declined*: no row of theirs is in the tables, and
+  `load_declined` gives the loader's reading of them alone, at their rows of the original files;
+- what is not one patient's (a file that cannot be decoded, or read as CSV; a missing or
+  repeated column; a row with no or an unknown patient id; a duplicate patient row; a
+  patient_id over `CELL_LIMIT`; a NUL character; an unknown encoding; no patients.csv) leaves
+  the whole set to the Python loader (`SqlRead.whole`), with the tables left empty.
 
-Rows and cells are cut as the loader's `_Reader.rows` cuts them. A file without a quote
-character is, for Python's csv module, lines (ended by \\r\\n, \\r or \\n) cut at every comma,
-which SQL does exactly (`string_split`); a file with a quote is parsed by the csv module
-itself (the same parser, so quoting can never be read differently) and handed to DuckDB as
-Arrow lists. Rows are numbered as the loader numbers them (the header is row 1, empty lines
-are not counted, rows of only blank cells are counted and skipped), and cells are stripped
-of exactly the characters `str.strip` strips.
+Rows and cells are cut as the loader's `_Reader.rows` cuts them, which DuckDB's read_csv
+cannot promise (it numbers no rows, skips or pads lines by its own rules and quotes by its
+own parser). The decoded text (`decode_text`, the loader's) is split at its line ends (\\r\\n,
+\\r, \\n: the csv module's) and each line at its commas in SQL: for a line without a quote that
+is what the csv module reads. A line with a quote, or with a blank DuckDB's trim() does not
+strip (trim() strips Unicode's space separators, `str.strip` also \\t, \\x0b ... \\u2029), is cut by
+the csv module itself, alone (its state starts afresh at every row), and stripped by
+`str.strip`; if it is not a row by itself (a quoted cell over two lines) the whole file is
+read by `_Reader.rows` itself. Rows are numbered as the loader numbers them: the header is
+row 1, empty lines are not counted, rows of only blank cells are counted and skipped.
+
+Nothing here is data executed: SQL text is built from the loader's column names and integers;
+values reach DuckDB as Arrow tables.
 """
 
 from __future__ import annotations
@@ -71,15 +81,19 @@ from kb.records.tables import NUMBER, RECORD_TABLES, create_record_tables
 
 __all__ = ["STRIPPED", "UNSURE", "SqlRead", "load_declined", "read_records_sql"]
 
-#: the characters `str.strip()` removes (those `str.isspace` names), as trim() is told them
-STRIPPED = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+#: the characters `str.strip()` removes (those `str.isspace` names; tests/test_csv_sql.py
+#: holds this to Python's own Unicode database)
+STRIPPED = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 #: the characters `str.strip()` removes that DuckDB's trim() does not (trim() removes the
 #: space separators, Unicode's Zs, all of them in STRIPPED), line ends aside (no line holds
 #: one): a file with one of them is split in Python
 _OTHER_SPACE = "".join(c for c in STRIPPED if unicodedata.category(c) != "Zs" and c not in "\r\n")
 #: a date that reads (the value columns are judged apart from the date of their row)
 _SOME_DATE = "2000-01-01"
-EMPTY = "''"
+_EMPTY = "''"
 #: why a row was declined though the loader may read it: not looked at here
 UNSURE = ": a cell over the limit or more cells than the header"
 _FILES = (
@@ -291,7 +305,7 @@ class _SqlReader:
             " " not in text or (not any(p in text for p in (" ,", ", ", " \n", "\n ")) and text.strip(" ") == text)
         )
         strip = "{}" if bare else "trim({})"
-        picks = ", ".join(f'{strip.format(f"coalesce(s[{header.index(c) + 1}], {EMPTY})")} AS "{c}"' for c in columns)
+        picks = ", ".join(f'{strip.format(f"coalesce(s[{header.index(c) + 1}], {_EMPTY})")} AS "{c}"' for c in columns)
         # a line is blank when its cells strip to nothing: certainly not when it starts with a
         # printable ASCII character other than a comma (most lines: their patient id)
         plain = f"""SELECT number, s, size, len(s) AS cells FROM (
