@@ -20,7 +20,14 @@ from kb.factbase.fact_types import FactBase, Gap, Provenance
 from kb.records.patients import Observation, Patient
 from kb.records.units import exact
 
-__all__ = ["APL_ITEMS", "PROGRESSION_ITEMS", "WORSENING_RESOLUTION", "add_measures"]
+__all__ = [
+    "APL_ITEMS",
+    "PROGRESSION_ITEMS",
+    "WORSENING_RESOLUTION",
+    "add_measures",
+    "apl_series",
+    "worsening_value",
+]
 
 #: items whose change over time is a criterion: mRSS rises, FVC and DLCO fall
 PROGRESSION_ITEMS = {"mrss": "increase", "fvc_pct": "decline", "dlco_pct": "decline"}
@@ -123,14 +130,15 @@ def _worsening(base: FactBase, patient: Patient, item: str, direction: str, assu
     reference = earlier[0]
     now, ref = Decimal(current.value), Decimal(reference.value)
     absolute = item != "mrss" and assumptions["fvc_decline_mode"] == "absolute"
-    change = (now - ref) if direction == "increase" else (ref - now)
+    found = worsening_value(direction, now, ref, absolute)
     if absolute:
-        value, formula = change, f"reference - current, in percentage points of predicted ({direction})"
-    elif ref == 0:
+        assert found is not None
+        value, formula = found, f"reference - current, in percentage points of predicted ({direction})"
+    elif found is None:
         base.gap("worsening", item, Gap(f"{item} (reference)", "missing", f"reference {item} is 0: no relative change"))
         return
     else:
-        value = (change / ref * 100).quantize(WORSENING_RESOLUTION, rounding=ROUND_HALF_UP)
+        value = found
         sign = "current - reference" if direction == "increase" else "reference - current"
         formula = f"({sign}) / reference × 100, rounded to {WORSENING_RESOLUTION}%"
     derivation = Derivation(
@@ -152,6 +160,35 @@ def _worsening(base: FactBase, patient: Patient, item: str, direction: str, assu
     )
 
 
+def worsening_value(direction: str, now: Decimal, ref: Decimal, absolute: bool) -> Decimal | None:
+    """The change from `ref` to `now` that counts as worsening (`direction`: increase or
+    decline): in points if `absolute`, else in percent of `ref`, rounded to
+    WORSENING_RESOLUTION (None when `ref` is 0: no relative change)."""
+    change = (now - ref) if direction == "increase" else (ref - now)
+    if absolute:
+        return change
+    if ref == 0:
+        return None
+    return (change / ref * 100).quantize(WORSENING_RESOLUTION, rounding=ROUND_HALF_UP)
+
+
+def apl_series(positive: list[date], window: int, apart: bool) -> list[date]:
+    """The dates of one aPL test that count (`positive`: sorted, distinct): with `apart`, the
+    earliest, then each next one at least `window` days later; else the most within one span
+    of `window` days (the earliest such span)."""
+    series: list[date] = []
+    if apart:
+        for day in positive:
+            if not series or (day - series[-1]).days >= window:
+                series.append(day)
+        return series
+    for start in positive:
+        run = [d for d in positive if start <= d <= start + timedelta(days=window)]
+        if len(run) > len(series):
+            series = run
+    return series
+
+
 def _apl_tests(base: FactBase, patient: Patient, assumptions: AssumptionSet) -> None:
     """How many medium-to-high positive aPL test dates count for APS-I2 (assumption
     apl_timing): the longest series of one antibody each at least `apl_window_days` after the
@@ -166,16 +203,7 @@ def _apl_tests(base: FactBase, patient: Patient, assumptions: AssumptionSet) -> 
     best: list[date] = []
     for item in APL_ITEMS:  # persistence is of one antibody: LA twice, not LA then aCL
         positive = sorted({o.date for o in tested if o.item == item and str(o.value) in APL_ITEMS[item]})
-        series: list[date] = []
-        if apart:  # the earliest test, then each next one at least `window` days later
-            for day in positive:
-                if not series or (day - series[-1]).days >= window:
-                    series.append(day)
-        else:
-            for start in positive:
-                run = [d for d in positive if start <= d <= start + timedelta(days=window)]
-                if len(run) > len(series):
-                    series = run
+        series = apl_series(positive, window, apart)
         if len(series) > len(best):
             best = series
     how = f"each at least {window} days after the one before" if apart else f"within {window} days"
