@@ -79,7 +79,7 @@ from kb.records.patients import (
 )
 from kb.records.tables import NUMBER, RECORD_TABLES, create_record_tables
 
-__all__ = ["STRIPPED", "UNSURE", "SqlRead", "load_declined", "read_records_sql"]
+__all__ = ["STRIPPED", "UNSURE", "SqlRead", "headers_complete", "load_declined", "read_records_sql"]
 
 #: the characters `str.strip()` removes (those `str.isspace` names; tests/test_csv_sql.py
 #: holds this to Python's own Unicode database)
@@ -147,6 +147,24 @@ def read_records_sql(
         return SqlRead(whole=True, reason=f"not read in SQL ({type(exc).__name__}: {exc})")
     finally:
         reader.drop()
+
+
+def headers_complete(folder: Path | str) -> bool:
+    """Whether every file of the set there has each of its columns once: a header the SQL
+    reader sends whole to the loader (a missing or repeated column) is seen here first, from
+    the first line of each file, so that a caller can size its chunks for the path taken."""
+    for file, columns in _FILES:
+        path = Path(folder) / file
+        if not path.exists():
+            continue
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                header = [h.strip() for h in next(csv.reader(fh), [])]
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return False
+        if any(c not in header for c in columns) or len(set(header)) < len(header):
+            return False
+    return True
 
 
 def load_declined(

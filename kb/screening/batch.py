@@ -453,11 +453,16 @@ def reference_verdict(
     )
 
 
+class Decided(list[BatchVerdict]):
+    """A chunk's verdicts, decided by its loader (`evaluate_loaded`): a chunk read and
+    screened set-at-a-time from its files never becomes `Patient` objects at all."""
+
+
 #: what a worker needs besides its job: the patients (a sequence the workers slice) or a
 #: loader of chunks, and the rest
 _Shared = tuple[
     Sequence[Patient] | None,
-    Callable[[Any], tuple[Sequence[Patient], Any]] | None,
+    Callable[[Any], tuple[Sequence[Patient] | Decided, Any]] | None,
     KnowledgeBase,
     AssumptionSet,
     date | None,
@@ -474,11 +479,6 @@ _Plain = tuple[
 ]
 #: what a worker sends back: what its loader said of the chunk, the criteria ids, the rows
 _Result = tuple[Any, tuple[str, ...], list[_Plain]]
-
-
-class Decided(list[BatchVerdict]):
-    """A chunk's verdicts, decided by its loader (`evaluate_loaded`): a chunk read and
-    screened set-at-a-time from its files never becomes `Patient` objects at all."""
 
 
 def _worker(job: object) -> _Result:
@@ -594,7 +594,7 @@ _T = TypeVar("_T")
 
 def evaluate_loaded(
     jobs: Sequence[_J],
-    load: Callable[[_J], tuple[Sequence[Patient], _T]],
+    load: Callable[[_J], tuple[Sequence[Patient] | Decided, _T]],
     kb: KnowledgeBase,
     assumptions: AssumptionSet,
     as_of: date | None = None,
@@ -605,7 +605,9 @@ def evaluate_loaded(
 
     Each worker loads its own chunks (`load` is inherited by the fork, never pickled; what
     it returns beside the patients must pickle): reading files is most of a screening's
-    work, and done in the parent it left one core idle and every patient pickled twice."""
+    work, and done in the parent it left one core idle and every patient pickled twice.
+    A loader that screened its chunk itself (set-at-a-time from the files) returns its
+    verdicts as `Decided` instead of patients."""
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     for result in _results(jobs, workers, (None, load, kb, assumptions, as_of, today)):
         yield result[0], _unpack(result)
