@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from benchmarks.screen import _write_files
 from kb.catalogue.vocabulary import Vocabulary, load_vocabulary
-from kb.errors import KbError
+from kb.errors import KbError, Problem
 from kb.records.csv_sql import (
     _OTHER_SPACE,
     STRIPPED,
@@ -27,10 +27,20 @@ from kb.records.csv_sql import (
     SqlRead,
     _SqlReader,
     _Whole,
+    headers_readable,
     load_declined,
     read_records_sql,
 )
-from kb.records.patients import DEMO_DATASET, OBSERVATION_COLUMNS, _Reader, load_dataset
+from kb.records.patients import (
+    ATTESTATION_COLUMNS,
+    DEMO_DATASET,
+    ESSENTIAL,
+    EVENT_COLUMNS,
+    OBSERVATION_COLUMNS,
+    PATIENT_COLUMNS,
+    _Reader,
+    load_dataset,
+)
 from kb.records.tables import RECORD_TABLES, load_records
 from tests.input_fuzz import FILES, csv_file_set
 
@@ -72,7 +82,7 @@ def check(folder: Path, encoding: str | None = None) -> SqlRead:
     assert list(read.accepted) == [pid for pid in dataset.patients if pid in accepted]  # patients.csv order
     assert _tables(con) == _tables(reference, accepted)
     problems = [p for p in dataset.problems if p.path != "stories.csv"]
-    assert [p for p in problems if p.patient_id is None] == []
+    assert [p for p in problems if p.patient_id is None] == list(read.problems)  # a missing column's, alone
     assert [p for p in problems if p.patient_id in accepted] == []
     assert [pid for pid in accepted if dataset.patients[pid].unreadable] == []
     troubled = {p.patient_id for p in problems} | misfits | {pid for pid, p in dataset.patients.items() if p.unreadable}
@@ -82,7 +92,7 @@ def check(folder: Path, encoding: str | None = None) -> SqlRead:
     if read.declined:  # the declined patients alone, by the loader: exactly what the whole load gives them
         alone = load_declined(folder, read.declined, vocab(), TODAY, encoding)
         assert alone.patients == {pid: dataset.patients[pid] for pid in read.declined}
-        assert alone.problems == [p for p in problems if p.patient_id in set(read.declined)]
+        assert alone.problems == [p for p in problems if p.patient_id is None or p.patient_id in set(read.declined)]
     return read
 
 
@@ -102,8 +112,11 @@ def test_cells_are_stripped_of_what_str_strip_strips_and_trim_strips_a_part_of_i
     assert set(STRIPPED) - trimmed == set(_OTHER_SPACE) | {"\n", "\r"}
 
 
-def split_rows(folder: Path, file: str = "observations.csv") -> list[tuple[int, dict[str, str]]] | None:
-    """The rows the SQL reader cuts from one file (None: it leaves the set to the loader)."""
+def split_rows(
+    folder: Path, file: str = "observations.csv"
+) -> tuple[list[tuple[int, dict[str, str]]], list[Problem]] | None:
+    """The rows the SQL reader cuts from one file and its header's problems (None: it leaves
+    the set to the loader)."""
     reader = _SqlReader(duckdb.connect(), folder, vocab(), TODAY)
     try:
         rows = reader.split(file, OBSERVATION_COLUMNS, None)
@@ -113,7 +126,8 @@ def split_rows(folder: Path, file: str = "observations.csv") -> list[tuple[int, 
     picked = ", ".join(f'"{c}"' for c in OBSERVATION_COLUMNS)
     found = reader.run(f"SELECT number, {picked} FROM {rows} ORDER BY number")
     reader.drop()
-    return [(n, dict(zip(OBSERVATION_COLUMNS, cells, strict=True))) for n, *cells in found]
+    cut = [(n, dict(zip(OBSERVATION_COLUMNS, cells, strict=True))) for n, *cells in found]
+    return cut, reader.header_problems[file]
 
 
 def loader_rows(folder: Path, file: str = "observations.csv") -> tuple[list[tuple[int, dict[str, str]]], list[object]]:
@@ -132,7 +146,10 @@ TEXTS = [
     'patient_id,item,value,unit,date,uln,lln,loinc,source\nP1,anc,2,2026-01-01,"two\nlines, quoted"\nP2,anc\n',
     'patient_id,item,value,unit,date,uln,lln,loinc,source\nP1,anc,2\nP2,"unbalanced,3\nP3,anc,1\n',  # not CSV
     "\npatient_id,item,value,unit,date,uln,lln,loinc,source\nP1,anc\n",  # no header
-    "patient_id,item,value,date\nP1,anc,2,2026-01-01\n",  # columns missing
+    "patient_id,item,value,date\nP1,anc,2,2026-01-01\n",  # columns missing (read as empty)
+    'patient_id,item,value,date\nP1,anc,"2,5",2026-01-01\nP2,"two\nlines",3,x\n',  # the same, by the csv module
+    "patient_id,item,date\nP1,anc,2026-01-01\n",  # an essential column missing
+    "patient_id,item,value,date,item\nP1,anc,2,2026-01-01,x\n",  # a repeated column
     "",
 ]
 
@@ -142,8 +159,9 @@ def test_rows_are_cut_numbered_and_stripped_as_the_loader_reads_them(tmp_path: P
     (tmp_path / "observations.csv").write_text(text, encoding="utf-8", newline="")
     expected, problems = loader_rows(tmp_path)
     found = split_rows(tmp_path)
-    if found is not None:
-        assert problems == [] and found == expected
+    if found is not None:  # the same rows; the loader's problems are its header's alone, the same
+        assert found == (expected, problems)
+        assert all(p.row == 1 and p.hint == "read as empty" for p in problems)
     else:  # left to the loader: only for what the loader reports, or a quoted cell over two lines
         assert problems or '"two' in text
 
@@ -164,7 +182,7 @@ def test_any_text_is_cut_as_the_loader_cuts_it_or_left_to_it(body: str) -> None:
     expected, problems = loader_rows(folder)
     found = split_rows(folder)
     if found is not None:
-        assert problems == [] and found == expected
+        assert found == (expected, []) and problems == []
 
 
 @cache
@@ -347,6 +365,128 @@ def test_what_is_not_one_patients_leaves_the_whole_set_to_the_loader(tmp_path: P
         fh.write(text)
     read = check(tmp_path / "set")
     assert read.whole and read.reason
+
+
+def _drop(folder: Path, file: str, columns: tuple[str, ...]) -> None:
+    """Take `columns` out of `file` (header and every row)."""
+    path = folder / file
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    keep = [n for n, name in enumerate(rows[0]) if name not in columns]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([[r[n] for n in keep if n < len(r)] for r in rows])
+    path.write_text(out.getvalue(), encoding="utf-8", newline="")
+
+
+_COLUMNS = {
+    "patients.csv": PATIENT_COLUMNS,
+    "observations.csv": OBSERVATION_COLUMNS,
+    "events.csv": EVENT_COLUMNS,
+    "attestations.csv": ATTESTATION_COLUMNS,
+}
+OPTIONAL = [(file, c) for file, columns in _COLUMNS.items() for c in columns if c not in ESSENTIAL[file]]
+OPTIONAL_BY_FILE = {file: tuple(c for c in columns if c not in ESSENTIAL[file]) for file, columns in _COLUMNS.items()}
+
+
+#: the optional columns some of the demo's rows cannot be read without (a result's item or
+#: unit, an event's name where it has no code, a review's date)
+NEEDED = {
+    ("observations.csv", "item"),
+    ("observations.csv", "unit"),
+    ("events.csv", "name"),
+    ("attestations.csv", "date"),
+}
+
+
+def _missing(file: str, column: str) -> Problem:
+    return Problem(file, 1, column, f"missing column '{column}'", "read as empty")
+
+
+@pytest.mark.parametrize(("file", "column"), OPTIONAL, ids=[f"{f}:{c}" for f, c in OPTIONAL])
+def test_a_missing_optional_column_is_read_as_empty_and_reported_as_the_loader_does(
+    tmp_path: Path, file: str, column: str
+) -> None:
+    """The demo without one optional column: read in SQL (the column empty), identical to
+    the loader, with the loader's one file-level problem for it; patients whose rows the
+    loader cannot read without it (a result without its unit) are declined, no one else."""
+    folder = tmp_path / "set"
+    shutil.copytree(DEMO_DATASET, folder)
+    _drop(folder, file, (column,))
+    read = check(folder)
+    assert not read.whole and read.problems == (_missing(file, column),)
+    assert len(read.accepted) + len(read.declined) == 78
+    # declined only where the loader cannot read the demo's rows without it (check() holds
+    # every declined patient to a problem of the loader's)
+    assert bool(read.declined) is ((file, column) in NEEDED)
+    assert headers_readable(folder)
+
+
+SEVERAL = [
+    {"observations.csv": ("lln", "loinc", "source"), "events.csv": ("dose", "dose_unit", "frequency", "note")},
+    {
+        "attestations.csv": ("by", "date"),
+        "events.csv": ("code", "end_date", "note"),
+        "patients.csv": ("height_cm", "apheresis_date"),
+    },
+    {name: tuple(c for c in columns if (name, c) not in NEEDED) for name, columns in OPTIONAL_BY_FILE.items()},
+    OPTIONAL_BY_FILE,
+]
+
+
+@pytest.mark.parametrize(
+    "dropped", SEVERAL, ids=["lab and dose details", "three files", "all the demo can lose", "every optional column"]
+)
+def test_several_missing_columns_are_reported_in_the_loaders_order(
+    tmp_path: Path, dropped: dict[str, tuple[str, ...]]
+) -> None:
+    """Columns missing from several files at once: the problems in the loader's order (files
+    as it reads them, each file's columns in its own order), whichever order they were listed."""
+    folder = tmp_path / "set"
+    shutil.copytree(DEMO_DATASET, folder)
+    for file, columns in reversed(dropped.items()):
+        _drop(folder, file, columns[::-1])
+    read = check(folder)
+    expected = tuple(
+        _missing(file, c) for file, columns in _COLUMNS.items() for c in columns if c in dropped.get(file, ())
+    )
+    assert not read.whole and read.problems == expected
+    if not any((file, c) in NEEDED for file, columns in dropped.items() for c in columns):
+        assert len(read.accepted) == 78
+
+
+@pytest.mark.parametrize(
+    ("file", "columns", "readable"),
+    [
+        ("observations.csv", ("value",), False),
+        ("events.csv", ("start_date", "note"), False),
+        ("attestations.csv", ("item",), False),
+        ("patients.csv", ("patient_id",), False),
+        ("observations.csv", ("loinc",), True),
+    ],
+)
+def test_a_missing_essential_column_still_leaves_the_whole_set_to_the_loader(
+    tmp_path: Path, file: str, columns: tuple[str, ...], readable: bool
+) -> None:
+    """`headers_readable` says beforehand which way the set will go."""
+    folder = tmp_path / "set"
+    shutil.copytree(DEMO_DATASET, folder)
+    _drop(folder, file, columns)
+    read = check(folder)
+    assert read.whole is not readable and headers_readable(folder) is readable
+    if not readable:
+        assert read.reason and read.problems == ()
+
+
+def test_a_repeated_column_still_leaves_the_whole_set_to_the_loader(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    shutil.copytree(DEMO_DATASET, folder)
+    _drop(folder, "observations.csv", ("lln",))
+    path = folder / "observations.csv"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = [line + (",source" if n == 0 else ",x") if line else line for n, line in enumerate(lines)]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    read = check(folder)
+    assert read.whole and "repeated" in read.reason and not headers_readable(folder)
 
 
 def test_a_declared_encoding_is_read_and_an_unknown_one_left_to_the_loader(tmp_path: Path) -> None:

@@ -20,8 +20,11 @@ The identity rests on a clean-row fast path with a fallback:
   a number DECIMAL(38, 28) cannot hold; a line over `CELL_LIMIT` or with more cells than the
   header, which are not looked at here) is *declined*: no row of theirs is in the tables, and
   `load_declined` gives the loader's reading of them alone, at their rows of the original files;
-- what is not one patient's (a file that cannot be decoded, or read as CSV; a missing or
-  repeated column; a row with no or an unknown patient id; a duplicate patient row; a
+- a missing column the loader reads as empty (any but patients.py's `ESSENTIAL`) is read as
+  empty here too, and the loader's own problem for it (file-level, row 1) is in
+  `SqlRead.problems`, in the loader's order;
+- what is not one patient's (a file that cannot be decoded, or read as CSV; a missing
+  essential or a repeated column; a row with no or an unknown patient id; a duplicate patient row; a
   patient_id over `CELL_LIMIT`; a NUL character; an unknown encoding; no patients.csv) leaves
   the whole set to the Python loader (`SqlRead.whole`), with the tables left empty.
 
@@ -62,6 +65,7 @@ from kb.language.sql import fits_exactly
 from kb.records.patients import (
     ATTESTATION_COLUMNS,
     CELL_LIMIT,
+    ESSENTIAL,
     EVENT_COLUMNS,
     OBSERVATION_COLUMNS,
     PATIENT_COLUMNS,
@@ -79,7 +83,7 @@ from kb.records.patients import (
 )
 from kb.records.tables import NUMBER, RECORD_TABLES, create_record_tables
 
-__all__ = ["STRIPPED", "UNSURE", "SqlRead", "headers_complete", "load_declined", "read_records_sql"]
+__all__ = ["STRIPPED", "UNSURE", "SqlRead", "headers_readable", "load_declined", "read_records_sql"]
 
 #: the characters `str.strip()` removes (those `str.isspace` names; tests/test_csv_sql.py
 #: holds this to Python's own Unicode database)
@@ -112,13 +116,17 @@ class SqlRead:
     those `load_records(load_dataset(...))` gives them, none with a problem. `declined`: the
     patients of patients.csv the SQL checks did not pass (read them with the Python loader);
     `why` says, for each, the first row that was not clean. `whole`: nothing was read (the
-    tables are empty): read the whole set with the Python loader, because of `reason`."""
+    tables are empty): read the whole set with the Python loader, because of `reason`.
+    `problems`: the file-level problems `load_dataset` reports for this set (a missing
+    column read as empty), in its order; none when `whole`. A declined patient's problems
+    are not here: `load_declined` gives them (after these same file-level ones)."""
 
     accepted: tuple[str, ...] = ()
     declined: tuple[str, ...] = ()
     whole: bool = False
     reason: str = ""
     why: Mapping[str, str] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
 
 
 class _Whole(Exception):
@@ -149,11 +157,12 @@ def read_records_sql(
         reader.drop()
 
 
-def headers_complete(folder: Path | str) -> bool:
-    """Whether every file of the set there has each of its columns once: a header the SQL
-    reader sends whole to the loader (a missing or repeated column) is seen here first, from
-    the first line of each file, so that a caller can size its chunks for the path taken."""
-    for file, columns in _FILES:
+def headers_readable(folder: Path | str) -> bool:
+    """Whether every file of the set there has its essential columns, each column once: a
+    header the SQL reader sends whole to the loader (a missing essential column, a repeated
+    column) is seen here first, from the first line of each file, so that a caller can size
+    its chunks for the path taken. A missing optional column is read as empty in SQL too."""
+    for file, _ in _FILES:
         path = Path(folder) / file
         if not path.exists():
             continue
@@ -162,7 +171,7 @@ def headers_complete(folder: Path | str) -> bool:
                 header = [h.strip() for h in next(csv.reader(fh), [])]
         except (OSError, UnicodeDecodeError, csv.Error):
             return False
-        if any(c not in header for c in columns) or len(set(header)) < len(header):
+        if any(c not in header for c in ESSENTIAL[file]) or len(set(header)) < len(header):
             return False
     return True
 
@@ -244,6 +253,8 @@ class _SqlReader:
         self.con, self.folder, self.vocab, self.today = con, folder, vocab, today
         self.views: list[str] = []
         self.tables: list[str] = []
+        #: each file's header problems (a missing column read as empty), the loader's own
+        self.header_problems: dict[str, list[Problem]] = {}
 
     # -- the plumbing -----------------------------------------------------------------
 
@@ -301,7 +312,7 @@ class _SqlReader:
             header = [h.strip() for h in next(csv.reader([first], strict=True), [])]
         except csv.Error:
             return self.split_python(file, columns, encoding)
-        self.check_header(file, columns, header)
+        self.header_problems[file] = self.check_header(file, columns, header)
         stem = f"_csvsql_{file.removesuffix('.csv')}"
         doc = self.register(f"{stem}_doc", pa.table({"t": pa.array([text], pa.large_string())}))
         # a row's number is its line's unless an empty line (not counted) comes before it
@@ -323,7 +334,12 @@ class _SqlReader:
             " " not in text or (not any(p in text for p in (" ,", ", ", " \n", "\n ")) and text.strip(" ") == text)
         )
         strip = "{}" if bare else "trim({})"
-        picks = ", ".join(f'{strip.format(f"coalesce(s[{header.index(c) + 1}], {_EMPTY})")} AS "{c}"' for c in columns)
+        picks = ", ".join(
+            f'{strip.format(f"coalesce(s[{header.index(c) + 1}], {_EMPTY})")} AS "{c}"'
+            if c in header
+            else f'{_EMPTY} AS "{c}"'  # a missing column: read as empty, as the loader reads it
+            for c in columns
+        )
         # a line is blank when its cells strip to nothing: certainly not when it starts with a
         # printable ASCII character other than a comma (most lines: their patient id)
         plain = f"""SELECT number, s, size, len(s) AS cells FROM (
@@ -381,12 +397,22 @@ class _SqlReader:
         )
         return self.register(f"_csvsql_{file.removesuffix('.csv')}_hard", table)
 
-    def check_header(self, file: str, columns: tuple[str, ...], header: list[str]) -> None:
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise _Whole(f"{file}: missing column '{missing[0]}'")
+    def check_header(self, file: str, columns: tuple[str, ...], header: list[str]) -> list[Problem]:
+        """The loader's own problems for the header (its `_Reader.rows` run on the header
+        alone): a missing column it reads as empty; a missing essential column, or a
+        repeated one, leaves the whole set to the loader."""
         if len(set(header)) < len(header):
             raise _Whole(f"{file}: a repeated column")
+        if all(c in header for c in columns):
+            return []
+        problems: list[Problem] = []
+        line = io.StringIO()
+        csv.writer(line).writerow(header)
+        reader = _Reader(Path(), file, columns, problems, uploaded={file: line.getvalue().encode("utf-8")})
+        list(reader.rows())  # one line: no row, only the header's problems
+        if reader.rejected is not None:
+            raise _Whole(f"{file}: {reader.rejected.message}")
+        return problems
 
     def split_python(self, file: str, columns: tuple[str, ...], encoding: str | None) -> str:
         """A file whose rows only the csv module reads whole (a quoted cell over two lines):
@@ -401,8 +427,12 @@ class _SqlReader:
             numbers.append(number)
             for k, c in enumerate(columns):
                 cells[k].append(row[c])
-        if problems:
+        if reader.rejected is not None:
+            raise _Whole(f"{file}: {reader.rejected}")
+        header, problems = problems[: len(reader.missing)], problems[len(reader.missing) :]
+        if problems:  # the loader's row problems are the declined patients' to report
             raise _Whole(f"{file}: {problems[0]}")
+        self.header_problems[file] = header
         stem = f"_csvsql_{file.removesuffix('.csv')}"
         table = pa.table(
             {
@@ -448,6 +478,7 @@ class _SqlReader:
             accepted=tuple(pid for pid in order if pid not in why),
             declined=tuple(pid for pid in order if pid in why),
             why={pid: why[pid] for pid in order if pid in why},
+            problems=tuple(p for file, _ in _FILES for p in self.header_problems.get(file, ())),
         )
 
     def check_ids(self, patients: str, split: Mapping[str, str | None]) -> None:

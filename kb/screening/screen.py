@@ -31,7 +31,7 @@ from kb.catalogue.knowledge import KnowledgeBase
 from kb.errors import Problem
 from kb.reasoning.evaluation import CohortVerdict, assess, criteria_with
 from kb.reasoning.repairs import find_repairs
-from kb.records.csv_sql import headers_complete
+from kb.records.csv_sql import headers_readable
 from kb.records.patients import CELL_LIMIT, Dataset, Patient, load_dataset
 from kb.screening.batch import Decided, evaluate_loaded, evaluate_many
 from kb.screening.file_chunk import screen_file_chunk
@@ -499,7 +499,7 @@ def screen_folder(
     whole-file loader can report the same way is read whole."""
     folder = Path(folder)
     if chunk is None:
-        chunk = SQL_CHUNK if headers_complete(folder) else FOLDER_CHUNK
+        chunk = SQL_CHUNK if headers_readable(folder) else FOLDER_CHUNK
     with tempfile.TemporaryDirectory(prefix="kb-screen-") as scratch:
         try:
             split = _Split(folder, Path(scratch), chunk)
