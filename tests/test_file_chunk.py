@@ -12,7 +12,9 @@ from kb.catalogue.assumptions import resolve_assumptions
 from kb.catalogue.knowledge import KnowledgeBase
 from kb.records.patients import DEMO_DATASET, Dataset, load_dataset
 from kb.screening.batch import evaluate_many
-from kb.screening.file_chunk import screen_file_chunk
+from kb.screening.file_chunk import ChunkScreening, screen_file_chunk
+from kb.screening.screen import screen, screen_folder
+from tests.test_csv_sql import _drop
 
 TODAY = None  # the loader's own default, as `kb screen` reads files
 
@@ -88,3 +90,82 @@ def test_a_file_level_problem_sends_the_whole_chunk_to_the_per_patient_path(kb: 
     done, loads = _screened(kb, folder)
     assert done.verdicts is None and loads == [str(folder)]
     assert done.dataset is not None and any(p.column == "kind" for p in done.dataset.problems)
+
+
+#: optional columns a site's files often lack, none of which the demo's rows need
+LACKING = {
+    "patients.csv": ("height_cm",),
+    "observations.csv": ("lln", "loinc", "source"),
+    "events.csv": ("dose", "dose_unit", "frequency", "note"),
+    "attestations.csv": ("by",),
+}
+
+
+def _lacking(tmp_path: Path, columns: dict[str, tuple[str, ...]]) -> Path:
+    folder = tmp_path / "site"
+    shutil.copytree(DEMO_DATASET, folder)
+    for file, dropped in columns.items():
+        _drop(folder, file, dropped)
+    return folder
+
+
+def test_missing_optional_columns_are_read_in_sql_and_their_problems_are_the_chunks(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    """Files without optional columns: every patient still decided in SQL (no loader call,
+    no patient through Python), with the per-patient verdicts, and the chunk's problems are
+    the loader's file-level ones, in its order."""
+    folder = _lacking(tmp_path, LACKING)
+    done, loads = _screened(kb, folder)
+    dataset = load_dataset(folder)
+    assert loads == [] and done.dataset is None and done.declined == 0
+    assert [(p.path, p.column) for p in done.problems] == [(f, c) for f, cs in LACKING.items() for c in cs]
+    assert done.problems == dataset.problems
+    assert done.verdicts == _per_patient(kb, dataset)
+
+
+def test_a_missing_column_some_rows_need_declines_those_patients_after_its_own_problem(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    """Without attestations.csv's date the reviewed-history declarations cannot be read: those
+    patients go through Python, and the chunk's problems are the whole load's: the missing
+    columns first (each file's header before its rows), then the rows'."""
+    folder = _lacking(tmp_path, {**LACKING, "attestations.csv": ("by", "date")})
+    done, loads = _screened(kb, folder)
+    dataset = load_dataset(folder)
+    assert loads == [] and done.dataset is not None and done.declined > 0
+    assert done.problems == dataset.problems and done.problems[-1].patient_id is not None
+    assert [p.column for p in done.problems if p.patient_id is None][-2:] == ["date", "by"]
+    assert done.verdicts == _per_patient(kb, dataset)
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [LACKING, {**LACKING, "attestations.csv": ("by", "date")}],
+    ids=["optional columns", "a column some rows need"],
+)
+def test_a_folder_without_optional_columns_is_streamed_in_sql_with_the_rows_and_problems_of_the_whole(
+    kb: KnowledgeBase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: dict[str, tuple[str, ...]]
+) -> None:
+    """`screen_folder` in chunks of 30: every chunk decided in SQL (none left to the loader),
+    and the report is the whole-file path's: the same rows, the same problems, the missing
+    columns' reported once though every chunk reports them."""
+    import kb.screening.screen as screening
+
+    folder = _lacking(tmp_path, columns)
+    results = []
+
+    def counted(*args: object) -> ChunkScreening:
+        done = screen_file_chunk(*args)  # type: ignore[arg-type]
+        results.append(done)
+        return done
+
+    monkeypatch.setattr(screening, "screen_file_chunk", counted)
+    assumptions = resolve_assumptions()
+    whole = load_dataset(folder)
+    streamed = screen_folder(kb, folder, assumptions, chunk=30)
+    assert len(results) == 3 and all(r.verdicts is not None for r in results)
+    assert all(r.problems[: len(whole.file_problems)] == whole.file_problems for r in results)
+    assert streamed.rows == screen(kb, whole, assumptions)
+    assert streamed.problems == whole.problems
+    assert len(whole.file_problems) == sum(map(len, columns.values()))

@@ -10,8 +10,10 @@ Python runs once per distinct value (a unit, a name, a date), not once per row.
 Nothing changes for the user, and nothing is lost, because whatever either step declines
 goes the way it always went:
 
-- a file-level matter (a missing column, a row of no patient, a quote the two CSV readers
-  might read differently): the chunk is read by the Python loader and screened as before;
+- a file-level matter (a missing essential or a repeated column, a row of no patient, a
+  quote the two CSV readers might read differently): the chunk is read by the Python loader
+  and screened as before; a missing optional column is read as empty in SQL, as the loader
+  reads it, and the loader's own problem for it is the chunk's (`ChunkScreening.problems`);
 - a patient with a row the Python loader has a problem with (the SQL reader judges every
   value by the loader's own functions, once per distinct value), or facts the SQL builder
   leaves to Python: that patient's rows alone are read by the Python loader, whose problems
@@ -22,12 +24,13 @@ goes the way it always went:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from kb.catalogue.assumptions import AssumptionSet
 from kb.catalogue.knowledge import KnowledgeBase
+from kb.errors import Problem
 from kb.factbase.set_facts import build_facts_sql
 from kb.records.csv_sql import load_declined, read_records_sql
 from kb.records.patients import Dataset
@@ -39,12 +42,20 @@ __all__ = ["ChunkScreening", "screen_file_chunk"]
 @dataclass
 class ChunkScreening:
     """`verdicts` in the chunk's order, or None: screen `dataset` the per-patient-facts way.
-    `dataset`: the Python loader's reading of the chunk when it was needed (its problems
-    are then the chunk's), else None (the SQL reader certified every row: no problem)."""
+    `dataset`: the Python loader's reading of the chunk (or of its declined patients) when it
+    was needed, else None (the SQL reader certified every row). `problems`: the chunk's
+    problems as `load_dataset(chunk)` reports them, in its order: a header's (a missing
+    column read as empty) even when no patient went through Python."""
 
     verdicts: list[BatchVerdict] | None
     dataset: Dataset | None
     declined: int = 0  # patients whose rows or facts went through Python
+    problems: list[Problem] = field(default_factory=list)
+
+    @classmethod
+    def loaded(cls, dataset: Dataset) -> ChunkScreening:
+        """The chunk read whole by the Python loader: to be screened the per-patient way."""
+        return cls(None, dataset, 0, dataset.problems)
 
 
 def screen_file_chunk(
@@ -60,12 +71,12 @@ def screen_file_chunk(
     the loader (`load_declined`: their rows at their original numbers, their problems)."""
     plan = sql_plan(kb)
     if plan is None:  # the rules need the reference engine
-        return ChunkScreening(None, load())
+        return ChunkScreening.loaded(load())
     con = connect()
     try:
         read = read_records_sql(con, folder, kb.vocabulary, today)
         if read.whole:
-            return ChunkScreening(None, load())
+            return ChunkScreening.loaded(load())
         built = build_facts_sql(con, kb, assumptions, plan, as_of, today)
         rows = dict(con.execute("SELECT patient, row FROM rec_patient").fetchall())
         python = {*read.declined, *built.declined}
@@ -74,11 +85,14 @@ def screen_file_chunk(
         rows.update((p.id, p.source.row if p.source else 0) for p in fallback)
         facts = chunk_facts(fallback, kb, assumptions, as_of, today, reference_facts=False)
         if facts.tables is None:  # an assumption's number no SQL column holds: pyDatalog decides all
-            return ChunkScreening(None, load())
+            return ChunkScreening.loaded(load())
         facts.tables.insert(con)
         order = sorted(rows, key=lambda pid: rows[pid])
         cohorts = {**built.cohorts, **facts.cohorts}
         verdicts = decide_chunk(con, cohorts, facts.reference, order, kb, assumptions, as_of, today)
-        return ChunkScreening(verdicts, dataset, len(fallback))
+        # the declined patients' reading holds the file-level problems too (their copy keeps
+        # each header), before their rows' problems, as the whole chunk's load orders them
+        problems = list(read.problems) if dataset is None else dataset.problems
+        return ChunkScreening(verdicts, dataset, len(fallback), problems)
     finally:
         con.close()

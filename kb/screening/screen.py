@@ -517,14 +517,16 @@ def screen_folder(
             decided: Decided | None = None
             if orphans:  # only rows of no listed patient: the loader reports them
                 dataset = split.load(index, today)
+                reported = dataset.problems
             else:
                 done = screen_file_chunk(
                     split.target / f"chunk{index}", kb, assumptions, as_of, today, lambda: split.load(index, today)
                 )
                 dataset = done.dataset or Dataset("", "", {}, [])
+                reported = done.problems  # a header's problems too when no patient was loaded
                 decided = None if done.verdicts is None else Decided(done.verdicts)
             found: list[tuple[int, int, Problem]] = []
-            for problem in dataset.problems:
+            for problem in reported:
                 if orphans and problem.path == "patients.csv":
                     continue  # the id list written for them, not the user's file
                 where = split.original(index, problem)
