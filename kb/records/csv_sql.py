@@ -430,7 +430,7 @@ class _SqlReader:
         if reader.rejected is not None:
             raise _Whole(f"{file}: {reader.rejected}")
         header, problems = problems[: len(reader.missing)], problems[len(reader.missing) :]
-        if problems:  # the loader's row problems are the declined patients' to report
+        if problems:  # anything else its reader reported: the loader reads the set
             raise _Whole(f"{file}: {problems[0]}")
         self.header_problems[file] = header
         stem = f"_csvsql_{file.removesuffix('.csv')}"
