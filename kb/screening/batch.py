@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from multiprocessing.pool import AsyncResult
+from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
@@ -59,10 +61,13 @@ __all__ = [
     "TRUTH_LETTER",
     "BatchVerdict",
     "ChunkFacts",
+    "Decided",
     "Decider",
     "FactTables",
     "arrow_facts",
     "chunk_facts",
+    "connect",
+    "decide_chunk",
     "evaluate_loaded",
     "evaluate_many",
     "make_decider",
@@ -187,8 +192,13 @@ class FactTables:
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """One table per input relation (Arrow columns; numbers cast from exact decimal text)."""
-        for relation, types in self.types.items():
+        for relation in self.types:
             con.execute(self.plan.empty_table(relation))
+        self.insert(con)
+
+    def insert(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Add the facts to the input tables already in `con` (some filled set-at-a-time)."""
+        for relation, types in self.types.items():
             table = self.arrow(relation)
             if table is None:
                 continue
@@ -225,14 +235,15 @@ def _truths(con: duckdb.DuckDBPyConnection, predicates: list[str]) -> Iterator[t
     """Each patient's derived truths: predicate key (one character per predicate) → letter.
 
     One grouped query packs them into a string per patient, read with C-speed slicing:
-    reading every table row by row would cost more than deriving them. A predicate with two
-    truths for one patient is a defect of the rules and is reported as such."""
+    reading every table row by row would cost more than deriving them. The pairs are packed
+    in no particular order (sorting them took eight times as long as the rest of the query).
+    A predicate with two truths for one patient is a defect of the rules and is reported."""
     letters = " ".join(f"WHEN '{truth}' THEN '{letter}'" for truth, letter in TRUTH_LETTER.items())
     union = " UNION ALL ".join(
         f"SELECT '{truth_key(k)}' AS k, c0, CASE c1 {letters} ELSE '?' END AS t FROM {table_name(p)}"
         for k, p in enumerate(predicates)
     )
-    query = f"SELECT c0, string_agg(k || t, '' ORDER BY k, t) FROM ({union}) GROUP BY c0"
+    query = f"SELECT c0, string_agg(k || t, '') FROM ({union}) GROUP BY c0"
     for pid, packed in con.execute(query).fetchall():
         found = dict(zip(packed[0::2], packed[1::2], strict=True))
         if len(found) * 2 != len(packed):
@@ -350,13 +361,16 @@ def chunk_facts(
     assumptions: AssumptionSet,
     as_of: date | None,
     today: date | None,
+    reference_facts: bool = True,
 ) -> ChunkFacts:
-    """The facts of a chunk of patients, as every SQL engine (DuckDB, Spark) reads them."""
+    """The facts of a chunk of patients, as every SQL engine (DuckDB, Spark) reads them
+    (without the assumptions' facts if not `reference_facts`: the tables already hold them)."""
     plan = sql_plan(kb)
     if plan is None:
         return ChunkFacts(None, {}, list(patients))
     tables = FactTables(plan)
-    tables.add(assumption_facts(assumptions))
+    if reference_facts:
+        tables.add(assumption_facts(assumptions))
     cohorts: dict[str, tuple[str, ...]] = {}
     for patient in patients:
         base = build_facts(patient, kb, assumptions, as_of, today, lean=True, wanted=plan.selective)
@@ -385,21 +399,46 @@ def _evaluate_chunk(
     order = [p.id for p in patients]
     patients.clear()  # the reference patients are kept in `facts.reference`
     plan = sql_plan(kb)
-    decider = make_decider(kb, assumptions)
-    out: dict[str, BatchVerdict] = {}
-    if facts.cohorts and facts.tables is not None and plan is not None:
-        con = duckdb.connect(config={"threads": 1})
-        try:
+    con = connect()
+    try:
+        if facts.cohorts and facts.tables is not None and plan is not None:
             facts.tables.load(con)
             facts.tables.rows.clear()
-            _run(con, plan)
-            for pid, found in _truths(con, predicates(kb)):
-                out[pid] = decider(pid, facts.cohorts[pid], found)
-        finally:
-            con.close()
-    for pid in facts.cohorts.keys() - out.keys():  # no criterion derived anything: every one unknown
-        out[pid] = decider(pid, facts.cohorts[pid], {})
-    for patient in facts.reference:
+        return decide_chunk(con, facts.cohorts, facts.reference, order, kb, assumptions, as_of, today)
+    finally:
+        con.close()
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for one worker's chunk: one thread (a worker per core), and what
+    it spills to disk under the system's temporary folder (DuckDB's default is `.tmp` in the
+    working directory, the user's folder)."""
+    spill = Path(tempfile.gettempdir()) / "kb-duckdb-spill"
+    return duckdb.connect(config={"threads": 1, "temp_directory": str(spill)})
+
+
+def decide_chunk(
+    con: duckdb.DuckDBPyConnection,
+    cohorts: dict[str, tuple[str, ...]],
+    reference: Sequence[Patient],
+    order: Sequence[str],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None,
+    today: date | None,
+) -> list[BatchVerdict]:
+    """The verdicts of a chunk whose input tables `con` holds (for the patients of `cohorts`;
+    nothing to derive when it holds none), `reference`'s by pyDatalog, in `order`."""
+    plan = sql_plan(kb)
+    decider = make_decider(kb, assumptions)
+    out: dict[str, BatchVerdict] = {}
+    if cohorts and plan is not None:
+        _run(con, plan)
+        for pid, found in _truths(con, predicates(kb)):
+            out[pid] = decider(pid, cohorts[pid], found)
+    for pid in cohorts.keys() - out.keys():  # no criterion derived anything: every one unknown
+        out[pid] = decider(pid, cohorts[pid], {})
+    for patient in reference:
         out[patient.id] = reference_verdict(patient, kb, assumptions, as_of, today)
     return [out[pid] for pid in order]
 
@@ -414,11 +453,16 @@ def reference_verdict(
     )
 
 
+class Decided(list[BatchVerdict]):
+    """A chunk's verdicts, decided by its loader (`evaluate_loaded`): a chunk read and
+    screened set-at-a-time from its files never becomes `Patient` objects at all."""
+
+
 #: what a worker needs besides its job: the patients (a sequence the workers slice) or a
 #: loader of chunks, and the rest
 _Shared = tuple[
     Sequence[Patient] | None,
-    Callable[[Any], tuple[Sequence[Patient], Any]] | None,
+    Callable[[Any], tuple[Sequence[Patient] | Decided, Any]] | None,
     KnowledgeBase,
     AssumptionSet,
     date | None,
@@ -446,6 +490,8 @@ def _work(shared: _Shared, job: object) -> _Result:
     extra: Any = None
     if load is not None:  # the worker reads its own chunk (from disk): the parent never holds it
         chunk, extra = load(job)
+        if isinstance(chunk, Decided):  # read and decided set-at-a-time by the loader itself
+            return extra, tuple(c.id for c in kb.criteria), [_flat(r) for r in chunk]
         job = list(chunk)
         del chunk  # `_evaluate_chunk` lets the patients go once their facts are built
     elif isinstance(job, tuple):  # bounds into the inherited sequence
@@ -454,8 +500,11 @@ def _work(shared: _Shared, job: object) -> _Result:
     assert isinstance(job, list)
     with _collector_paused():
         rows = _evaluate_chunk(job, kb, assumptions, as_of, today)
-    plain = [(r.patient_id, r.verdict, tuple(_plain(c) for c in r.cohorts), r.status_codes, r.engine) for r in rows]
-    return extra, tuple(c.id for c in kb.criteria), plain
+    return extra, tuple(c.id for c in kb.criteria), [_flat(r) for r in rows]
+
+
+def _flat(r: BatchVerdict) -> _Plain:
+    return (r.patient_id, r.verdict, tuple(_plain(c) for c in r.cohorts), r.status_codes, r.engine)
 
 
 def _plain(c: CohortVerdict) -> tuple[str, Verdict, tuple[str, ...], tuple[str, ...], str]:
@@ -545,7 +594,7 @@ _T = TypeVar("_T")
 
 def evaluate_loaded(
     jobs: Sequence[_J],
-    load: Callable[[_J], tuple[Sequence[Patient], _T]],
+    load: Callable[[_J], tuple[Sequence[Patient] | Decided, _T]],
     kb: KnowledgeBase,
     assumptions: AssumptionSet,
     as_of: date | None = None,
@@ -556,7 +605,9 @@ def evaluate_loaded(
 
     Each worker loads its own chunks (`load` is inherited by the fork, never pickled; what
     it returns beside the patients must pickle): reading files is most of a screening's
-    work, and done in the parent it left one core idle and every patient pickled twice."""
+    work, and done in the parent it left one core idle and every patient pickled twice.
+    A loader that screened its chunk itself (set-at-a-time from the files) returns its
+    verdicts as `Decided` instead of patients."""
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     for result in _results(jobs, workers, (None, load, kb, assumptions, as_of, today)):
         yield result[0], _unpack(result)

@@ -31,8 +31,10 @@ from kb.catalogue.knowledge import KnowledgeBase
 from kb.errors import Problem
 from kb.reasoning.evaluation import CohortVerdict, assess, criteria_with
 from kb.reasoning.repairs import find_repairs
+from kb.records.csv_sql import headers_readable
 from kb.records.patients import CELL_LIMIT, Dataset, Patient, load_dataset
-from kb.screening.batch import evaluate_loaded, evaluate_many
+from kb.screening.batch import Decided, evaluate_loaded, evaluate_many
+from kb.screening.file_chunk import screen_file_chunk
 from kb.status import Status, Verdict
 
 __all__ = [
@@ -234,8 +236,12 @@ def funnel(rows: list[ScreenRow]) -> list[tuple[str, int]]:
 
 #: the file set's files, in the order the loader reads them (and reports their problems)
 _FILES = ("patients.csv", "observations.csv", "events.csv", "attestations.csv")
-#: patients per chunk of `screen_folder` (a chunk's patients and facts are held at once)
+#: patients per chunk of `screen_folder` read by the Python loader (a chunk's patients and
+#: facts are held at once: a worker's 10,000 took 700 MB)
 FOLDER_CHUNK = 2500
+#: patients per chunk read set-at-a-time (kb/screening/file_chunk.py): a chunk costs ~0.8 s
+#: of SQL statements whatever its size, and 10,000 patients take ~350 MB in a worker's DuckDB
+SQL_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -422,6 +428,7 @@ class _Split:
         out: dict[int, tuple[Any, list[str], array[int]]],
         handles: list[Any],
     ) -> tuple[int, int]:
+        known = self.chunk_of if path.name != "patients.csv" else {}  # patients.csv lists new ids
         for line in lines:
             if at < 0:  # the header
                 at = self._header(path, line.split(","))
@@ -431,9 +438,14 @@ class _Split:
             if not line:  # a blank line: no record (and no row number)
                 continue
             number += 1
-            cells = line.split(",", at + 1)
-            pid = cells[at].strip() if at < len(cells) else ""
-            chunk = self._chunk(path, pid)
+            if at == 0:  # the usual layout: the id first, cut without splitting the line
+                pid = line.partition(",")[0].strip()
+            else:
+                cells = line.split(",", at + 1)
+                pid = cells[at].strip() if at < len(cells) else ""
+            chunk = known.get(pid)
+            if chunk is None:
+                chunk = self._chunk(path, pid)
             target = out.get(chunk)
             if target is None:
                 handle, numbers = self._open(path, chunk, handles)
@@ -478,13 +490,16 @@ def screen_folder(
     assumptions: AssumptionSet,
     as_of: date | None = None,
     progress: Callable[[int, int], None] | None = None,
-    chunk: int = FOLDER_CHUNK,
+    chunk: int | None = None,
     today: date | None = None,
 ) -> Screened:
     """`screen` over `load_dataset(folder)`, streamed: at most a few chunks of `chunk`
-    patients are held at once (here and in each worker). A file set only the whole-file
-    loader can report the same way is read whole."""
+    patients are held at once (here and in each worker; default SQL_CHUNK when every file's
+    header lets the chunks be read set-at-a-time, else FOLDER_CHUNK). A file set only the
+    whole-file loader can report the same way is read whole."""
     folder = Path(folder)
+    if chunk is None:
+        chunk = SQL_CHUNK if headers_readable(folder) else FOLDER_CHUNK
     with tempfile.TemporaryDirectory(prefix="kb-screen-") as scratch:
         try:
             split = _Split(folder, Path(scratch), chunk)
@@ -494,18 +509,31 @@ def screen_folder(
         problems: list[tuple[int, int, int, Problem]] = []  # file, row, arrival, problem
         loaded: list[str] = []
 
-        def load(index: int) -> tuple[list[Patient], list[tuple[int, int, Problem]]]:
-            """A chunk's patients and its problems as the whole file set reports them (run
-            by a worker: the parent never holds a chunk's patients)."""
-            dataset = split.load(index, today)
+        def load(index: int) -> tuple[list[Patient] | Decided, list[tuple[int, int, Problem]]]:
+            """A chunk's verdicts (read and decided set-at-a-time) or its patients, and its
+            problems as the whole file set reports them (run by a worker: the parent never
+            holds a chunk's patients)."""
             orphans = index * chunk >= len(split.order)
+            decided: Decided | None = None
+            if orphans:  # only rows of no listed patient: the loader reports them
+                dataset = split.load(index, today)
+                reported = dataset.problems
+            else:
+                done = screen_file_chunk(
+                    split.target / f"chunk{index}", kb, assumptions, as_of, today, lambda: split.load(index, today)
+                )
+                dataset = done.dataset or Dataset("", "", {}, [])
+                reported = done.problems  # a header's problems too when no patient was loaded
+                decided = None if done.verdicts is None else Decided(done.verdicts)
             found: list[tuple[int, int, Problem]] = []
-            for problem in dataset.problems:
+            for problem in reported:
                 if orphans and problem.path == "patients.csv":
                     continue  # the id list written for them, not the user's file
                 where = split.original(index, problem)
                 rank = _FILES.index(where.path) if where.path in _FILES else len(_FILES)
                 found.append((rank, where.row if where.row is not None else 1 << 62, where))
+            if decided is not None:
+                return decided, found
             return ([] if orphans else list(dataset.patients.values())), found
 
         total = len(split.order)
