@@ -20,7 +20,7 @@ import pyarrow as pa
 from kb.catalogue.derived import Derivation, doses_per_day, per_kg, prednisone_equivalent, washout_days
 from kb.factbase.build import _code, _condition
 from kb.factbase.exposures import single_dose
-from kb.factbase.set_facts import SqlBuild, number
+from kb.factbase.set_build import SqlBuild, number
 from kb.records.patients import Event, Source
 
 __all__ = ["add_events"]

@@ -14,7 +14,7 @@ from decimal import Decimal
 from kb.catalogue.derived import ckd_epi_2021, cockcroft_gault, cockcroft_gault_si
 from kb.catalogue.instruments import load_instruments
 from kb.factbase.measures import APL_ITEMS, PROGRESSION_ITEMS, _ranges, apl_series, worsening_value
-from kb.factbase.set_facts import SqlBuild, number
+from kb.factbase.set_build import SqlBuild, number
 
 __all__ = ["add_measures", "add_renal"]
 
