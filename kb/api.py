@@ -249,7 +249,16 @@ def screen(
     if not isinstance(data, Dataset):
         path = Path(data if data is not None else DEMO_DATASET)
         if not dates and streamable(path, input_format, engine, encoding):
-            screened = screen_folder(kb, path, in_force, as_of, progress)
+            screened = screen_folder(
+                kb,
+                path,
+                in_force,
+                as_of,
+                progress,
+                engine=engine,
+                spark_master=spark_master,
+                spark_scratch=spark_scratch,
+            )
             return Screening(screened.rows, screened.problems, path.name)
         complete = max(as_of or date.today(), date.today()) if diagnoses_complete else None
         data = load_data(path, input_format, encoding=encoding, diagnoses_complete=complete)

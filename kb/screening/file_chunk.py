@@ -23,20 +23,23 @@ goes the way it always went:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+
+import duckdb
 
 from kb.catalogue.assumptions import AssumptionSet
 from kb.catalogue.knowledge import KnowledgeBase
 from kb.errors import Problem
 from kb.factbase.set_facts import build_facts_sql
 from kb.records.csv_sql import load_declined, read_records_sql
-from kb.records.patients import Dataset
+from kb.records.patients import Dataset, Patient
 from kb.screening.batch import BatchVerdict, chunk_facts, connect, decide_chunk, sql_plan
 
-__all__ = ["ChunkScreening", "screen_file_chunk"]
+__all__ = ["ChunkScreening", "FileChunkFacts", "file_chunk_facts", "screen_file_chunk"]
 
 
 @dataclass
@@ -58,25 +61,45 @@ class ChunkScreening:
         return cls(None, dataset, 0, dataset.problems)
 
 
-def screen_file_chunk(
+@dataclass
+class FileChunkFacts:
+    """A chunk read and its facts built set-at-a-time: the rules' input tables in `con`
+    (every patient of `cohorts`, the declined ones' facts from `build_facts` among them),
+    `reference` the patients pyDatalog decides, `order` the chunk's patients in file order,
+    and `screening` what the chunk reports (its verdicts not yet decided)."""
+
+    con: duckdb.DuckDBPyConnection
+    cohorts: dict[str, tuple[str, ...]]
+    reference: list[Patient]
+    order: list[str]
+    screening: ChunkScreening
+
+
+@contextmanager
+def file_chunk_facts(
     folder: Path,
     kb: KnowledgeBase,
     assumptions: AssumptionSet,
     as_of: date | None,
     today: date | None,
     load: Callable[[], Dataset],
-) -> ChunkScreening:
-    """Screen the file set in `folder` set-at-a-time; `load()` reads it whole with the
-    Python loader, called only for a file-level matter. Declined patients alone are read by
-    the loader (`load_declined`: their rows at their original numbers, their problems)."""
+) -> Iterator[FileChunkFacts | ChunkScreening]:
+    """The file set in `folder` read and its facts built set-at-a-time, in a DuckDB closed on
+    leaving; or, when the loader must read the set whole (`load()`, a file-level matter, or
+    rules only pyDatalog runs), that reading, to be screened the per-patient way. Declined
+    patients alone are read by the loader (`load_declined`: their rows at their original
+    numbers, their problems). DuckDB derives the rules from these tables
+    (`screen_file_chunk`), Spark from their Parquet (kb/screening/spark.py)."""
     plan = sql_plan(kb)
     if plan is None:  # the rules need the reference engine
-        return ChunkScreening.loaded(load())
+        yield ChunkScreening.loaded(load())
+        return
     con = connect()
     try:
         read = read_records_sql(con, folder, kb.vocabulary, today)
         if read.whole:
-            return ChunkScreening.loaded(load())
+            yield ChunkScreening.loaded(load())
+            return
         built = build_facts_sql(con, kb, assumptions, plan, as_of, today)
         rows = dict(con.execute("SELECT patient, row FROM rec_patient").fetchall())
         python = {*read.declined, *built.declined}
@@ -85,14 +108,34 @@ def screen_file_chunk(
         rows.update((p.id, p.source.row if p.source else 0) for p in fallback)
         facts = chunk_facts(fallback, kb, assumptions, as_of, today, reference_facts=False)
         if facts.tables is None:  # an assumption's number no SQL column holds: pyDatalog decides all
-            return ChunkScreening.loaded(load())
+            yield ChunkScreening.loaded(load())
+            return
         facts.tables.insert(con)
         order = sorted(rows, key=lambda pid: rows[pid])
         cohorts = {**built.cohorts, **facts.cohorts}
-        verdicts = decide_chunk(con, cohorts, facts.reference, order, kb, assumptions, as_of, today)
         # the declined patients' reading holds the file-level problems too (their copy keeps
         # each header), before their rows' problems, as the whole chunk's load orders them
         problems = list(read.problems) if dataset is None else dataset.problems
-        return ChunkScreening(verdicts, dataset, len(fallback), problems)
+        yield FileChunkFacts(
+            con, cohorts, facts.reference, order, ChunkScreening(None, dataset, len(fallback), problems)
+        )
     finally:
         con.close()
+
+
+def screen_file_chunk(
+    folder: Path,
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None,
+    today: date | None,
+    load: Callable[[], Dataset],
+) -> ChunkScreening:
+    """Screen the file set in `folder` set-at-a-time (`file_chunk_facts`, then the rules
+    derived in the same DuckDB); `load()` reads it whole with the Python loader, called only
+    for a file-level matter."""
+    with file_chunk_facts(folder, kb, assumptions, as_of, today, load) as built:
+        if isinstance(built, ChunkScreening):
+            return built
+        verdicts = decide_chunk(built.con, built.cohorts, built.reference, built.order, kb, assumptions, as_of, today)
+        return replace(built.screening, verdicts=verdicts)

@@ -19,7 +19,7 @@ import csv
 import re
 import tempfile
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -33,8 +33,8 @@ from kb.reasoning.evaluation import CohortVerdict, assess, criteria_with
 from kb.reasoning.repairs import find_repairs
 from kb.records.csv_sql import headers_readable
 from kb.records.patients import CELL_LIMIT, Dataset, Patient, load_dataset
-from kb.screening.batch import Decided, evaluate_loaded, evaluate_many
-from kb.screening.file_chunk import screen_file_chunk
+from kb.screening.batch import BatchVerdict, Decided, evaluate_loaded, evaluate_many
+from kb.screening.file_chunk import ChunkScreening, screen_file_chunk
 from kb.status import Status, Verdict
 
 __all__ = [
@@ -282,12 +282,12 @@ class Screening:
 
 def streamable(path: Path, input_format: str = "auto", engine: str = "sql", encoding: str | None = None) -> bool:
     """Whether `screen_folder` can screen `path` in chunks, never holding it whole: a CSV file
-    set on disk, screened by the SQL engine. A declared encoding is read by the whole-file
+    set on disk, screened by DuckDB or Spark. A declared encoding is read by the whole-file
     loader, which decodes each file once."""
     plain = input_format in ("auto", "csv") and path.is_dir() and (path / "patients.csv").exists()
     # a folder mixing CSV and Parquet files is refused by the whole-file loader, not streamed as CSV
     plain = plain and not any(path.glob("*.parquet"))
-    return plain and engine in ("duckdb", "sql") and not encoding
+    return plain and engine in ("duckdb", "sql", "spark") and not encoding
 
 
 class _Unsplittable(Exception):
@@ -493,11 +493,16 @@ def screen_folder(
     progress: Callable[[int, int], None] | None = None,
     chunk: int | None = None,
     today: date | None = None,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
+    spark_scratch: Path | None = None,
 ) -> Screened:
     """`screen` over `load_dataset(folder)`, streamed: at most a few chunks of `chunk`
     patients are held at once (here and in each worker; default SQL_CHUNK when every file's
     header lets the chunks be read set-at-a-time, else FOLDER_CHUNK). A file set only the
-    whole-file loader can report the same way is read whole."""
+    whole-file loader can report the same way is read whole. `engine` "spark": each chunk's
+    facts are built the same way and written as Parquet, and Spark derives the rules for
+    every patient at once (kb/screening/spark.py)."""
     folder = Path(folder)
     if chunk is None:
         chunk = SQL_CHUNK if headers_readable(folder) else FOLDER_CHUNK
@@ -506,47 +511,93 @@ def screen_folder(
             split = _Split(folder, Path(scratch), chunk)
         except _Unsplittable:
             dataset = load_dataset(folder, today=today)
-            return Screened(screen(kb, dataset, assumptions, as_of, progress), dataset.problems)
+            whole = screen(
+                kb,
+                dataset,
+                assumptions,
+                as_of,
+                progress,
+                engine if engine == "spark" else "duckdb",
+                spark_master,
+                spark_scratch,
+            )
+            return Screened(whole, dataset.problems)
         problems: list[tuple[int, int, int, Problem]] = []  # file, row, arrival, problem
         loaded: list[str] = []
 
-        def load(index: int) -> tuple[list[Patient] | Decided, list[tuple[int, int, Problem]]]:
-            """A chunk's verdicts (read and decided set-at-a-time) or its patients, and its
-            problems as the whole file set reports them (run by a worker: the parent never
-            holds a chunk's patients)."""
-            orphans = index * chunk >= len(split.order)
-            decided: Decided | None = None
-            if orphans:  # only rows of no listed patient: the loader reports them
-                dataset = split.load(index, today)
-                reported = dataset.problems
-            else:
-                done = screen_file_chunk(
-                    split.target / f"chunk{index}", kb, assumptions, as_of, today, lambda: split.load(index, today)
-                )
-                dataset = done.dataset or Dataset("", "", {}, [])
-                reported = done.problems  # a header's problems too when no patient was loaded
-                decided = None if done.verdicts is None else Decided(done.verdicts)
-            found: list[tuple[int, int, Problem]] = []
+        def found(index: int, reported: list[Problem], orphans: bool) -> list[tuple[int, int, Problem]]:
+            """A chunk's problems as the whole file set reports them, with their sort keys."""
+            out: list[tuple[int, int, Problem]] = []
             for problem in reported:
                 if orphans and problem.path == "patients.csv":
                     continue  # the id list written for them, not the user's file
                 where = split.original(index, problem)
                 rank = _FILES.index(where.path) if where.path in _FILES else len(_FILES)
-                found.append((rank, where.row if where.row is not None else 1 << 62, where))
-            if decided is not None:
-                return decided, found
-            return ([] if orphans else list(dataset.patients.values())), found
+                out.append((rank, where.row if where.row is not None else 1 << 62, where))
+            return out
+
+        def read(index: int) -> ChunkScreening:
+            """Orphans' chunk: the loader reports its rows of no listed patient."""
+            return ChunkScreening.loaded(split.load(index, today))
+
+        def orphans(index: int) -> bool:
+            return index * chunk >= len(split.order)
+
+        def load(index: int) -> tuple[list[Patient] | Decided, list[tuple[int, int, Problem]]]:
+            """A chunk's verdicts (read and decided set-at-a-time) or its patients, and its
+            problems as the whole file set reports them (run by a worker: the parent never
+            holds a chunk's patients)."""
+            if orphans(index):  # only rows of no listed patient: the loader reports them
+                return [], found(index, read(index).problems, True)
+            done = screen_file_chunk(
+                split.target / f"chunk{index}", kb, assumptions, as_of, today, lambda: split.load(index, today)
+            )
+            # a header's problems too when no patient was loaded
+            if done.verdicts is not None:
+                return Decided(done.verdicts), found(index, done.problems, False)
+            dataset = done.dataset or Dataset("", "", {}, [])
+            return list(dataset.patients.values()), found(index, done.problems, False)
 
         total = len(split.order)
         workers = 1 if total < PARALLEL_FROM else None
         rows: list[ScreenRow] = []
-        for found, verdicts in evaluate_loaded(range(split.count), load, kb, assumptions, as_of, today, workers):
+
+        def add(found: list[tuple[int, int, Problem]], verdicts: Iterable[BatchVerdict]) -> None:
             problems.extend((rank, row, len(problems) + n, p) for n, (rank, row, p) in enumerate(found))
             for v in verdicts:
                 loaded.append(v.patient_id)
                 rows.append(_row(kb, v.patient_id, v.verdict, v.cohorts, v.statuses))
-            if progress is not None and verdicts:
-                progress(len(rows), total)
+
+        if engine == "spark":
+            from kb.screening.spark_files import spark_folder_verdicts  # pyspark is an optional extra
+
+            def part_problems(index: int, reported: list[Problem]) -> list[tuple[int, int, Problem]]:
+                return found(index, reported, orphans(index))
+
+            derived = spark_folder_verdicts(
+                split.count,
+                split.target,
+                lambda index: split.load(index, today),
+                orphans,
+                part_problems,
+                kb,
+                assumptions,
+                as_of,
+                today,
+                master=spark_master,
+                scratch=spark_scratch,
+                workers=workers,
+                on_problems=lambda found: add(found, ()),
+                progress=(lambda done: progress(done, total)) if progress else None,
+            )
+            add([], derived)
+        else:
+            for found_here, verdicts in evaluate_loaded(
+                range(split.count), load, kb, assumptions, as_of, today, workers
+            ):
+                add(found_here, verdicts)
+                if progress is not None and verdicts:
+                    progress(len(rows), total)
     ordered = [p for *_, p in sorted(problems, key=lambda t: t[:3])]
     unique = list(dict.fromkeys(ordered))  # a header problem is reported by every chunk
     known = cast(dict[str, Patient], dict.fromkeys(loaded))  # only the ids are read

@@ -26,13 +26,14 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -50,9 +51,11 @@ from kb.screening.batch import (
     BatchVerdict,
     arrow_facts,
     chunk_facts,
+    connect,
     make_decider,
     predicates,
     reference_verdict,
+    sql_plan,
     truth_key,
 )
 
@@ -60,13 +63,17 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
+    "SparkPart",
     "SparkUnavailable",
     "catalog_omop_tables",
     "check_schema_name",
     "evaluate_spark",
+    "evaluate_spark_parts",
+    "patients_part",
     "spark_available",
     "spark_plan",
     "spark_session",
+    "write_tables",
 ]
 
 #: what the session must hold for the rules' arithmetic to be DuckDB's, exactly
@@ -145,38 +152,74 @@ def spark_plan(kb: KnowledgeBase) -> SqlPlan | None:
 
 
 @dataclass
-class _Built:
-    """What a worker returns for one chunk: the SQL's patients with their cohorts, the
-    verdicts of those pyDatalog decided (a number SQL cannot hold, or rules it cannot), and
-    the facts with no patient column (the assumptions: the same in every chunk)."""
+class SparkPart:
+    """What a worker returns for one part of the patients, its facts written as Parquet:
+    its patients in order, those the SQL decides with their cohorts, the verdicts of those
+    pyDatalog decided (a number SQL cannot hold, or rules it cannot), the facts with no
+    patient column (the assumptions: the same in every part), and what the part reports
+    (`problems`, passed on to the caller as they are)."""
 
+    order: list[str]
     cohorts: list[tuple[str, tuple[str, ...]]]
     reference: list[BatchVerdict]
     shared: dict[str, list[tuple[object, ...]]]
+    problems: list[Any] = field(default_factory=list)
 
 
-#: the workers' context, set before the fork (inherited, never pickled)
-_CONTEXT: list[tuple[KnowledgeBase, AssumptionSet, date | None, date | None, Path]] = []
+#: how the workers write a part (set before the fork, inherited, never pickled)
+_CONTEXT: list[tuple[Callable[[Any, Path], SparkPart], Path]] = []
 
 
-def _build(job: tuple[int, list[Patient]]) -> _Built:
-    """The facts of one chunk, written as one Parquet part file per input relation."""
-    n, patients = job
-    kb, assumptions, as_of, today, scratch = _CONTEXT[-1]
+def _build(job: Any) -> SparkPart:
+    write, scratch = _CONTEXT[-1]
+    return write(job, scratch)
+
+
+def write_tables(
+    con: duckdb.DuckDBPyConnection, plan: SqlPlan, scratch: Path, part: int
+) -> dict[str, list[tuple[object, ...]]]:
+    """The input tables of one part, as DuckDB holds them (`plan.inputs`), written as one
+    Parquet file per relation under scratch/<relation>/ (numbers as DECIMAL(38, 28), days as
+    integers: exact, as the tables are); the relations with no patient column are returned
+    instead, to be written once for all parts."""
+    shared: dict[str, list[tuple[object, ...]]] = {}
+    for relation, decl in plan.inputs.items():
+        table = table_name(relation)
+        if decl.params and decl.params[0][1] != "patient":
+            shared[relation] = con.execute(f"SELECT DISTINCT * FROM {table}").fetchall()
+            continue
+        found = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        if not found or not found[0]:
+            continue
+        folder = scratch / relation
+        folder.mkdir(exist_ok=True)
+        con.execute(f"COPY {table} TO '{folder / f'part-{part:06d}.parquet'}' (FORMAT parquet)")
+    return shared
+
+
+def patients_part(
+    patients: Sequence[Patient],
+    part: int,
+    scratch: Path,
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    as_of: date | None,
+    today: date | None,
+) -> SparkPart:
+    """A part of patients already read: their facts by `build_facts` (`chunk_facts`), put in
+    DuckDB's input tables and written from there, as every part is."""
     facts = chunk_facts(patients, kb, assumptions, as_of, today)
     reference = [reference_verdict(p, kb, assumptions, as_of, today) for p in facts.reference]
+    plan = sql_plan(kb)
     shared: dict[str, list[tuple[object, ...]]] = {}
-    if facts.tables is not None:
-        for relation, types in facts.tables.types.items():
-            if types and types[0] != "patient":
-                shared[relation] = facts.tables.rows[relation]
-                continue
-            table = facts.tables.arrow(relation)
-            if table is not None:
-                folder = scratch / relation
-                folder.mkdir(exist_ok=True)
-                pq.write_table(table, folder / f"part-{n:06d}.parquet")
-    return _Built(list(facts.cohorts.items()), reference, shared)
+    if facts.tables is not None and plan is not None and facts.cohorts:
+        con = connect()
+        try:
+            facts.tables.load(con)
+            shared = write_tables(con, plan, scratch, part)
+        finally:
+            con.close()
+    return SparkPart([p.id for p in patients], list(facts.cohorts.items()), reference, shared)
 
 
 def _chunks(patients: Iterable[Patient], size: int) -> Iterator[tuple[int, list[Patient]]]:
@@ -191,8 +234,8 @@ def _chunks(patients: Iterable[Patient], size: int) -> Iterator[tuple[int, list[
         yield n, chunk
 
 
-def _built(jobs: Iterator[tuple[int, list[Patient]]], workers: int) -> Iterator[_Built]:
-    """Each chunk's facts, built by `workers` processes (one: in this one), in order."""
+def _built(jobs: Iterable[Any], workers: int) -> Iterator[SparkPart]:
+    """Each part's facts, built by `workers` processes (one: in this one), in order."""
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for job in jobs:
             yield _build(job)
@@ -366,14 +409,56 @@ def evaluate_spark(
     """Every patient's verdict and statuses, in input order, as `evaluate_many` gives them,
     derived by Spark: `session`, else `spark_session(master)`.
 
-    The facts are built by `workers` local processes (default: the cores, at most 2) into
-    a scratch folder of Parquet, then Spark derives every relation for all patients at once.
-    `progress(done)` as the facts of each chunk are built. The Parquet goes to a temporary
-    folder under `scratch` (default: this machine's temporary folder, which the executors of
-    `local[*]` or of a cluster on this host read; a cluster on other hosts needs a folder
-    every executor sees at the same path, e.g. an NFS mount or a Databricks volume); it is
-    removed at the end.
-    """
+    The facts are built by `workers` local processes (default: the cores, at most 2), a
+    chunk of patients at a time, into a scratch folder of Parquet, then Spark derives every
+    relation for all patients at once (`evaluate_spark_parts`). `progress(done)` as the
+    facts of each chunk are built."""
+
+    def write(job: tuple[int, list[Patient]], folder: Path) -> SparkPart:
+        return patients_part(job[1], job[0], folder, kb, assumptions, as_of, today)
+
+    done = 0
+
+    def tick(part: SparkPart) -> None:
+        nonlocal done
+        done += len(part.order)
+        if progress is not None:
+            progress(done)
+
+    yield from evaluate_spark_parts(
+        _chunks(patients, chunk),
+        write,
+        kb,
+        assumptions,
+        session=session,
+        master=master,
+        workers=workers,
+        scratch=scratch,
+        on_part=tick,
+    )
+
+
+def evaluate_spark_parts(
+    jobs: Iterable[Any],
+    write: Callable[[Any, Path], SparkPart],
+    kb: KnowledgeBase,
+    assumptions: AssumptionSet,
+    *,
+    session: SparkSession | None = None,
+    master: str | None = None,
+    workers: int | None = None,
+    scratch: Path | str | None = None,
+    on_part: Callable[[SparkPart], None] | None = None,
+) -> Iterator[BatchVerdict]:
+    """The verdicts of every part's patients, part after part in `jobs`' order, derived by
+    Spark: `write(job, folder)` builds a part's facts and writes them under `folder` (run by
+    `workers` forked processes, default the cores, at most 2: a chunk of patients, or of a
+    file set read set-at-a-time), `on_part` sees each part as it is built (its problems).
+
+    The Parquet goes to a temporary folder under `scratch` (default: this machine's
+    temporary folder, which the executors of `local[*]` or of a cluster on this host read;
+    a cluster on other hosts needs a folder every executor sees at the same path, e.g. an
+    NFS mount or a Databricks volume); it is removed at the end."""
     plan = spark_plan(kb)
     decider = make_decider(kb, assumptions)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
@@ -384,18 +469,17 @@ def evaluate_spark(
     if scratch is not None and not Path(scratch).is_dir():
         raise KbError(f"--spark-scratch {scratch}: not a folder (the executors read the facts from there)")
     with tempfile.TemporaryDirectory(prefix="kb-spark-", dir=scratch) as folder:
-        scratch = Path(folder)
-        _CONTEXT.append((kb, assumptions, as_of, today, scratch))
+        target = Path(folder)
+        _CONTEXT.append((write, target))
         try:
-            done = 0
-            for built in _built(_tagged(_chunks(patients, chunk), order), workers):
+            for built in _built(jobs, workers):
+                order.extend(built.order)
                 cohorts.update(built.cohorts)
                 reference.update((v.patient_id, v) for v in built.reference)
                 for relation, rows in built.shared.items():
                     shared.setdefault(relation, set()).update(rows)
-                done += len(built.cohorts) + len(built.reference)
-                if progress is not None:
-                    progress(done)
+                if on_part is not None:
+                    on_part(built)
         finally:
             _CONTEXT.pop()
         found: dict[str, str] = {}
@@ -403,10 +487,10 @@ def evaluate_spark(
             for relation, distinct in shared.items():
                 table = arrow_facts([t for _, t in plan.inputs[relation].params], sorted(distinct, key=repr))
                 if table is not None:
-                    (scratch / relation).mkdir(exist_ok=True)
-                    pq.write_table(table, scratch / relation / "part-shared.parquet")
+                    (target / relation).mkdir(exist_ok=True)
+                    pq.write_table(table, target / relation / "part-shared.parquet")
             spark = _isolated(session if session is not None else spark_session(master))
-            _load_inputs(spark, plan, scratch)
+            _load_inputs(spark, plan, target)
             _tune(spark, len(cohorts))
             frames = _derive(spark, plan, kb.program.declarations)
             found = _truths(spark, predicates(kb))
@@ -418,13 +502,6 @@ def evaluate_spark(
         else:
             packed = found.get(pid)
             yield decider(pid, cohorts[pid], _unpack(pid, packed, names) if packed else {})
-
-
-def _tagged(jobs: Iterator[tuple[int, list[Patient]]], order: list[str]) -> Iterator[tuple[int, list[Patient]]]:
-    """The jobs, noting each patient's id in input order as they go by."""
-    for job in jobs:
-        order.extend(p.id for p in job[1])
-        yield job
 
 
 #: a schema of the session's catalog, as `kb screen --omop-schema` takes it (catalog.schema at most)
