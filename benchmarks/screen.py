@@ -55,9 +55,9 @@ from kb.catalogue.assumptions import resolve_assumptions
 from kb.catalogue.knowledge import load_knowledge
 from kb.quality.synthetic import SyntheticCohort
 from kb.reasoning.evaluation import assess
-from kb.records.patients import DEMO_DATASET, Patient, load_dataset
+from kb.records.patients import DEMO_DATASET, load_dataset
 from kb.screening.batch import evaluate_many
-from kb.screening.screen import FOLDER_CHUNK, screen_folder
+from kb.screening.screen import screen_folder
 
 SEED = 8
 #: the children import `kb` from this tree (not whichever one is installed)
@@ -93,25 +93,21 @@ def _child_files(folder: str) -> None:
 
 
 def _child_spark(folder: str, master: str) -> None:
-    """Screen a file set on disk with the Spark engine, its parts read one after the other
-    as the engine asks for patients; the session is started first."""
-    from kb.screening.spark import evaluate_spark, spark_session
+    """Screen a file set on disk with the Spark engine, as `kb screen --facts FOLDER --engine
+    spark` does (`screen_folder`: chunks read and their facts built set-at-a-time by the
+    workers, written as Parquet, the rules derived by Spark); the session is started first."""
+    from kb.screening.spark import spark_session
 
     kb, assumptions = load_knowledge(), resolve_assumptions()
     start = time.perf_counter()
     session = spark_session(master)
     started = time.perf_counter() - start
-
-    def patients() -> Iterator[Patient]:
-        for part in sorted(Path(folder).iterdir()):
-            yield from load_dataset(part).patients.values()
-
     start = time.perf_counter()
-    verdicts = Counter(row.verdict for row in evaluate_spark(patients(), kb, assumptions, session=session))
+    screened = screen_folder(kb, folder, assumptions, engine="spark", spark_master=master)
     elapsed = time.perf_counter() - start
     session.stop()
-    count = sum(verdicts.values())
-    print(json.dumps({"seconds": elapsed, "start": started, "patients": count, "verdicts": verdicts}))
+    verdicts = Counter(row.verdict for row in screened.rows)
+    print(json.dumps({"seconds": elapsed, "start": started, "patients": len(screened.rows), "verdicts": verdicts}))
 
 
 # --- measuring a child ------------------------------------------------------------------------
@@ -160,7 +156,7 @@ def _measure(*argv: str) -> tuple[dict[str, Any], int]:
 
 
 def _runs(count: int, args: argparse.Namespace) -> int:
-    return args.runs if count <= 10_000 else args.runs_big
+    return int(args.runs if count <= 10_000 else args.runs_big)
 
 
 def _timed(label: str, count: int, runs: int, *argv: str) -> tuple[float, int, dict[str, Any]]:
@@ -197,19 +193,11 @@ def _write_files(folder: Path, count: int, first: int = 0) -> int:
 
 
 @contextmanager
-def _file_set(count: int, parts: bool = False) -> Iterator[tuple[str, int]]:
+def _file_set(count: int) -> Iterator[tuple[str, int]]:
     """A temporary file set of `count` patients, written before any clock starts: its folder
-    and size. With `parts`, as folders of FOLDER_CHUNK patients each (what `screen_folder`
-    splits a set into, which the Spark engine does not do)."""
+    and size."""
     with tempfile.TemporaryDirectory(prefix="kb-bench-") as folder:
-        if not parts:
-            yield folder, _write_files(Path(folder), count)
-            return
-        size = 0
-        for first in range(0, count, FOLDER_CHUNK):
-            part = Path(folder) / f"part-{first // FOLDER_CHUNK:05d}"
-            size += _write_files(part, min(FOLDER_CHUNK, count - first), first)
-        yield folder, size
+        yield folder, _write_files(Path(folder), count)
 
 
 def _sizes(text: str) -> list[int]:
@@ -291,12 +279,12 @@ def main() -> None:
         )
     master = args.spark_master
     for n in _sizes(args.spark_sizes):
-        with _file_set(n, parts=True) as (folder, size):
+        with _file_set(n) as (folder, size):
             rate, peak, figures = _timed("spark", n, _runs(n, args), "--child", "spark", folder, master)
         rates[f"Spark {master}", n, "from files"] = rate
         print(
-            f"Spark {master} N={n:>9,} from files ({size / 2**20:,.0f} MB of CSV in parts of {FOLDER_CHUNK:,}, "
-            f"written first): {rate:>7,.0f} patients/s (median of {_runs(n, args)}: {figures['runs']}; the "
+            f"Spark {master} N={n:>9,} from files ({size / 2**20:,.0f} MB of CSV, written first): "
+            f"{rate:>7,.0f} patients/s (median of {_runs(n, args)}: {figures['runs']}; the "
             f"session's start, {figures['start']:.1f} s, not timed); peak memory summed over processes, the JVM's "
             f"included, {peak:,} MB; verdicts {figures['verdicts']}"
         )
