@@ -19,12 +19,12 @@ the rules' bounds).
   up to ±10%, reading 10,000 patients took 2.7 s against 13–24 s for the Python loader (one
   measurement beside other work), where these copies read 15.7× faster (benchmarks/csv_sql.py).
 - *Spark* (`--spark-sizes`, default 100,000; `--spark-master`, default local[*]): the same
-  patients written as CSV file sets of 2,500 patients each (`kb screen --engine spark` reads
-  a set whole), read one after the other by the Python loader as
-  `kb.screening.spark.evaluate_spark` asks for patients, in a child process; the session is
-  started before the clock (its start is printed apart). 1,000,000 is opt-in
-  (`--spark-sizes 100000,1000000`): at the 99 patients/s Spark local did at 100,000 on
-  2026-12-02 (a 2-core machine loaded to 3–5) a million would take about 3 hours.
+  file set screened as `kb screen --facts FOLDER --engine spark` does (`screen_folder` with
+  engine "spark": the workers read each chunk and build its facts set-at-a-time as DuckDB's
+  path does, write them as Parquet, and Spark derives the rules for every patient at once,
+  kb/screening/spark_files.py), in a child process; the session is started before the clock
+  (its start is printed apart). 1,000,000 is opt-in (`--spark-sizes 100000,1000000`; give the
+  driver room: KB_SPARK_DRIVER_MEMORY=6g).
 - *Per-patient pyDatalog* (`assess`, statuses only) screens the first --reference (1,000) of
   the generated patients, each checked to get the same statuses and verdict as DuckDB; every
   figure above is also given as its ratio to this one.
