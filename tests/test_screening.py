@@ -111,6 +111,32 @@ def test_screening_a_folder_in_chunks_gives_the_rows_and_problems_of_the_whole(
         assert {p.row for p in whole.problems if p.path == "patients.csv"} == {2 * 78 + 2, 2 * 78 + 3}
 
 
+@pytest.mark.parametrize("second", ["patient_id", "Patient ID"])
+def test_a_header_naming_the_patient_twice_is_read_as_the_whole_file_reads_it(
+    kb: KnowledgeBase, tmp_path: Path, second: str
+) -> None:
+    """observations.csv with a second patient-id column (a red-team find): the loader reads
+    each row as the last such column's patient's. Split by the first, a row went to another
+    patient's chunk, its own patient came out without it, and the report said the patient
+    did not exist. Such a file set is read whole, streamed or not."""
+    from kb.records.patients import DEMO_DATASET
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    for name in ("patients.csv", "events.csv", "attestations.csv"):
+        (folder / name).write_text((DEMO_DATASET / name).read_text(encoding="utf-8"), encoding="utf-8")
+    header, *lines = (DEMO_DATASET / "observations.csv").read_text(encoding="utf-8").splitlines()
+    ids = [line.split(",", 1)[0] for line in (DEMO_DATASET / "patients.csv").read_text().splitlines()[1:]]
+    # every row's second id column names the next patient of the list
+    moved = [f"{line},{ids[(ids.index(line.split(',', 1)[0]) + 1) % len(ids)]}" for line in lines]
+    (folder / "observations.csv").write_text("\n".join([f"{header},{second}", *moved]) + "\n", encoding="utf-8")
+    assumptions = resolve_assumptions()
+    whole = load_dataset(folder)
+    streamed = screen_folder(kb, folder, assumptions, chunk=5)
+    assert streamed.rows == screen(kb, whole, assumptions)
+    assert streamed.problems == whole.problems
+
+
 @pytest.mark.parametrize("file", ["observations.csv", "events.csv"])
 def test_a_row_that_may_be_anyones_stays_unread_for_every_patient_when_streamed(
     kb: KnowledgeBase, tmp_path: Path, file: str

@@ -4,7 +4,7 @@ built set-at-a-time as DuckDB's path does, Spark deriving the rules; the report 
 One Spark screening (its ~225 jobs cost about half a minute whatever the size), on a file set
 with what real files hold, split into chunks that take every way a chunk can go: read in SQL,
 read whole by the loader (a quoted note over two lines), patients declined to the loader (a
-bad date), and the chunk of rows of no listed patient.
+bad date), and the chunk of rows of no listed patient; by two forked workers.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import kb.screening.screen as screen_module
 import kb.screening.spark_files as spark_files
 from kb.catalogue.assumptions import resolve_assumptions
 from kb.catalogue.knowledge import KnowledgeBase
@@ -34,14 +35,16 @@ def test_a_file_set_screened_on_spark_gives_duckdbs_rows_and_problems(
     with (folder / "observations.csv").open("a", encoding="utf-8") as fh:
         fh.write("C1-P010,platelets,lots,10*9/L,2026-11-17,,,,lab\n")  # a value that is no number
     assumptions = resolve_assumptions({"lab_lookback_days": "14"})
-    whole_parts: list[int] = []
+    log = tmp_path / "whole-parts.txt"  # written by the forked workers
     real = spark_files.patients_part
 
     def counted(patients: list[object], part: int, *rest: object) -> object:
-        whole_parts.append(part)
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(f"{part}\n")
         return real(patients, part, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(spark_files, "patients_part", counted)
+    monkeypatch.setattr(screen_module, "PARALLEL_FROM", 10)  # two forked workers, as on a big set
     done: list[int] = []
     on_spark = screen_folder(kb, folder, assumptions, chunk=40, engine="spark", progress=lambda d, t: done.append(d))
     on_duckdb = screen_folder(kb, folder, assumptions, chunk=40)
@@ -50,9 +53,10 @@ def test_a_file_set_screened_on_spark_gives_duckdbs_rows_and_problems(
     assert on_spark.problems == on_duckdb.problems == whole.problems
     # every way a chunk can go was taken: the quoted note's chunk was read whole by the
     # loader, the others in SQL with a bad row's patient declined, and the orphans reported
-    assert len(whole_parts) == 1
+    assert len(log.read_text(encoding="utf-8").split()) == 1
     said = {(p.path, p.row, p.patient_id) for p in on_spark.problems}
     assert any(path == "observations.csv" and pid == "C1-P010" for path, _, pid in said)
     assert any(pid == "ZZ-P999" for *_, pid in said)
     assert len(on_spark.rows) == 2 * 78 + 1 and {r.verdict for r in on_spark.rows} >= {"ineligible", "needs_data"}
-    assert done[-1] == len(on_spark.rows)
+    # the bar is full only once Spark has derived the verdicts, not when the facts are built
+    assert done[-1] == len(on_spark.rows) and max(done[:-1]) < done[-1]

@@ -333,9 +333,13 @@ class _Split:
             self._split_records(path, size)
 
     def _header(self, path: Path, header: list[str]) -> int:
-        """The position of patient_id in a file's header (else the file is read whole)."""
+        """The position of patient_id in a file's header (else the file is read whole). A
+        header naming it twice (or once more in other letters or spacing) is read whole:
+        the loader reads a row as the last such column's patient's, and a split by the first
+        sent the row to another patient's chunk, leaving the row's own patient without it."""
         names = [h.strip() for h in header]
-        if "patient_id" not in names or (path.name != "patients.csv" and not self.order):
+        alike = [n for n in names if n.casefold().replace(" ", "_").replace("-", "_") == "patient_id"]
+        if names.count("patient_id") != 1 or len(alike) != 1 or (path.name != "patients.csv" and not self.order):
             raise _Unsplittable(path.name)
         return names.index("patient_id")
 
@@ -588,7 +592,8 @@ def screen_folder(
                 scratch=spark_scratch,
                 workers=workers,
                 on_problems=lambda found: add(found, ()),
-                progress=(lambda done: progress(done, total)) if progress else None,
+                # Spark derives after the last chunk: one short of the end until the verdicts come
+                progress=(lambda done: progress(min(done, total - 1), total)) if progress else None,
             )
             add([], derived)
         else:

@@ -196,7 +196,8 @@ def write_tables(
             continue
         folder = scratch / relation
         folder.mkdir(exist_ok=True)
-        con.execute(f"COPY {table} TO '{folder / f'part-{part:06d}.parquet'}' (FORMAT parquet)")
+        target = str(folder / f"part-{part:06d}.parquet").replace("'", "''")  # a path is a literal
+        con.execute(f"COPY {table} TO '{target}' (FORMAT parquet)")
     return shared
 
 
@@ -237,14 +238,21 @@ def _chunks(patients: Iterable[Patient], size: int) -> Iterator[tuple[int, list[
         yield n, chunk
 
 
-def _built(jobs: Iterable[Any], workers: int) -> Iterator[SparkPart]:
-    """Each part's facts, built by `workers` processes (one: in this one), in order."""
+def _built(
+    jobs: Iterable[Any], workers: int, write: Callable[[Any, Path], SparkPart], target: Path
+) -> Iterator[SparkPart]:
+    """Each part's facts, built by `workers` processes (one: in this one, by `write` itself,
+    so that two screenings in one process never share it), in order."""
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for job in jobs:
-            yield _build(job)
+            yield write(job, target)
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(_build, jobs)
+    _CONTEXT.append((write, target))  # what the forked workers inherit, read by `_build`
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_build, jobs)
+    finally:
+        _CONTEXT.pop()
 
 
 def _spark_type(type_name: str) -> Any:
@@ -282,14 +290,25 @@ def _load_inputs(session: SparkSession, plan: SqlPlan, scratch: Path) -> None:
         _view(frame.select(*casts), relation)
 
 
-def _reads(plan: SqlPlan) -> dict[int, set[int]]:
-    """Each step's earlier steps it reads (by the relations' table names in its SQL)."""
+def _named(plan: SqlPlan) -> dict[int, dict[int, int]]:
+    """Each step's earlier steps it reads, with how many times its SQL names each (by the
+    relations' quoted table names: `r_x` never matches inside `r_x_y`)."""
     produced = {relation: n for n, step in enumerate(plan.steps) for relation in step.relations}
-    out: dict[int, set[int]] = {}
+    out: dict[int, dict[int, int]] = {}
     for n, step in enumerate(plan.steps):
         text = " ".join(sql for _, selects in step.selects for sql in selects)
-        out[n] = {produced[name] for name in produced if produced[name] < n and table_name(name, SPARK) in text}
+        found: dict[int, int] = {}
+        for name, m in produced.items():
+            times = text.count(table_name(name, SPARK)) if m < n else 0
+            if times:
+                found[m] = found.get(m, 0) + times
+        out[n] = found
     return out
+
+
+def _reads(plan: SqlPlan) -> dict[int, set[int]]:
+    """Each step's earlier steps it reads."""
+    return {n: set(found) for n, found in _named(plan).items()}
 
 
 def _levels(plan: SqlPlan) -> list[list[int]]:
@@ -307,21 +326,21 @@ def _levels(plan: SqlPlan) -> list[list[int]]:
 
 def _stored(plan: SqlPlan, names: Iterable[str]) -> set[int]:
     """The steps whose rows are stored: a predicate (the final query of truths reads them
-    all), a relation two or more queries read, a recursive component. A relation one query
-    reads is left a view, which Spark inlines into that query: computed once either way,
-    without a job and stored rows of its own (half the relations). Measured on 10,000 and
-    100,000 patients read from files: as fast as storing every relation, with less held;
-    leaving the predicates views too made the final query 11 times slower (78 s against 7 s
-    on 10,000)."""
-    readers: dict[int, int] = {}
-    for reads in _reads(plan).values():
-        for r in reads:
-            readers[r] = readers.get(r, 0) + 1
+    all), a relation named twice or more in the queries after it (by two queries, or twice
+    in one: an inlined view would be computed each time), a recursive component. A relation
+    named once is left a view, which Spark inlines where it is read: computed once either
+    way, without a job and stored rows of its own. Measured on 100,000 patients read from
+    files: storing every relation took as long (113 s against 112 s deriving); leaving the
+    predicates views too made the final query 11 times slower (78 s against 7 s on 10,000)."""
+    named: dict[int, int] = {}
+    for found in _named(plan).values():
+        for m, times in found.items():
+            named[m] = named.get(m, 0) + times
     truths = set(names)
     return {
         n
         for n, step in enumerate(plan.steps)
-        if step.recursive or readers.get(n, 0) >= 2 or any(name in truths for name in step.relations)
+        if step.recursive or named.get(n, 0) >= 2 or any(name in truths for name in step.relations)
     }
 
 
@@ -510,18 +529,14 @@ def evaluate_spark_parts(
         raise KbError(f"--spark-scratch {scratch}: not a folder (the executors read the facts from there)")
     with tempfile.TemporaryDirectory(prefix="kb-spark-", dir=scratch) as folder:
         target = Path(folder)
-        _CONTEXT.append((write, target))
-        try:
-            for built in _built(jobs, workers):
-                order.extend(built.order)
-                cohorts.update(built.cohorts)
-                reference.update((v.patient_id, v) for v in built.reference)
-                for relation, rows in built.shared.items():
-                    shared.setdefault(relation, set()).update(rows)
-                if on_part is not None:
-                    on_part(built)
-        finally:
-            _CONTEXT.pop()
+        for built in _built(jobs, workers, write, target):
+            order.extend(built.order)
+            cohorts.update(built.cohorts)
+            reference.update((v.patient_id, v) for v in built.reference)
+            for relation, rows in built.shared.items():
+                shared.setdefault(relation, set()).update(rows)
+            if on_part is not None:
+                on_part(built)
         found: dict[str, str] = {}
         if plan is not None and cohorts:
             for relation, distinct in shared.items():
